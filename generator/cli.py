@@ -1,0 +1,152 @@
+"""The `dinoclust` command: parse options into a BuildConfig, run the pipeline, report.
+
+The only module that imports click. Heavy modules are imported inside the commands so that
+`dinoclust --help` is instant; library errors become click errors only here.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from generator import __version__
+from generator.config import DEVICES, PRETRAINED, RANDOM, BuildConfig
+from generator.errors import ConfigError, GeneratorError
+
+log = logging.getLogger("generator")
+
+DEMO_DIR = Path(__file__).resolve().parent / "demo_images"
+DEMO_TITLE = "dinoclust demo: animals, food and transportation"
+
+
+class _ClickHandler(logging.Handler):
+    """Warnings and info as plain one-liners on stderr ("warning: skipped a.png: empty file")."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        level = record.levelname.lower()
+        prefix = "" if record.levelno == logging.INFO else f"{level}: "
+        click.echo(f"{prefix}{record.getMessage()}", err=True)
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.ERROR if quiet else logging.DEBUG if verbose > 1 else (
+        logging.INFO if verbose else logging.WARNING
+    )
+    log.handlers[:] = [_ClickHandler()]
+    log.setLevel(level)
+    log.propagate = False
+
+
+def _progress_for(quiet: bool) -> Callable[..., Any]:
+    """A click progress bar on a terminal; nothing when quiet or piped (sqlite-utils style)."""
+    show = not quiet and sys.stderr.isatty()
+
+    @contextmanager
+    def progress(label: str, total: int) -> Iterator[Callable[[int], None]]:
+        if not show:
+            yield lambda n: None
+            return
+        with click.progressbar(length=total, label=label, file=sys.stderr, show_eta=True,
+                               show_pos=True) as bar:
+            yield bar.update
+
+    return progress
+
+
+def build_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by `build` and `demo`."""
+    options = [
+        click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("site"),
+                     show_default=True, help="Folder to write the site into (replaced only if "
+                     "empty or made by dinoclust)."),
+        click.option("--title", help="Title shown on the page."),
+        click.option("--weights", default=PRETRAINED, show_default=True, metavar="pretrained|random|PATH",
+                     help="'pretrained': DINO weights from the model hub (downloaded once, then "
+                     "cached); PATH: a local checkpoint (timm .safetensors/.pth or Facebook's "
+                     "dino_deitsmall16_pretrain.pth); 'random': untrained weights, smoke tests only."),
+        click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
+                     help="Where the model runs; auto prefers cuda, then mps, then cpu."),
+        click.option("--batch-size", type=int, default=16, show_default=True,
+                     help="Images per model batch."),
+        click.option("--k-max", type=int, default=10, show_default=True,
+                     help="Largest number of clusters; K-means runs for k = 2 … min(k-max, N)."),
+        click.option("--seed", type=int, default=0, show_default=True,
+                     help="Random seed for K-means (and for --weights random)."),
+        click.option("--thumb-size", type=int, default=192, show_default=True,
+                     help="Longest side of the thumbnails, in pixels."),
+        click.option("--strict", is_flag=True, help="Fail (exit 1) if any file cannot be used."),
+        click.option("-v", "--verbose", count=True, help="Say more (-vv for debug output)."),
+        click.option("-q", "--quiet", is_flag=True, help="Only errors; no progress bar."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dinoclust")
+def cli() -> None:
+    """Turn a folder of images into a static website showing how they cluster.
+
+    Images are embedded with DINO ViT-S/16, reduced with PCA and clustered with K-means for every
+    k from 2 to 10; the site opens straight from disk (no server needed).
+    """
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@build_options
+def build(inputs: tuple[Path, ...], title: str | None, **options: Any) -> None:
+    """Build the site from INPUTS (folders and/or image files).
+
+    \b
+    Examples:
+      dinoclust build ~/Pictures/trip -o site/
+      dinoclust build photos/ --weights dino_deitsmall16_pretrain.pth --k-max 6
+    """
+    _run(inputs, title or "Image clusters", **options)
+
+
+@cli.command()
+@build_options
+def demo(title: str | None, **options: Any) -> None:
+    """Build a site from the bundled sample images (animals, food, transportation).
+
+    Offline, use --weights random (the clusters are then meaningless) or --weights PATH.
+    """
+    _run((DEMO_DIR,), title or DEMO_TITLE, **options)
+
+
+def _run(inputs: tuple[Path, ...], title: str, verbose: int, quiet: bool, **options: Any) -> None:
+    _setup_logging(verbose, quiet)
+    from generator.pipeline import build_site  # heavy: numpy, later torch
+
+    try:
+        config = BuildConfig(inputs=inputs, title=title, **options)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
+    try:
+        result = build_site(config, progress=_progress_for(quiet))
+    except GeneratorError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if quiet:
+        return
+    index = result.output / "index.html"
+    click.echo(
+        f"Built {result.output}/ from {result.images} images ({len(result.skipped)} skipped) "
+        f"in {result.seconds:.1f} s. Open {index} in a browser, or publish the folder as it is.",
+        err=True,
+    )
+    if config.weights == RANDOM:
+        click.echo("warning: --weights random: the clusters are meaningless (smoke test only).",
+                   err=True)
+
+
+def main() -> None:
+    cli(prog_name="dinoclust")

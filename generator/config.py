@@ -1,0 +1,52 @@
+"""The build's options as one frozen, validated object (the CLI only fills it in)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from generator.errors import ConfigError
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRETRAINED = "pretrained"
+RANDOM = "random"
+K_MIN = 2
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Everything that decides what a build produces; same config + same inputs → same site."""
+
+    inputs: tuple[Path, ...]
+    output: Path = Path("site")
+    title: str = "Image clusters"
+    weights: str = PRETRAINED
+    device: str = "auto"
+    batch_size: int = 16
+    k_max: int = 10
+    seed: int = 0
+    thumb_size: int = 192
+    strict: bool = False
+    extra_excludes: tuple[Path, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if not self.inputs:
+            raise ConfigError("No input given: name at least one folder or image file.")
+        if self.device not in DEVICES:
+            raise ConfigError(f"Unknown device {self.device!r}: use one of {', '.join(DEVICES)}.")
+        if self.k_max < K_MIN:
+            raise ConfigError(f"--k-max must be at least {K_MIN} (got {self.k_max}).")
+        if self.k_max > 50:
+            raise ConfigError(f"--k-max must be at most 50 (got {self.k_max}).")
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch-size must be at least 1 (got {self.batch_size}).")
+        if not 32 <= self.thumb_size <= 1024:
+            raise ConfigError(f"--thumb-size must be between 32 and 1024 (got {self.thumb_size}).")
+        if self.seed < 0:
+            raise ConfigError(f"--seed must be zero or positive (got {self.seed}).")
+        if not self.title.strip():
+            raise ConfigError("--title must not be empty.")
+
+    @property
+    def random_weights(self) -> bool:
+        return self.weights == RANDOM

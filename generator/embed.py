@@ -1,0 +1,253 @@
+"""Stage 3 — embed: DINO ViT-S/16 turns each 224×224 image into a 384-d CLS feature.
+
+Model creation, preprocessing config and inference are separate functions (as in timm/open_clip).
+This is the only module that imports torch and timm, and it does so inside functions so that
+`dinoclust --help` and the analysis/render stages never pay for them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlparse
+
+import numpy as np
+
+from generator.config import PRETRAINED, RANDOM
+from generator.errors import ModelError
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "vit_small_patch16_224.dino"
+FEATURE_DIM = 384
+HUB_TIMEOUT_S = 5.0
+PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """The original notebook's preprocessing: squash to 224×224, ImageNet mean/std."""
+
+    size: int = 224
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    resize: str = "bilinear, aspect ratio not kept"
+
+
+PREPROCESS = Preprocess()
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the report says about the model; never holds an absolute path."""
+
+    name: str
+    weights: str
+    random_weights: bool
+    device: str
+    precision: str
+
+
+class Embedder(Protocol):
+    """Anything that maps uint8 pixels (B, H, W, 3) to features (B, D); tests pass fakes."""
+
+    info: ModelInfo
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray: ...
+
+
+class VitEmbedder:
+    """A loaded ViT, its device and preprocessing, ready to embed batches."""
+
+    def __init__(self, model: Any, info: ModelInfo, preprocess: Preprocess = PREPROCESS) -> None:
+        self.model = model
+        self.info = info
+        self.preprocess = preprocess
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        return embed_pixels(self.model, pixels, self.preprocess, self.info.device)
+
+
+def load_embedder(weights: str, device: str = "auto", seed: int = 0) -> VitEmbedder:
+    """Create the model with the requested weights on the requested device."""
+    import torch
+
+    chosen = pick_device(device)
+    model, description = create_model(weights, seed)
+    model = model.to(chosen).eval()
+    info = ModelInfo(MODEL_NAME, description, weights == RANDOM, chosen, "fp32")
+    log.info("model %s, weights %s, device %s", MODEL_NAME, description, chosen)
+    torch.set_grad_enabled(False)
+    return VitEmbedder(model, info)
+
+
+def pick_device(requested: str) -> str:
+    """`auto` prefers CUDA, then Apple's MPS, then the CPU; an unavailable request is an error."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    mps = hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
+    if requested == "auto":
+        return "cuda" if cuda else "mps" if mps else "cpu"
+    if (requested == "cuda" and not cuda) or (requested == "mps" and not mps):
+        raise ModelError(f"--device {requested} was requested but is not available here; "
+                         "use --device auto or --device cpu.")
+    return requested
+
+
+def create_model(weights: str, seed: int = 0) -> tuple[Any, str]:
+    """ViT-S/16 with its classifier removed (num_classes=0 → the 384-d CLS feature)."""
+    import timm
+    import torch
+
+    torch.manual_seed(seed)  # random weights are reproducible: same seed, same site
+    model = timm.create_model(MODEL_NAME, pretrained=False, num_classes=0)
+    if weights == RANDOM:
+        return model, f"random (untrained, seed {seed})"
+    if weights == PRETRAINED:
+        path, hub_id = download_pretrained(), hub_repo()
+        load_weights(model, path)
+        return model, f"pretrained DINO ({hub_id})"
+    path = Path(weights).expanduser()
+    load_weights(model, path)
+    return model, f"checkpoint {path.name} (sha256 {_sha256(path)[:12]})"
+
+
+def hub_repo() -> str:
+    import timm
+
+    return timm.models.get_pretrained_cfg(MODEL_NAME).hf_hub_id.rstrip("/")
+
+
+def download_pretrained() -> Path:
+    """The hub checkpoint: from the local cache if there, else downloaded once — or a fast, clear error."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    repo = hub_repo()
+    for filename in ("model.safetensors", "pytorch_model.bin"):
+        try:
+            return Path(hf_hub_download(repo, filename, local_files_only=True))
+        except LocalEntryNotFoundError:
+            continue
+    _check_hub_reachable(repo)
+    try:
+        return Path(hf_hub_download(repo, "model.safetensors"))
+    except Exception as exc:
+        raise ModelError(_offline_message(repo, f"the download failed: {exc}")) from exc
+
+
+def _check_hub_reachable(repo: str) -> None:
+    """Fail in seconds, not after a minute of retries, when the hub cannot be reached."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        raise ModelError(_offline_message(repo, "HF_HUB_OFFLINE is set and it is not cached"))
+    if any(os.environ.get(var) for var in PROXY_VARS):
+        return  # a proxy decides; the direct probe below would wrongly fail
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    host, port = endpoint.hostname or "huggingface.co", endpoint.port or 443
+    try:
+        socket.create_connection((host, port), timeout=HUB_TIMEOUT_S).close()
+    except OSError as exc:
+        raise ModelError(_offline_message(repo, f"cannot reach {host} ({exc})")) from exc
+
+
+def _offline_message(repo: str, why: str) -> str:
+    return (
+        f"Cannot get the pretrained weights {repo}: {why}.\n"
+        "Run once with a network connection (they are cached afterwards), or download a checkpoint "
+        "(timm's model.safetensors, or Facebook's dino_deitsmall16_pretrain.pth) and pass "
+        "--weights PATH. For an offline smoke test only, --weights random uses untrained weights."
+    )
+
+
+def load_weights(model: Any, path: Path) -> None:
+    """Load timm's safetensors/pth or Facebook's original DINO checkpoint into `model`."""
+    from timm.models.vision_transformer import checkpoint_filter_fn
+
+    state = _read_state_dict(path)
+    state = _normalise_keys(state)
+    try:
+        state = checkpoint_filter_fn(state, model)
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except Exception as exc:
+        raise ModelError(f"{path}: weights do not fit ViT-S/16 ({_first_line(exc)}).") from exc
+    if missing or unexpected:
+        raise ModelError(
+            f"{path}: not a ViT-S/16 checkpoint ({len(missing)} missing keys, e.g. "
+            f"{', '.join(missing[:3]) or '-'}; {len(unexpected)} unexpected, e.g. "
+            f"{', '.join(unexpected[:3]) or '-'}). Use DINO ViT-S/16 weights."
+        )
+
+
+def _read_state_dict(path: Path) -> Mapping[str, Any]:
+    import torch
+
+    if not path.is_file():
+        raise ModelError(f"{path}: checkpoint file not found. Check the path given to --weights.")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelError(
+            f"{path}: not a readable safetensors or PyTorch checkpoint ({_first_line(exc)})."
+        ) from exc
+    if not isinstance(state, Mapping):
+        raise ModelError(f"{path}: holds a {type(state).__name__}, not a state dict of weights.")
+    return state
+
+
+def _normalise_keys(state: Mapping[str, Any]) -> dict[str, Any]:
+    """Unwrap training checkpoints ({'teacher': …}) and strip DDP/DINO prefixes and heads."""
+    for key in ("teacher", "state_dict", "model"):
+        if key in state and isinstance(state[key], Mapping):
+            state = state[key]
+            break
+    out = {}
+    for key, value in state.items():
+        for prefix in ("module.", "backbone."):
+            key = key.removeprefix(prefix)
+        if not key.startswith("head"):
+            out[key] = value
+    return out
+
+
+def embed_pixels(model: Any, pixels: np.ndarray, preprocess: Preprocess, device: str) -> np.ndarray:
+    """uint8 (B, H, W, 3) → float32 (B, 384), normalised as in training."""
+    import torch
+
+    batch = torch.from_numpy(np.ascontiguousarray(pixels)).to(device)
+    with torch.inference_mode():
+        x = batch.permute(0, 3, 1, 2).float().div_(255.0)
+        x = (x - _channel(preprocess.mean, x)) / _channel(preprocess.std, x)
+        return model(x).float().cpu().numpy()
+
+
+def _channel(values: tuple[float, float, float], like: torch.Tensor) -> torch.Tensor:
+    import torch
+
+    return torch.tensor(values, dtype=like.dtype, device=like.device).view(1, 3, 1, 1)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]

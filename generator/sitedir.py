@@ -1,0 +1,110 @@
+"""The output folder: never delete what dinoclust did not create.
+
+A build writes into a temporary folder beside the output and swaps it in only when complete, so
+an interrupted build leaves the previous site intact. An existing output folder is replaced only if
+it is empty or carries our marker file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from generator.errors import InputError, OutputError
+
+log = logging.getLogger(__name__)
+
+MARKER = ".dinoclust-site"
+MARKER_TEXT = (
+    "This folder was written by dinoclust. The next `dinoclust build` into it replaces it whole;\n"
+    "keep files you want to keep elsewhere.\n"
+)
+STAGING_TAG = ".dinoclust-tmp-"
+RETIRED_TAG = ".dinoclust-old-"
+
+
+def check_output(output: Path, inputs: Sequence[Path]) -> None:
+    """Refuse, before any work is done, an output that would destroy or swallow user files."""
+    out = Path(os.path.realpath(output))
+    for given in inputs:
+        src = Path(os.path.realpath(given))
+        if src == out or out in src.parents:
+            raise InputError(
+                f"{given} is inside the output folder {output}: the build would replace it. "
+                "Choose another output folder with -o."
+            )
+    if output.is_symlink() or (output.exists() and not output.is_dir()):
+        raise OutputError(f"{output} exists and is not a folder; choose another output with -o.")
+    if output.is_dir() and not is_ours(output):
+        raise OutputError(
+            f"{output} already exists, is not empty and was not made by dinoclust (no {MARKER} "
+            "file), so it will not be replaced. Choose a new or empty folder with -o."
+        )
+
+
+def is_ours(folder: Path) -> bool:
+    try:
+        return not any(folder.iterdir()) or (folder / MARKER).is_file()
+    except OSError:
+        return False
+
+
+def staging_exclusions(output: Path) -> list[Path]:
+    """Folders discovery must skip: the output itself and its staging/retired siblings."""
+    parent = output.resolve().parent
+    siblings = [p for p in _siblings(parent, output.name)] if parent.is_dir() else []
+    return [output, *siblings]
+
+
+def open_staging(output: Path) -> Path:
+    """A fresh, marked temporary folder beside `output`; leftovers of killed builds are removed."""
+    parent = output.resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        for leftover in _siblings(parent, output.name):
+            if not output.exists() and (leftover / "site" / MARKER).is_file():
+                log.warning("restoring %s from an interrupted build", output)
+                os.replace(leftover / "site", output)
+            if (leftover / MARKER).is_file():
+                log.info("removing %s, left over from an interrupted build", leftover.name)
+                shutil.rmtree(leftover, ignore_errors=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{output.name}{STAGING_TAG}", dir=parent))
+        staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a site is for publishing
+        (staging / MARKER).write_text(MARKER_TEXT, encoding="utf-8")
+    except OSError as exc:
+        raise OutputError(f"Cannot write beside {output} ({exc.strerror or exc}); "
+                          "choose a writable output folder with -o.") from exc
+    return staging
+
+
+def publish(staging: Path, output: Path) -> None:
+    """Swap the finished site in; the old site (ours, checked) is removed only afterwards."""
+    check_output(output, [])
+    retired = None
+    if output.exists():
+        retired = Path(tempfile.mkdtemp(prefix=f".{output.name}{RETIRED_TAG}", dir=staging.parent))
+        (retired / MARKER).write_text(MARKER_TEXT, encoding="utf-8")
+        os.replace(output, retired / "site")
+    os.replace(staging, output)
+    if retired is not None:
+        shutil.rmtree(retired, ignore_errors=True)
+
+
+def discard(staging: Path) -> None:
+    if (staging / MARKER).is_file():
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _siblings(parent: Path, name: str) -> list[Path]:
+    tags = (f".{name}{STAGING_TAG}", f".{name}{RETIRED_TAG}")
+    return sorted(p for p in parent.iterdir() if p.is_dir() and p.name.startswith(tags))
