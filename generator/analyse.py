@@ -95,10 +95,14 @@ def kmeans(coords: np.ndarray, k: int, seed: int) -> Clustering:
     rank = np.empty(k, dtype=np.int64)
     rank[order] = np.arange(k)
     labels = rank[raw]
-    centers = np.stack([
-        coords[labels == c].mean(axis=0) if sizes[order[c]] else model.cluster_centers_[order[c]]
-        for c in range(k)
-    ])
+    centers = np.stack(
+        [
+            coords[labels == c].mean(axis=0)
+            if sizes[order[c]]
+            else model.cluster_centers_[order[c]]
+            for c in range(k)
+        ]
+    )
     return Clustering(
         k=k,
         labels=labels,

@@ -35,8 +35,12 @@ class _ClickHandler(logging.Handler):
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
-    level = logging.ERROR if quiet else logging.DEBUG if verbose > 1 else (
-        logging.INFO if verbose else logging.WARNING
+    level = (
+        logging.ERROR
+        if quiet
+        else logging.DEBUG
+        if verbose > 1
+        else (logging.INFO if verbose else logging.WARNING)
     )
     log.handlers[:] = [_ClickHandler()]
     log.setLevel(level)
@@ -52,8 +56,9 @@ def _progress_for(quiet: bool) -> Callable[..., Any]:
         if not show:
             yield lambda n: None
             return
-        with click.progressbar(length=total, label=label, file=sys.stderr, show_eta=True,
-                               show_pos=True) as bar:
+        with click.progressbar(
+            length=total, label=label, file=sys.stderr, show_eta=True, show_pos=True
+        ) as bar:
             yield bar.update
 
     return progress
@@ -62,24 +67,55 @@ def _progress_for(quiet: bool) -> Callable[..., Any]:
 def build_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by `build` and `demo`."""
     options = [
-        click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("site"),
-                     show_default=True, help="Folder to write the site into (replaced only if "
-                     "empty or made by dinoclust)."),
+        click.option(
+            "-o",
+            "--output",
+            type=click.Path(path_type=Path),
+            default=Path("site"),
+            show_default=True,
+            help="Folder to write the site into (replaced only if empty or made by dinoclust).",
+        ),
         click.option("--title", help="Title shown on the page."),
-        click.option("--weights", default=PRETRAINED, show_default=True, metavar="pretrained|random|PATH",
-                     help="'pretrained': DINO weights from the model hub (downloaded once, then "
-                     "cached); PATH: a local checkpoint (timm .safetensors/.pth or Facebook's "
-                     "dino_deitsmall16_pretrain.pth); 'random': untrained weights, smoke tests only."),
-        click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
-                     help="Where the model runs; auto prefers cuda, then mps, then cpu."),
-        click.option("--batch-size", type=int, default=16, show_default=True,
-                     help="Images per model batch."),
-        click.option("--k-max", type=int, default=10, show_default=True,
-                     help="Largest number of clusters; K-means runs for k = 2 … min(k-max, N)."),
-        click.option("--seed", type=int, default=0, show_default=True,
-                     help="Random seed for K-means (and for --weights random)."),
-        click.option("--thumb-size", type=int, default=192, show_default=True,
-                     help="Longest side of the thumbnails, in pixels."),
+        click.option(
+            "--weights",
+            default=PRETRAINED,
+            show_default=True,
+            metavar="pretrained|random|PATH",
+            help="'pretrained': DINO weights from the model hub (downloaded once, then "
+            "cached); PATH: a local checkpoint (timm .safetensors/.pth or Facebook's "
+            "dino_deitsmall16_pretrain.pth); 'random': untrained weights, smoke tests only.",
+        ),
+        click.option(
+            "--device",
+            type=click.Choice(DEVICES),
+            default="auto",
+            show_default=True,
+            help="Where the model runs; auto prefers cuda, then mps, then cpu.",
+        ),
+        click.option(
+            "--batch-size", type=int, default=16, show_default=True, help="Images per model batch."
+        ),
+        click.option(
+            "--k-max",
+            type=int,
+            default=10,
+            show_default=True,
+            help="Largest number of clusters; K-means runs for k = 2 … min(k-max, N).",
+        ),
+        click.option(
+            "--seed",
+            type=int,
+            default=0,
+            show_default=True,
+            help="Random seed for K-means (and for --weights random).",
+        ),
+        click.option(
+            "--thumb-size",
+            type=int,
+            default=192,
+            show_default=True,
+            help="Longest side of the thumbnails, in pixels.",
+        ),
         click.option("--strict", is_flag=True, help="Fail (exit 1) if any file cannot be used."),
         click.option("-v", "--verbose", count=True, help="Say more (-vv for debug output)."),
         click.option("-q", "--quiet", is_flag=True, help="Only errors; no progress bar."),
@@ -144,8 +180,9 @@ def _run(inputs: tuple[Path, ...], title: str, verbose: int, quiet: bool, **opti
         err=True,
     )
     if config.weights == RANDOM:
-        click.echo("warning: --weights random: the clusters are meaningless (smoke test only).",
-                   err=True)
+        click.echo(
+            "warning: --weights random: the clusters are meaningless (smoke test only).", err=True
+        )
 
 
 def main() -> None:

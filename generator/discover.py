@@ -79,7 +79,9 @@ def _walk(
     try:
         entries = sorted(os.scandir(folder), key=lambda e: (e.name.casefold(), e.name))
     except OSError as exc:
-        skipped.append(SkippedImage(str(prefix / rel) or ".", f"folder not readable ({exc.strerror})"))
+        skipped.append(
+            SkippedImage(str(prefix / rel) or ".", f"folder not readable ({exc.strerror})")
+        )
         return
     for entry in entries:
         if is_hidden(entry.name):
@@ -104,7 +106,7 @@ def _sort_key(image: SourceImage) -> tuple[tuple[str, str], ...]:
 
 
 def _unique(images: list[SourceImage]) -> tuple[SourceImage, ...]:
-    """Two inputs with the same folder name could give equal relative paths: number the later ones."""
+    """Two inputs with the same folder name can give equal relative paths: number later ones."""
     taken: set[str] = set()
     out = []
     for image in images:

@@ -99,8 +99,10 @@ def pick_device(requested: str) -> str:
     if requested == "auto":
         return "cuda" if cuda else "mps" if mps else "cpu"
     if (requested == "cuda" and not cuda) or (requested == "mps" and not mps):
-        raise ModelError(f"--device {requested} was requested but is not available here; "
-                         "use --device auto or --device cpu.")
+        raise ModelError(
+            f"--device {requested} was requested but is not available here; "
+            "use --device auto or --device cpu."
+        )
     return requested
 
 
@@ -129,7 +131,7 @@ def hub_repo() -> str:
 
 
 def download_pretrained() -> Path:
-    """The hub checkpoint: from the local cache if there, else downloaded once — or a fast, clear error."""
+    """The hub checkpoint: from the local cache, else downloaded once — or a fast, clear error."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 

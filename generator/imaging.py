@@ -99,7 +99,7 @@ def _orient(image: Image.Image) -> Image.Image:
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
-    """Any Pillow mode → 8-bit RGB; alpha is composited on white, 16-bit/float scaled, not clipped."""
+    """Any mode → 8-bit RGB; alpha is composited on white, 16-bit/float scaled, not clipped."""
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         array = np.asarray(image, dtype=np.float64)

@@ -109,7 +109,7 @@ def decode_and_embed(
     config: BuildConfig,
     progress: Progress,
 ) -> Embedded:
-    """Decode in worker threads while the model embeds full batches; thumbnails go straight to disk."""
+    """Decode in worker threads while the model embeds batches; thumbnails go straight to disk."""
     thumbs = site / "thumbs"
     thumbs.mkdir(exist_ok=True)
     records: list[ImageRecord] = []

@@ -76,8 +76,10 @@ def open_staging(output: Path) -> Path:
         staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a site is for publishing
         (staging / MARKER).write_text(MARKER_TEXT, encoding="utf-8")
     except OSError as exc:
-        raise OutputError(f"Cannot write beside {output} ({exc.strerror or exc}); "
-                          "choose a writable output folder with -o.") from exc
+        raise OutputError(
+            f"Cannot write beside {output} ({exc.strerror or exc}); "
+            "choose a writable output folder with -o."
+        ) from exc
     return staging
 
 

@@ -1,6 +1,6 @@
 """Screenshot a generated site in headless Chromium (used for README's picture and for review).
 
-    python scripts/screenshot.py site/index.html docs/screenshot.png [--k 3] [--width 1280]
+python scripts/screenshot.py site/index.html docs/screenshot.png [--k 3] [--width 1280]
 """
 
 from __future__ import annotations
@@ -13,9 +13,16 @@ from playwright.sync_api import sync_playwright
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or "/usr/lib/chromium/chromium"
 ARGS = [
-    "--no-sandbox", "--disable-gpu", "--use-gl=angle", "--use-angle=swiftshader",
-    "--enable-unsafe-swiftshader", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--use-gl=angle",
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
 ]
 
 
