@@ -1,0 +1,37 @@
+# The two set-up commands in README: `make demo` and `make test`. Both install what they need.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+WEIGHTS ?= random
+OUT ?= site
+
+.PHONY: demo test lint chromium screenshot clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -e .
+	@touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/pip install -q -e ".[test]"
+	@touch $@
+
+demo: $(VENV)/.installed
+	$(BIN)/dinoclust demo --weights $(WEIGHTS) -o $(OUT)
+
+chromium:
+	@bash scripts/ensure-chromium.sh
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: $(VENV)/.installed-test chromium lint
+	$(BIN)/python -m pytest
+
+screenshot: $(VENV)/.installed-test chromium
+	$(BIN)/dinoclust demo --weights $(WEIGHTS) -o $(OUT) -q
+	$(BIN)/python scripts/screenshot.py $(OUT)/index.html docs/screenshot.png --k 3
+
+clean:
+	rm -rf $(VENV) dist build

@@ -1,0 +1,122 @@
+"""Headless Chromium for the browser tests: launch Debian's binary, open a page offline, read it.
+
+`playwright install` cannot download a browser here, so the tests launch the system Chromium with
+the flags that give software WebGL (see shared/testing/browser.md). Without those flags Plotly shows
+"WebGL is not supported" and its newPlot promise still resolves, so tests must look at the pixels.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page, Route
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or "/usr/lib/chromium/chromium"
+SKIP_ENV = "DINOCLUST_SKIP_BROWSER"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--use-gl=angle",
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+LOCAL = ("file:", "data:", "blob:")
+READY_JS = "document.body && document.body.dataset.ready === 'true'"
+TIMEOUT_MS = 60_000  # software WebGL is slow; wait on page state, generously
+
+
+def require_chromium() -> str:
+    """A missing browser fails loudly (the tests would otherwise prove nothing), unless opted out."""
+    if os.environ.get(SKIP_ENV) == "1":
+        pytest.skip(f"{SKIP_ENV}=1: browser tests skipped")
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(
+            f"Chromium not found at {CHROMIUM}. Install it with `apt-get install -y chromium`, "
+            f"point CHROMIUM_PATH at a Chromium binary, or set {SKIP_ENV}=1 to skip these tests.",
+            pytrace=False,
+        )
+    return CHROMIUM
+
+
+@contextmanager
+def launch() -> Iterator[Browser]:
+    executable = require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, headless=True, args=ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@dataclass
+class Opened:
+    """A loaded page plus what it did: requests that tried to leave file://, and errors."""
+
+    page: Page
+    external: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def open_page(browser: Browser, html: Path, fragment: str = "") -> Iterator[Opened]:
+    """Open `html` (+ `#fragment`) offline and wait until the page says its first render is done."""
+    context = browser.new_context(viewport={"width": 1200, "height": 800})
+    page = context.new_page()
+    opened = Opened(page)
+
+    def route(r: Route) -> None:
+        if r.request.url.startswith(LOCAL):
+            r.continue_()
+        else:
+            opened.external.append(r.request.url)
+            r.abort()
+
+    context.route("**/*", route)
+    page.on("console", lambda m: opened.errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: opened.errors.append(str(e)))
+    try:
+        url = html.resolve().as_uri() + (f"#{fragment}" if fragment else "")
+        page.goto(url, timeout=TIMEOUT_MS)
+        page.wait_for_function(READY_JS, timeout=TIMEOUT_MS)
+        yield opened
+    finally:
+        context.close()
+
+
+def wait_for_k(page: Page, k: int) -> None:
+    """The page has switched to `k` and Plotly has redrawn with k centres."""
+    page.wait_for_function(
+        """k => document.body.dataset.k === String(k)
+             && document.querySelectorAll('#grid > section[data-cluster]').length === k
+             && (document.getElementById('plot').data || []).some(
+                  t => t.name === 'Centres' && t.x.length === k)""",
+        arg=k,
+        timeout=TIMEOUT_MS,
+    )
+
+
+def coloured_pixels(png: bytes, min_spread: int = 60) -> int:
+    """Pixels whose channels differ by at least `min_spread`: neither white, grey nor black."""
+    import numpy as np
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.int16)
+    spread = rgb.max(axis=2) - rgb.min(axis=2)
+    return int((spread >= min_spread).sum())

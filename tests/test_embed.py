@@ -1,0 +1,128 @@
+"""Stage 3 with the real ViT-S/16 and random weights (no download): shapes, loading, errors."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from generator.embed import (  # noqa: E402
+    FEATURE_DIM,
+    MODEL_NAME,
+    create_model,
+    download_pretrained,
+    load_embedder,
+    pick_device,
+)
+from generator.errors import ModelError  # noqa: E402
+
+pytestmark = pytest.mark.model
+
+
+@pytest.fixture(scope="module")
+def pixels() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, size=(3, 224, 224, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def random_embedder():
+    return load_embedder("random", device="cpu", seed=0)
+
+
+@pytest.fixture(scope="module")
+def reference(random_embedder, pixels) -> np.ndarray:
+    return random_embedder(pixels)
+
+
+def test_random_weights_give_finite_384d_cls_features(random_embedder, reference) -> None:
+    assert reference.shape == (3, FEATURE_DIM)
+    assert reference.dtype == np.float32
+    assert np.isfinite(reference).all()
+    assert not np.allclose(reference[0], reference[1])  # different images, different features
+    info = random_embedder.info
+    assert (info.name, info.random_weights, info.device) == (MODEL_NAME, True, "cpu")
+    assert info.weights == "random (untrained, seed 0)"
+
+
+def test_random_weights_are_reproducible_and_batch_independent(pixels, reference) -> None:
+    again = load_embedder("random", device="cpu", seed=0)
+    np.testing.assert_allclose(again(pixels[:1]), reference[:1], rtol=1e-4, atol=1e-5)
+    other = load_embedder("random", device="cpu", seed=1)
+    assert not np.allclose(other(pixels), reference)
+
+
+def _seed0_state() -> dict:
+    model, _ = create_model("random", seed=0)
+    return model.state_dict()
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_local_checkpoint_gives_identical_features(tmp_path, pixels, reference, suffix) -> None:
+    path = tmp_path / f"vit{suffix}"
+    state = _seed0_state()
+    if suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    else:
+        torch.save(state, path)
+    embedder = load_embedder(str(path), device="cpu", seed=123)  # seed must not matter now
+    np.testing.assert_array_equal(embedder(pixels), reference)
+    assert embedder.info.random_weights is False
+    assert embedder.info.weights.startswith(f"checkpoint vit{suffix} (sha256 ")
+    assert str(tmp_path) not in embedder.info.weights  # no absolute path in the report
+
+
+def test_facebook_style_training_checkpoint_loads(tmp_path, pixels, reference) -> None:
+    """DINO's own checkpoints nest the ViT under 'teacher' with a 'backbone.' prefix and a head."""
+    state = {f"backbone.{k}": v for k, v in _seed0_state().items()}
+    state["head.mlp.0.weight"] = torch.zeros(8, 384)
+    path = tmp_path / "dino_checkpoint.pth"
+    torch.save({"teacher": state, "epoch": 100}, path)
+    np.testing.assert_array_equal(load_embedder(str(path), device="cpu")(pixels), reference)
+
+
+def test_missing_checkpoint_names_the_file(tmp_path) -> None:
+    path = tmp_path / "nope.pth"
+    with pytest.raises(ModelError, match=r"nope\.pth: checkpoint file not found"):
+        load_embedder(str(path), device="cpu")
+
+
+def test_garbage_checkpoint_names_the_file(tmp_path) -> None:
+    path = tmp_path / "notes.pth"
+    path.write_text("this is not a checkpoint")
+    with pytest.raises(ModelError, match=r"notes\.pth: not a readable"):
+        load_embedder(str(path), device="cpu")
+
+
+def test_wrong_architecture_is_refused(tmp_path) -> None:
+    path = tmp_path / "other.pth"
+    torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7)}, path)
+    with pytest.raises(ModelError, match=r"other\.pth: not a ViT-S/16 checkpoint"):
+        load_embedder(str(path), device="cpu")
+
+
+def test_unreachable_hub_fails_fast_and_names_the_remedy(tmp_path, monkeypatch) -> None:
+    import huggingface_hub.constants as hub
+
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # closed port: refused at once
+    for var in ("HF_HUB_OFFLINE", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    start = time.monotonic()
+    with pytest.raises(ModelError, match=r"--weights PATH"):
+        download_pretrained()
+    assert time.monotonic() - start < 15  # seconds, not a minute of retries
+
+
+def test_unavailable_device_is_an_error() -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ModelError, match="--device cuda was requested but is not available"):
+        pick_device("cuda")
+    assert pick_device("auto") in ("cpu", "mps")
