@@ -46,8 +46,9 @@ def discover(inputs: Sequence[Path], exclude: Iterable[Path] = ()) -> Discovery:
     for root in inputs:
         if not root.exists():
             raise InputError(f"{root}: no such file or folder. Check the path and try again.")
-        prefix = PurePosixPath(root.resolve().name) if prefix_roots else PurePosixPath()
-        if root.is_dir():
+        is_dir = root.is_dir()
+        prefix = PurePosixPath(root.resolve().name) if prefix_roots and is_dir else PurePosixPath()
+        if is_dir:
             found = _walk(root, PurePosixPath(), excluded, set(), skipped, prefix)
         else:
             found = iter([(root, PurePosixPath(root.name))])

@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import hashlib
 import io
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 MAX_PIXELS = 178_956_970  # Pillow's own decompression-bomb error threshold (2 × its warning level)
 THUMB_FORMAT = "webp"
 THUMB_QUALITY = 80
+# Only what discovery looks for: content sniffing must not reach e.g. EPS, which runs Ghostscript.
+FORMATS = ("JPEG", "MPO", "PNG", "GIF", "WEBP", "BMP", "TIFF")
+DRAFT_FORMATS = frozenset({"JPEG", "MPO"})  # MPO: the JPEG flavour many cameras write
 
 
 class DecodeError(Exception):
@@ -38,15 +42,18 @@ class Decoded:
 def decode(path: Path, model_size: int, thumb_size: int) -> Decoded:
     """Decode `path` once; raise DecodeError with a one-line reason if it cannot be used."""
     try:
+        mode = path.stat().st_mode
+        if stat.S_ISDIR(mode):
+            raise DecodeError("is a folder, not an image file")
+        if not stat.S_ISREG(mode):  # reading a named pipe or device would block or never end
+            raise DecodeError("not a regular file")
         data = path.read_bytes()
-    except IsADirectoryError as exc:
-        raise DecodeError("is a folder, not an image file") from exc
     except OSError as exc:
         raise DecodeError(f"cannot read file ({exc.strerror or exc})") from exc
     if not data:
         raise DecodeError("empty file")
     try:
-        image = _open_rgb(data, max(model_size, thumb_size))
+        image, size = _open_rgb(data, max(model_size, thumb_size))
     except DecodeError:
         raise
     except UnidentifiedImageError as exc:
@@ -62,7 +69,7 @@ def decode(path: Path, model_size: int, thumb_size: int) -> Decoded:
         pixels=np.asarray(model, dtype=np.uint8),
         thumb=encode_thumb(thumb),
         thumb_size=thumb.size,
-        size=image.size,
+        size=size,
         sha256=hashlib.sha256(data).hexdigest(),
     )
 
@@ -75,27 +82,30 @@ def encode_thumb(image: Image.Image) -> bytes:
     return out.getvalue()
 
 
-def _open_rgb(data: bytes, min_side: int) -> Image.Image:
+def _open_rgb(data: bytes, min_side: int) -> tuple[Image.Image, tuple[int, int]]:
+    """The RGB image (maybe reduced by JPEG draft) and the file's own size after orientation."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # bomb warnings are handled below; EXIF noise is harmless
-        image = Image.open(io.BytesIO(data))
+        image = Image.open(io.BytesIO(data), formats=FORMATS)
         width, height = image.size
         if width * height > MAX_PIXELS:
             raise DecodeError(f"image too large ({width}×{height} pixels)")
         if width < 1 or height < 1:
             raise DecodeError("image has no pixels")
-        if image.format == "JPEG":
+        if image.format in DRAFT_FORMATS:
             image.draft("RGB", (min_side, min_side))  # decode at 1/2–1/8 scale when big enough
         image.load()  # first frame of an animation
-        image = _orient(image)
-        return _to_rgb(image)
+        image, turned = _orient(image)
+        return _to_rgb(image), (height, width) if turned else (width, height)
 
 
-def _orient(image: Image.Image) -> Image.Image:
+def _orient(image: Image.Image) -> tuple[Image.Image, bool]:
+    """Apply EXIF orientation; also say whether width and height swapped (orientations 5–8)."""
     try:
-        return ImageOps.exif_transpose(image)
+        turned = image.getexif().get(ExifTags.Base.Orientation) in (5, 6, 7, 8)
+        return ImageOps.exif_transpose(image), turned
     except Exception:  # a broken EXIF block must not cost the image
-        return image
+        return image, False
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -109,9 +119,8 @@ def _to_rgb(image: Image.Image) -> Image.Image:
             array, top = array - low, max(high - low, 1e-12)
         gray = np.clip(np.nan_to_num(array) / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return Image.fromarray(gray).convert("RGB")
-    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
-        mode == "P" and "transparency" in image.info
-    )
+    # "transparency" is a palette index (P) or a PNG tRNS colour key (L, RGB)
+    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
     if mode == "RGBA" and image.getextrema()[3] == (255, 255):
         has_alpha = False
     if has_alpha:

@@ -35,26 +35,29 @@ def plotly_js() -> tuple[Path, str]:
 
 def render_site(report: dict[str, Any], site: Path) -> None:
     """Write index.html, report.json, assignments.csv and the static assets into `site`."""
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined
-
     templates = templates_dir()
     plotly_path, plotly_version = plotly_js()
     plotly_name = f"static/js/plotly-{plotly_version}.min.js"
     shutil.copytree(templates / "static", site / "static", dirs_exist_ok=True)
     shutil.copyfile(plotly_path, site / plotly_name)
+    _write(site / "index.html", render_index(report, plotly_name))
+    _write(site / "report.json", report_json(report))
+    _write(site / "assignments.csv", assignments_csv(report))
+    _write(site / ".nojekyll", "")
+
+
+def render_index(report: dict[str, Any], plotly_src: str) -> str:
+    """The page itself; every user string goes through autoescaping or `tojson`."""
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
     env = Environment(
-        loader=FileSystemLoader(templates),
+        loader=FileSystemLoader(templates_dir()),
         autoescape=True,
         undefined=StrictUndefined,
         keep_trailing_newline=True,
     )
-    html = env.get_template("index.html").render(
-        report=report, plotly_js=plotly_name, version=__version__
-    )
-    _write(site / "index.html", html)
-    _write(site / "report.json", report_json(report))
-    _write(site / "assignments.csv", assignments_csv(report))
-    _write(site / ".nojekyll", "")
+    template = env.get_template("index.html")
+    return template.render(report=report, plotly_js=plotly_src, version=__version__)
 
 
 def _write(path: Path, text: str) -> None:

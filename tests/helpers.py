@@ -13,8 +13,12 @@ COLOURS = {"red": (220, 30, 30), "green": (30, 180, 60), "blue": (30, 60, 220)}
 
 
 def make_image(
-    path: Path, colour: tuple[int, int, int] = (200, 50, 50), size: tuple[int, int] = (64, 48),
-    mode: str = "RGB", noise: int = 0, seed: int = 0,
+    path: Path,
+    colour: tuple[int, int, int] = (200, 50, 50),
+    size: tuple[int, int] = (64, 48),
+    mode: str = "RGB",
+    noise: int = 0,
+    seed: int = 0,
 ) -> Path:
     """Write a solid (optionally noisy) image; the format follows the file's suffix."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -79,7 +78,9 @@ def test_unreachable_hub_exits_with_the_remedy(runner, colour_folder, tmp_path, 
         monkeypatch.delenv(var, raising=False)
     result = runner.invoke(cli, ["build", str(colour_folder), "-o", str(tmp_path / "s")])
     assert result.exit_code == 1
-    assert "Error: Cannot get the pretrained weights timm/vit_small_patch16_224.dino" in result.output
+    assert (
+        "Error: Cannot get the pretrained weights timm/vit_small_patch16_224.dino" in result.output
+    )
     assert "--weights PATH" in result.output
     assert not (tmp_path / "s").exists()
 

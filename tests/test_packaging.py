@@ -22,7 +22,16 @@ pytestmark = pytest.mark.slow
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("dist")
     subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "build",
+            "--wheel",
+            "--no-isolation",
+            "--outdir",
+            str(out),
+            str(ROOT),
+        ],
         check=True,
         capture_output=True,
     )
@@ -54,7 +63,9 @@ def test_wheel_installs_and_builds_in_a_fresh_venv(wheel, tmp_path) -> None:
     # Reuse the heavy dependencies (torch, …) already installed here instead of fetching them.
     purelib = subprocess.run(
         [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
     Path(purelib, "_reuse_deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     subprocess.run(
@@ -70,12 +81,18 @@ def test_wheel_installs_and_builds_in_a_fresh_venv(wheel, tmp_path) -> None:
     assert help_text.startswith("Usage: dinoclust")
     where = subprocess.run(
         [str(py), "-c", "import generator; print(generator.__file__)"],
-        cwd=work, env=env, check=True, capture_output=True, text=True,
+        cwd=work,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     assert where.startswith(str(venv)), where  # the wheel, not the checkout
     subprocess.run(
         [dinoclust, "build", "photos", "-o", "site", "--weights", "random", "-q"],
-        cwd=work, env=env, check=True,
+        cwd=work,
+        env=env,
+        check=True,
     )
     report = json.loads((work / "site" / "report.json").read_text(encoding="utf-8"))
     assert len(report["images"]) == 6

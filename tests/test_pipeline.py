@@ -14,7 +14,7 @@ from generator.config import BuildConfig
 from generator.errors import InputError, OutputError
 from generator.pipeline import build_site
 from generator.sitedir import MARKER
-from tests.helpers import FakeEmbedder, make_colour_folder, make_image
+from tests.helpers import FakeEmbedder, make_image
 
 
 def build(inputs: Path | tuple[Path, ...], output: Path, embedder=None, **options):
@@ -41,7 +41,9 @@ def test_report_json_has_the_documented_shape_and_values(colour_folder, tmp_path
     assert sorted(report["clusterings"], key=int) == [str(k) for k in range(2, 11)]
     for k, clustering in report["clusterings"].items():
         assert len(clustering["labels"]) == n
-        assert len(clustering["centers"]) == int(k) and all(len(c) == 3 for c in clustering["centers"])
+        assert len(clustering["centers"]) == int(k) and all(
+            len(c) == 3 for c in clustering["centers"]
+        )
         assert sum(clustering["sizes"]) == n
     # the three colours are three clusters at k = 3
     labels3 = report["clusterings"]["3"]["labels"]
@@ -103,7 +105,9 @@ def test_unusable_files_are_skipped_and_listed(colour_folder, tmp_path) -> None:
 
 def test_strict_makes_a_skip_an_error(colour_folder, tmp_path) -> None:
     (colour_folder / "empty.png").write_bytes(b"")
-    with pytest.raises(InputError, match=r"--strict: 1 file\(s\) could not be used, first empty\.png"):
+    with pytest.raises(
+        InputError, match=r"--strict: 1 file\(s\) could not be used, first empty\.png"
+    ):
         build(colour_folder, tmp_path / "site", strict=True)
     assert not (tmp_path / "site").exists()
 

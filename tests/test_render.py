@@ -1,0 +1,96 @@
+"""Stage 5: the page template. User strings are data, never markup (property-based)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from markupsafe import escape
+
+from generator.analyse import analyse
+from generator.embed import ModelInfo
+from generator.payload import ImageRecord, build_report
+from generator.render import render_index, render_site
+from generator.structure import SkippedImage
+
+DATA_BLOCK = re.compile(
+    r'<script type="application/json" id="dinoclust-data">(.*?)</script>', re.DOTALL
+)
+INFO = ModelInfo("m", "w", False, "cpu", "fp32")
+ANALYSIS = analyse(np.random.default_rng(0).normal(size=(3, 8)), k_max=3, seed=0)
+
+# file names may hold any character except "/" and NUL; titles anything printable
+names = st.text(
+    st.characters(blacklist_characters="/\x00", blacklist_categories=("Cs",)), min_size=1
+)
+hostile = st.sampled_from(
+    [
+        "</script><script>window.__pwned=1</script>",
+        "<img src=x onerror=alert(1)>",
+        "a&b \"q\" 'q'",
+        "猫の写真",
+        "🐱 emoji",
+        "<!--",
+        "]]>",
+        "\u2028\u2029",
+    ]
+)
+
+
+def report_for(title: str, rels: list[str], skipped: list[str]) -> dict:
+    images = [
+        ImageRecord(rel, f"thumbs/{i}.webp", (10, 10), (20, 20)) for i, rel in enumerate(rels)
+    ]
+    skips = [SkippedImage(rel, f"reason for {rel}") for rel in skipped]
+    return build_report(title, images, skips, ANALYSIS, INFO, 0)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    title=st.one_of(names, hostile),
+    rels=st.lists(st.one_of(names, hostile), min_size=3, max_size=3),
+    skipped=st.lists(st.one_of(names, hostile), max_size=2),
+)
+def test_user_strings_never_become_markup(title, rels, skipped) -> None:
+    report = report_for(title, rels, skipped)
+    html = render_index(report, "static/js/plotly.min.js")
+    # exactly our three script elements: nothing a name holds can open or close one
+    assert html.count("<script") == 3
+    assert html.count("</script>") == 3
+    (block,) = DATA_BLOCK.findall(html)
+    assert json.loads(block) == json.loads(json.dumps(report))
+    assert f"<h1>{escape(title)}</h1>" in html
+    assert f"<title>{escape(title)}</title>" in html
+    for rel in skipped:
+        assert f"<code>{escape(rel)}</code>" in html
+    without_data = DATA_BLOCK.sub("", html)
+    for text in (title, *rels, *skipped):
+        if any(c in text for c in "<>&\"'"):
+            assert text not in without_data  # only ever present in escaped form
+
+
+def test_random_weights_show_the_banner() -> None:
+    report = report_for("t", ["a", "b", "c"], [])
+    assert 'id="random-banner"' not in render_index(report, "p.js")
+    report["model"]["random_weights"] = True
+    assert 'id="random-banner"' in render_index(report, "p.js")
+
+
+def test_site_files_and_plotly_from_the_package(tmp_path: Path) -> None:
+    import plotly
+    from plotly.offline import get_plotlyjs_version
+
+    report = report_for("t", ["a", "b", "c"], [])
+    render_site(report, tmp_path)
+    plotly_js = tmp_path / "static" / "js" / f"plotly-{get_plotlyjs_version()}.min.js"
+    original = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    assert plotly_js.read_bytes() == original.read_bytes()
+    html = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert f'<script src="static/js/plotly-{get_plotlyjs_version()}.min.js"></script>' in html
+    assert not re.search(r"""(src|href)=["']https?://""", html)  # no CDN, no remote asset
+    assert (tmp_path / ".nojekyll").read_text() == ""
+    assert json.loads((tmp_path / "report.json").read_text(encoding="utf-8")) == report
