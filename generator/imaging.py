@@ -19,8 +19,9 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 MAX_PIXELS = 178_956_970  # Pillow's own decompression-bomb error threshold (2 × its warning level)
 THUMB_FORMAT = "webp"
 THUMB_QUALITY = 80
-# Only what discovery looks for: content sniffing must not reach e.g. EPS, which runs Ghostscript.
-FORMATS = ("JPEG", "MPO", "PNG", "GIF", "WEBP", "BMP", "TIFF")
+# What discovery looks for (camera MPO files open as JPEG). Sniffing no further keeps files away
+# from plugins such as EPS, which hands the file to Ghostscript.
+FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
 DRAFT_FORMATS = frozenset({"JPEG", "MPO"})  # MPO: the JPEG flavour many cameras write
 
 

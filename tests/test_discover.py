@@ -1,0 +1,253 @@
+"""Stage 1 — discover: exact lists of relative paths, in exact order, from real folders on disk."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from generator.discover import Discovery, discover
+from generator.errors import InputError
+from generator.structure import SkippedImage
+
+
+def touch(root: Path, *rels: str) -> None:
+    """Discovery looks at names only, so empty files are enough."""
+    for rel in rels:
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+
+
+def rels(found: Discovery) -> list[str]:
+    return [image.rel for image in found.images]
+
+
+def test_folders_are_walked_recursively_in_a_case_insensitive_sorted_order(tmp_path) -> None:
+    touch(
+        tmp_path,
+        "z.tiff",
+        "b.JPG",
+        "a.png",
+        "A.png",
+        "a/x.jpg",
+        "Sub/deeper/d.webp",
+        "Sub/c.jpeg",
+        "sub2/e.gif",
+    )
+    found = discover([tmp_path])
+    assert rels(found) == [
+        "a/x.jpg",
+        "A.png",
+        "a.png",
+        "b.JPG",
+        "Sub/c.jpeg",
+        "Sub/deeper/d.webp",
+        "sub2/e.gif",
+        "z.tiff",
+    ]
+    assert [image.path for image in found.images] == [tmp_path / rel for rel in rels(found)]
+    assert found.skipped == ()
+    assert discover([tmp_path]) == found  # same folder, same answer
+
+
+def test_every_supported_suffix_is_found_in_any_letter_case(tmp_path) -> None:
+    suffixes = ["jpg", "jpeg", "png", "gif", "webp", "bmp", "tif", "tiff"]
+    for suffix in suffixes:
+        touch(tmp_path, f"lower.{suffix}", f"upper.{suffix.upper()}", f"mixed.{suffix.title()}")
+    found = rels(discover([tmp_path]))
+    assert found == (
+        [f"lower.{s}" for s in sorted(suffixes)]
+        + [f"mixed.{s.title()}" for s in sorted(suffixes)]
+        + [f"upper.{s.upper()}" for s in sorted(suffixes)]
+    )
+
+
+def test_other_files_inside_folders_are_ignored_without_a_skip_entry(tmp_path) -> None:
+    touch(
+        tmp_path,
+        "keep.jpg",
+        "notes.txt",
+        "photo.heic",
+        "photo.jpg.txt",
+        "jpg",
+        "no_suffix",
+        "raw.CR2",
+        "movie.mp4",
+    )
+    found = discover([tmp_path])
+    assert rels(found) == ["keep.jpg"]
+    assert found.skipped == ()
+
+
+def test_hidden_files_hidden_folders_and_macos_junk_are_ignored(tmp_path) -> None:
+    touch(
+        tmp_path,
+        "visible.jpg",
+        ".hidden.jpg",
+        "._visible.jpg",
+        ".git/objects/x.png",
+        ".thumbnails/t.png",
+        "__MACOSX/a.jpg",
+        "__MACOSX/._a.jpg",
+        "album/.DS_Store",
+        "album/._b.jpg",
+        "album/b.jpg",
+        "album/__MACOSX/c.jpg",
+    )
+    assert rels(discover([tmp_path])) == ["album/b.jpg", "visible.jpg"]
+
+
+def test_a_folder_named_like_an_image_is_walked_not_taken_as_an_image(tmp_path) -> None:
+    touch(tmp_path, "dir.jpg/inside.png", "dir.jpg/deeper.gif/x.bmp", "plain.jpg")
+    assert rels(discover([tmp_path])) == [
+        "dir.jpg/deeper.gif/x.bmp",
+        "dir.jpg/inside.png",
+        "plain.jpg",
+    ]
+    assert rels(discover([tmp_path / "dir.jpg"])) == ["deeper.gif/x.bmp", "inside.png"]
+
+
+def test_symlinked_folders_are_followed(tmp_path) -> None:
+    root, elsewhere = tmp_path / "photos", tmp_path / "elsewhere"
+    touch(root, "own.jpg")
+    touch(elsewhere, "e1.png", "sub/e2.png")
+    (root / "linked").symlink_to(elsewhere, target_is_directory=True)
+    assert rels(discover([root])) == ["linked/e1.png", "linked/sub/e2.png", "own.jpg"]
+
+
+def test_a_symlink_loop_neither_hangs_nor_duplicates(tmp_path) -> None:
+    root = tmp_path / "photos"
+    touch(root, "top.jpg", "sub/inner.png")
+    (root / "sub" / "loop").symlink_to("..", target_is_directory=True)
+    (root / "self").symlink_to(".", target_is_directory=True)
+    (root / "sub" / "deep").mkdir()
+    (root / "sub" / "deep" / "up").symlink_to("../..", target_is_directory=True)
+    assert rels(discover([root])) == ["sub/inner.png", "top.jpg"]
+
+
+def test_a_loop_above_the_input_does_not_duplicate_the_input(tmp_path) -> None:
+    root = tmp_path / "photos"
+    touch(root, "top.jpg")
+    (root / "parent").symlink_to("..", target_is_directory=True)  # leads to tmp_path → photos
+    assert rels(discover([root])) == ["top.jpg"]
+
+
+def test_the_same_real_file_reached_twice_is_taken_once(tmp_path) -> None:
+    root = tmp_path / "photos"
+    touch(root, "a.jpg", "shared/s.png")
+    (root / "b_link.jpg").symlink_to(root / "a.jpg")
+    (root / "again").symlink_to(root / "shared", target_is_directory=True)
+    found = discover([root])
+    assert rels(found) == ["a.jpg", "again/s.png"]  # `again` sorts first, so it wins the walk
+    assert found.images[0].path == root / "a.jpg"
+
+
+def test_excluded_folders_are_skipped_even_through_another_path(tmp_path) -> None:
+    root = tmp_path / "photos"
+    touch(root, "a.jpg", "site/thumbs/t.png", "other/b.png", "other/nested_out/n.png")
+    (tmp_path / "alias").symlink_to(root / "other", target_is_directory=True)
+    found = discover([root], exclude=[root / "site", tmp_path / "alias" / "nested_out"])
+    assert rels(found) == ["a.jpg", "other/b.png"]
+    assert rels(discover([root], exclude=[root])) == []
+
+
+def test_several_inputs_are_prefixed_with_their_folder_names(tmp_path) -> None:
+    touch(tmp_path, "cats/c.jpg", "dogs/d.jpg", "dogs/sub/e.png")
+    found = discover([tmp_path / "dogs", tmp_path / "cats"])
+    assert rels(found) == ["cats/c.jpg", "dogs/d.jpg", "dogs/sub/e.png"]
+
+
+def test_several_inputs_with_the_same_folder_name_get_numbered_rel_paths(tmp_path) -> None:
+    touch(tmp_path, "2023/photos/a.jpg", "2024/photos/a.jpg", "2024/photos/noext")
+    found = discover([tmp_path / "2023" / "photos", tmp_path / "2024" / "photos"])
+    assert rels(found) == ["photos/a.jpg", "photos/a~2.jpg"]
+    assert [image.path for image in found.images] == [
+        tmp_path / "2023" / "photos" / "a.jpg",
+        tmp_path / "2024" / "photos" / "a.jpg",
+    ]
+
+
+def test_an_explicit_image_file_input_keeps_its_own_name(tmp_path) -> None:
+    touch(tmp_path, "album/a.jpg", "loose/single.PNG")
+    assert rels(discover([tmp_path / "loose" / "single.PNG"])) == ["single.PNG"]
+    found = discover([tmp_path / "album", tmp_path / "loose" / "single.PNG"])
+    assert rels(found) == ["album/a.jpg", "single.PNG"]
+
+
+def test_an_explicit_non_image_file_is_listed_as_skipped(tmp_path) -> None:
+    touch(tmp_path, "notes.txt", "album/a.jpg")
+    found = discover([tmp_path / "notes.txt"])
+    assert found.images == ()
+    assert found.skipped == (SkippedImage("notes.txt", "not a supported image type"),)
+    found = discover([tmp_path / "album", tmp_path / "notes.txt"])
+    assert rels(found) == ["album/a.jpg"]
+    assert [s.rel for s in found.skipped] == ["notes.txt"]
+
+
+def test_an_explicit_file_also_found_in_a_folder_input_is_taken_once(tmp_path) -> None:
+    touch(tmp_path, "album/a.jpg", "album/b.jpg")
+    found = discover([tmp_path / "album", tmp_path / "album" / "b.jpg"])
+    assert rels(found) == ["album/a.jpg", "album/b.jpg"]
+
+
+def test_a_missing_input_raises_input_error_naming_it(tmp_path) -> None:
+    touch(tmp_path, "real/a.jpg")
+    missing = tmp_path / "no-such-folder"
+    with pytest.raises(InputError, match="no-such-folder: no such file or folder"):
+        discover([tmp_path / "real", missing])
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads folders whatever their permissions")
+def test_an_unreadable_folder_is_reported_and_the_rest_is_still_found(tmp_path) -> None:
+    touch(tmp_path, "a.jpg", "locked/secret.jpg", "z/b.png")
+    locked = tmp_path / "locked"
+    locked.chmod(0)
+    try:
+        found = discover([tmp_path])
+    finally:
+        locked.chmod(0o755)
+    assert rels(found) == ["a.jpg", "z/b.png"]
+    assert found.skipped == (SkippedImage("locked", "folder not readable (Permission denied)"),)
+
+
+def test_unusual_file_names_are_kept_exactly(tmp_path) -> None:
+    names = [
+        "🐱 cat.png",
+        "写真.jpg",
+        "日本/猫.JPEG",
+        "a b.jpg",
+        "a&b.jpg",
+        'it\'s "quoted".jpg',
+        "<script>alert(1)<\\script>.png",
+        "café.webp",
+    ]
+    touch(tmp_path, *names)
+    assert rels(discover([tmp_path])) == [
+        "<script>alert(1)<\\script>.png",
+        "a b.jpg",
+        "a&b.jpg",
+        "café.webp",
+        'it\'s "quoted".jpg',
+        "写真.jpg",
+        "日本/猫.JPEG",
+        "🐱 cat.png",
+    ]
+
+
+def test_a_folder_that_cannot_be_listed_is_reported_even_when_running_as_root(
+    tmp_path, monkeypatch
+) -> None:
+    touch(tmp_path, "a.jpg", "locked/secret.jpg", "z/b.png")
+    real_scandir = os.scandir
+
+    def scandir(path):
+        if Path(path).name == "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    found = discover([tmp_path])
+    assert rels(found) == ["a.jpg", "z/b.png"]
+    assert found.skipped == (SkippedImage("locked", "folder not readable (Permission denied)"),)
