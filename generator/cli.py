@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from generator import __version__
-from generator.config import DEVICES, PRETRAINED, RANDOM, BuildConfig
+from generator.config import DEVICES, PRECISIONS, PRETRAINED, RANDOM, BuildConfig
 from generator.errors import ConfigError, GeneratorError
 
 log = logging.getLogger("generator")
@@ -93,6 +93,21 @@ def build_options(func: Callable[..., Any]) -> Callable[..., Any]:
             help="Where the model runs; auto prefers cuda, then mps, then cpu.",
         ),
         click.option(
+            "--precision",
+            type=click.Choice(PRECISIONS),
+            default="auto",
+            show_default=True,
+            help="Model precision; auto picks bf16 where the hardware does it natively "
+            "(CUDA, CPUs with AMX or AVX512-BF16), fp32 otherwise.",
+        ),
+        click.option(
+            "--cache-dir",
+            type=click.Path(path_type=Path, file_okay=False),
+            help="Where embeddings and thumbnails are cached "
+            "[default: $DINOCLUST_CACHE_DIR or the user cache folder].",
+        ),
+        click.option("--no-cache", is_flag=True, help="Neither read nor write the cache."),
+        click.option(
             "--batch-size", type=int, default=16, show_default=True, help="Images per model batch."
         ),
         click.option(
@@ -159,12 +174,22 @@ def demo(title: str | None, **options: Any) -> None:
     _run((DEMO_DIR,), title or DEMO_TITLE, **options)
 
 
-def _run(inputs: tuple[Path, ...], title: str, verbose: int, quiet: bool, **options: Any) -> None:
+def _run(
+    inputs: tuple[Path, ...],
+    title: str,
+    verbose: int,
+    quiet: bool,
+    cache_dir: Path | None,
+    no_cache: bool,
+    **options: Any,
+) -> None:
     _setup_logging(verbose, quiet)
-    from generator.pipeline import build_site  # heavy: numpy, later torch
+    from generator.cache import default_cache_dir
+    from generator.pipeline import build_site  # heavy: numpy; torch only if something is new
 
+    cache = None if no_cache else (cache_dir or default_cache_dir())
     try:
-        config = BuildConfig(inputs=inputs, title=title, **options)
+        config = BuildConfig(inputs=inputs, title=title, cache_dir=cache, **options)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from exc
     try:
@@ -175,8 +200,9 @@ def _run(inputs: tuple[Path, ...], title: str, verbose: int, quiet: bool, **opti
         return
     index = result.output / "index.html"
     click.echo(
-        f"Built {result.output}/ from {result.images} images ({len(result.skipped)} skipped) "
-        f"in {result.seconds:.1f} s. Open {index} in a browser, or publish the folder as it is.",
+        f"Built {result.output}/ from {result.images} images ({len(result.skipped)} skipped, "
+        f"{result.embedded} newly embedded) in {result.seconds:.1f} s. "
+        f"Open {index} in a browser, or publish the folder as it is.",
         err=True,
     )
     if config.weights == RANDOM:

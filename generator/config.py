@@ -8,6 +8,7 @@ from pathlib import Path
 from generator.errors import ConfigError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 PRETRAINED = "pretrained"
 RANDOM = "random"
 K_MIN = 2
@@ -27,6 +28,8 @@ class BuildConfig:
     seed: int = 0
     thumb_size: int = 192
     strict: bool = False
+    precision: str = "auto"
+    cache_dir: Path | None = None  # None: no embedding cache (--no-cache)
     extra_excludes: tuple[Path, ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -34,6 +37,10 @@ class BuildConfig:
             raise ConfigError("No input given: name at least one folder or image file.")
         if self.device not in DEVICES:
             raise ConfigError(f"Unknown device {self.device!r}: use one of {', '.join(DEVICES)}.")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(
+                f"Unknown precision {self.precision!r}: use one of {', '.join(PRECISIONS)}."
+            )
         if self.k_max < K_MIN:
             raise ConfigError(f"--k-max must be at least {K_MIN} (got {self.k_max}).")
         if self.k_max > 50:

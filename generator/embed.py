@@ -10,9 +10,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import platform
+import shutil
 import socket
+import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlparse
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "vit_small_patch16_224.dino"
+HUB_REPO = "timm/vit_small_patch16_224.dino"  # timm's pretrained_cfg hf_hub_id for MODEL_NAME
 FEATURE_DIM = 384
 HUB_TIMEOUT_S = 5.0
 PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
@@ -48,10 +52,15 @@ PREPROCESS = Preprocess()
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What the report says about the model; never holds an absolute path."""
+    """Which model, weights, device and precision; never holds an absolute path.
+
+    `weights_id` identifies the weights exactly (hub id, checkpoint hash, random seed): with the
+    preprocessing and precision it keys the embedding cache.
+    """
 
     name: str
     weights: str
+    weights_id: str
     random_weights: bool
     device: str
     precision: str
@@ -77,21 +86,87 @@ class VitEmbedder:
         return embed_pixels(self.model, pixels, self.preprocess, self.info.device)
 
 
-def load_embedder(weights: str, device: str = "auto", seed: int = 0) -> VitEmbedder:
-    """Create the model with the requested weights on the requested device."""
+def plan_model(weights: str, device: str, precision: str, seed: int = 0) -> ModelInfo:
+    """Decide model, weights, device and precision without importing torch (warm rebuilds stay
+    cheap). A missing checkpoint is reported here, before any image is decoded."""
+    chosen = probe_device(device)
+    resolved = resolve_precision(precision, chosen)
+    if weights == RANDOM:
+        return ModelInfo(
+            MODEL_NAME, f"random (untrained, seed {seed})", f"random:{seed}", True, chosen, resolved
+        )
+    if weights == PRETRAINED:
+        return ModelInfo(
+            MODEL_NAME, f"pretrained DINO ({HUB_REPO})", f"hub:{HUB_REPO}", False, chosen, resolved
+        )
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise ModelError(f"{path}: checkpoint file not found. Check the path given to --weights.")
+    digest = file_sha256(path)
+    return ModelInfo(
+        MODEL_NAME,
+        f"checkpoint {path.name} (sha256 {digest[:12]})",
+        f"sha256:{digest}",
+        False,
+        chosen,
+        resolved,
+    )
+
+
+def load_embedder(weights: str, info: ModelInfo, seed: int = 0) -> VitEmbedder:
+    """Create the model with the requested weights on the planned device and precision."""
     import torch
 
-    chosen = pick_device(device)
-    model, description = create_model(weights, seed)
-    model = model.to(chosen).eval()
-    info = ModelInfo(MODEL_NAME, description, weights == RANDOM, chosen, "fp32")
-    log.info("model %s, weights %s, device %s", MODEL_NAME, description, chosen)
+    device = pick_device(info.device)
+    precision = info.precision
+    if device == "cuda" and precision == "bf16" and not torch.cuda.is_bf16_supported():
+        precision = "fp16"  # pre-Ampere GPUs: fp16 tensor cores instead of emulated bf16
+    model = create_model(weights, seed)
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    model = model.to(device=device, dtype=dtype).eval()
     torch.set_grad_enabled(False)
+    info = replace(info, device=device, precision=precision)
+    log.info("model %s, weights %s, %s on %s", info.name, info.weights, precision, device)
     return VitEmbedder(model, info)
 
 
+def probe_device(requested: str) -> str:
+    """`auto` without importing torch: CUDA if an NVIDIA driver is present, MPS on Apple silicon."""
+    if requested != "auto":
+        return requested
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible not in ("", "-1") and (
+        Path("/proc/driver/nvidia/version").exists()
+        or (os.name == "nt" and shutil.which("nvidia-smi"))
+    ):
+        return "cuda"
+    if sys.platform == "darwin" and platform.machine() == "arm64":
+        return "mps"
+    return "cpu"
+
+
+def resolve_precision(requested: str, device: str) -> str:
+    """`auto`: bf16 where matrix units do it natively (CUDA; CPUs with AMX or AVX512-BF16),
+    fp16 on Apple's GPU, fp32 elsewhere."""
+    if requested != "auto":
+        return requested
+    if device == "cuda":
+        return "bf16"
+    if device == "mps":
+        return "fp16"
+    return "bf16" if cpu_has_bf16() else "fp32"
+
+
+def cpu_has_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("amx_bf16", "avx512_bf16"))
+
+
 def pick_device(requested: str) -> str:
-    """`auto` prefers CUDA, then Apple's MPS, then the CPU; an unavailable request is an error."""
+    """Check the planned device against what torch sees; an unavailable request is an error."""
     import torch
 
     cuda = torch.cuda.is_available()
@@ -106,28 +181,18 @@ def pick_device(requested: str) -> str:
     return requested
 
 
-def create_model(weights: str, seed: int = 0) -> tuple[Any, str]:
+def create_model(weights: str, seed: int = 0) -> Any:
     """ViT-S/16 with its classifier removed (num_classes=0 → the 384-d CLS feature)."""
     import timm
     import torch
 
     torch.manual_seed(seed)  # random weights are reproducible: same seed, same site
     model = timm.create_model(MODEL_NAME, pretrained=False, num_classes=0)
-    if weights == RANDOM:
-        return model, f"random (untrained, seed {seed})"
     if weights == PRETRAINED:
-        path, hub_id = download_pretrained(), hub_repo()
-        load_weights(model, path)
-        return model, f"pretrained DINO ({hub_id})"
-    path = Path(weights).expanduser()
-    load_weights(model, path)
-    return model, f"checkpoint {path.name} (sha256 {_sha256(path)[:12]})"
-
-
-def hub_repo() -> str:
-    import timm
-
-    return timm.models.get_pretrained_cfg(MODEL_NAME).hf_hub_id.rstrip("/")
+        load_weights(model, download_pretrained())
+    elif weights != RANDOM:
+        load_weights(model, Path(weights).expanduser())
+    return model
 
 
 def download_pretrained() -> Path:
@@ -135,7 +200,7 @@ def download_pretrained() -> Path:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
-    repo = hub_repo()
+    repo = HUB_REPO
     for filename in ("model.safetensors", "pytorch_model.bin"):
         try:
             return Path(hf_hub_download(repo, filename, local_files_only=True))
@@ -226,14 +291,19 @@ def _normalise_keys(state: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def embed_pixels(model: Any, pixels: np.ndarray, preprocess: Preprocess, device: str) -> np.ndarray:
-    """uint8 (B, H, W, 3) → float32 (B, 384), normalised as in training."""
+    """uint8 (B, H, W, 3) → float32 (B, 384), normalised as in training, in the model's dtype."""
     import torch
 
-    batch = torch.from_numpy(np.ascontiguousarray(pixels)).to(device)
+    dtype = next(model.parameters()).dtype
+    batch = torch.from_numpy(np.ascontiguousarray(pixels))
+    if device == "cuda":
+        batch = batch.pin_memory().to(device, non_blocking=True)  # overlap copy and compute
+    else:
+        batch = batch.to(device)
     with torch.inference_mode():
         x = batch.permute(0, 3, 1, 2).float().div_(255.0)
         x = (x - _channel(preprocess.mean, x)) / _channel(preprocess.std, x)
-        return model(x).float().cpu().numpy()
+        return model(x.to(dtype)).float().cpu().numpy()
 
 
 def _channel(values: tuple[float, float, float], like: torch.Tensor) -> torch.Tensor:
@@ -242,7 +312,7 @@ def _channel(values: tuple[float, float, float], like: torch.Tensor) -> torch.Te
     return torch.tensor(values, dtype=like.dtype, device=like.device).view(1, 3, 1, 1)
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

@@ -20,11 +20,12 @@ from typing import Any, Protocol
 import numpy as np
 
 from generator.analyse import analyse
+from generator.cache import CachedThumb, EmbeddingCache, namespace
 from generator.config import BuildConfig
 from generator.discover import IMAGE_SUFFIXES, discover
-from generator.embed import PREPROCESS, Embedder, load_embedder
+from generator.embed import PREPROCESS, Embedder, ModelInfo, load_embedder, plan_model
 from generator.errors import InputError
-from generator.imaging import THUMB_FORMAT, Decoded, DecodeError, decode
+from generator.imaging import THUMB_FORMAT, THUMB_QUALITY, Decoded, DecodeError, decode
 from generator.payload import ImageRecord, build_report
 from generator.render import render_site
 from generator.sitedir import check_output, discard, open_staging, publish, staging_exclusions
@@ -54,6 +55,7 @@ class BuildResult:
     skipped: tuple[SkippedImage, ...]
     seconds: float
     report: dict[str, Any]
+    embedded: int  # images that went through the model; 0 when all came from the cache
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,23 @@ class Embedded:
     records: tuple[ImageRecord, ...]
     features: np.ndarray
     skipped: tuple[SkippedImage, ...]
+    info: ModelInfo
+    embedded: int  # how many images went through the model (the rest came from the cache)
+
+
+class LazyEmbedder:
+    """Loads the model on first use, so a build served from the cache never imports torch."""
+
+    def __init__(self, info: ModelInfo, load: Callable[[], Embedder]) -> None:
+        self.info = info
+        self._load = load
+        self._model: Embedder | None = None
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        if self._model is None:
+            self._model = self._load()
+            self.info = self._model.info
+        return self._model(pixels)
 
 
 def build_site(
@@ -79,10 +98,13 @@ def build_site(
             f"{' '.join(sorted(IMAGE_SUFFIXES))}, in any letter case, in all sub-folders)."
         )
     log.info("found %d images", len(found.images))
-    embedder = embedder or load_embedder(config.weights, config.device, config.seed)
+    if embedder is None:
+        info = plan_model(config.weights, config.device, config.precision, config.seed)
+        embedder = LazyEmbedder(info, lambda: load_embedder(config.weights, info, config.seed))
+    cache = EmbeddingCache(config.cache_dir) if config.cache_dir else None
     staging = open_staging(config.output)
     try:
-        embedded = decode_and_embed(found.images, embedder, staging, config, progress)
+        embedded = embed_images(found.images, embedder, cache, staging, config, progress)
         skipped = found.skipped + embedded.skipped
         if config.strict and skipped:
             raise InputError(
@@ -91,63 +113,162 @@ def build_site(
             )
         analysis = analyse(embedded.features, config.k_max, config.seed)
         report = build_report(
-            config.title, embedded.records, skipped, analysis, embedder.info, config.seed
+            config.title, embedded.records, skipped, analysis, embedded.info, config.seed
         )
         render_site(report, staging)
         publish(staging, config.output)
     except BaseException:
         discard(staging)
         raise
+    finally:
+        if cache is not None:
+            cache.close()
     seconds = time.perf_counter() - start
-    return BuildResult(config.output, len(embedded.records), skipped, seconds, report)
+    return BuildResult(
+        config.output, len(embedded.records), skipped, seconds, report, embedded.embedded
+    )
 
 
-def decode_and_embed(
+def embed_images(
     images: Sequence[SourceImage],
     embedder: Embedder,
+    cache: EmbeddingCache | None,
     site: Path,
     config: BuildConfig,
     progress: Progress,
 ) -> Embedded:
-    """Decode in worker threads while the model embeds batches; thumbnails go straight to disk."""
-    thumbs = site / "thumbs"
-    thumbs.mkdir(exist_ok=True)
-    records: list[ImageRecord] = []
-    skipped: list[SkippedImage] = []
-    chunks: list[np.ndarray] = []
-    batch: list[np.ndarray] = []
-    with progress("Embedding images", len(images)) as advance:
-        for image, result in _decoded(images, config.thumb_size):
-            advance(1)
-            if isinstance(result, DecodeError):
-                log.warning("skipped %s: %s", image.rel, result)
-                skipped.append(SkippedImage(image.rel, str(result)))
-                continue
-            records.append(_save_thumb(image, result, site))
-            batch.append(result.pixels)
-            if len(batch) == config.batch_size:
-                chunks.append(embedder(np.stack(batch)))
-                batch = []
-        if batch:
-            chunks.append(embedder(np.stack(batch)))
-    features = np.concatenate(chunks) if chunks else np.empty((0, 0), dtype=np.float32)
-    return Embedded(tuple(records), features, tuple(skipped))
+    """Features and thumbnails for every image: from the cache where possible, else decoded in
+    worker threads while the model embeds full batches. Thumbnails go straight to disk."""
+    (site / "thumbs").mkdir(exist_ok=True)
+    spec = f"{THUMB_FORMAT}-q{THUMB_QUALITY}-{config.thumb_size}"
+    work = _Work(images, embedder, cache, site, spec, config.batch_size)
+    todo = work.from_cache()
+    if todo:
+        with progress("Embedding images", len(todo)) as advance:
+            for index, result in _decoded([images[i] for i in todo], todo, config.thumb_size):
+                work.take(index, result)
+                advance(1)
+            work.flush()
+    log.info(
+        "%d images embedded, %d from the cache", work.embedded, len(work.features) - work.embedded
+    )
+    return work.result()
+
+
+class _Work:
+    """The per-image results of embed_images, in input order whatever order they arrive in."""
+
+    def __init__(
+        self,
+        images: Sequence[SourceImage],
+        embedder: Embedder,
+        cache: EmbeddingCache | None,
+        site: Path,
+        spec: str,
+        batch_size: int,
+    ) -> None:
+        self.images, self.embedder, self.cache = images, embedder, cache
+        self.site, self.spec, self.batch_size = site, spec, batch_size
+        self.records: dict[int, ImageRecord] = {}
+        self.features: dict[int, np.ndarray] = {}
+        self.skipped: dict[int, SkippedImage] = {}
+        self.batch: list[tuple[int, str, np.ndarray]] = []
+        self.new_thumbs: list[tuple[str, CachedThumb]] = []
+        self.vectors: dict[str, np.ndarray] = {}
+        self.embedded = 0
+
+    def from_cache(self) -> list[int]:
+        """Serve what the cache has; return the indices that must be decoded."""
+        if self.cache is None:
+            return list(range(len(self.images)))
+        digests = self.cache.digests([image.path for image in self.images])
+        known = [d for d in digests if isinstance(d, str)]
+        self.vectors = self.cache.vectors(namespace(self.embedder.info), known)
+        thumbs = self.cache.thumbs(self.spec, known)
+        todo = []
+        for index, digest in enumerate(digests):
+            if isinstance(digest, OSError):
+                self._skip(index, f"cannot read file ({digest.strerror or digest})")
+            elif digest in self.vectors and digest in thumbs:
+                self.records[index] = self._save_thumb(index, digest, thumbs[digest])
+                self.features[index] = self.vectors[digest]
+            else:
+                todo.append(index)
+        return todo
+
+    def take(self, index: int, result: Decoded | DecodeError) -> None:
+        if isinstance(result, DecodeError):
+            self._skip(index, str(result))
+            return
+        thumb = CachedThumb(result.thumb, result.thumb_size, result.size)
+        self.records[index] = self._save_thumb(index, result.sha256, thumb)
+        self.new_thumbs.append((result.sha256, thumb))
+        if result.sha256 in self.vectors:
+            self.features[index] = self.vectors[result.sha256]
+        else:
+            self.batch.append((index, result.sha256, result.pixels))
+            if len(self.batch) >= self.batch_size:
+                self.flush()
+
+    def flush(self) -> None:
+        if self.batch:
+            vectors = self.embedder(np.stack([pixels for _, _, pixels in self.batch]))
+            for (index, _, _), vector in zip(self.batch, vectors, strict=True):
+                self.features[index] = vector
+            self.embedded += len(self.batch)
+            if self.cache is not None:
+                space = namespace(self.embedder.info)
+                self.cache.put_vectors(
+                    space, [(d, v) for (_, d, _), v in zip(self.batch, vectors, strict=True)]
+                )
+            self.batch = []
+        if self.cache is not None and self.new_thumbs:
+            self.cache.put_thumbs(self.spec, self.new_thumbs)
+        self.new_thumbs = []
+
+    def result(self) -> Embedded:
+        order = sorted(self.records)
+        features = (
+            np.stack([self.features[i] for i in order]).astype(np.float32)
+            if order
+            else np.empty((0, 0), dtype=np.float32)
+        )
+        return Embedded(
+            tuple(self.records[i] for i in order),
+            features,
+            tuple(self.skipped[i] for i in sorted(self.skipped)),
+            self.embedder.info,
+            self.embedded,
+        )
+
+    def _skip(self, index: int, reason: str) -> None:
+        rel = self.images[index].rel
+        log.warning("skipped %s: %s", rel, reason)
+        self.skipped[index] = SkippedImage(rel, reason)
+
+    def _save_thumb(self, index: int, digest: str, thumb: CachedThumb) -> ImageRecord:
+        """Thumbnails are named by content hash: no file name leaks, duplicates share one file."""
+        rel = f"thumbs/{digest[:20]}.{THUMB_FORMAT}"
+        target = self.site / rel
+        if not target.exists():
+            target.write_bytes(thumb.data)
+        return ImageRecord(self.images[index].rel, rel, thumb.thumb_size, thumb.size)
 
 
 def _decoded(
-    images: Sequence[SourceImage], thumb_size: int
-) -> Iterator[tuple[SourceImage, Decoded | DecodeError]]:
+    images: Sequence[SourceImage], indices: Sequence[int], thumb_size: int
+) -> Iterator[tuple[int, Decoded | DecodeError]]:
     """Results in input order, with at most LOOKAHEAD decodes in flight."""
     with ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="decode") as pool:
-        pending: deque[tuple[SourceImage, Future[Decoded | DecodeError]]] = deque()
-        todo = iter(images)
-        for image in islice(todo, LOOKAHEAD):
-            pending.append((image, pool.submit(_try_decode, image.path, thumb_size)))
+        pending: deque[tuple[int, Future[Decoded | DecodeError]]] = deque()
+        todo = iter(zip(indices, images, strict=True))
+        for index, image in islice(todo, LOOKAHEAD):
+            pending.append((index, pool.submit(_try_decode, image.path, thumb_size)))
         while pending:
-            image, future = pending.popleft()
-            for following in islice(todo, 1):
-                pending.append((following, pool.submit(_try_decode, following.path, thumb_size)))
-            yield image, future.result()
+            index, future = pending.popleft()
+            for following, image in islice(todo, 1):
+                pending.append((following, pool.submit(_try_decode, image.path, thumb_size)))
+            yield index, future.result()
 
 
 def _try_decode(path: Path, thumb_size: int) -> Decoded | DecodeError:
@@ -155,12 +276,3 @@ def _try_decode(path: Path, thumb_size: int) -> Decoded | DecodeError:
         return decode(path, PREPROCESS.size, thumb_size)
     except DecodeError as exc:
         return exc
-
-
-def _save_thumb(image: SourceImage, decoded: Decoded, site: Path) -> ImageRecord:
-    """Thumbnails are named by content hash: no file name leaks, duplicates share one file."""
-    rel = f"thumbs/{decoded.sha256[:20]}.{THUMB_FORMAT}"
-    target = site / rel
-    if not target.exists():
-        target.write_bytes(decoded.thumb)
-    return ImageRecord(image.rel, rel, decoded.thumb_size, decoded.size)

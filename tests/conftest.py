@@ -15,3 +15,11 @@ def colour_folder(tmp_path: Path) -> Path:
 @pytest.fixture
 def fake_embedder() -> FakeEmbedder:
     return FakeEmbedder()
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path_factory, monkeypatch) -> Path:
+    """The CLI's default cache goes to a fresh folder per test, never to ~/.cache."""
+    folder = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("DINOCLUST_CACHE_DIR", str(folder))
+    return folder

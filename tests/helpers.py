@@ -43,7 +43,7 @@ def make_colour_folder(root: Path, per_colour: int = 4) -> Path:
 class FakeEmbedder:
     """Features from mean colour and a few pixel statistics: similar images get similar vectors."""
 
-    info = ModelInfo("fake-model", "fake weights", False, "cpu", "fp32")
+    info = ModelInfo("fake-model", "fake weights", "fake:1", False, "cpu", "fp32")
 
     def __init__(self, dim: int = 16) -> None:
         self.dim = dim

@@ -92,7 +92,7 @@ def test_build_with_random_weights(runner, colour_folder, tmp_path) -> None:
         cli, ["build", str(colour_folder), "-o", str(site), "--weights", "random", "--k-max", "4"]
     )
     assert result.exit_code == 0, result.output
-    assert f"Built {site}/ from 12 images (0 skipped) in " in result.stderr
+    assert f"Built {site}/ from 12 images (0 skipped, 12 newly embedded) in " in result.stderr
     assert "the clusters are meaningless" in result.stderr
     report = json.loads((site / "report.json").read_text(encoding="utf-8"))
     assert report["model"]["weights"] == "random (untrained, seed 0)"
@@ -118,11 +118,12 @@ def test_skipped_file_warning_names_the_file(runner, colour_folder, tmp_path, mo
     from tests.helpers import FakeEmbedder
 
     monkeypatch.setattr(pipeline, "load_embedder", lambda *a, **k: FakeEmbedder())
+    monkeypatch.setattr(pipeline, "plan_model", lambda *a, **k: FakeEmbedder.info)
     (colour_folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     result = runner.invoke(cli, ["build", str(colour_folder), "-o", str(tmp_path / "s")])
     assert result.exit_code == 0, result.output
     assert "warning: skipped broken.png: " in result.stderr
-    assert "(1 skipped)" in result.stderr
+    assert "(1 skipped, " in result.stderr
 
 
 def test_python_dash_m_runs_the_cli() -> None:

@@ -16,10 +16,15 @@ from generator.embed import (  # noqa: E402
     download_pretrained,
     load_embedder,
     pick_device,
+    plan_model,
 )
 from generator.errors import ModelError  # noqa: E402
 
 pytestmark = pytest.mark.model
+
+
+def embedder_for(weights: str, seed: int = 0):
+    return load_embedder(weights, plan_model(weights, "cpu", "fp32", seed), seed)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +35,7 @@ def pixels() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def random_embedder():
-    return load_embedder("random", device="cpu", seed=0)
+    return embedder_for("random", seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -49,14 +54,14 @@ def test_random_weights_give_finite_384d_cls_features(random_embedder, reference
 
 
 def test_random_weights_are_reproducible_and_batch_independent(pixels, reference) -> None:
-    again = load_embedder("random", device="cpu", seed=0)
+    again = embedder_for("random", seed=0)
     np.testing.assert_allclose(again(pixels[:1]), reference[:1], rtol=1e-4, atol=1e-5)
-    other = load_embedder("random", device="cpu", seed=1)
+    other = embedder_for("random", seed=1)
     assert not np.allclose(other(pixels), reference)
 
 
 def _seed0_state() -> dict:
-    model, _ = create_model("random", seed=0)
+    model = create_model("random", seed=0)
     return model.state_dict()
 
 
@@ -70,7 +75,7 @@ def test_local_checkpoint_gives_identical_features(tmp_path, pixels, reference, 
         save_file({k: v.contiguous() for k, v in state.items()}, str(path))
     else:
         torch.save(state, path)
-    embedder = load_embedder(str(path), device="cpu", seed=123)  # seed must not matter now
+    embedder = embedder_for(str(path), seed=123)  # seed must not matter now
     np.testing.assert_array_equal(embedder(pixels), reference)
     assert embedder.info.random_weights is False
     assert embedder.info.weights.startswith(f"checkpoint vit{suffix} (sha256 ")
@@ -83,27 +88,27 @@ def test_facebook_style_training_checkpoint_loads(tmp_path, pixels, reference) -
     state["head.mlp.0.weight"] = torch.zeros(8, 384)
     path = tmp_path / "dino_checkpoint.pth"
     torch.save({"teacher": state, "epoch": 100}, path)
-    np.testing.assert_array_equal(load_embedder(str(path), device="cpu")(pixels), reference)
+    np.testing.assert_array_equal(embedder_for(str(path))(pixels), reference)
 
 
 def test_missing_checkpoint_names_the_file(tmp_path) -> None:
     path = tmp_path / "nope.pth"
     with pytest.raises(ModelError, match=r"nope\.pth: checkpoint file not found"):
-        load_embedder(str(path), device="cpu")
+        embedder_for(str(path))
 
 
 def test_garbage_checkpoint_names_the_file(tmp_path) -> None:
     path = tmp_path / "notes.pth"
     path.write_text("this is not a checkpoint")
     with pytest.raises(ModelError, match=r"notes\.pth: not a readable"):
-        load_embedder(str(path), device="cpu")
+        embedder_for(str(path))
 
 
 def test_wrong_architecture_is_refused(tmp_path) -> None:
     path = tmp_path / "other.pth"
     torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7)}, path)
     with pytest.raises(ModelError, match=r"other\.pth: not a ViT-S/16 checkpoint"):
-        load_embedder(str(path), device="cpu")
+        embedder_for(str(path))
 
 
 def test_unreachable_hub_fails_fast_and_names_the_remedy(tmp_path, monkeypatch) -> None:
@@ -125,3 +130,51 @@ def test_unavailable_device_is_an_error() -> None:
     with pytest.raises(ModelError, match="--device cuda was requested but is not available"):
         pick_device("cuda")
     assert pick_device("auto") in ("cpu", "mps")
+
+
+def test_bf16_features_match_fp32_on_real_images() -> None:
+    from generator.cli import DEMO_DIR
+    from generator.imaging import decode
+
+    files = sorted(DEMO_DIR.rglob("*.png"))[::3]
+    pixels = np.stack([decode(f, 224, 64).pixels for f in files])
+    fp32 = load_embedder("random", plan_model("random", "cpu", "fp32"))(pixels)
+    bf16_embedder = load_embedder("random", plan_model("random", "cpu", "bf16"))
+    assert bf16_embedder.info.precision == "bf16"
+    bf16 = bf16_embedder(pixels)
+    assert bf16.dtype == np.float32
+    cosine = (fp32 * bf16).sum(1) / np.linalg.norm(fp32, axis=1) / np.linalg.norm(bf16, axis=1)
+    assert cosine.min() >= 0.999, cosine
+
+
+@pytest.mark.parametrize(
+    ("requested", "device", "bf16_cpu", "expected"),
+    [
+        ("auto", "cpu", True, "bf16"),
+        ("auto", "cpu", False, "fp32"),
+        ("auto", "cuda", False, "bf16"),
+        ("auto", "mps", False, "fp16"),
+        ("fp32", "cuda", True, "fp32"),
+        ("fp16", "cpu", False, "fp16"),
+    ],
+)
+def test_precision_auto_follows_the_hardware(monkeypatch, requested, device, bf16_cpu, expected):
+    import generator.embed as embed
+
+    monkeypatch.setattr(embed, "cpu_has_bf16", lambda: bf16_cpu)
+    assert embed.resolve_precision(requested, device) == expected
+
+
+def test_plan_model_needs_no_torch_and_names_missing_checkpoints(tmp_path) -> None:
+    plan = plan_model("pretrained", "cpu", "fp32")
+    assert (plan.weights, plan.weights_id) == (
+        "pretrained DINO (timm/vit_small_patch16_224.dino)",
+        "hub:timm/vit_small_patch16_224.dino",
+    )
+    import timm
+
+    assert timm.models.get_pretrained_cfg(MODEL_NAME).hf_hub_id.rstrip("/") == (
+        "timm/vit_small_patch16_224.dino"
+    )
+    with pytest.raises(ModelError, match=r"missing\.pth: checkpoint file not found"):
+        plan_model(str(tmp_path / "missing.pth"), "cpu", "fp32")

@@ -20,7 +20,7 @@ from generator.structure import SkippedImage
 DATA_BLOCK = re.compile(
     r'<script type="application/json" id="dinoclust-data">(.*?)</script>', re.DOTALL
 )
-INFO = ModelInfo("m", "w", False, "cpu", "fp32")
+INFO = ModelInfo("m", "w", "w:1", False, "cpu", "fp32")
 ANALYSIS = analyse(np.random.default_rng(0).normal(size=(3, 8)), k_max=3, seed=0)
 
 # file names may hold any character except "/" and NUL; titles anything printable

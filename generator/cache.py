@@ -1,0 +1,210 @@
+"""The embedding cache: embed each image once, ever.
+
+One SQLite file in the user's cache folder holds three tables:
+- `files`: (absolute path, size, mtime) → content hash, so a warm rebuild only stats files;
+- `embeddings`: (namespace, content hash) → feature vector, where the namespace hashes the model,
+  weights identity, preprocessing and precision (renamed or moved files are still hits);
+- `thumbs`: (content hash, thumbnail spec) → encoded thumbnail and image size.
+SQLite makes every write atomic; a corrupt file is detected, discarded and rebuilt, never a crash.
+The cache lives only on the user's machine: absolute paths in it never reach the site.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from generator.embed import PREPROCESS, ModelInfo, file_sha256
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 1
+DB_NAME = "cache-v1.sqlite"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS embeddings (
+    namespace TEXT NOT NULL, sha256 TEXT NOT NULL, vector BLOB NOT NULL,
+    PRIMARY KEY (namespace, sha256));
+CREATE TABLE IF NOT EXISTS thumbs (
+    sha256 TEXT NOT NULL, spec TEXT NOT NULL, data BLOB NOT NULL,
+    thumb_w INTEGER NOT NULL, thumb_h INTEGER NOT NULL, width INTEGER NOT NULL,
+    height INTEGER NOT NULL, PRIMARY KEY (sha256, spec));
+"""
+CHUNK = 500  # SQLite's limit on bound variables is 999 in old builds
+
+
+@dataclass(frozen=True)
+class CachedThumb:
+    data: bytes
+    thumb_size: tuple[int, int]
+    size: tuple[int, int]
+
+
+def default_cache_dir() -> Path:
+    """$DINOCLUST_CACHE_DIR, else the platform's per-user cache folder."""
+    if os.environ.get("DINOCLUST_CACHE_DIR"):
+        return Path(os.environ["DINOCLUST_CACHE_DIR"]).expanduser()
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "dinoclust"
+    if os.name == "nt":
+        base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
+        return Path(base) / "dinoclust" / "Cache"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dinoclust"
+
+
+def namespace(info: ModelInfo) -> str:
+    """Everything that changes a feature vector; the device does not."""
+    key = {
+        "version": CACHE_VERSION,
+        "model": info.name,
+        "weights": info.weights_id,
+        "preprocess": asdict(PREPROCESS),
+        "precision": info.precision,
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
+
+
+class EmbeddingCache:
+    """A SQLite-backed store; every method survives a damaged database by starting afresh."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.path = folder / DB_NAME
+        self.db = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            return self._connect()
+        except sqlite3.DatabaseError as exc:
+            self._discard(exc)
+            return self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30)
+        db.executescript(SCHEMA)
+        db.execute("SELECT count(*) FROM files").fetchone()
+        return db
+
+    def _discard(self, exc: Exception) -> None:
+        log.warning("embedding cache %s is damaged (%s); starting a new one", self.path, exc)
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+
+    def _recover(self, exc: Exception) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.db.close()
+        self._discard(exc)
+        self.db = self._connect()
+
+    def close(self) -> None:
+        self.db.close()
+
+    # --- content hashes, memoised by (path, size, mtime) -------------------------------------
+
+    def digests(self, paths: Sequence[Path]) -> list[str | OSError]:
+        """Content hash per path (or the OSError that stopped reading it)."""
+        keys = [str(p.resolve()) for p in paths]
+        try:
+            known = self._select(
+                "SELECT path, size, mtime_ns, sha256 FROM files WHERE path IN", keys
+            )
+        except sqlite3.DatabaseError as exc:
+            self._recover(exc)
+            known = []
+        memo = {row[0]: row[1:] for row in known}
+        out: list[str | OSError] = []
+        fresh = []
+        for path, key in zip(paths, keys, strict=True):
+            try:
+                st = path.stat()
+                hit = memo.get(key)
+                if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
+                    out.append(hit[2])
+                    continue
+                digest = file_sha256(path)
+            except OSError as exc:
+                out.append(exc)
+                continue
+            out.append(digest)
+            fresh.append((key, st.st_size, st.st_mtime_ns, digest))
+        self._write("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)", fresh)
+        return out
+
+    # --- embeddings ---------------------------------------------------------------------------
+
+    def vectors(self, space: str, digests: Iterable[str]) -> dict[str, np.ndarray]:
+        wanted = sorted(set(digests))
+        try:
+            rows = self._select(
+                "SELECT sha256, vector FROM embeddings WHERE namespace = ? AND sha256 IN",
+                wanted,
+                prefix=(space,),
+            )
+        except sqlite3.DatabaseError as exc:
+            self._recover(exc)
+            return {}
+        out = {}
+        for digest, blob in rows:
+            if not blob or len(blob) % 4:
+                continue  # damaged row: embed again
+            vector = np.frombuffer(blob, dtype="<f4")
+            if np.isfinite(vector).all():
+                out[digest] = vector
+        return out
+
+    def put_vectors(self, space: str, items: Iterable[tuple[str, np.ndarray]]) -> None:
+        rows = [(space, d, np.asarray(v, dtype="<f4").tobytes()) for d, v in items]
+        self._write("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)", rows)
+
+    # --- thumbnails ---------------------------------------------------------------------------
+
+    def thumbs(self, spec: str, digests: Iterable[str]) -> dict[str, CachedThumb]:
+        wanted = sorted(set(digests))
+        try:
+            rows = self._select(
+                "SELECT sha256, data, thumb_w, thumb_h, width, height FROM thumbs "
+                "WHERE spec = ? AND sha256 IN",
+                wanted,
+                prefix=(spec,),
+            )
+        except sqlite3.DatabaseError as exc:
+            self._recover(exc)
+            return {}
+        return {r[0]: CachedThumb(bytes(r[1]), (r[2], r[3]), (r[4], r[5])) for r in rows}
+
+    def put_thumbs(self, spec: str, items: Iterable[tuple[str, CachedThumb]]) -> None:
+        rows = [(d, spec, t.data, *t.thumb_size, *t.size) for d, t in items]
+        self._write("INSERT OR REPLACE INTO thumbs VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+    # --- plumbing -----------------------------------------------------------------------------
+
+    def _select(self, sql: str, keys: Sequence[str], prefix: tuple = ()) -> list[tuple]:
+        rows: list[tuple] = []
+        for start in range(0, len(keys), CHUNK):
+            chunk = keys[start : start + CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows += self.db.execute(f"{sql} ({marks})", (*prefix, *chunk)).fetchall()
+        return rows
+
+    def _write(self, sql: str, rows: list[tuple]) -> None:
+        if not rows:
+            return
+        try:
+            with self.db:
+                self.db.executemany(sql, rows)
+        except sqlite3.OperationalError as exc:  # locked, disk full, read-only: not fatal
+            log.warning("could not write to the embedding cache %s (%s)", self.path, exc)
+        except sqlite3.DatabaseError as exc:
+            self._recover(exc)

@@ -1,0 +1,157 @@
+"""The embedding cache: a warm rebuild embeds nothing, survives damage, and keys on content."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from generator.cache import DB_NAME, EmbeddingCache, namespace
+from generator.config import BuildConfig
+from generator.pipeline import build_site
+from tests.helpers import FakeEmbedder, make_image
+
+
+def build(photos: Path, out: Path, cache: Path | None, embedder=None, **options):
+    config = BuildConfig(inputs=(photos,), output=out, cache_dir=cache, **options)
+    embedder = embedder or FakeEmbedder()
+    return build_site(config, embedder=embedder), embedder
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_warm_rebuild_embeds_nothing_and_gives_the_same_site(colour_folder, tmp_path) -> None:
+    cache = tmp_path / "cache"
+    cold, first = build(colour_folder, tmp_path / "a", cache)
+    assert (cold.embedded, first.calls) == (12, 1)
+    warm, second = build(colour_folder, tmp_path / "b", cache)
+    assert (warm.embedded, second.calls) == (0, 0)
+    assert tree(tmp_path / "a") == tree(tmp_path / "b")
+
+
+def test_new_images_only_are_embedded(colour_folder, tmp_path) -> None:
+    cache = tmp_path / "cache"
+    build(colour_folder, tmp_path / "site", cache)
+    make_image(colour_folder / "new" / "n1.png", (250, 250, 0), noise=5, seed=1)
+    make_image(colour_folder / "new" / "n2.png", (250, 250, 0), noise=5, seed=2)
+    result, embedder = build(colour_folder, tmp_path / "site", cache)
+    assert result.embedded == 2 and result.images == 14
+    assert embedder.calls == 1
+
+
+def test_renamed_and_moved_files_are_hits(colour_folder, tmp_path) -> None:
+    cache = tmp_path / "cache"
+    before, _ = build(colour_folder, tmp_path / "a", cache)
+    shutil.move(colour_folder / "red", colour_folder / "crimson")
+    (colour_folder / "blue" / "blue_0.png").rename(colour_folder / "green" / "was_blue.png")
+    after, embedder = build(colour_folder, tmp_path / "b", cache)
+    assert (after.embedded, embedder.calls) == (0, 0)
+    assert "crimson/red_0.png" in [i["path"] for i in after.report["images"]]
+    assert sorted(before.report["points"]) == sorted(after.report["points"])
+
+
+def test_report_options_rerender_without_the_model(colour_folder, tmp_path) -> None:
+    cache = tmp_path / "cache"
+    build(colour_folder, tmp_path / "site", cache)
+    result, embedder = build(colour_folder, tmp_path / "site", cache, k_max=4, title="New", seed=3)
+    assert embedder.calls == 0
+    assert sorted(result.report["clusterings"]) == ["2", "3", "4"]
+
+
+def test_thumb_size_change_redecodes_but_does_not_embed(colour_folder, tmp_path) -> None:
+    cache = tmp_path / "cache"
+    build(colour_folder, tmp_path / "site", cache)
+    result, embedder = build(colour_folder, tmp_path / "site", cache, thumb_size=48)
+    assert embedder.calls == 0
+    assert all(max(i["thumb_width"], i["thumb_height"]) == 48 for i in result.report["images"])
+
+
+def test_other_weights_or_precision_are_other_entries(colour_folder, tmp_path) -> None:
+    cache = tmp_path / "cache"
+    build(colour_folder, tmp_path / "site", cache)
+    other = FakeEmbedder()
+    other.info = replace(FakeEmbedder.info, precision="bf16")
+    result, _ = build(colour_folder, tmp_path / "site", cache, embedder=other)
+    assert result.embedded == 12
+    assert namespace(other.info) != namespace(FakeEmbedder.info)
+    assert namespace(replace(FakeEmbedder.info, device="cuda")) == namespace(FakeEmbedder.info)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_a_damaged_cache_is_discarded_and_rebuilt(colour_folder, tmp_path, damage, caplog):
+    cache = tmp_path / "cache"
+    build(colour_folder, tmp_path / "site", cache)
+    db = cache / DB_NAME
+    data = db.read_bytes()
+    db.write_bytes(
+        b"this is not a database" * 100 if damage == "garbage" else data[: len(data) // 3]
+    )
+    result, embedder = build(colour_folder, tmp_path / "site", cache)
+    assert result.images == 12
+    assert embedder.calls >= 1  # rebuilt from the images, not trusted
+    again, embedder = build(colour_folder, tmp_path / "site", cache)
+    assert (again.embedded, embedder.calls) == (0, 0)  # and whole again afterwards
+
+
+def test_bad_vectors_in_the_cache_are_misses(tmp_path) -> None:
+    cache = EmbeddingCache(tmp_path)
+    cache.put_vectors("ns", [("a" * 64, np.ones(4, dtype=np.float32))])
+    cache.put_vectors("ns", [("b" * 64, np.array([np.nan, 1], dtype=np.float32))])
+    with cache.db:
+        cache.db.execute("INSERT INTO embeddings VALUES ('ns', ?, x'')", ("c" * 64,))
+        cache.db.execute("INSERT INTO embeddings VALUES ('ns', ?, x'010203')", ("d" * 64,))
+    found = cache.vectors("ns", ["a" * 64, "b" * 64, "c" * 64, "d" * 64])
+    assert list(found) == ["a" * 64]
+    np.testing.assert_array_equal(found["a" * 64], np.ones(4))
+
+
+def test_no_cache_writes_nothing(colour_folder, tmp_path) -> None:
+    build(colour_folder, tmp_path / "site", None)
+    assert not any(tmp_path.glob("**/*.sqlite"))
+
+
+def test_cache_holds_paths_but_the_site_does_not(colour_folder, tmp_path) -> None:
+    cache = tmp_path / "cache"
+    build(colour_folder, tmp_path / "site", cache)
+    rows = sqlite3.connect(cache / DB_NAME).execute("SELECT path FROM files").fetchall()
+    assert len(rows) == 12 and all(Path(r[0]).is_absolute() for r in rows)
+    for name, data in tree(tmp_path / "site").items():
+        assert str(tmp_path).encode() not in data, name
+
+
+WARM_RUN = """
+import sys
+from generator.cli import main
+sys.argv = ["dinoclust", "build", sys.argv[1], "-o", sys.argv[2], "--weights", "random", "-q"]
+try:
+    main()
+except SystemExit as exit:
+    assert not exit.code, exit.code
+print("torch imported:", "torch" in sys.modules)
+"""
+
+
+@pytest.mark.model
+def test_warm_cli_rebuild_does_not_import_torch(colour_folder, tmp_path) -> None:
+    def run(out: str) -> str:
+        return subprocess.run(
+            [sys.executable, "-c", WARM_RUN, str(colour_folder), str(tmp_path / out)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+
+    assert run("cold") == "torch imported: True"
+    assert run("warm") == "torch imported: False"
+    cold = json.loads((tmp_path / "cold" / "report.json").read_text())
+    warm = json.loads((tmp_path / "warm" / "report.json").read_text())
+    assert cold == warm
