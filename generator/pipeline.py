@@ -146,9 +146,8 @@ def embed_images(
     if todo:
         with progress("Embedding images", len(todo)) as advance:
             for index, result in _decoded([images[i] for i in todo], todo, config.thumb_size):
-                work.take(index, result)
-                advance(1)
-            work.flush()
+                advance(work.take(index, result))
+            advance(work.flush())
     log.info(
         "%d images embedded, %d from the cache", work.embedded, len(work.features) - work.embedded
     )
@@ -196,21 +195,23 @@ class _Work:
                 todo.append(index)
         return todo
 
-    def take(self, index: int, result: Decoded | DecodeError) -> None:
+    def take(self, index: int, result: Decoded | DecodeError) -> int:
+        """Add one decoded image; returns how many images are now finished (for progress)."""
         if isinstance(result, DecodeError):
             self._skip(index, str(result))
-            return
+            return 1
         thumb = CachedThumb(result.thumb, result.thumb_size, result.size)
         self.records[index] = self._save_thumb(index, result.sha256, thumb)
         self.new_thumbs.append((result.sha256, thumb))
         if result.sha256 in self.vectors:
             self.features[index] = self.vectors[result.sha256]
-        else:
-            self.batch.append((index, result.sha256, result.pixels))
-            if len(self.batch) >= self.batch_size:
-                self.flush()
+            return 1
+        self.batch.append((index, result.sha256, result.pixels))
+        return self.flush() if len(self.batch) >= self.batch_size else 0
 
-    def flush(self) -> None:
+    def flush(self) -> int:
+        """Embed the pending batch and store new results in the cache; returns the batch size."""
+        done = len(self.batch)
         if self.batch:
             vectors = self.embedder(np.stack([pixels for _, _, pixels in self.batch]))
             for (index, _, _), vector in zip(self.batch, vectors, strict=True):
@@ -225,6 +226,7 @@ class _Work:
         if self.cache is not None and self.new_thumbs:
             self.cache.put_thumbs(self.spec, self.new_thumbs)
         self.new_thumbs = []
+        return done
 
     def result(self) -> Embedded:
         order = sorted(self.records)
