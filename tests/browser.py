@@ -40,7 +40,7 @@ TIMEOUT_MS = 60_000  # software WebGL is slow; wait on page state, generously
 
 
 def require_chromium() -> str:
-    """A missing browser fails loudly (the tests would otherwise prove nothing), unless opted out."""
+    """A missing browser fails loudly: skipping would hide that nothing was checked."""
     if os.environ.get(SKIP_ENV) == "1":
         pytest.skip(f"{SKIP_ENV}=1: browser tests skipped")
     if not Path(CHROMIUM).is_file():
@@ -112,11 +112,18 @@ def wait_for_k(page: Page, k: int) -> None:
     )
 
 
-def coloured_pixels(png: bytes, min_spread: int = 60) -> int:
-    """Pixels whose channels differ by at least `min_spread`: neither white, grey nor black."""
+def hue_pixels(png: bytes, hex_colour: str, tolerance: int = 8) -> int:
+    """Clearly coloured pixels with the hue of `hex_colour` (0–255 scale, ±`tolerance`).
+
+    Hue, not exact RGB: marker opacity and anti-aliasing blend towards white and keep the hue,
+    while axes, grid, text and the black centres have no saturation at all.
+    """
     import numpy as np
     from PIL import Image
 
-    rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.int16)
-    spread = rgb.max(axis=2) - rgb.min(axis=2)
-    return int((spread >= min_spread).sum())
+    swatch = Image.new("RGB", (1, 1), hex_colour).convert("HSV").getpixel((0, 0))
+    hsv = np.asarray(Image.open(io.BytesIO(png)).convert("RGB").convert("HSV"), dtype=np.int16)
+    hue, saturation, value = hsv[..., 0], hsv[..., 1], hsv[..., 2]
+    distance = np.abs(hue - swatch[0])  # type: ignore[index]
+    distance = np.minimum(distance, 256 - distance)
+    return int(((distance <= tolerance) & (saturation >= 50) & (value >= 40)).sum())
