@@ -116,13 +116,7 @@ class EmbeddingCache:
     def digests(self, paths: Sequence[Path]) -> list[str | OSError]:
         """Content hash per path (or the OSError that stopped reading it)."""
         keys = [str(p.resolve()) for p in paths]
-        try:
-            known = self._select(
-                "SELECT path, size, mtime_ns, sha256 FROM files WHERE path IN", keys
-            )
-        except sqlite3.DatabaseError as exc:
-            self._recover(exc)
-            known = []
+        known = self._select("SELECT path, size, mtime_ns, sha256 FROM files WHERE path IN", keys)
         memo = {row[0]: row[1:] for row in known}
         out: list[str | OSError] = []
         fresh = []
@@ -146,15 +140,11 @@ class EmbeddingCache:
 
     def vectors(self, space: str, digests: Iterable[str]) -> dict[str, np.ndarray]:
         wanted = sorted(set(digests))
-        try:
-            rows = self._select(
-                "SELECT sha256, vector FROM embeddings WHERE namespace = ? AND sha256 IN",
-                wanted,
-                prefix=(space,),
-            )
-        except sqlite3.DatabaseError as exc:
-            self._recover(exc)
-            return {}
+        rows = self._select(
+            "SELECT sha256, vector FROM embeddings WHERE namespace = ? AND sha256 IN",
+            wanted,
+            prefix=(space,),
+        )
         out = {}
         for digest, blob in rows:
             if not blob or len(blob) % 4:
@@ -172,16 +162,12 @@ class EmbeddingCache:
 
     def thumbs(self, spec: str, digests: Iterable[str]) -> dict[str, CachedThumb]:
         wanted = sorted(set(digests))
-        try:
-            rows = self._select(
-                "SELECT sha256, data, thumb_w, thumb_h, width, height FROM thumbs "
-                "WHERE spec = ? AND sha256 IN",
-                wanted,
-                prefix=(spec,),
-            )
-        except sqlite3.DatabaseError as exc:
-            self._recover(exc)
-            return {}
+        rows = self._select(
+            "SELECT sha256, data, thumb_w, thumb_h, width, height FROM thumbs "
+            "WHERE spec = ? AND sha256 IN",
+            wanted,
+            prefix=(spec,),
+        )
         return {r[0]: CachedThumb(bytes(r[1]), (r[2], r[3]), (r[4], r[5])) for r in rows}
 
     def put_thumbs(self, spec: str, items: Iterable[tuple[str, CachedThumb]]) -> None:
@@ -191,11 +177,16 @@ class EmbeddingCache:
     # --- plumbing -----------------------------------------------------------------------------
 
     def _select(self, sql: str, keys: Sequence[str], prefix: tuple = ()) -> list[tuple]:
+        """`sql … IN (keys)` in chunks; a damaged database yields no rows (and starts afresh)."""
         rows: list[tuple] = []
-        for start in range(0, len(keys), CHUNK):
-            chunk = keys[start : start + CHUNK]
-            marks = ",".join("?" * len(chunk))
-            rows += self.db.execute(f"{sql} ({marks})", (*prefix, *chunk)).fetchall()
+        try:
+            for start in range(0, len(keys), CHUNK):
+                chunk = keys[start : start + CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows += self.db.execute(f"{sql} ({marks})", (*prefix, *chunk)).fetchall()
+        except sqlite3.DatabaseError as exc:
+            self._recover(exc)
+            return []
         return rows
 
     def _write(self, sql: str, rows: list[tuple]) -> None:

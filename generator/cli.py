@@ -108,7 +108,7 @@ def build_options(func: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--no-cache", is_flag=True, help="Neither read nor write the cache."),
         click.option(
-            "--batch-size", type=int, default=16, show_default=True, help="Images per model batch."
+            "--batch-size", type=int, default=32, show_default=True, help="Images per model batch."
         ),
         click.option(
             "--k-max",

@@ -23,7 +23,7 @@ class BuildConfig:
     title: str = "Image clusters"
     weights: str = PRETRAINED
     device: str = "auto"
-    batch_size: int = 16
+    batch_size: int = 32
     k_max: int = 10
     seed: int = 0
     thumb_size: int = 192

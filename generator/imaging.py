@@ -6,15 +6,17 @@ becomes 8-bit RGB. The thumbnail is rebuilt from bare pixels, so no EXIF/GPS/XMP
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import stat
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, UnidentifiedImageError
 
 MAX_PIXELS = 178_956_970  # Pillow's own decompression-bomb error threshold (2 × its warning level)
 THUMB_FORMAT = "webp"
@@ -23,6 +25,17 @@ THUMB_QUALITY = 80
 # from plugins such as EPS, which hands the file to Ghostscript.
 FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
 DRAFT_FORMATS = frozenset({"JPEG", "MPO"})  # MPO: the JPEG flavour many cameras write
+BIG_PIXELS = 40_000_000  # above this, decode one image at a time: bounds peak memory
+_BIG_DECODES = threading.BoundedSemaphore(1)
+TRANSPOSE = {  # EXIF orientation → the transpose that undoes it (as ImageOps.exif_transpose)
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 class DecodeError(Exception):
@@ -54,7 +67,7 @@ def decode(path: Path, model_size: int, thumb_size: int) -> Decoded:
     if not data:
         raise DecodeError("empty file")
     try:
-        image, size = _open_rgb(data, max(model_size, thumb_size))
+        image, size = _open_rgb(data, model_size, thumb_size)
     except DecodeError:
         raise
     except UnidentifiedImageError as exc:
@@ -83,8 +96,9 @@ def encode_thumb(image: Image.Image) -> bytes:
     return out.getvalue()
 
 
-def _open_rgb(data: bytes, min_side: int) -> tuple[Image.Image, tuple[int, int]]:
-    """The RGB image (maybe reduced by JPEG draft) and the file's own size after orientation."""
+def _open_rgb(data: bytes, model_size: int, thumb_size: int) -> tuple[Image.Image, tuple[int, int]]:
+    """The RGB image, reduced early when it is far larger than needed, and the file's own size
+    after orientation."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # bomb warnings are handled below; EXIF noise is harmless
         image = Image.open(io.BytesIO(data), formats=FORMATS)
@@ -93,20 +107,40 @@ def _open_rgb(data: bytes, min_side: int) -> tuple[Image.Image, tuple[int, int]]
             raise DecodeError(f"image too large ({width}×{height} pixels)")
         if width < 1 or height < 1:
             raise DecodeError("image has no pixels")
+        side = max(model_size, thumb_size)
         if image.format in DRAFT_FORMATS:
-            image.draft("RGB", (min_side, min_side))  # decode at 1/2–1/8 scale when big enough
-        image.load()  # first frame of an animation
-        image, turned = _orient(image)
+            image.draft("RGB", (side, side))  # decode at 1/2–1/8 scale when big enough
+        orientation = _orientation(image)
+        big = image.size[0] * image.size[1] > BIG_PIXELS
+        with _BIG_DECODES if big else contextlib.nullcontext():
+            image.load()  # first frame of an animation
+            image = _shrink(image, model_size, thumb_size)
+        turned = orientation in (5, 6, 7, 8)
+        if orientation in TRANSPOSE:
+            image = image.transpose(TRANSPOSE[orientation])
         return _to_rgb(image), (height, width) if turned else (width, height)
 
 
-def _orient(image: Image.Image) -> tuple[Image.Image, bool]:
-    """Apply EXIF orientation; also say whether width and height swapped (orientations 5–8)."""
+def _orientation(image: Image.Image) -> int:
     try:
-        turned = image.getexif().get(ExifTags.Base.Orientation) in (5, 6, 7, 8)
-        return ImageOps.exif_transpose(image), turned
+        return int(image.getexif().get(ExifTags.Base.Orientation) or 1)
     except Exception:  # a broken EXIF block must not cost the image
-        return image, False
+        return 1
+
+
+def _shrink(image: Image.Image, model_size: int, thumb_size: int) -> Image.Image:
+    """Box-reduce by a whole factor that keeps both sides ≥ model_size and the long side ≥
+    thumb_size: a 168-megapixel PNG then costs one full-size buffer, not five."""
+    width, height = image.size
+    factor = min(width // model_size, height // model_size, max(width, height) // thumb_size)
+    if factor < 2:
+        return image
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    try:
+        return image.reduce(factor)
+    except ValueError:  # a mode reduce() does not support: resize later instead
+        return image
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

@@ -68,16 +68,27 @@ class Embedded:
 
 
 class LazyEmbedder:
-    """Loads the model on first use, so a build served from the cache never imports torch."""
+    """Loads the model on first use, so a build served from the cache never imports torch.
+
+    `prefetch()` starts loading in a background thread, so that importing torch and timm (about
+    three seconds) overlaps with decoding the first batch.
+    """
 
     def __init__(self, info: ModelInfo, load: Callable[[], Embedder]) -> None:
         self.info = info
         self._load = load
         self._model: Embedder | None = None
+        self._loading: Future[Embedder] | None = None
+
+    def prefetch(self) -> None:
+        if self._model is None and self._loading is None:
+            self._loading = ThreadPoolExecutor(1, thread_name_prefix="load-model").submit(
+                self._load
+            )
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         if self._model is None:
-            self._model = self._load()
+            self._model = self._loading.result() if self._loading else self._load()
             self.info = self._model.info
         return self._model(pixels)
 
@@ -179,6 +190,7 @@ class _Work:
     def from_cache(self) -> list[int]:
         """Serve what the cache has; return the indices that must be decoded."""
         if self.cache is None:
+            self._prefetch()
             return list(range(len(self.images)))
         digests = self.cache.digests([image.path for image in self.images])
         known = [d for d in digests if isinstance(d, str)]
@@ -193,7 +205,14 @@ class _Work:
                 self.features[index] = self.vectors[digest]
             else:
                 todo.append(index)
+        if any(not isinstance(digests[i], str) or digests[i] not in self.vectors for i in todo):
+            self._prefetch()
         return todo
+
+    def _prefetch(self) -> None:
+        prefetch = getattr(self.embedder, "prefetch", None)
+        if prefetch is not None:
+            prefetch()
 
     def take(self, index: int, result: Decoded | DecodeError) -> int:
         """Add one decoded image; returns how many images are now finished (for progress)."""

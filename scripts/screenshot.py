@@ -1,29 +1,19 @@
-"""Screenshot a generated site in headless Chromium (used for README's picture and for review).
+"""Screenshot a generated site in headless Chromium (README's picture, and for review).
 
-python scripts/screenshot.py site/index.html docs/screenshot.png [--k 3] [--width 1280]
+    python scripts/screenshot.py site/index.html docs/screenshot.png [--k 3] [--full-page]
+
+Uses the browser tests' launcher (tests/browser.py): Debian's Chromium with software WebGL.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import sys
 from pathlib import Path
 
-from playwright.sync_api import sync_playwright
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH") or "/usr/lib/chromium/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--use-gl=angle",
-    "--use-angle=swiftshader",
-    "--enable-unsafe-swiftshader",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
+from tests.browser import launch, open_page  # noqa: E402
 
 
 def main() -> None:
@@ -31,19 +21,16 @@ def main() -> None:
     parser.add_argument("page", type=Path)
     parser.add_argument("png", type=Path)
     parser.add_argument("--k", type=int, default=3)
-    parser.add_argument("--width", type=int, default=1280)
-    parser.add_argument("--height", type=int, default=900)
     parser.add_argument("--full-page", action="store_true")
     args = parser.parse_args()
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        page = browser.new_page(viewport={"width": args.width, "height": args.height})
-        page.goto(f"{args.page.resolve().as_uri()}#k={args.k}")
-        page.wait_for_function("window.dinoclust && window.dinoclust.state.ready", timeout=60_000)
-        page.wait_for_timeout(1500)  # let lazy thumbnails and the WebGL frame settle
+    with launch() as browser, open_page(browser, args.page, f"k={args.k}") as opened:
+        page = opened.page
+        page.evaluate("document.querySelectorAll('img').forEach(i => { i.loading = 'eager'; })")
+        page.wait_for_function("Array.from(document.images).every(i => i.complete)")
         args.png.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(args.png), full_page=args.full_page)
-        browser.close()
+    if opened.errors or opened.external:
+        sys.exit(f"page problems: errors {opened.errors}, external requests {opened.external}")
 
 
 if __name__ == "__main__":
