@@ -143,8 +143,12 @@
   var layout = {
     margin: { l: 0, r: 0, t: 0, b: 0 },
     uirevision: "keep-camera",
-    legend: { itemsizing: "constant" },
-    scene: { xaxis: { title: axisTitle(0) }, yaxis: { title: axisTitle(1) }, zaxis: { title: axisTitle(2) } }
+    legend: { itemsizing: "constant", x: 0, y: 1, bgcolor: "rgba(255,255,255,0.7)" },
+    scene: {
+      xaxis: { title: axisTitle(0) }, yaxis: { title: axisTitle(1) }, zaxis: { title: axisTitle(2) },
+      aspectmode: "cube",
+      camera: { eye: { x: 1.55, y: 1.55, z: 1.15 } }  // far enough that the axes stay in view
+    }
   };
 
   function renderPlot(clustering) {
