@@ -17,7 +17,15 @@ from generator.structure import SkippedImage, SourceImage
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"})
+HEIF_SUFFIXES = frozenset({".heic", ".heif", ".hif"})  # iPhones; .hif: Canon and Fujifilm cameras
+AVIF_SUFFIXES = frozenset({".avif"})
+RAW_SUFFIXES = frozenset({".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2"})
+IMAGE_SUFFIXES = (
+    frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"})
+    | HEIF_SUFFIXES
+    | AVIF_SUFFIXES
+    | RAW_SUFFIXES
+)
 JUNK_DIRS = frozenset({"__MACOSX", "@eaDir", "$RECYCLE.BIN", "System Volume Information"})
 
 

@@ -2,6 +2,8 @@
 
 One decode per file: EXIF orientation is applied, transparency is composited on white, any mode
 becomes 8-bit RGB. The thumbnail is rebuilt from bare pixels, so no EXIF/GPS/XMP can reach the site.
+HEIC/HEIF comes through the pillow-heif plugin, AVIF through Pillow itself, camera RAW through rawpy
+(LibRaw), which is optional: without it RAW files are skipped with a reason saying what to install.
 """
 
 from __future__ import annotations
@@ -9,21 +11,49 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import logging
 import stat
 import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import ExifTags, Image, UnidentifiedImageError
+from PIL import ExifTags, Image, UnidentifiedImageError, features
+
+from generator.discover import AVIF_SUFFIXES, HEIF_SUFFIXES, RAW_SUFFIXES
+
+if TYPE_CHECKING:
+    import rawpy
+
+log = logging.getLogger(__name__)
 
 MAX_PIXELS = 178_956_970  # Pillow's own decompression-bomb error threshold (2 × its warning level)
 THUMB_FORMAT = "webp"
 THUMB_QUALITY = 80
+
+
+def _register_heif() -> bool:
+    """Teach Pillow HEIC/HEIF once, at import; a missing pillow-heif only costs those files."""
+    try:
+        import pillow_heif
+    except ImportError:
+        return False
+    pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
+    return True
+
+
+HEIF_SUPPORT = _register_heif()
+AVIF_SUPPORT = "avif" in features.modules and bool(features.check_module("avif"))
+Image.init()
 # What discovery looks for (camera MPO files open as JPEG). Sniffing no further keeps files away
-# from plugins such as EPS, which hands the file to Ghostscript.
-FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
+# from plugins such as EPS, which hands the file to Ghostscript. Pillow raises KeyError for a name
+# it has no plugin for, so AVIF (Pillow ≥ 11.2) and HEIF (pillow-heif) are listed only if known.
+FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF") + tuple(
+    name for name in ("AVIF", "HEIF") if name in Image.OPEN
+)
 DRAFT_FORMATS = frozenset({"JPEG", "MPO"})  # MPO: the JPEG flavour many cameras write
 BIG_PIXELS = 40_000_000  # above this, decode one image at a time: bounds peak memory
 _BIG_DECODES = threading.BoundedSemaphore(1)
@@ -36,6 +66,10 @@ TRANSPOSE = {  # EXIF orientation → the transpose that undoes it (as ImageOps.
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
+RAW_FLIP = {0: 1, 1: 2, 2: 4, 3: 3, 4: 5, 5: 8, 6: 6, 7: 7}  # LibRaw sizes.flip → EXIF orientation
+RAW_EXTRA = 'pip install "dinoclust[raw]"'
+_WARNED: set[str] = set()  # formats whose missing support was already logged in this process
+_WARNED_LOCK = threading.Lock()
 
 
 class DecodeError(Exception):
@@ -55,6 +89,9 @@ class Decoded:
 
 def decode(path: Path, model_size: int, thumb_size: int) -> Decoded:
     """Decode `path` once; raise DecodeError with a one-line reason if it cannot be used."""
+    missing = _missing_support(path.suffix.lower())
+    if missing:
+        raise DecodeError(missing)
     try:
         mode = path.stat().st_mode
         if stat.S_ISDIR(mode):
@@ -67,7 +104,10 @@ def decode(path: Path, model_size: int, thumb_size: int) -> Decoded:
     if not data:
         raise DecodeError("empty file")
     try:
-        image, size = _open_rgb(data, model_size, thumb_size)
+        if path.suffix.lower() in RAW_SUFFIXES:
+            image, size = _open_raw(data, model_size, thumb_size)
+        else:
+            image, size = _open_rgb(data, model_size, thumb_size)
     except DecodeError:
         raise
     except UnidentifiedImageError as exc:
@@ -96,12 +136,53 @@ def encode_thumb(image: Image.Image) -> bytes:
     return out.getvalue()
 
 
+def _missing_support(suffix: str) -> str | None:
+    """The skip reason for a format whose decoder is not installed. The log says it once per run
+    (a process), not once per file: a folder of 500 RAW files needs one hint, not 500."""
+    if suffix in HEIF_SUFFIXES and not HEIF_SUPPORT:
+        what, remedy = "HEIC/HEIF", "pip install pillow-heif"
+    elif suffix in AVIF_SUFFIXES and not AVIF_SUPPORT:
+        what, remedy = "AVIF", "pip install -U pillow"
+    elif suffix in RAW_SUFFIXES and _rawpy() is None:
+        what, remedy = "camera RAW", RAW_EXTRA
+    else:
+        return None
+    with _WARNED_LOCK:
+        first = what not in _WARNED
+        _WARNED.add(what)
+    if first:
+        log.warning("%s files are skipped: support is not installed; to add it: %s", what, remedy)
+    return f"{what} support is not installed ({remedy})"
+
+
+def _rawpy() -> ModuleType | None:
+    """rawpy is an optional extra; importing it again is a dictionary look-up."""
+    try:
+        import rawpy
+    except ImportError:
+        return None
+    return rawpy
+
+
 def _open_rgb(data: bytes, model_size: int, thumb_size: int) -> tuple[Image.Image, tuple[int, int]]:
     """The RGB image, reduced early when it is far larger than needed, and the file's own size
     after orientation."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # bomb warnings are handled below; EXIF noise is harmless
         image = Image.open(io.BytesIO(data), formats=FORMATS)
+        width, height = image.size
+        image, turned = _load_rgb(image, model_size, thumb_size)
+        return image, (height, width) if turned else (width, height)
+
+
+def _load_rgb(
+    image: Image.Image, model_size: int, thumb_size: int, default_orientation: int = 1
+) -> tuple[Image.Image, bool]:
+    """Load an opened image as upright RGB, and whether turning it swapped width and height.
+    `default_orientation` applies when the image has no EXIF orientation of its own (a RAW
+    file's preview or demosaic, turned by LibRaw's flip)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         width, height = image.size
         if width * height > MAX_PIXELS:
             raise DecodeError(f"image too large ({width}×{height} pixels)")
@@ -110,7 +191,7 @@ def _open_rgb(data: bytes, model_size: int, thumb_size: int) -> tuple[Image.Imag
         side = max(model_size, thumb_size)
         if image.format in DRAFT_FORMATS:
             image.draft("RGB", (side, side))  # decode at 1/2–1/8 scale when big enough
-        orientation = _orientation(image)
+        orientation = _orientation(image, default_orientation)
         big = image.size[0] * image.size[1] > BIG_PIXELS
         with _BIG_DECODES if big else contextlib.nullcontext():
             image.load()  # first frame of an animation
@@ -118,14 +199,67 @@ def _open_rgb(data: bytes, model_size: int, thumb_size: int) -> tuple[Image.Imag
         turned = orientation in (5, 6, 7, 8)
         if orientation in TRANSPOSE:
             image = image.transpose(TRANSPOSE[orientation])
-        return _to_rgb(image), (height, width) if turned else (width, height)
+        return _to_rgb(image), turned
 
 
-def _orientation(image: Image.Image) -> int:
+def _orientation(image: Image.Image, default: int = 1) -> int:
     try:
-        return int(image.getexif().get(ExifTags.Base.Orientation) or 1)
+        return int(image.getexif().get(ExifTags.Base.Orientation) or default)
     except Exception:  # a broken EXIF block must not cost the image
-        return 1
+        return default
+
+
+def _open_raw(data: bytes, model_size: int, thumb_size: int) -> tuple[Image.Image, tuple[int, int]]:
+    """Camera RAW: the embedded JPEG preview when it is big enough (fast), else a half-size
+    demosaic. Either way the size reported is the photo's, after orientation."""
+    rawpy = _rawpy()
+    if rawpy is None:  # decode() checks first; this keeps the function safe on its own
+        raise DecodeError(f"camera RAW support is not installed ({RAW_EXTRA})")
+    try:
+        with rawpy.imread(io.BytesIO(data)) as raw:
+            width, height, flip = raw.sizes.width, raw.sizes.height, raw.sizes.flip
+            if width * height > MAX_PIXELS:
+                raise DecodeError(f"image too large ({width}×{height} pixels)")
+            orientation = RAW_FLIP.get(flip, 1)
+            preview = _raw_preview(raw, rawpy, model_size, thumb_size)
+            if preview is None:
+                with _BIG_DECODES if width * height > BIG_PIXELS else contextlib.nullcontext():
+                    # user_flip=0: LibRaw leaves the pixels as stored; _load_rgb turns them
+                    pixels = raw.postprocess(
+                        half_size=True, use_camera_wb=True, output_bps=8, user_flip=0
+                    )
+                preview = Image.fromarray(pixels)
+            image, turned = _load_rgb(preview, model_size, thumb_size, orientation)
+    except rawpy.LibRawFileUnsupportedError as exc:
+        raise DecodeError("not a camera RAW file that LibRaw can read") from exc
+    except (rawpy.LibRawTooBigError, rawpy.LibRawUnsufficientMemoryError) as exc:
+        raise DecodeError("image too large for LibRaw") from exc
+    except rawpy.LibRawIOError as exc:  # LibRaw read past the end of the data
+        raise DecodeError(f"corrupt or truncated RAW file ({_libraw_text(exc)})") from exc
+    except rawpy.LibRawError as exc:
+        raise DecodeError(f"corrupt or unsupported RAW file ({_libraw_text(exc)})") from exc
+    return image, (height, width) if turned else (width, height)
+
+
+def _raw_preview(
+    raw: rawpy.RawPy, rawpy: ModuleType, model_size: int, thumb_size: int
+) -> Image.Image | None:
+    """The camera's embedded preview, if it is large enough for both the model input and the
+    thumbnail; None means demosaic instead."""
+    try:
+        thumb = raw.extract_thumb()
+        if thumb.format == rawpy.ThumbFormat.JPEG:
+            image = Image.open(io.BytesIO(thumb.data), formats=("JPEG", "MPO"))
+        elif thumb.format == rawpy.ThumbFormat.BITMAP:
+            image = Image.fromarray(np.ascontiguousarray(thumb.data))
+        else:
+            return None
+    except (rawpy.LibRawError, OSError, ValueError, TypeError):  # no or broken preview
+        return None
+    short, long = sorted(image.size)
+    if short < model_size or long < max(model_size, thumb_size):
+        return None
+    return image
 
 
 def _shrink(image: Image.Image, model_size: int, thumb_size: int) -> Image.Image:
@@ -163,6 +297,14 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")
     return image.convert("RGB")
+
+
+def _libraw_text(exc: BaseException) -> str:
+    """rawpy's messages are bytes: show b'Input/output error' as Input/output error."""
+    first = exc.args[0] if exc.args else None
+    if isinstance(first, bytes):
+        return first.decode("utf-8", "replace")[:120] or type(exc).__name__
+    return _short(exc)
 
 
 def _short(exc: BaseException) -> str:

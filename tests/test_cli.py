@@ -65,7 +65,8 @@ def test_folder_without_images_is_a_clear_error(runner, tmp_path) -> None:
     (tmp_path / "docs" / "a.txt").write_text("x")
     result = runner.invoke(cli, ["build", str(tmp_path / "docs"), "-o", str(tmp_path / "s")])
     assert result.exit_code == 1
-    assert f"Error: No images found in {tmp_path / 'docs'} (looked for .bmp .gif" in result.output
+    expected = f"Error: No images found in {tmp_path / 'docs'} (looked for .arw .avif .bmp"
+    assert expected in result.output
 
 
 def test_unreachable_hub_exits_with_the_remedy(runner, colour_folder, tmp_path, monkeypatch):

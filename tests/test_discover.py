@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from generator.discover import Discovery, discover
+from generator.discover import IMAGE_SUFFIXES, Discovery, discover
 from generator.errors import InputError
 from generator.structure import SkippedImage
 
@@ -53,7 +53,9 @@ def test_folders_are_walked_recursively_in_a_case_insensitive_sorted_order(tmp_p
 
 
 def test_every_supported_suffix_is_found_in_any_letter_case(tmp_path) -> None:
-    suffixes = ["jpg", "jpeg", "png", "gif", "webp", "bmp", "tif", "tiff"]
+    suffixes = ["jpg", "jpeg", "png", "gif", "webp", "bmp", "tif", "tiff", "heic", "heif", "hif"]
+    suffixes += ["avif", "dng", "cr2", "cr3", "nef", "arw", "raf", "orf", "rw2"]
+    assert {f".{suffix}" for suffix in suffixes} == IMAGE_SUFFIXES
     for suffix in suffixes:
         touch(tmp_path, f"lower.{suffix}", f"upper.{suffix.upper()}", f"mixed.{suffix.title()}")
     found = rels(discover([tmp_path]))
@@ -69,11 +71,10 @@ def test_other_files_inside_folders_are_ignored_without_a_skip_entry(tmp_path) -
         tmp_path,
         "keep.jpg",
         "notes.txt",
-        "photo.heic",
         "photo.jpg.txt",
-        "jpg",
+        "heic",
         "no_suffix",
-        "raw.CR2",
+        "sidecar.xmp",
         "movie.mp4",
     )
     found = discover([tmp_path])
