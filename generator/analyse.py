@@ -1,18 +1,22 @@
-"""Stage 4 — analyse: PCA, then K-means for every k. Pure numpy/scikit-learn, no I/O.
+"""Stage 4 — analyse: PCA, then K-means for every k, with quality metrics. Pure numpy/sklearn.
 
 K-means runs on the PCA features (at most 50 dims); the 3D view shows PC1–PC3, and each cluster
-centre there is the centre's first three PCA coordinates.
+centre there is the centre's first three PCA coordinates. Cluster ids are stable across k: at k = 2
+they are ordered by size, and each cluster of k+1 takes the id of the cluster of k it overlaps most
+(an assignment maximising the total overlap), so the page keeps colours as the slider moves.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from generator.config import K_MIN
 from generator.errors import InputError
+from generator.metrics import contingency, encode, label_metrics, quality_metrics
 
 MAX_COMPONENTS = 50
 N_INIT = 10
@@ -21,13 +25,15 @@ VIEW_DIMS = 3
 
 @dataclass(frozen=True)
 class Clustering:
-    """One K-means result; cluster ids are ordered by size, largest first."""
+    """One K-means result; ids follow the clusters of k-1 they overlap most (see match_ids)."""
 
     k: int
     labels: np.ndarray  # (N,) int
     centers: np.ndarray  # (k, n_components): the mean of each cluster's members
     sizes: tuple[int, ...]
     inertia: float
+    distances: np.ndarray  # (N,) each image's distance to its cluster centre (PCA space)
+    metrics: dict[str, float | None]  # quality_metrics(); None where undefined
 
 
 @dataclass(frozen=True)
@@ -64,7 +70,11 @@ def analyse(features: np.ndarray, k_max: int, seed: int) -> Analysis:
             f"Only {distinct} distinct feature vectors among {n} images: for k above {distinct} "
             "some clusters are empty or split identical images."
         )
-    clusterings = {k: kmeans(coords, k, seed) for k in range(K_MIN, min(k_max, n) + 1)}
+    clusterings: dict[int, Clustering] = {}
+    previous: np.ndarray | None = None
+    for k in range(K_MIN, min(k_max, n) + 1):
+        clusterings[k] = kmeans(coords, k, seed, previous)
+        previous = clusterings[k].labels
     return Analysis(coords, ratio, clusterings, dim, distinct, tuple(notes))
 
 
@@ -81,7 +91,8 @@ def pca(features: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return coords, np.nan_to_num(model.explained_variance_ratio_)
 
 
-def kmeans(coords: np.ndarray, k: int, seed: int) -> Clustering:
+def kmeans(coords: np.ndarray, k: int, seed: int, previous: np.ndarray | None = None) -> Clustering:
+    """K-means for one k; ids by size when `previous` is None, else matched to `previous`."""
     from sklearn.cluster import KMeans
     from sklearn.exceptions import ConvergenceWarning
 
@@ -91,25 +102,60 @@ def kmeans(coords: np.ndarray, k: int, seed: int) -> Clustering:
     raw = model.labels_
     sizes = np.bincount(raw, minlength=k)
     first = [int(np.argmax(raw == c)) if sizes[c] else len(raw) for c in range(k)]
-    order = sorted(range(k), key=lambda c: (-sizes[c], first[c]))
+    by_size = sorted(range(k), key=lambda c: (-sizes[c], first[c]))
     rank = np.empty(k, dtype=np.int64)
-    rank[order] = np.arange(k)
-    labels = rank[raw]
+    rank[by_size] = np.arange(k)
+    labels = rank[raw]  # ids by size: the canonical order that matching starts from
+    raw_centers = model.cluster_centers_[by_size]
+    if previous is not None:
+        mapping = match_ids(previous, labels, k)
+        labels = mapping[labels]
+        raw_centers = raw_centers[np.argsort(mapping)]
+    counts = np.bincount(labels, minlength=k)
     centers = np.stack(
-        [
-            coords[labels == c].mean(axis=0)
-            if sizes[order[c]]
-            else model.cluster_centers_[order[c]]
-            for c in range(k)
-        ]
+        [coords[labels == c].mean(axis=0) if counts[c] else raw_centers[c] for c in range(k)]
     )
+    distances = np.linalg.norm(coords - centers[labels], axis=1)
+    metrics = quality_metrics(coords, labels, counts, distances, seed)
     return Clustering(
         k=k,
         labels=labels,
         centers=centers,
-        sizes=tuple(int(sizes[c]) for c in order),
-        inertia=float(((coords - centers[labels]) ** 2).sum()),
+        sizes=tuple(int(s) for s in counts),
+        inertia=float(metrics["inertia"] or 0.0),
+        distances=distances,
+        metrics=metrics,
     )
+
+
+def match_ids(previous: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """`mapping[c]`: the stable id of cluster c (0 … k-1) of `labels`.
+
+    Clusters are assigned one-to-one to the ids in `previous` so that the summed overlap is as
+    large as possible (Hungarian algorithm); clusters left over take the next free ids, in the
+    order they have in `labels` (by size).
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    k_prev = int(previous.max()) + 1
+    overlap = np.zeros((k_prev, k), dtype=np.int64)
+    np.add.at(overlap, (previous, labels), 1)
+    rows, cols = linear_sum_assignment(overlap, maximize=True)
+    mapping = np.full(k, -1, dtype=np.int64)
+    mapping[cols] = rows
+    free = iter(range(k_prev, k_prev + k))
+    for c in range(k):
+        if mapping[c] < 0:
+            mapping[c] = next(free)
+    return mapping
+
+
+def flows(before: np.ndarray, after: np.ndarray, k_after: int) -> list[tuple[int, int, int]]:
+    """(cluster at k, cluster at k+1, images) for every non-empty pair: the Sankey's links."""
+    k_before = int(before.max()) + 1
+    counts = np.zeros((k_before, k_after), dtype=np.int64)
+    np.add.at(counts, (before, after), 1)
+    return [(int(i), int(j), int(counts[i, j])) for i, j in zip(*np.nonzero(counts), strict=True)]
 
 
 def to_view(coords: np.ndarray) -> np.ndarray:
@@ -117,3 +163,23 @@ def to_view(coords: np.ndarray) -> np.ndarray:
     view = coords[:, :VIEW_DIMS]
     missing = VIEW_DIMS - view.shape[1]
     return np.hstack([view, np.zeros((view.shape[0], missing))]) if missing > 0 else view
+
+
+@dataclass(frozen=True)
+class LabelComparison:
+    """Known labels against every clustering: per-k scores and label × cluster tables."""
+
+    names: tuple[str, ...]  # one per image, in images order
+    distinct: tuple[str, ...]  # sorted; the rows of the tables
+    metrics: dict[int, dict[str, float]]  # k → purity, ari, nmi
+    tables: dict[int, np.ndarray]  # k → (len(distinct), k) counts
+
+
+def compare_labels(analysis: Analysis, names: Sequence[str]) -> LabelComparison:
+    """Score each clustering against the known labels (see metrics.label_metrics)."""
+    distinct, truth = encode(names)
+    metrics, tables = {}, {}
+    for k, c in analysis.clusterings.items():
+        metrics[k] = label_metrics(truth, c.labels)
+        tables[k] = contingency(truth, c.labels, len(distinct), k)
+    return LabelComparison(tuple(names), tuple(distinct), metrics, tables)

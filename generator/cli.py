@@ -11,13 +11,17 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from generator import __version__
 from generator.config import DEVICES, PRECISIONS, PRETRAINED, RANDOM, BuildConfig
 from generator.errors import ConfigError, GeneratorError
+from generator.sizes import format_size, parse_size
+
+if TYPE_CHECKING:
+    from generator.deliver import Delivery
 
 log = logging.getLogger("generator")
 
@@ -32,6 +36,23 @@ class _ClickHandler(logging.Handler):
         level = record.levelname.lower()
         prefix = "" if record.levelno == logging.INFO else f"{level}: "
         click.echo(f"{prefix}{record.getMessage()}", err=True)
+
+
+class _Size(click.ParamType):
+    """`20MB`, `1.5GB`, `800KB` or bytes (generator.sizes)."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+SIZE = _Size()
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
@@ -132,6 +153,37 @@ def build_options(func: Callable[..., Any]) -> Callable[..., Any]:
             help="Longest side of the thumbnails, in pixels.",
         ),
         click.option("--strict", is_flag=True, help="Fail (exit 1) if any file cannot be used."),
+        click.option(
+            "--labels",
+            metavar="folders|FILE.csv",
+            help="Known labels to compare the clusters with: 'folders' (each image's "
+            "first-level sub-folder) or a CSV of path,label rows.",
+        ),
+        click.option(
+            "--export-embeddings",
+            is_flag=True,
+            help="Also write embeddings.npy (N x 384) and pca.npy beside report.json.",
+        ),
+        click.option(
+            "--zip",
+            "zip_file",
+            type=click.Path(path_type=Path, dir_okay=False),
+            metavar="FILE",
+            help="Also write the site as one zip FILE to e-mail (same inputs, same bytes).",
+        ),
+        click.option(
+            "--single-file",
+            is_flag=True,
+            help="Write one self-contained HTML file instead of a folder "
+            "(-o names it; default report.html).",
+        ),
+        click.option(
+            "--max-size",
+            type=SIZE,
+            metavar="SIZE",
+            help="Shrink the thumbnails until the zip or single file fits SIZE (e.g. 20MB); "
+            "exit 1 saying what would fit if nothing does.",
+        ),
         click.option("-v", "--verbose", count=True, help="Say more (-vv for debug output)."),
         click.option("-q", "--quiet", is_flag=True, help="Only errors; no progress bar."),
     ]
@@ -185,29 +237,62 @@ def _run(
 ) -> None:
     _setup_logging(verbose, quiet)
     from generator.cache import default_cache_dir
-    from generator.pipeline import build_site  # heavy: numpy; torch only if something is new
+    from generator.deliver import deliver  # heavy: numpy; torch only if something is new
 
     cache = None if no_cache else (cache_dir or default_cache_dir())
+    source = click.get_current_context().get_parameter_source("output")
+    if options.get("single_file") and source is click.core.ParameterSource.DEFAULT:
+        options["output"] = Path("report.html")
     try:
         config = BuildConfig(inputs=inputs, title=title, cache_dir=cache, **options)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from exc
     try:
-        result = build_site(config, progress=_progress_for(quiet))
+        delivery = deliver(config, progress=_progress_for(quiet))
     except GeneratorError as exc:
         raise click.ClickException(str(exc)) from exc
     if quiet:
         return
-    index = result.output / "index.html"
-    click.echo(
-        f"Built {result.output}/ from {result.images} images ({len(result.skipped)} skipped, "
-        f"{result.embedded} newly embedded) in {result.seconds:.1f} s. "
-        f"Open {index} in a browser, or publish the folder as it is.",
-        err=True,
-    )
+    _summary(delivery)
     if config.weights == RANDOM:
         click.echo(
             "warning: --weights random: the clusters are meaningless (smoke test only).", err=True
+        )
+
+
+def _summary(delivery: Delivery) -> None:
+    """The closing lines: what was built, from what, in how long, and how to open or send it."""
+    from generator.deliver import zip_top
+
+    result, size = delivery.result, format_size(delivery.size or 0)
+    counts = (
+        f"from {result.images} images ({len(result.skipped)} skipped, "
+        f"{result.embedded} newly embedded) in {result.seconds:.1f} s"
+    )
+    if delivery.zip_file is None and delivery.size is not None:
+        click.echo(
+            f"Built {result.output} ({size}, one self-contained file) {counts}. "
+            "Open it in a browser, or attach it to an e-mail as it is.",
+            err=True,
+        )
+    else:
+        click.echo(
+            f"Built {result.output}/ {counts}. Open {result.output / 'index.html'} in a browser, "
+            "or publish the folder as it is.",
+            err=True,
+        )
+    if delivery.zip_file is not None:
+        click.echo(
+            f"Wrote {delivery.zip_file} ({size}): e-mail it; unzipped, it opens at "
+            f"{zip_top(delivery.zip_file)}/index.html.",
+            err=True,
+        )
+    if delivery.fit is not None and delivery.fit.shrunk:
+        fit = delivery.fit
+        click.echo(
+            f"--max-size {format_size(fit.budget)}: thumbnails made {fit.thumb_size} px at "
+            f"quality {fit.quality} to fit.",
+            err=True,
         )
 
 

@@ -31,6 +31,11 @@ class BuildConfig:
     precision: str = "auto"
     cache_dir: Path | None = None  # None: no embedding cache (--no-cache)
     extra_excludes: tuple[Path, ...] = field(default=())
+    zip_file: Path | None = None  # also write the site as one deterministic zip (--zip)
+    single_file: bool = False  # write one self-contained HTML file at `output` instead
+    max_size: int | None = None  # bytes the zip or single file must fit in (--max-size)
+    labels: str | None = None  # "folders" or the path of a path,label CSV
+    export_embeddings: bool = False  # also write embeddings.npy and pca.npy
 
     def __post_init__(self) -> None:
         if not self.inputs:
@@ -53,6 +58,24 @@ class BuildConfig:
             raise ConfigError(f"--seed must be zero or positive (got {self.seed}).")
         if not self.title.strip():
             raise ConfigError("--title must not be empty.")
+        self._check_delivery()
+        if self.labels is not None and not self.labels.strip():
+            raise ConfigError("--labels must be 'folders' or the path of a CSV file.")
+
+    def _check_delivery(self) -> None:
+        if self.single_file and self.zip_file is not None:
+            raise ConfigError("--zip and --single-file are two ways to share the site; choose one.")
+        if self.single_file and self.output.suffix.lower() not in (".html", ".htm"):
+            raise ConfigError(
+                f"--single-file writes one HTML file: name it with -o, e.g. -o report.html "
+                f"(got {self.output})."
+            )
+        if self.max_size is not None and self.zip_file is None and not self.single_file:
+            raise ConfigError(
+                "--max-size limits what you send: use it with --zip or --single-file."
+            )
+        if self.max_size is not None and self.max_size < 1:
+            raise ConfigError(f"--max-size must be more than 0 bytes (got {self.max_size}).")
 
     @property
     def random_weights(self) -> bool:

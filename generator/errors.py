@@ -24,3 +24,7 @@ class OutputError(GeneratorError):
 
 class ModelError(GeneratorError):
     """The model or its weights cannot be loaded."""
+
+
+class BudgetError(GeneratorError):
+    """What is to be sent cannot fit the size asked for with --max-size."""

@@ -16,12 +16,15 @@ from typing import Any
 import numpy as np
 
 from generator import __version__
-from generator.analyse import Analysis, to_view
+from generator.analyse import N_INIT, Analysis, LabelComparison, flows, to_view
+from generator.duplicates import NEAR_DUPLICATE_COSINE, Duplicates
 from generator.embed import PREPROCESS, ModelInfo
+from generator.metrics import SILHOUETTE_SAMPLE, SUGGESTED_K_RULE, suggest_k
 from generator.structure import SkippedImage
 
 SCHEMA_VERSION = 1
 DECIMALS = 6
+PACKAGES = ("numpy", "scikit-learn", "scipy", "torch", "timm", "pillow", "plotly", "jinja2")
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,16 @@ class ImageRecord:
     thumb: str
     thumb_size: tuple[int, int]
     size: tuple[int, int]
+    digest: str = ""  # content hash (sha256 hex): byte-identical files share it
+
+
+@dataclass(frozen=True)
+class ReportExtras:
+    """What a build may add to the analysis: known labels and duplicates."""
+
+    labels: LabelComparison | None = None
+    label_source: str | None = None  # "folders" or the CSV's file name
+    duplicates: Duplicates | None = None
 
 
 def build_report(
@@ -41,10 +54,12 @@ def build_report(
     analysis: Analysis,
     model: ModelInfo,
     seed: int,
+    extras: ReportExtras | None = None,
 ) -> dict[str, Any]:
     """The whole report as plain JSON-able data (the schema is documented in README)."""
+    extras = extras or ReportExtras()
     ratio = analysis.explained_variance_ratio
-    return {
+    report = {
         "schema_version": SCHEMA_VERSION,
         "generator": {"name": "dinoclust", "version": __version__},
         "title": title,
@@ -80,19 +95,79 @@ def build_report(
             "cumulative_explained_variance_ratio": _floats(np.cumsum(ratio)),
         },
         "k_values": sorted(analysis.clusterings),
-        "clusterings": {
-            str(k): {
-                "labels": c.labels.tolist(),
-                "centers": _floats(to_view(c.centers)),
-                "sizes": list(c.sizes),
-                "inertia": round(c.inertia, DECIMALS),
-            }
-            for k, c in sorted(analysis.clusterings.items())
-        },
+        "clusterings": _clusterings(analysis, extras.labels),
+        "suggested_k": suggest_k({k: c.metrics for k, c in analysis.clusterings.items()}),
+        "suggested_k_rule": SUGGESTED_K_RULE,
         "distinct_points": analysis.distinct_points,
         "notes": list(analysis.notes),
         "skipped": [{"path": s.rel, "reason": s.reason} for s in skipped],
+        "labels": list(extras.labels.names) if extras.labels else None,
+        "label_names": list(extras.labels.distinct) if extras.labels else [],
+        "duplicates": _duplicates(extras.duplicates),
     }
+    report["provenance"] = provenance(report, model, extras.label_source)
+    return report
+
+
+def _clusterings(analysis: Analysis, labels: LabelComparison | None) -> dict[str, Any]:
+    out = {}
+    ks = sorted(analysis.clusterings)
+    for k in ks:
+        c = analysis.clusterings[k]
+        after = analysis.clusterings.get(k + 1)
+        metrics = {**c.metrics, **(labels.metrics[k] if labels else {})}
+        out[str(k)] = {
+            "labels": c.labels.tolist(),
+            "centers": _floats(to_view(c.centers)),
+            "sizes": list(c.sizes),
+            "inertia": round(c.inertia, DECIMALS),
+            "distances": _floats(c.distances),
+            "metrics": {key: _float(value) for key, value in metrics.items()},
+            "flows_to_next": [
+                list(f) for f in (flows(c.labels, after.labels, after.k) if after else [])
+            ],
+        }
+        if labels:
+            out[str(k)]["label_table"] = labels.tables[k].tolist()
+    return out
+
+
+def _duplicates(found: Duplicates | None) -> dict[str, Any]:
+    return {
+        "exact": [list(g) for g in found.exact] if found else [],
+        "near": [list(g) for g in found.near] if found else [],
+        "near_threshold": found.threshold if found else NEAR_DUPLICATE_COSINE,
+    }
+
+
+def provenance(
+    report: dict[str, Any], model: ModelInfo, label_source: str | None
+) -> dict[str, Any]:
+    """How the numbers were made, enough to reproduce them (no paths, no machine names)."""
+    return {
+        "model": model.name,
+        "weights": model.weights,
+        "weights_id": model.weights_id,
+        "precision": model.precision,
+        "preprocess": report["model"]["preprocess"],
+        "seed": report["seed"],
+        "feature_dim": report["model"]["feature_dim"],
+        "pca_components": report["pca"]["n_components"],
+        "kmeans": {"n_init": N_INIT, "k_values": report["k_values"]},
+        "silhouette_sample": SILHOUETTE_SAMPLE,
+        "near_duplicate_cosine": report["duplicates"]["near_threshold"],
+        "labels": label_source,
+        "packages": {"dinoclust": __version__, **{p: _version(p) for p in PACKAGES}},
+    }
+
+
+def _version(package: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
 
 
 def report_json(report: dict[str, Any]) -> str:
@@ -108,6 +183,10 @@ def assignments_csv(report: dict[str, Any]) -> str:
     for i, image in enumerate(report["images"]):
         writer.writerow([image["path"], *(report["clusterings"][str(k)]["labels"][i] for k in ks)])
     return out.getvalue()
+
+
+def _float(value: float | None) -> float | None:
+    return None if value is None else round(float(value), DECIMALS)
 
 
 def _floats(values: np.ndarray) -> Any:

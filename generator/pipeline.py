@@ -19,14 +19,17 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from generator.analyse import analyse
+from generator.analyse import Analysis, analyse, compare_labels
 from generator.cache import CachedThumb, EmbeddingCache, namespace
 from generator.config import BuildConfig
 from generator.discover import IMAGE_SUFFIXES, discover
+from generator.duplicates import find_duplicates
 from generator.embed import PREPROCESS, Embedder, ModelInfo, load_embedder, plan_model
 from generator.errors import InputError
+from generator.exports import write_arrays, write_exports
 from generator.imaging import THUMB_FORMAT, THUMB_QUALITY, Decoded, DecodeError, decode
-from generator.payload import ImageRecord, build_report
+from generator.labels import LabelSource, labels_for, read_labels
+from generator.payload import ImageRecord, ReportExtras, build_report
 from generator.render import render_site
 from generator.sitedir import check_output, discard, open_staging, publish, staging_exclusions
 from generator.structure import SkippedImage, SourceImage
@@ -41,6 +44,9 @@ class Progress(Protocol):
     """`with progress(label, total) as advance: advance(n)` — the CLI draws a bar, tests don't."""
 
     def __call__(self, label: str, total: int) -> AbstractContextManager[Callable[[int], None]]: ...
+
+
+Finish = Callable[[dict[str, Any], Path], dict[str, Any]]  # (report, staged site) → report
 
 
 @contextmanager
@@ -97,8 +103,13 @@ def build_site(
     config: BuildConfig,
     progress: Progress = no_progress,
     embedder: Embedder | None = None,
+    finish: Finish | None = None,
 ) -> BuildResult:
-    """Build the site for `config`; raises GeneratorError subclasses with actionable messages."""
+    """Build the site for `config`; raises GeneratorError subclasses with actionable messages.
+
+    `finish` is a last step on the complete staged site before it is published (deliver.py fits
+    the size budget there), so a failure in it leaves the previous site untouched.
+    """
     start = time.perf_counter()
     check_output(config.output, config.inputs)
     exclude = [*staging_exclusions(config.output), *config.extra_excludes]
@@ -109,6 +120,7 @@ def build_site(
             f"{' '.join(sorted(IMAGE_SUFFIXES))}, in any letter case, in all sub-folders)."
         )
     log.info("found %d images", len(found.images))
+    label_source = read_labels(config.labels) if config.labels else None  # fail before embedding
     if embedder is None:
         info = plan_model(config.weights, config.device, config.precision, config.seed)
         embedder = LazyEmbedder(info, lambda: load_embedder(config.weights, info, config.seed))
@@ -122,11 +134,16 @@ def build_site(
                 f"--strict: {len(skipped)} file(s) could not be used, first {skipped[0].rel}: "
                 f"{skipped[0].reason}. Fix or remove them, or build without --strict."
             )
-        analysis = analyse(embedded.features, config.k_max, config.seed)
+        analysis, extras = analyse_all(embedded, config, label_source)
         report = build_report(
-            config.title, embedded.records, skipped, analysis, embedded.info, config.seed
+            config.title, embedded.records, skipped, analysis, embedded.info, config.seed, extras
         )
         render_site(report, staging)
+        write_exports(staging, report)
+        if config.export_embeddings:
+            write_arrays(staging, embedded.features, analysis.coords)
+        if finish is not None:
+            report = finish(report, staging)
         publish(staging, config.output)
     except BaseException:
         discard(staging)
@@ -138,6 +155,22 @@ def build_site(
     return BuildResult(
         config.output, len(embedded.records), skipped, seconds, report, embedded.embedded
     )
+
+
+def analyse_all(
+    embedded: Embedded, config: BuildConfig, label_source: LabelSource | None
+) -> tuple[Analysis, ReportExtras]:
+    """PCA and K-means, then what the report adds: known labels and duplicates."""
+    analysis = analyse(embedded.features, config.k_max, config.seed)
+    comparison = None
+    if label_source is not None:
+        rels = [r.rel for r in embedded.records]
+        names = labels_for(label_source, rels, prefixed=len(config.inputs) > 1)
+        comparison = compare_labels(analysis, names)
+    digests = [r.digest for r in embedded.records]
+    duplicates = find_duplicates(digests, embedded.features)
+    source = label_source.name if label_source else None
+    return analysis, ReportExtras(comparison, source, duplicates)
 
 
 def embed_images(
@@ -273,7 +306,7 @@ class _Work:
         target = self.site / rel
         if not target.exists():
             target.write_bytes(thumb.data)
-        return ImageRecord(self.images[index].rel, rel, thumb.thumb_size, thumb.size)
+        return ImageRecord(self.images[index].rel, rel, thumb.thumb_size, thumb.size, digest)
 
 
 def _decoded(

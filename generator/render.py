@@ -46,8 +46,11 @@ def render_site(report: dict[str, Any], site: Path) -> None:
     _write(site / ".nojekyll", "")
 
 
-def render_index(report: dict[str, Any], plotly_src: str) -> str:
-    """The page itself; every user string goes through autoescaping or `tojson`."""
+def render_index(report: dict[str, Any], plotly_src: str, single: Any = None) -> str:
+    """The page itself; every user string goes through autoescaping or `tojson`.
+
+    `single` (singlefile.Inline) inlines the scripts and styles, for the one-file variant.
+    """
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
     env = Environment(
@@ -57,7 +60,7 @@ def render_index(report: dict[str, Any], plotly_src: str) -> str:
         keep_trailing_newline=True,
     )
     template = env.get_template("index.html")
-    return template.render(report=report, plotly_js=plotly_src, version=__version__)
+    return template.render(report=report, plotly_js=plotly_src, version=__version__, single=single)
 
 
 def _write(path: Path, text: str) -> None:

@@ -26,7 +26,7 @@ def main() -> None:
     with launch() as browser, open_page(browser, args.page, f"k={args.k}") as opened:
         page = opened.page
         page.evaluate("document.querySelectorAll('img').forEach(i => { i.loading = 'eager'; })")
-        page.wait_for_function("Array.from(document.images).every(i => i.complete)")
+        page.wait_for_function("() => Array.from(document.images).every(i => i.complete)")
         args.png.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(args.png), full_page=args.full_page)
     if opened.errors or opened.external:

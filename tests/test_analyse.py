@@ -37,7 +37,8 @@ def test_k_range_sizes_and_labels() -> None:
         assert c.labels.shape == (60,)
         assert set(c.labels.tolist()) <= set(range(k))
         assert sum(c.sizes) == 60
-        assert list(c.sizes) == sorted(c.sizes, reverse=True)  # ids ordered by size
+        if k == 2:  # ids start ordered by size; from k = 3 on they follow the overlap matching
+            assert list(c.sizes) == sorted(c.sizes, reverse=True)
         assert c.sizes == tuple(np.bincount(c.labels, minlength=k).tolist())
 
 

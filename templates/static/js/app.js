@@ -16,9 +16,18 @@
   var sizesList = document.getElementById("sizes");
   var sizesText = document.getElementById("sizes-text");
   var plotDiv = document.getElementById("plot");
-  var state = { k: null, plotted: false, ready: false };
+  var colourBy = document.getElementById("colour-by");
+  var state = { k: null, plotted: false, ready: false, colourBy: "cluster" };
+  var TYPICAL_SHARE = 0.2;  // per cluster of 3 or more: the closest fifth typical, farthest atypical
+  var labelNames = data.label_names || [];
+  var labelIndex = {};
+  labelNames.forEach(function (name, i) { labelIndex[name] = i; });
 
   function colour(cluster) { return PALETTE[cluster % PALETTE.length]; }
+
+  // Labels get Tol's "bright" scheme, so they are not mistaken for cluster colours.
+  var LABEL_PALETTE = ["#4477AA", "#EE6677", "#228833", "#CCBB44", "#66CCEE", "#AA3377", "#BBBBBB"];
+  function labelColour(i) { return LABEL_PALETTE[i % LABEL_PALETTE.length]; }
 
   function baseName(path) { return path.slice(path.lastIndexOf("/") + 1); }
 
@@ -44,6 +53,26 @@
     return match ? clampK(parseInt(match[1], 10)) : null;
   }
 
+  // Duplicate groups → a badge per member, naming the other files in its tooltip.
+  function duplicateBadges() {
+    var badges = data.images.map(function () { return []; });
+    var dup = data.duplicates || { exact: [], near: [] };
+    [["exact", "identical", "byte-identical to "], ["near", "near-duplicate", "near-duplicate of "]]
+      .forEach(function (kind) {
+        dup[kind[0]].forEach(function (group) {
+          group.forEach(function (index) {
+            var others = group.filter(function (j) { return j !== index; })
+              .map(function (j) { return data.images[j].path; });
+            var badge = el("span", "badge dup-" + kind[0], kind[1]);
+            badge.title = kind[2] + others.join(", ");
+            badges[index].push(badge);
+          });
+        });
+      });
+    return badges;
+  }
+  var dupBadges = duplicateBadges();
+
   // One figure per image, made once; switching k only moves them between cluster groups.
   var figures = data.images.map(function (image, index) {
     var figure = el("figure", "thumb");
@@ -51,15 +80,46 @@
     img.src = image.thumb;
     img.alt = image.path;
     img.title = image.path;
+    var badges = el("span", "badges");
+    dupBadges[index].forEach(function (badge) { badges.appendChild(badge); });
+    if (dupBadges[index].length) { figure.setAttribute("data-duplicate", "true"); }
     img.loading = "lazy";
     img.decoding = "async";
     img.width = image.thumb_width;
     img.height = image.thumb_height;
     img.setAttribute("data-index", String(index));
     figure.appendChild(img);
+    figure.appendChild(badges);
     figure.appendChild(el("figcaption", null, baseName(image.path)));
     return figure;
   });
+  var roleBadges = figures.map(function (figure) {
+    var badge = el("span", "badge role");
+    figure.querySelector(".badges").prepend(badge);
+    return badge;
+  });
+
+  // Members nearest their centre first; the closest fifth typical, the farthest fifth atypical.
+  function markMembers(members, clustering) {
+    members.sort(function (a, b) {
+      return (clustering.distances[a] - clustering.distances[b]) || (a - b);
+    });
+    var marked = members.length >= 3 ? Math.max(1, Math.floor(members.length * TYPICAL_SHARE)) : 0;
+    members.forEach(function (index, rank) {
+      var role = rank < marked ? "typical" : (rank >= members.length - marked ? "atypical" : "");
+      var figure = figures[index];
+      var img = figure.firstChild;
+      var distance = clustering.distances[index];
+      var label = data.labels ? "\nlabel: " + data.labels[index] : "";
+      img.title = data.images[index].path + label + "\ndistance to centre: " + distance.toFixed(3) +
+        (role ? " (" + role + ")" : "");
+      figure.setAttribute("data-distance", String(distance));
+      roleBadges[index].textContent = role;
+      roleBadges[index].className = "badge role" + (role ? " " + role : "");
+      if (role) { figure.setAttribute("data-role", role); } else { figure.removeAttribute("data-role"); }
+    });
+    return members;
+  }
 
   function renderSizes(k, clustering) {
     var n = data.images.length;
@@ -99,8 +159,12 @@
       group.appendChild(el("div", "thumbs"));
       return group;
     });
-    clustering.labels.forEach(function (cluster, index) {
-      groups[cluster].lastChild.appendChild(figures[index]);
+    var members = clustering.sizes.map(function () { return []; });
+    clustering.labels.forEach(function (cluster, index) { members[cluster].push(index); });
+    members.forEach(function (indices, cluster) {
+      markMembers(indices, clustering).forEach(function (index) {
+        groups[cluster].lastChild.appendChild(figures[index]);
+      });
     });
     grid.textContent = "";
     groups.forEach(function (group) { grid.appendChild(group); });
@@ -112,20 +176,30 @@
     return { text: "PC" + (i + 1) + " (" + pct + ")" };
   }
 
+  // Points grouped by cluster, or by known label when "colour by label" is chosen.
   function traces(clustering) {
-    var byCluster = clustering.sizes.map(function () { return { x: [], y: [], z: [], text: [] }; });
+    var byLabel = state.colourBy === "label" && data.labels;
+    var groups = (byLabel ? labelNames : clustering.sizes).map(function () {
+      return { x: [], y: [], z: [], text: [], customdata: [] };
+    });
     clustering.labels.forEach(function (cluster, index) {
       var p = data.points[index];
-      var t = byCluster[cluster];
+      var t = groups[byLabel ? labelIndex[data.labels[index]] : cluster];
       t.x.push(p[0]); t.y.push(p[1]); t.z.push(p[2]);
       t.text.push(plotText(data.images[index].path));
+      t.customdata.push([cluster, data.labels ? plotText(data.labels[index]) : ""]);
     });
-    var out = byCluster.map(function (t, cluster) {
+    // User strings reach Plotly only as escaped data (text, customdata), never in a template.
+    var hover = "%{text}<br>cluster %{customdata[0]}" +
+      (data.labels ? " · label %{customdata[1]}" : "") + "<extra></extra>";
+    var out = groups.map(function (t, g) {
+      var name = byLabel ? labelNames[g] : "Cluster " + g;
       return {
-        type: "scatter3d", mode: "markers", name: "Cluster " + cluster + " (" + t.x.length + ")",
-        x: t.x, y: t.y, z: t.z, text: t.text,
-        hovertemplate: "%{text}<extra>cluster " + cluster + "</extra>",
-        marker: { size: 4, color: colour(cluster), opacity: 0.85, line: { width: 0 } }
+        type: "scatter3d", mode: "markers", name: plotText(name) + " (" + t.x.length + ")",
+        x: t.x, y: t.y, z: t.z, text: t.text, customdata: t.customdata,
+        hovertemplate: hover,
+        marker: { size: 4, color: byLabel ? labelColour(g) : colour(g), opacity: 0.85,
+                  line: { width: 0 } }
       };
     });
     out.push({
@@ -179,7 +253,20 @@
     document.body.setAttribute("data-k", String(k));
     renderSizes(k, clustering);
     renderGrid(clustering);
-    return renderPlot(clustering);
+    var updates = views.map(function (view) { return view.update(k, clustering); });
+    return Promise.all([renderPlot(clustering)].concat(updates));
+  }
+
+  // Extra views (analysis.js) register a factory before this file runs; each gets update(k).
+  var helpers = { el: el, colour: colour, plotText: plotText, state: state };
+  var views = (window.dinoclustViews || []).map(function (make) { return make(data, helpers); });
+
+  if (colourBy) {
+    colourBy.addEventListener("change", function () {
+      state.colourBy = colourBy.value;
+      document.body.setAttribute("data-colour-by", state.colourBy);
+      renderPlot(data.clusterings[String(state.k)]);
+    });
   }
 
   slider.addEventListener("input", function () { setK(parseInt(slider.value, 10)); });

@@ -1,0 +1,77 @@
+"""Files for other tools, written beside report.json: metrics.csv, the label × cluster tables
+(CSV and Markdown, one pair per k) and, on request, the features as .npy arrays."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from generator.metrics import LABEL_KEYS, QUALITY_KEYS
+
+TABLES_DIR = "tables"
+
+
+def write_exports(site: Path, report: dict[str, Any]) -> None:
+    """metrics.csv always; tables/labels_k<k>.csv and .md when the build had known labels."""
+    _write(site / "metrics.csv", metrics_csv(report))
+    if report["labels"] is None:
+        return
+    (site / TABLES_DIR).mkdir(exist_ok=True)
+    for k in report["k_values"]:
+        rows = label_table_rows(report, k)
+        _write(site / TABLES_DIR / f"labels_k{k}.csv", _csv(rows))
+        _write(site / TABLES_DIR / f"labels_k{k}.md", _markdown(rows))
+
+
+def write_arrays(site: Path, features: np.ndarray, coords: np.ndarray) -> None:
+    """embeddings.npy (N × D float32) and pca.npy (N × components float64), images order."""
+    np.save(site / "embeddings.npy", np.ascontiguousarray(features, dtype=np.float32))
+    np.save(site / "pca.npy", np.ascontiguousarray(coords, dtype=np.float64))
+
+
+def metrics_csv(report: dict[str, Any]) -> str:
+    """One row per k; empty cells where a metric is undefined; `suggested` marks suggested_k."""
+    keys = [*QUALITY_KEYS, *(LABEL_KEYS if report["labels"] is not None else ())]
+    rows: list[list[Any]] = [["k", *keys, "suggested"]]
+    for k in report["k_values"]:
+        metrics = report["clusterings"][str(k)]["metrics"]
+        cells = ["" if metrics[key] is None else metrics[key] for key in keys]
+        rows.append([k, *cells, int(k == report["suggested_k"])])
+    return _csv(rows)
+
+
+def label_table_rows(report: dict[str, Any], k: int) -> list[list[Any]]:
+    """Header `label, cluster 0 … cluster k-1, total`, one row per label, then a total row."""
+    table = report["clusterings"][str(k)]["label_table"]
+    header = ["label", *(f"cluster {c}" for c in range(k)), "total"]
+    names = report["label_names"]
+    rows = [[name, *counts, sum(counts)] for name, counts in zip(names, table, strict=True)]
+    totals = [sum(column) for column in zip(*table, strict=True)] if table else [0] * k
+    return [header, *rows, ["total", *totals, sum(totals)]]
+
+
+def _csv(rows: list[list[Any]]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue()
+
+
+def _markdown(rows: list[list[Any]]) -> str:
+    """A GitHub-flavoured table; `|` and line breaks in labels are escaped, nothing else."""
+
+    def cell(value: Any) -> str:
+        return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+    header, *body = rows
+    lines = ["| " + " | ".join(cell(v) for v in header) + " |"]
+    lines.append("|" + "|".join([":---", *("---:" for _ in header[1:])]) + "|")
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in body]
+    return "\n".join(lines) + "\n"
+
+
+def _write(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8", newline="\n")
