@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from generator.analyse import Analysis, Clustering
 from generator.embed import PREPROCESS, ModelInfo, file_sha256
 
 log = logging.getLogger(__name__)
@@ -36,12 +38,15 @@ CREATE TABLE IF NOT EXISTS files (
 CREATE TABLE IF NOT EXISTS embeddings (
     namespace TEXT NOT NULL, sha256 TEXT NOT NULL, vector BLOB NOT NULL,
     PRIMARY KEY (namespace, sha256));
+CREATE TABLE IF NOT EXISTS analyses (key TEXT PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS thumbs (
     sha256 TEXT NOT NULL, spec TEXT NOT NULL, data BLOB NOT NULL,
     thumb_w INTEGER NOT NULL, thumb_h INTEGER NOT NULL, width INTEGER NOT NULL,
     height INTEGER NOT NULL, PRIMARY KEY (sha256, spec));
 """
 CHUNK = 500  # SQLite's limit on bound variables is 999 in old builds
+ANALYSES_KEPT = 20  # recent PCA/K-means results; older ones are dropped
+ANALYSIS_SOURCES = ("analyse.py", "metrics.py")  # a change to either invalidates old results
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,69 @@ def namespace(info: ModelInfo) -> str:
         "precision": info.precision,
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def analysis_key(features: np.ndarray, k_max: int, seed: int) -> str:
+    """Everything PCA/K-means results depend on, including the code that computes them."""
+    digest = hashlib.sha256()
+    for name in ANALYSIS_SOURCES:
+        digest.update((Path(__file__).parent / name).read_bytes())
+    options = {"version": CACHE_VERSION, "k_max": k_max, "seed": seed, "shape": features.shape}
+    digest.update(json.dumps(options, sort_keys=True).encode())
+    digest.update(np.ascontiguousarray(features, dtype="<f4").tobytes())
+    return digest.hexdigest()
+
+
+def pack_analysis(analysis: Analysis) -> bytes:
+    """Arrays as .npz, everything else as JSON inside it: no pickle, exact floats."""
+    arrays = {"coords": analysis.coords, "ratio": analysis.explained_variance_ratio}
+    meta: dict = {
+        "feature_dim": analysis.feature_dim,
+        "distinct_points": analysis.distinct_points,
+        "notes": list(analysis.notes),
+        "clusterings": {},
+    }
+    for k, c in analysis.clusterings.items():
+        arrays |= {
+            f"labels_{k}": c.labels,
+            f"centers_{k}": c.centers,
+            f"distances_{k}": c.distances,
+        }
+        meta["clusterings"][str(k)] = {
+            "sizes": list(c.sizes),
+            "inertia": c.inertia,
+            "metrics": c.metrics,
+        }
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    out = io.BytesIO()
+    np.savez(out, **arrays)
+    return out.getvalue()
+
+
+def unpack_analysis(data: bytes) -> Analysis:
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    meta = json.loads(arrays["meta"].tobytes().decode())
+    clusterings = {
+        int(k): Clustering(
+            k=int(k),
+            labels=arrays[f"labels_{k}"],
+            centers=arrays[f"centers_{k}"],
+            sizes=tuple(c["sizes"]),
+            inertia=c["inertia"],
+            distances=arrays[f"distances_{k}"],
+            metrics=c["metrics"],
+        )
+        for k, c in meta["clusterings"].items()
+    }
+    return Analysis(
+        arrays["coords"],
+        arrays["ratio"],
+        clusterings,
+        meta["feature_dim"],
+        meta["distinct_points"],
+        tuple(meta["notes"]),
+    )
 
 
 class EmbeddingCache:
@@ -173,6 +241,27 @@ class EmbeddingCache:
     def put_thumbs(self, spec: str, items: Iterable[tuple[str, CachedThumb]]) -> None:
         rows = [(d, spec, t.data, *t.thumb_size, *t.size) for d, t in items]
         self._write("INSERT OR REPLACE INTO thumbs VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+    # --- PCA / K-means results ----------------------------------------------------------------
+
+    def analysis(self, key: str) -> Analysis | None:
+        rows = self._select("SELECT data FROM analyses WHERE key IN", [key])
+        if not rows:
+            return None
+        try:
+            return unpack_analysis(bytes(rows[0][0]))
+        except (ValueError, KeyError, OSError, TypeError):  # damaged entry: compute again
+            return None
+
+    def put_analysis(self, key: str, analysis: Analysis) -> None:
+        self._write(
+            "INSERT OR REPLACE INTO analyses VALUES (?, ?)", [(key, pack_analysis(analysis))]
+        )
+        self._write(
+            "DELETE FROM analyses WHERE rowid NOT IN "
+            "(SELECT rowid FROM analyses ORDER BY rowid DESC LIMIT ?)",
+            [(ANALYSES_KEPT,)],
+        )
 
     # --- plumbing -----------------------------------------------------------------------------
 

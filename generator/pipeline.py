@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from generator.analyse import Analysis, analyse, compare_labels
-from generator.cache import CachedThumb, EmbeddingCache, namespace
+from generator.cache import CachedThumb, EmbeddingCache, analysis_key, namespace
 from generator.config import BuildConfig
 from generator.discover import IMAGE_SUFFIXES, discover
 from generator.duplicates import find_duplicates
@@ -134,7 +134,7 @@ def build_site(
                 f"--strict: {len(skipped)} file(s) could not be used, first {skipped[0].rel}: "
                 f"{skipped[0].reason}. Fix or remove them, or build without --strict."
             )
-        analysis, extras = analyse_all(embedded, config, label_source)
+        analysis, extras = analyse_all(embedded, config, label_source, cache)
         report = build_report(
             config.title, embedded.records, skipped, analysis, embedded.info, config.seed, extras
         )
@@ -158,10 +158,14 @@ def build_site(
 
 
 def analyse_all(
-    embedded: Embedded, config: BuildConfig, label_source: LabelSource | None
+    embedded: Embedded,
+    config: BuildConfig,
+    label_source: LabelSource | None,
+    cache: EmbeddingCache | None = None,
 ) -> tuple[Analysis, ReportExtras]:
-    """PCA and K-means, then what the report adds: known labels and duplicates."""
-    analysis = analyse(embedded.features, config.k_max, config.seed)
+    """PCA and K-means (from the cache when nothing changed), then what the report adds: known
+    labels and duplicates."""
+    analysis = _cached_analysis(embedded.features, config, cache)
     comparison = None
     if label_source is not None:
         rels = [r.rel for r in embedded.records]
@@ -171,6 +175,20 @@ def analyse_all(
     duplicates = find_duplicates(digests, embedded.features)
     source = label_source.name if label_source else None
     return analysis, ReportExtras(comparison, source, duplicates)
+
+
+def _cached_analysis(
+    features: np.ndarray, config: BuildConfig, cache: EmbeddingCache | None
+) -> Analysis:
+    """A rebuild with the same features and options reuses the result: no scikit-learn import."""
+    if cache is None:
+        return analyse(features, config.k_max, config.seed)
+    key = analysis_key(features, config.k_max, config.seed)
+    analysis = cache.analysis(key)
+    if analysis is None:
+        analysis = analyse(features, config.k_max, config.seed)
+        cache.put_analysis(key, analysis)
+    return analysis
 
 
 def embed_images(

@@ -136,12 +136,12 @@ try:
     main()
 except SystemExit as exit:
     assert not exit.code, exit.code
-print("torch imported:", "torch" in sys.modules)
+print("torch imported:", "torch" in sys.modules, "sklearn imported:", "sklearn" in sys.modules)
 """
 
 
 @pytest.mark.model
-def test_warm_cli_rebuild_does_not_import_torch(colour_folder, tmp_path) -> None:
+def test_warm_cli_rebuild_imports_neither_torch_nor_sklearn(colour_folder, tmp_path) -> None:
     def run(out: str) -> str:
         return subprocess.run(
             [sys.executable, "-c", WARM_RUN, str(colour_folder), str(tmp_path / out)],
@@ -150,8 +150,39 @@ def test_warm_cli_rebuild_does_not_import_torch(colour_folder, tmp_path) -> None
             text=True,
         ).stdout.strip()
 
-    assert run("cold") == "torch imported: True"
-    assert run("warm") == "torch imported: False"
+    assert run("cold") == "torch imported: True sklearn imported: True"
+    assert run("warm") == "torch imported: False sklearn imported: False"
     cold = json.loads((tmp_path / "cold" / "report.json").read_text())
     warm = json.loads((tmp_path / "warm" / "report.json").read_text())
     assert cold == warm
+
+
+def test_analysis_round_trips_exactly_and_is_reused(colour_folder, tmp_path) -> None:
+    from generator.analyse import analyse
+    from generator.cache import analysis_key, pack_analysis, unpack_analysis
+
+    features = np.random.default_rng(0).normal(size=(12, 16)).astype(np.float32)
+    original = analyse(features, 5, 0)
+    copy = unpack_analysis(pack_analysis(original))
+    np.testing.assert_array_equal(copy.coords, original.coords)
+    np.testing.assert_array_equal(copy.explained_variance_ratio, original.explained_variance_ratio)
+    assert (copy.feature_dim, copy.distinct_points, copy.notes) == (
+        original.feature_dim,
+        original.distinct_points,
+        original.notes,
+    )
+    for k, c in original.clusterings.items():
+        d = copy.clusterings[k]
+        assert (d.k, d.sizes, d.inertia, d.metrics) == (c.k, c.sizes, c.inertia, c.metrics)
+        for name in ("labels", "centers", "distances"):
+            np.testing.assert_array_equal(getattr(d, name), getattr(c, name))
+    assert analysis_key(features, 5, 0) != analysis_key(features, 6, 0)
+    assert analysis_key(features, 5, 0) != analysis_key(features, 5, 1)
+    assert analysis_key(features, 5, 0) != analysis_key(features + 1e-3, 5, 0)
+    cache = EmbeddingCache(tmp_path / "cache")
+    assert cache.analysis("nope") is None
+    cache.put_analysis("key", original)
+    assert cache.analysis("key").clusterings[5].sizes == original.clusterings[5].sizes
+    with cache.db:
+        cache.db.execute("UPDATE analyses SET data = x'00'")
+    assert cache.analysis("key") is None  # damaged entry: computed again, never a crash
