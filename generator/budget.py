@@ -53,8 +53,11 @@ def thumb_ladder(thumb_size: int) -> list[Step]:
 class Fitter:
     """The pipeline's `finish` step: makes the staged site fit `budget` as `measure` counts it."""
 
-    def __init__(self, budget: int, thumb_size: int, measure: Measure, what: str) -> None:
+    def __init__(
+        self, budget: int, thumb_size: int, measure: Measure, what: str, lang: str = "en"
+    ) -> None:
         self.budget, self.thumb_size, self.measure, self.what = budget, thumb_size, measure, what
+        self.lang = lang
         self.fit: Fit | None = None
 
     def __call__(self, report: dict[str, Any], site: Path) -> dict[str, Any]:
@@ -68,7 +71,7 @@ class Fitter:
         low, high, best, last = 0, len(ladder) - 1, None, None
         while low <= high:
             mid = (low + high) // 2
-            trial = shrink_thumbs(report, site, originals, ladder[mid])
+            trial = shrink_thumbs(report, site, originals, ladder[mid], self.lang)
             last, size = mid, self.measure(trial, site)
             log.info("%s with thumbnails %d px q%d: %s", self.what, *ladder[mid], format_size(size))
             if size <= self.budget:
@@ -84,13 +87,13 @@ class Fitter:
             )
         mid, trial, size = best
         if last != mid:  # the search ended on a step that did not fit: go back to the best one
-            trial = shrink_thumbs(report, site, originals, ladder[mid])
+            trial = shrink_thumbs(report, site, originals, ladder[mid], self.lang)
         self.fit = Fit(*ladder[mid], size, self.budget, shrunk=True)
         return trial
 
 
 def shrink_thumbs(
-    report: dict[str, Any], site: Path, originals: dict[str, bytes], step: Step
+    report: dict[str, Any], site: Path, originals: dict[str, bytes], step: Step, lang: str = "en"
 ) -> dict[str, Any]:
     """Rewrite every thumbnail at `step` from `originals`; re-render the page; the new report."""
     px, quality = step
@@ -108,7 +111,7 @@ def shrink_thumbs(
         for image in report["images"]
     ]
     smaller = {**report, "images": images}
-    render_site(smaller, site)
+    render_site(smaller, site, lang=lang)
     return smaller
 
 

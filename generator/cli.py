@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from generator import __version__
-from generator.config import DEVICES, PRECISIONS, PRETRAINED, RANDOM, BuildConfig
+from generator.config import DEVICES, LANGS, PRECISIONS, PRETRAINED, RANDOM, BuildConfig
 from generator.errors import ConfigError, GeneratorError
 from generator.sizes import format_size, parse_size
 
@@ -183,6 +183,13 @@ def build_options(func: Callable[..., Any]) -> Callable[..., Any]:
             metavar="SIZE",
             help="Shrink the thumbnails until the zip or single file fits SIZE (e.g. 20MB); "
             "exit 1 saying what would fit if nothing does.",
+        ),
+        click.option(
+            "--lang",
+            type=click.Choice(LANGS),
+            default="en",
+            show_default=True,
+            help="Language of the page when first opened (readers can switch: EN / 日本語).",
         ),
         click.option("-v", "--verbose", count=True, help="Say more (-vv for debug output)."),
         click.option("-q", "--quiet", is_flag=True, help="Only errors; no progress bar."),

@@ -9,6 +9,7 @@ from generator.errors import ConfigError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+LANGS = ("en", "ja")
 PRETRAINED = "pretrained"
 RANDOM = "random"
 K_MIN = 2
@@ -36,6 +37,7 @@ class BuildConfig:
     max_size: int | None = None  # bytes the zip or single file must fit in (--max-size)
     labels: str | None = None  # "folders" or the path of a path,label CSV
     export_embeddings: bool = False  # also write embeddings.npy and pca.npy
+    lang: str = "en"  # the page's language at first opening (the reader can switch)
 
     def __post_init__(self) -> None:
         if not self.inputs:
@@ -58,6 +60,8 @@ class BuildConfig:
             raise ConfigError(f"--seed must be zero or positive (got {self.seed}).")
         if not self.title.strip():
             raise ConfigError("--title must not be empty.")
+        if self.lang not in LANGS:
+            raise ConfigError(f"Unknown language {self.lang!r}: use one of {', '.join(LANGS)}.")
         self._check_delivery()
         if self.labels is not None and not self.labels.strip():
             raise ConfigError("--labels must be 'folders' or the path of a CSV file.")

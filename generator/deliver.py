@@ -78,10 +78,10 @@ def _deliver_single(config: BuildConfig, progress: Progress, embedder: Embedder 
             max_size=None,
             extra_excludes=(*config.extra_excludes, work),
         )
-        measure = lambda report, folder: len(render_single(report, folder).encode())  # noqa: E731
+        measure = lambda report, folder: len(render_single(report, folder, config.lang).encode())  # noqa: E731
         fitter = _fitter(config, measure, target.name)
         result = build_site(site_config, progress, embedder, finish=fitter)
-        page = render_single(result.report, site).encode("utf-8")
+        page = render_single(result.report, site, config.lang).encode("utf-8")
         _write_atomic(target, lambda f: f.write(page))
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -91,7 +91,7 @@ def _deliver_single(config: BuildConfig, progress: Progress, embedder: Embedder 
 def _fitter(config: BuildConfig, measure: Callable[..., int], what: str) -> Fitter | None:
     if config.max_size is None:
         return None
-    return Fitter(config.max_size, config.thumb_size, measure, what)
+    return Fitter(config.max_size, config.thumb_size, measure, what, config.lang)
 
 
 # --- the zip --------------------------------------------------------------------------------

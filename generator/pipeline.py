@@ -138,7 +138,7 @@ def build_site(
         report = build_report(
             config.title, embedded.records, skipped, analysis, embedded.info, config.seed, extras
         )
-        render_site(report, staging)
+        render_site(report, staging, lang=config.lang)
         write_exports(staging, report)
         if config.export_embeddings:
             write_arrays(staging, embedded.features, analysis.coords)

@@ -6,14 +6,19 @@ are real files under templates/static/, copied verbatim; Plotly's JS comes from 
 
 from __future__ import annotations
 
+import json
 import shutil
+from functools import cache
 from pathlib import Path
 from typing import Any
+
+from markupsafe import Markup, escape
 
 from generator import __version__
 from generator.payload import assignments_csv, report_json
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+LANGS = ("en", "ja")  # every UI string exists in each; templates/i18n.json holds them all
 
 
 def templates_dir() -> Path:
@@ -33,24 +38,48 @@ def plotly_js() -> tuple[Path, str]:
     return path, get_plotlyjs_version()
 
 
-def render_site(report: dict[str, Any], site: Path) -> None:
+@cache
+def ui_strings() -> dict[str, dict[str, str]]:
+    """All UI strings, per language, from the one file that holds them (templates/i18n.json)."""
+    strings = json.loads((templates_dir() / "i18n.json").read_text(encoding="utf-8"))
+    return {lang: strings[lang] for lang in LANGS}
+
+
+def translate(lang: str, key: str, **args: Any) -> str:
+    """`key` in `lang` with its {placeholders} filled (app.js does the same). An argument named
+    `x_key` names a UI string that fills {x}, so that it too follows a language switch."""
+    strings = ui_strings()[lang]
+    text = strings[key]
+    for name, value in args.items():
+        if name.endswith("_key"):
+            name, value = name.removesuffix("_key"), strings[value]
+        text = text.replace("{" + name + "}", str(value))
+    return text
+
+
+def render_site(report: dict[str, Any], site: Path, lang: str = "en") -> None:
     """Write index.html, report.json, assignments.csv and the static assets into `site`."""
     templates = templates_dir()
     plotly_path, plotly_version = plotly_js()
     plotly_name = f"static/js/plotly-{plotly_version}.min.js"
     shutil.copytree(templates / "static", site / "static", dirs_exist_ok=True)
     shutil.copyfile(plotly_path, site / plotly_name)
-    _write(site / "index.html", render_index(report, plotly_name))
+    _write(site / "index.html", render_index(report, plotly_name, lang=lang))
     _write(site / "report.json", report_json(report))
     _write(site / "assignments.csv", assignments_csv(report))
     _write(site / ".nojekyll", "")
 
 
-def render_index(report: dict[str, Any], plotly_src: str, single: Any = None) -> str:
+def render_index(
+    report: dict[str, Any], plotly_src: str, single: Any = None, lang: str = "en"
+) -> str:
     """The page itself; every user string goes through autoescaping or `tojson`.
 
-    `single` (singlefile.Inline) inlines the scripts and styles, for the one-file variant.
+    `single` (singlefile.Inline) inlines the scripts and styles, for the one-file variant. The page
+    is written in `lang`; it carries every language's strings so that the reader can switch.
     """
+    if lang not in LANGS:
+        raise ValueError(f"unknown language {lang!r}: use one of {', '.join(LANGS)}")
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
     env = Environment(
@@ -59,8 +88,24 @@ def render_index(report: dict[str, Any], plotly_src: str, single: Any = None) ->
         undefined=StrictUndefined,
         keep_trailing_newline=True,
     )
+    env.globals["tr"] = lambda key, **args: translate(lang, key, **args)
+    env.globals["tx"] = lambda key, **args: _translatable(lang, key, args)
+    ui = {"lang": lang, "langs": list(LANGS), "strings": ui_strings()}
     template = env.get_template("index.html")
-    return template.render(report=report, plotly_js=plotly_src, version=__version__, single=single)
+    return template.render(
+        report=report, plotly_js=plotly_src, version=__version__, single=single, lang=lang, ui=ui
+    )
+
+
+def _translatable(lang: str, key: str, args: dict[str, Any]) -> Markup:
+    """A span the page can re-translate: its key and arguments ride along as data attributes."""
+    text = translate(lang, key, **args)
+    if not args:
+        return Markup('<span data-i18n="{}">{}</span>').format(key, text)
+    encoded = json.dumps({k: str(v) for k, v in args.items()}, ensure_ascii=False, sort_keys=True)
+    return Markup('<span data-i18n="{}" data-i18n-args="{}">{}</span>').format(
+        key, escape(encoded), text
+    )
 
 
 def _write(path: Path, text: str) -> None:

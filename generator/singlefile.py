@@ -40,7 +40,7 @@ class Inline:
         return " ".join(f"'sha256-{base64.b64encode(d).decode('ascii')}'" for d in digests)
 
 
-def render_single(report: dict[str, Any], site: Path) -> str:
+def render_single(report: dict[str, Any], site: Path, lang: str = "en") -> str:
     """The one-file page for `report`, whose thumbnails are read from the built `site` folder.
 
     It inlines exactly the scripts and stylesheets the folder page loads, in the same order, so
@@ -52,7 +52,7 @@ def render_single(report: dict[str, Any], site: Path) -> str:
         styles=tuple(_style(_asset(href)) for href in assets.styles),
         scripts=tuple(_script(_asset(src)) for src in assets.scripts),
     )
-    return render_index(inline_thumbs(report, site), plotly_src="", single=inline)
+    return render_index(inline_thumbs(report, site), plotly_src="", single=inline, lang=lang)
 
 
 def inline_thumbs(report: dict[str, Any], site: Path) -> dict[str, Any]:

@@ -95,7 +95,7 @@ def report_of(site: Path) -> dict[str, Any]:
 def plot_traces(page: Page) -> list[dict[str, Any]]:
     return page.evaluate(
         """() => document.getElementById('plot').data.map(t => ({
-             name: t.name, type: t.type, x: t.x, y: t.y, z: t.z, text: t.text,
+             name: t.name, uid: t.uid, type: t.type, x: t.x, y: t.y, z: t.z, text: t.text,
              symbol: t.marker.symbol, color: t.marker.color}))"""
     )
 
@@ -110,14 +110,18 @@ def grid_layout(page: Page) -> list[tuple[int, int]]:
     return [(c, i) for c, i in pairs]
 
 
+def points_trace(page: Page) -> dict[str, Any]:
+    """The one trace of every image (coloured per point); the others are centres and selection."""
+    traces = [t for t in plot_traces(page) if t["uid"] == "points"]
+    assert len(traces) == 1
+    return traces[0]
+
+
 def missing_marker_colours(page: Page) -> list[str]:
-    """Cluster traces with (almost) no pixels of their colour in the WebGL canvas."""
+    """Point colours (clusters) with (almost) no pixels of their hue in the WebGL canvas."""
     png = page.locator("#plot .gl-container canvas").first.screenshot()
-    return [
-        t["name"]
-        for t in plot_traces(page)
-        if t["name"] != "Centres" and hue_pixels(png, t["color"]) < MIN_MARKER_PIXELS
-    ]
+    colours = sorted(set(points_trace(page)["color"]))
+    return [c for c in colours if hue_pixels(png, c) < MIN_MARKER_PIXELS]
 
 
 def wait_for_marker_colours(page: Page) -> None:
@@ -233,7 +237,7 @@ def test_plot_renders_in_webgl(browser: Browser, site: Path) -> None:
         wait_for_marker_colours(page)
         page.locator("#k-slider").fill("3")
         wait_for_k(page, 3)
-        wait_for_marker_colours(page)  # Plotly.react recoloured the points
+        wait_for_marker_colours(page)  # Plotly.restyle recoloured the points
 
         titles = page.evaluate(
             """() => ['xaxis', 'yaxis', 'zaxis'].map(
@@ -245,15 +249,18 @@ def test_plot_renders_in_webgl(browser: Browser, site: Path) -> None:
         assert float(titles[2].split("(")[1].split(" ")[0]) > 0  # the data is really 3D
 
         labels = report["clusterings"]["3"]["labels"]
-        clusters = [t for t in plot_traces(page) if t["name"] != "Centres"]
-        assert len(clusters) == 3
-        for cluster, trace in enumerate(clusters):
-            members = [i for i, label in enumerate(labels) if label == cluster]
-            assert trace["type"] == "scatter3d"
-            assert trace["text"] == [paths[i] for i in members]
-            xyz = [list(p) for p in zip(trace["x"], trace["y"], trace["z"], strict=True)]
-            assert xyz == [report["points"][i] for i in members]
-        assert len({t["color"] for t in clusters}) == 3
+        points = points_trace(page)
+        assert points["type"] == "scatter3d"
+        assert points["text"] == paths  # hover text: the file paths, in image order
+        xyz = [list(p) for p in zip(points["x"], points["y"], points["z"], strict=True)]
+        assert xyz == report["points"]
+        colour_of = dict(zip(labels, points["color"], strict=True))
+        assert len(set(colour_of.values())) == 3  # a colour per cluster …
+        pairs = zip(labels, points["color"], strict=True)
+        assert all(colour_of[c] == colour for c, colour in pairs)
+        legend = page.locator("#plot-legend li").all_inner_texts()
+        sizes = report["clusterings"]["3"]["sizes"]
+        assert legend == [f"Cluster {c} ({n})" for c, n in enumerate(sizes)] + ["Centres"]
         assert opened.errors == []
 
 
@@ -279,7 +286,7 @@ def test_hostile_names_and_title_stay_text(browser: Browser, hostile_site: Path)
         assert page.locator("#skipped li code").all_inner_texts() == [HOSTILE_SKIPPED]
 
         # Plotly reads a few tags in hover text: names reach it escaped, and read back unchanged.
-        texts = [text for t in plot_traces(page) if t["name"] != "Centres" for text in t["text"]]
+        texts = points_trace(page)["text"]
         assert sorted(html.unescape(text) for text in texts) == paths
         assert not any("<" in text for text in texts)
         assert opened.errors == []

@@ -167,14 +167,18 @@ def test_labels_stay_text_and_colour_the_points(browser: Browser, site: Path) ->
         assert HOSTILE_LABEL in [r[0] for r in label_table(page)]
         page.locator("#colour-by").select_option("label")
         page.wait_for_function(
-            "() => document.getElementById('plot').data.some(t => t.name.startsWith('blue'))",
+            "() => document.body.dataset.colourBy === 'label'"
+            " && new Set(document.getElementById('plot').data[0].marker.color).size === 3",
             timeout=TIMEOUT_MS,
         )
-        names = page.evaluate("() => document.getElementById('plot').data.map(t => t.name)")
+        colours = page.evaluate("() => document.getElementById('plot').data[0].marker.color")
+        by_label = dict(zip(report["labels"], colours, strict=True))
+        assert all(by_label[label] == c for label, c in zip(report["labels"], colours, strict=True))
+        names = page.locator("#plot-legend li").all_inner_texts()
         assert names == [
-            '&lt;img src=x onerror="window.__pwned=1"&gt; (6)',
+            '<img src=x onerror="window.__pwned=1"> (6)',
             "blue (6)",
-            "green &amp; co (6)",
+            "green & co (6)",
             "Centres",
         ]
         assert page.evaluate("() => window.__pwned") is None

@@ -46,6 +46,7 @@ def test_build_needs_an_input(runner) -> None:
         (["--batch-size", "0"], "Error: --batch-size must be at least 1 (got 0)."),
         (["--thumb-size", "8"], "Error: --thumb-size must be between 32 and 1024 (got 8)."),
         (["--device", "tpu"], "Error: Invalid value for '--device': 'tpu' is not one of"),
+        (["--lang", "fr"], "Error: Invalid value for '--lang': 'fr' is not one of 'en', 'ja'."),
     ],
 )
 def test_bad_options_are_usage_errors(runner, colour_folder, args, message) -> None:

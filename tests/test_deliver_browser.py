@@ -16,7 +16,7 @@ from generator.config import BuildConfig
 from generator.deliver import deliver
 from tests.browser import TIMEOUT_MS, launch, open_page, wait_for_k
 from tests.helpers import COLOURS, FakeEmbedder, make_image
-from tests.test_browser import grid_layout, plot_traces, wait_for_marker_colours
+from tests.test_browser import grid_layout, points_trace, wait_for_marker_colours
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -67,7 +67,7 @@ def check_page(page: Page, report: dict) -> None:
     page.locator("#k-slider").fill("3")
     wait_for_k(page, 3)
     wait_for_marker_colours(page)
-    assert len([t for t in plot_traces(page) if t["name"] != "Centres"]) == 3
+    assert len(set(points_trace(page)["color"])) == 3  # one points trace, a colour per cluster
 
 
 def test_single_file_works_copied_alone_with_no_network(

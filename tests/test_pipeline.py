@@ -193,3 +193,10 @@ def test_batches_cover_every_image(colour_folder, tmp_path) -> None:
     result = build(colour_folder, tmp_path / "site", embedder=embedder, batch_size=5)
     assert embedder.calls == 3  # 5 + 5 + 2
     assert result.images == 12
+
+
+def test_lang_sets_the_page_language(colour_folder, tmp_path) -> None:
+    build(colour_folder, tmp_path / "ja", lang="ja")
+    build(colour_folder, tmp_path / "en")
+    assert '<html lang="ja">' in (tmp_path / "ja" / "index.html").read_text(encoding="utf-8")
+    assert '<html lang="en">' in (tmp_path / "en" / "index.html").read_text(encoding="utf-8")

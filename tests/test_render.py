@@ -58,9 +58,10 @@ def report_for(title: str, rels: list[str], skipped: list[str]) -> dict:
 def test_user_strings_never_become_markup(title, rels, skipped) -> None:
     report = report_for(title, rels, skipped)
     html = render_index(report, "static/js/plotly.min.js")
-    # exactly our four script elements: nothing a name holds can open or close one
-    assert html.count("<script") == 4
-    assert html.count("</script>") == 4
+    # exactly our five script elements (data, UI strings, three scripts): nothing a name holds
+    # can open or close one
+    assert html.count("<script") == 5
+    assert html.count("</script>") == 5
     (block,) = DATA_BLOCK.findall(html)
     assert json.loads(block) == json.loads(json.dumps(report))
     assert f"<h1>{escape(title)}</h1>" in html
@@ -97,3 +98,58 @@ def test_site_files_and_plotly_from_the_package(tmp_path: Path) -> None:
     assert not re.search(r"""(src|href)=["']https?://""", html)  # no CDN, no remote asset
     assert (tmp_path / ".nojekyll").read_text() == ""
     assert json.loads((tmp_path / "report.json").read_text(encoding="utf-8")) == report
+
+
+UI_BLOCK = re.compile(
+    r'<script type="application/json" id="dinoclust-ui">(.*?)</script>', re.DOTALL
+)
+
+
+def test_lang_writes_the_page_in_that_language_with_every_language_inline(tmp_path: Path) -> None:
+    report = report_for("猫の写真", ["猫/三毛.png", "b", "c"], [])
+    english = render_index(report, "p.js")
+    japanese = render_index(report, "p.js", lang="ja")
+    assert '<html lang="en">' in english and "Images by cluster" in english
+    assert '<html lang="ja">' in japanese and "クラスタごとの画像" in japanese
+    assert "Images by cluster" not in UI_BLOCK.sub("", japanese)  # only in the inline strings
+    assert "<h1>猫の写真</h1>" in japanese  # user strings unchanged, as text
+    ui = json.loads(UI_BLOCK.search(japanese).group(1))  # type: ignore[union-attr]
+    assert ui["lang"] == "ja" and ui["langs"] == ["en", "ja"]
+    assert ui["strings"]["ja"]["grid_title"] == "クラスタごとの画像"
+    assert ui == {**json.loads(UI_BLOCK.search(english).group(1)), "lang": "ja"}  # type: ignore[union-attr]
+    # translatable text carries its key and arguments, so the page can switch language in place
+    assert 'data-i18n="pca_summary" data-i18n-args="{&#34;dim&#34;:' in japanese
+    assert render_index(report, "p.js", lang="ja") == japanese  # deterministic
+    render_site(report, tmp_path, lang="ja")
+    assert (tmp_path / "index.html").read_text(encoding="utf-8") == japanese.replace(
+        'src="p.js"', f'src="{_plotly_name()}"'
+    )
+
+
+def test_unknown_lang_is_refused() -> None:
+    import pytest
+
+    from generator.config import BuildConfig
+    from generator.errors import ConfigError
+
+    with pytest.raises(ValueError, match="unknown language 'fr'"):
+        render_index(report_for("t", ["a", "b", "c"], []), "p.js", lang="fr")
+    with pytest.raises(ConfigError, match="Unknown language 'fr': use one of en, ja"):
+        BuildConfig(inputs=(Path("x"),), lang="fr")
+
+
+def _plotly_name() -> str:
+    from plotly.offline import get_plotlyjs_version
+
+    return f"static/js/plotly-{get_plotlyjs_version()}.min.js"
+
+
+def test_the_suggestion_rule_is_translated_while_it_is_the_known_one() -> None:
+    from generator.metrics import SUGGESTED_K_RULE
+    from generator.render import ui_strings
+
+    # the page names the rule in the reader's language only while it is this one
+    assert ui_strings()["en"]["suggest_rule"] == SUGGESTED_K_RULE
+    report = report_for("t", ["a", "b", "c"], [])
+    if report["suggested_k"]:
+        assert "平均シルエット係数が最大" in render_index(report, "p.js", lang="ja")

@@ -4,16 +4,9 @@
   "use strict";
 
   var SVG = "http://www.w3.org/2000/svg";
-  var METRICS = [
-    ["inertia", "Inertia", "lower is tighter; look for an elbow"],
-    ["silhouette", "Silhouette", "higher is better (−1 … 1)"],
-    ["calinski_harabasz", "Calinski–Harabasz", "higher is better"],
-    ["davies_bouldin", "Davies–Bouldin", "lower is better"],
-    ["balance", "Size balance", "1 = equal sizes"],
-    ["purity", "Purity", "vs known labels; higher is better"],
-    ["ari", "Adjusted Rand index", "vs known labels; 1 = same partition"],
-    ["nmi", "Normalised mutual information", "vs known labels; 0 … 1"]
-  ];
+  // Titles and hints are the UI strings m_<key> and m_<key>_hint (templates/i18n.json).
+  var METRICS = ["inertia", "silhouette", "calinski_harabasz", "davies_bouldin", "balance",
+                 "purity", "ari", "nmi"];
   var W = 220, H = 96, PAD = { l: 8, r: 8, t: 10, b: 18 };
 
   function svg(tag, attrs) {
@@ -29,7 +22,8 @@
   }
 
   // One small line chart per metric: a dot per k, the current k highlighted, the suggested k ringed.
-  function chart(data, key, title, hint, el) {
+  function chart(data, key, h) {
+    var el = h.el, title = h.t("m_" + key), hint = h.t("m_" + key + "_hint");
     var ks = data.k_values;
     var values = ks.map(function (k) { return data.clusterings[String(k)].metrics[key]; });
     var defined = values.filter(function (v) { return v !== null && v !== undefined; });
@@ -38,7 +32,7 @@
     var caption = el("figcaption", null, title);
     caption.appendChild(el("span", "hint", " · " + hint));
     figure.appendChild(caption);
-    var root = svg("svg", { viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": title + " for each k" });
+    var root = svg("svg", { viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": h.t("for_each_k", { m: title }) });
     var lo = Math.min.apply(null, defined), hi = Math.max.apply(null, defined);
     var span = hi - lo || 1;
     function x(i) { return PAD.l + (ks.length > 1 ? i * (W - PAD.l - PAD.r) / (ks.length - 1) : 0); }
@@ -52,7 +46,7 @@
       root.appendChild(svg("text", { x: x(i), y: H - 4, "class": "metric-tick" })).textContent = String(k);
       if (v === null || v === undefined) { return; }
       var dot = svg("circle", { cx: x(i), cy: y(v), r: 3, "data-k": k, "class": "metric-dot" });
-      dot.appendChild(svg("title")).textContent = title + " at k = " + k + ": " + format(v);
+      dot.appendChild(svg("title")).textContent = h.t("metric_at", { m: title, k: k, v: format(v) });
       if (k === data.suggested_k) { dot.classList.add("suggested"); }
       root.appendChild(dot);
       dots[k] = dot;
@@ -78,7 +72,7 @@
     table.textContent = "";
     table.setAttribute("data-k", String(k));
     var head = h.el("tr");
-    head.appendChild(h.el("th", null, "label \\ cluster"));
+    head.appendChild(h.el("th", null, h.t("label_cluster")));
     clustering.sizes.forEach(function (size, c) {
       var th = h.el("th", null, String(c));
       var swatch = h.el("span", "swatch");
@@ -87,7 +81,7 @@
       th.scope = "col";
       head.appendChild(th);
     });
-    head.appendChild(h.el("th", null, "total"));
+    head.appendChild(h.el("th", null, h.t("total")));
     table.appendChild(h.el("thead")).appendChild(head);
     var body = table.appendChild(h.el("tbody"));
     clustering.label_table.forEach(function (counts, row) {
@@ -101,7 +95,7 @@
       body.appendChild(tr);
     });
     var foot = h.el("tr", "total");
-    foot.appendChild(h.el("th", null, "total"));
+    foot.appendChild(h.el("th", null, h.t("total")));
     clustering.sizes.forEach(function (size) { foot.appendChild(h.el("td", null, String(size))); });
     foot.appendChild(h.el("td", null, String(data.images.length)));
     table.appendChild(h.el("tfoot")).appendChild(foot);
@@ -162,15 +156,19 @@
   function make(data, h) {
     var charts = document.getElementById("metric-charts");
     var views = [];
-    if (charts) {
-      METRICS.forEach(function (m) {
+    function build() {
+      if (!charts) { return; }
+      charts.textContent = "";
+      views = [];
+      METRICS.forEach(function (key) {
         var first = data.clusterings[String(data.k_values[0])].metrics;
-        if (!(m[0] in first)) { return; }
-        var view = chart(data, m[0], m[1], m[2], h.el);
+        if (!(key in first)) { return; }
+        var view = chart(data, key, h);
         charts.appendChild(view.node);
         views.push(view);
       });
     }
+    build();
     var rows = document.querySelectorAll("#metrics-table tr[data-k]");
     var table = document.getElementById("label-table");
     var labelMetrics = document.getElementById("label-metrics");
@@ -178,15 +176,16 @@
     var button = document.getElementById("download-csv");
     if (button) { button.addEventListener("click", function () { download(data, h.state.k, h); }); }
     return {
+      relabel: build,
       update: function (k) {
         views.forEach(function (v) { v.update(k); });
         rows.forEach(function (row) { row.classList.toggle("current", row.getAttribute("data-k") === String(k)); });
-        if (button) { button.textContent = "Download the assignments for k = " + k + " (CSV)"; }
+        if (button) { button.textContent = h.t("download_csv", { k: k }); }
         if (table && data.labels) {
           labelTable(data, k, table, h);
           var m = data.clusterings[String(k)].metrics;
-          labelMetrics.textContent = "k = " + k + ": purity " + format(m.purity) + " · ARI " +
-            format(m.ari) + " · NMI " + format(m.nmi) + " · size balance " + format(m.balance);
+          labelMetrics.textContent = h.t("label_metrics",
+            { k: k, p: format(m.purity), a: format(m.ari), n: format(m.nmi), b: format(m.balance) });
         }
         return sankey(data, k, sankeyDiv, h);
       }

@@ -1,0 +1,141 @@
+"""Benchmark the generated page with large collections, in headless Chromium (software WebGL).
+
+    python benchmarks/bench_page.py                  # 1,000 and 10,000 images
+    python benchmarks/bench_page.py --sizes 1000     # quicker
+
+Builds each site with the real pipeline but without the model: the images are generated (a base
+colour per group plus random shapes, so that thumbnails compress like simple pictures) and a fake
+embedder projects their pixels at random. Then, in the browser the tests use (tests/browser.py):
+(a) load: from navigation to `body[data-ready]` (first render of the grid and the 3D plot done);
+(b) k switch: from the slider's input event until the page's render promise resolved and two
+animation frames were painted, for every k in the range, median and worst; (c) size: the site's
+bytes beyond the fixed assets (static/, the same for every site), per image, with the
+thumbnails' share. Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from generator.config import BuildConfig  # noqa: E402
+from generator.embed import ModelInfo  # noqa: E402
+from generator.pipeline import build_site  # noqa: E402
+from tests.browser import launch, open_page  # noqa: E402
+
+GROUPS = 12
+SWITCH_JS = """async k => {
+  const slider = document.getElementById('k-slider');
+  const start = performance.now();
+  slider.value = String(k);
+  slider.dispatchEvent(new Event('input', {bubbles: true}));
+  await window.dinoclust.state.pending;
+  await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+  return performance.now() - start;
+}"""
+
+
+class ProjectionEmbedder:
+    """Features from a fixed random projection of 14×14 block means: similar pictures, similar
+    vectors, without near-duplicates everywhere (as a fake of mean colours would give)."""
+
+    info = ModelInfo("bench-projection", "none", "bench:1", False, "cpu", "fp32")
+
+    def __init__(self, dim: int = 384) -> None:
+        self.matrix = np.random.default_rng(0).normal(size=(14 * 14 * 3, dim)).astype(np.float32)
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        b, h, w, c = pixels.shape
+        blocks = pixels.reshape(b, 14, h // 14, 14, w // 14, c).mean(axis=(2, 4)) / 255.0 - 0.5
+        return blocks.reshape(b, -1).astype(np.float32) @ self.matrix
+
+
+def make_images(folder: Path, n: int) -> None:
+    rng = np.random.default_rng(n)
+    base = rng.integers(30, 226, size=(GROUPS, 3))
+    for i in range(n):
+        group = i % GROUPS
+        image = Image.new("RGB", (160, 120), tuple(int(v) for v in base[group]))
+        draw = ImageDraw.Draw(image)
+        for _ in range(3):
+            x, y = rng.integers(0, 140), rng.integers(0, 100)
+            box = (int(x), int(y), int(x + rng.integers(10, 60)), int(y + rng.integers(10, 60)))
+            fill = tuple(int(v) for v in np.clip(base[group] + rng.integers(-90, 90, 3), 0, 255))
+            (draw.ellipse if rng.random() < 0.5 else draw.rectangle)(box, fill=fill)
+        path = folder / f"g{group:02d}" / f"img_{i:05d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        image.save(path)
+
+
+def site_bytes(site: Path) -> tuple[int, int, int]:
+    """(all bytes, bytes beyond static/, thumbnail bytes)."""
+    files = [p for p in site.rglob("*") if p.is_file()]
+    total = sum(p.stat().st_size for p in files)
+    fixed = sum(p.stat().st_size for p in files if p.relative_to(site).parts[0] == "static")
+    thumbs = sum(p.stat().st_size for p in files if p.relative_to(site).parts[0] == "thumbs")
+    return total, total - fixed, thumbs
+
+
+def measure(n: int, work: Path, browser: object) -> dict[str, float]:
+    photos, site = work / f"photos-{n}", work / f"site-{n}"
+    start = time.perf_counter()
+    make_images(photos, n)
+    config = BuildConfig(inputs=(photos,), output=site, cache_dir=None, k_max=10)
+    build_site(config, embedder=ProjectionEmbedder())
+    build_s = time.perf_counter() - start
+    total, beyond, thumbs = site_bytes(site)
+    loads, switches = [], []
+    for _ in range(2):  # a cold-ish and a warm load; report the worse
+        t0 = time.perf_counter()
+        with open_page(browser, site / "index.html") as opened:  # type: ignore[arg-type]
+            loads.append(time.perf_counter() - t0)
+            ks = opened.page.evaluate("() => window.dinoclust.data.k_values")
+            for k in [*ks[1:], *reversed(ks[:-1])]:
+                switches.append(opened.page.evaluate(SWITCH_JS, k))
+            assert opened.errors == [], opened.errors
+    return {
+        "n": n,
+        "build_s": build_s,
+        "load_s": max(loads),
+        "switch_median_ms": statistics.median(switches),
+        "switch_max_ms": max(switches),
+        "kb_per_image": beyond / n / 1024,
+        "thumb_kb_per_image": thumbs / n / 1024,
+        "total_mb": total / 1e6,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp, launch() as browser:
+        for n in args.sizes:
+            rows.append(measure(n, Path(tmp), browser))
+            print(f"done {n}", file=sys.stderr)
+    print(
+        "| images | load to ready | k switch (median / worst) | KB per image beyond "
+        "fixed assets (thumbnails) | site | (build) |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(
+            f"| {r['n']:,} | {r['load_s']:.2f} s | {r['switch_median_ms']:.0f} / "
+            f"{r['switch_max_ms']:.0f} ms | {r['kb_per_image']:.2f} ({r['thumb_kb_per_image']:.2f})"
+            f" | {r['total_mb']:.1f} MB | {r['build_s']:.0f} s |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,245 @@
+"""Issue 6 items 4–6 in real Chromium: the page in English and Japanese (switchable, remembered),
+linked views between the 3D plot and the grid, and the lazily rendered grid of large clusters."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from generator.config import BuildConfig
+from generator.deliver import deliver
+from generator.pipeline import build_site
+from generator.render import LANGS, templates_dir, ui_strings
+from tests.browser import TIMEOUT_MS, launch, open_page, wait_for_k
+from tests.helpers import FakeEmbedder, make_image
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
+pytestmark = pytest.mark.browser
+
+RED, BLUE = 70, 12  # the red cluster is longer than the 60 thumbnails a cluster shows at first
+JA_DIR = "青い写真"
+# Plotly's own events, as its WebGL picking fires them over a point of the images trace
+EMIT = """([name, i]) => document.getElementById('plot').emit(
+    name, {points: [{curveNumber: 0, pointNumber: i}]})"""
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with launch() as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("views-photos")
+    for i in range(RED):
+        colour = (200 + i % 40, 30, 30)
+        make_image(root / "red" / f"red_{i:02d}.png", colour, noise=5 + i % 20, seed=i)
+    for i in range(BLUE):
+        make_image(root / JA_DIR / f"猫の写真_{i}.png", (30, 60, 220 - 5 * i), noise=8, seed=i)
+    return root
+
+
+@pytest.fixture(scope="module")
+def site(photos: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    output = tmp_path_factory.mktemp("views-site") / "site"
+    build_site(BuildConfig(inputs=(photos,), output=output, k_max=4), embedder=FakeEmbedder())
+    return output
+
+
+@pytest.fixture(scope="module")
+def ja_single(photos: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """--lang ja --single-file: the one-file page, written in Japanese."""
+    target = tmp_path_factory.mktemp("views-ja") / "report.html"
+    config = BuildConfig(
+        inputs=(photos,), output=target, k_max=4, single_file=True, lang="ja", title="猫と赤"
+    )
+    deliver(config, embedder=FakeEmbedder())
+    return target
+
+
+def report_of(site: Path) -> dict[str, Any]:
+    return json.loads((site / "report.json").read_text(encoding="utf-8"))
+
+
+def texts(page: Page) -> dict[str, str]:
+    return page.evaluate(
+        """() => ({lang: document.documentElement.lang,
+                   grid: document.getElementById('grid-title').textContent,
+                   k: document.querySelector('label[for=k-slider]').textContent,
+                   sizes: document.getElementById('sizes-text').textContent,
+                   cluster: document.querySelector('#grid h3').textContent,
+                   legend: document.querySelector('#plot-legend li:last-child').textContent,
+                   axis: document.getElementById('plot')._fullLayout.scene.xaxis.title.text,
+                   metric: document.querySelector('.metric-chart figcaption').textContent})"""
+    )
+
+
+def test_every_string_exists_in_every_language_and_every_used_key_exists() -> None:
+    strings = ui_strings()
+    assert set(strings) == set(LANGS) == {"en", "ja"}
+    assert set(strings["en"]) == set(strings["ja"])
+    assert all(text.strip() for lang in LANGS for text in strings[lang].values())
+    root = templates_dir()
+    used: set[str] = set()
+    for path in [*root.glob("*.html"), *root.glob("static/js/*.js")]:
+        text = path.read_text(encoding="utf-8")
+        used |= set(re.findall(r"""\b(?:tx|tr|t)\(\s*["']([a-z_]+)["']\s*[,)]""", text))
+        used |= set(re.findall(r'data-i18n(?:-aria)?="([a-z_]+)"', text))
+    used |= {f"m_{m}{s}" for m in ("inertia", "silhouette", "purity") for s in ("", "_hint")}
+    assert used and used <= set(strings["en"])
+
+
+def test_language_switch_swaps_every_string_and_is_remembered(browser: Browser, site: Path) -> None:
+    n = len(report_of(site)["images"])
+    with open_page(browser, site / "index.html") as opened:
+        page = opened.page
+        english = texts(page)
+        assert english["lang"] == "en" and english["grid"] == "Images by cluster"
+        assert english["sizes"].endswith(f"= {n} images") and english["legend"] == "Centres"
+        page.get_by_role("button", name="日本語").click()
+        page.wait_for_function("() => document.documentElement.lang === 'ja'", timeout=TIMEOUT_MS)
+        wait_for_k(page, 2)
+        japanese = texts(page)
+        assert japanese == {
+            "lang": "ja",
+            "grid": "クラスタごとの画像",
+            "k": "クラスタ数 k",
+            "sizes": japanese["sizes"],
+            "cluster": japanese["cluster"],
+            "legend": "中心",
+            "axis": japanese["axis"],
+            "metric": japanese["metric"],
+        }
+        assert japanese["sizes"].endswith(f"= {n} 枚")
+        assert japanese["cluster"].startswith("クラスタ 0")
+        assert japanese["axis"].startswith("第1主成分") and "クラスタ内平方和" in japanese["metric"]
+        assert page.locator("#pca-summary").inner_text().endswith("です。")
+        assert "平均シルエット係数が最大" in page.locator("#suggestion").inner_text()
+        assert page.evaluate("() => location.hash") == "#k=2&lang=ja"
+        assert page.get_by_role("button", name="日本語").get_attribute("aria-pressed") == "true"
+        # no English left in what the script wrote
+        assert "Cluster" not in page.locator("#grid h3, #sizes").all_inner_texts()[0]
+        # the choice is remembered (localStorage works from file://) and can be switched back
+        page.goto((site / "index.html").resolve().as_uri())
+        page.wait_for_function("() => document.body.dataset.ready === 'true'", timeout=TIMEOUT_MS)
+        assert texts(page)["lang"] == "ja"
+        page.get_by_role("button", name="EN").click()
+        page.wait_for_function("() => document.documentElement.lang === 'en'", timeout=TIMEOUT_MS)
+        assert texts(page)["grid"] == "Images by cluster"
+        assert page.evaluate("() => location.hash") == "#k=2"
+        assert opened.errors == []
+
+
+def test_lang_ja_single_file_opens_in_japanese_with_japanese_names(
+    browser: Browser, ja_single: Path
+) -> None:
+    html = ja_single.read_text(encoding="utf-8")
+    assert '<html lang="ja">' in html and "クラスタごとの画像" in html
+    with open_page(browser, ja_single, fragment="k=2") as opened:
+        page = opened.page
+        assert texts(page)["lang"] == "ja" and page.locator("h1").inner_text() == "猫と赤"
+        captions = page.locator("#grid figcaption").all_inner_texts()
+        assert "猫の写真_0.png" in captions
+        alts = page.evaluate("() => [...document.querySelectorAll('#grid img')].map(i => i.alt)")
+        assert f"{JA_DIR}/猫の写真_0.png" in alts
+        # the Japanese caption is drawn with a real font: wider than a row of replacement boxes
+        width = page.evaluate(
+            """() => [...document.querySelectorAll('#grid figcaption')]
+                 .find(f => f.textContent === '猫の写真_0.png').scrollWidth"""
+        )
+        assert width > 40
+        assert opened.errors == [] and opened.external == []
+
+
+def test_linked_views_hover_click_preview(browser: Browser, site: Path) -> None:
+    report = report_of(site)
+    last_red = max(
+        (i for i, im in enumerate(report["images"]) if im["path"].startswith("red/")),
+        key=lambda i: report["clusterings"]["2"]["distances"][i],
+    )
+    with open_page(browser, site / "index.html", fragment="k=2") as opened:
+        page = opened.page
+        plot = page.locator("#plot")
+        box = plot.bounding_box()
+        assert box is not None
+        page.mouse.move(box["x"] + 50, box["y"] + 50)
+        # hover → the thumbnail by the cursor
+        page.evaluate(EMIT, ["plotly_hover", 3])
+        hover = page.locator(".hover-thumb")
+        assert hover.is_visible()
+        assert hover.locator("img").get_attribute("data-index") == "3"
+        assert hover.locator("img").get_attribute("src") == report["images"][3]["thumb"]
+        page.evaluate("() => document.getElementById('plot').emit('plotly_unhover', {})")
+        assert not hover.is_visible()
+
+        # click a point whose image is beyond the first 60 of its cluster: shown, scrolled, ringed
+        page.evaluate(EMIT, ["plotly_click", last_red])
+        figure = page.locator(f"#grid figure:has(img[data-index='{last_red}'])")
+        page.wait_for_function(
+            "() => document.querySelectorAll('#grid figure.highlight').length === 1",
+            timeout=TIMEOUT_MS,
+        )
+        assert "highlight" in (figure.get_attribute("class") or "")
+        assert figure.evaluate(
+            "f => { const r = f.getBoundingClientRect();"
+            " return r.top >= 0 && r.bottom <= innerHeight; }"
+        )
+        selected = page.evaluate("() => document.getElementById('plot').data[2]")
+        assert [selected["x"][0], selected["y"][0], selected["z"][0]] == report["points"][last_red]
+
+        # keyboard: a thumbnail is a button; Enter opens the preview, which rings its point
+        page.locator("#grid button:has(img[data-index='0'])").focus()
+        page.keyboard.press("Enter")
+        dialog = page.locator("dialog#preview")
+        assert dialog.is_visible() and dialog.get_attribute("data-index") == "0"
+        assert dialog.locator("img").get_attribute("alt") == report["images"][0]["path"]
+        page.wait_for_function(
+            "p => document.getElementById('plot').data[2].x[0] === p[0]",
+            arg=report["points"][0],
+            timeout=TIMEOUT_MS,
+        )
+        page.keyboard.press("Escape")
+        assert not dialog.is_visible()
+        # a mouse click on another thumbnail does the same
+        page.locator("#grid img[data-index='1']").click()
+        assert dialog.is_visible() and dialog.get_attribute("data-index") == "1"
+        page.keyboard.press("Escape")
+        assert opened.errors == []
+
+
+def test_large_cluster_shows_more_on_demand(browser: Browser, site: Path) -> None:
+    clustering = report_of(site)["clusterings"]["2"]
+    with open_page(browser, site / "index.html", fragment="k=2") as opened:
+        page = opened.page
+        big = max(range(2), key=lambda c: clustering["sizes"][c])
+        section = page.locator(f"#grid > section[data-cluster='{big}']")
+        assert section.locator("figure").count() == 60
+        more = section.locator("button.show-more")
+        assert more.inner_text() == f"Show {clustering['sizes'][big] - 60} more"
+        more.click()
+        assert section.locator("figure").count() == clustering["sizes"][big]
+        assert not more.is_visible()
+        assert opened.errors == []
+
+
+def test_phone_layout(browser: Browser, site: Path, tmp_path: Path) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    try:
+        page = context.new_page()
+        page.goto((site / "index.html").resolve().as_uri())
+        page.wait_for_function("() => document.body.dataset.ready === 'true'", timeout=TIMEOUT_MS)
+        overflow = page.evaluate("() => document.documentElement.scrollWidth - innerWidth")
+        assert overflow <= 0  # nothing wider than the phone's screen
+        assert page.locator("#plot").bounding_box()["width"] <= 390  # type: ignore[index]
+        page.screenshot(path=str(tmp_path / "phone.png"), full_page=False)
+        assert (tmp_path / "phone.png").stat().st_size > 0
+    finally:
+        context.close()
