@@ -23,3 +23,12 @@ def private_cache(tmp_path_factory, monkeypatch) -> Path:
     folder = tmp_path_factory.mktemp("cache")
     monkeypatch.setenv("DINOCLUST_CACHE_DIR", str(folder))
     return folder
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for every browser test (tests/browser.py says how it is launched)."""
+    from tests.browser import launch
+
+    with launch() as launched:
+        yield launched

@@ -10,7 +10,6 @@ import dataclasses
 import html
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +21,6 @@ from generator.pipeline import build_site
 from tests.browser import (
     TIMEOUT_MS,
     hue_pixels,
-    launch,
     open_page,
     wait_for_k,
 )
@@ -46,12 +44,6 @@ MIN_MARKER_PIXELS = 10  # a few markers of 4 px, even with some hidden behind a 
 
 class RandomWeightsEmbedder(FakeEmbedder):
     info = dataclasses.replace(FakeEmbedder.info, weights="random", random_weights=True)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with launch() as b:
-        yield b
 
 
 @pytest.fixture(scope="module")

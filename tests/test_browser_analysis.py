@@ -5,7 +5,6 @@ known labels (user strings) stay text."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +12,7 @@ import pytest
 
 from generator.config import BuildConfig
 from generator.pipeline import build_site
-from tests.browser import TIMEOUT_MS, launch, open_page, wait_for_k
+from tests.browser import TIMEOUT_MS, open_page, wait_for_k
 from tests.helpers import COLOURS, FakeEmbedder, make_image
 
 if TYPE_CHECKING:
@@ -23,12 +22,6 @@ pytestmark = pytest.mark.browser
 
 HOSTILE_LABEL = '<img src=x onerror="window.__pwned=1">'
 LABELS = {"red": HOSTILE_LABEL, "green": "green & co", "blue": "blue"}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with launch() as b:
-        yield b
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +14,7 @@ from generator.config import BuildConfig
 from generator.deliver import deliver
 from generator.pipeline import build_site
 from generator.render import LANGS, templates_dir, ui_strings
-from tests.browser import TIMEOUT_MS, launch, open_page, wait_for_k
+from tests.browser import TIMEOUT_MS, open_page, wait_for_k
 from tests.helpers import FakeEmbedder, make_image
 
 if TYPE_CHECKING:
@@ -28,12 +27,6 @@ JA_DIR = "青い写真"
 # Plotly's own events, as its WebGL picking fires them over a point of the images trace
 EMIT = """([name, i]) => document.getElementById('plot').emit(
     name, {points: [{curveNumber: 0, pointNumber: i}]})"""
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with launch() as b:
-        yield b
 
 
 @pytest.fixture(scope="module")

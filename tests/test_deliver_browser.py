@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import shutil
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,7 +13,7 @@ import pytest
 
 from generator.config import BuildConfig
 from generator.deliver import deliver
-from tests.browser import TIMEOUT_MS, launch, open_page, wait_for_k
+from tests.browser import TIMEOUT_MS, open_page, wait_for_k
 from tests.helpers import COLOURS, FakeEmbedder, make_image
 from tests.test_browser import grid_layout, points_trace, wait_for_marker_colours
 
@@ -22,12 +21,6 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with launch() as b:
-        yield b
 
 
 @pytest.fixture(scope="module")
