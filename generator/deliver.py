@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterable
@@ -25,7 +24,7 @@ from generator.errors import BudgetError, OutputError
 from generator.pipeline import BuildResult, Progress, build_site, no_progress
 from generator.render import plotly_js, templates_dir
 from generator.singlefile import is_single_file, render_single
-from generator.sitedir import MARKER, MARKER_TEXT
+from generator.sitedir import MARKER, discard, open_marked, umask
 from generator.sizes import format_size, round_up
 
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can say: no build time leaks in
@@ -84,7 +83,7 @@ def _deliver_single(config: BuildConfig, progress: Progress, embedder: Embedder 
         page = render_single(result.report, site, config.lang).encode("utf-8")
         _write_atomic(target, lambda f: f.write(page))
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        discard(work)
     return Delivery(replace(result, output=target), None, len(page), fitter.fit if fitter else None)
 
 
@@ -199,10 +198,8 @@ def _open_work(target: Path) -> Path:
     try:
         parent.mkdir(parents=True, exist_ok=True)
         for leftover in sorted(parent.glob(f"{prefix}*")):
-            if (leftover / MARKER).is_file():
-                shutil.rmtree(leftover, ignore_errors=True)
-        work = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-        (work / MARKER).write_text(MARKER_TEXT, encoding="utf-8")
+            discard(leftover)
+        work = open_marked(parent, prefix)
     except OSError as exc:
         raise OutputError(f"Cannot write beside {target} ({exc.strerror or exc}).") from exc
     return work
@@ -218,15 +215,9 @@ def _write_atomic(target: Path, write: Callable[[IO[bytes]], object]) -> int:
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; this file is for sharing
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes it private; this file is for sharing
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return target.stat().st_size
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask

@@ -71,10 +71,9 @@ def open_staging(output: Path) -> Path:
                 os.replace(leftover / "site", output)
             if (leftover / MARKER).is_file():
                 log.info("removing %s, left over from an interrupted build", leftover.name)
-                shutil.rmtree(leftover, ignore_errors=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{output.name}{STAGING_TAG}", dir=parent))
-        staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a site is for publishing
-        (staging / MARKER).write_text(MARKER_TEXT, encoding="utf-8")
+            discard(leftover)
+        staging = open_marked(parent, f".{output.name}{STAGING_TAG}")
+        staging.chmod(0o777 & ~umask())  # mkdtemp makes it private; a site is for publishing
     except OSError as exc:
         raise OutputError(
             f"Cannot write beside {output} ({exc.strerror or exc}); "
@@ -83,25 +82,34 @@ def open_staging(output: Path) -> Path:
     return staging
 
 
+def open_marked(parent: Path, prefix: str) -> Path:
+    """A new temporary folder `parent/prefix…`, marked at once so that a leftover is ours to
+    remove."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    (folder / MARKER).write_text(MARKER_TEXT, encoding="utf-8")
+    return folder
+
+
 def publish(staging: Path, output: Path) -> None:
     """Swap the finished site in; the old site (ours, checked) is removed only afterwards."""
     check_output(output, [])
     retired = None
     if output.exists():
-        retired = Path(tempfile.mkdtemp(prefix=f".{output.name}{RETIRED_TAG}", dir=staging.parent))
-        (retired / MARKER).write_text(MARKER_TEXT, encoding="utf-8")
+        retired = open_marked(staging.parent, f".{output.name}{RETIRED_TAG}")
         os.replace(output, retired / "site")
     os.replace(staging, output)
     if retired is not None:
         shutil.rmtree(retired, ignore_errors=True)
 
 
-def discard(staging: Path) -> None:
-    if (staging / MARKER).is_file():
-        shutil.rmtree(staging, ignore_errors=True)
+def discard(folder: Path) -> None:
+    """Delete `folder` only if it carries our marker."""
+    if (folder / MARKER).is_file():
+        shutil.rmtree(folder, ignore_errors=True)
 
 
-def _umask() -> int:
+def umask() -> int:
+    """The process's umask (reading it means setting it; it is put back at once)."""
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
