@@ -249,14 +249,20 @@ def test_exif_orientation_is_applied(tmp_path, suffix, orientation, size, corner
     assert red_corner(decoded) == corner
 
 
-def test_big_jpeg_keeps_its_real_size_while_decoded_in_draft_mode(tmp_path) -> None:
-    path = save(marked((2400, 1600)), tmp_path / "big.jpg", quality=90)
+def decode_in_draft_mode(path: Path) -> Decoded:
+    """decode(), asserting that the JPEG decoder was asked for a reduced-scale draft once."""
     draft = JpegImagePlugin.JpegImageFile.draft
     with mock.patch.object(
         JpegImagePlugin.JpegImageFile, "draft", autospec=True, side_effect=draft
     ) as spy:
         decoded = decode(path, 64, 128)
     spy.assert_called_once()
+    return decoded
+
+
+def test_big_jpeg_keeps_its_real_size_while_decoded_in_draft_mode(tmp_path) -> None:
+    path = save(marked((2400, 1600)), tmp_path / "big.jpg", quality=90)
+    decoded = decode_in_draft_mode(path)
     assert decoded.size == (2400, 1600)  # the file's size, not the reduced draft's
     assert decoded.thumb_size == (128, 85)
     assert red_corner(decoded) == "top-left"
@@ -277,12 +283,7 @@ def test_big_mpo_camera_jpeg_is_also_decoded_in_draft_mode(tmp_path) -> None:
     path = tmp_path / "camera.jpg"
     marked((2400, 1600)).save(path, format="MPO", save_all=True, append_images=[marked()])
     assert Image.open(path).format == "MPO"
-    draft = JpegImagePlugin.JpegImageFile.draft
-    with mock.patch.object(
-        JpegImagePlugin.JpegImageFile, "draft", autospec=True, side_effect=draft
-    ) as spy:
-        decoded = decode(path, 64, 128)
-    spy.assert_called_once()
+    decoded = decode_in_draft_mode(path)
     assert decoded.size == (2400, 1600)
     assert red_corner(decoded) == "top-left"
 
