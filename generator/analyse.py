@@ -16,6 +16,7 @@ import numpy as np
 
 from generator.config import K_MIN
 from generator.errors import InputError
+from generator.i18n import Message
 from generator.metrics import contingency, encode, label_metrics, quality_metrics
 
 MAX_COMPONENTS = 50
@@ -43,7 +44,7 @@ class Analysis:
     clusterings: dict[int, Clustering]
     feature_dim: int
     distinct_points: int
-    notes: tuple[str, ...]
+    notes: tuple[Message, ...]
 
     @property
     def n_components(self) -> int:
@@ -64,12 +65,9 @@ def analyse(features: np.ndarray, k_max: int, seed: int) -> Analysis:
     distinct = len(np.unique(np.round(coords, 6), axis=0))
     notes = []
     if coords.shape[1] < min(MAX_COMPONENTS, dim):
-        notes.append(f"PCA kept {coords.shape[1]} components: no more than the number of images.")
+        notes.append(Message.of("note_pca_few", n=coords.shape[1]))
     if distinct < min(k_max, n):
-        notes.append(
-            f"Only {distinct} distinct feature vectors among {n} images: for k above {distinct} "
-            "some clusters are empty or split identical images."
-        )
+        notes.append(Message.of("note_distinct", distinct=distinct, n=n))
     clusterings: dict[int, Clustering] = {}
     previous: np.ndarray | None = None
     for k in range(K_MIN, min(k_max, n) + 1):

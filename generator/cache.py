@@ -27,6 +27,7 @@ import numpy as np
 
 from generator.analyse import Analysis, Clustering
 from generator.embed import PREPROCESS, ModelInfo, file_sha256
+from generator.i18n import Message
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,8 @@ CREATE TABLE IF NOT EXISTS thumbs (
 """
 CHUNK = 500  # SQLite's limit on bound variables is 999 in old builds
 ANALYSES_KEPT = 20  # recent PCA/K-means results; older ones are dropped
-ANALYSIS_SOURCES = ("analyse.py", "metrics.py")  # a change to either invalidates old results
+# A change to the code that computes or packs the results invalidates old ones.
+ANALYSIS_SOURCES = ("analyse.py", "metrics.py", "cache.py")
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,7 @@ def pack_analysis(analysis: Analysis) -> bytes:
     meta: dict = {
         "feature_dim": analysis.feature_dim,
         "distinct_points": analysis.distinct_points,
-        "notes": list(analysis.notes),
+        "notes": [note.to_json() for note in analysis.notes],
         "clusterings": {},
     }
     for k, c in analysis.clusterings.items():
@@ -139,7 +141,7 @@ def unpack_analysis(data: bytes) -> Analysis:
         clusterings,
         meta["feature_dim"],
         meta["distinct_points"],
-        tuple(meta["notes"]),
+        tuple(Message.from_json(note) for note in meta["notes"]),
     )
 
 

@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("generator")
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo_images"
-DEMO_TITLE = "dinoclust demo: animals, food and transportation"
 
 
 class _ClickHandler(logging.Handler):
@@ -220,7 +219,7 @@ def build(inputs: tuple[Path, ...], title: str | None, **options: Any) -> None:
       dinoclust build ~/Pictures/trip -o site/
       dinoclust build photos/ --weights dino_deitsmall16_pretrain.pth --k-max 6
     """
-    _run(inputs, title or "Image clusters", **options)
+    _run(inputs, title, **options)
 
 
 @cli.command()
@@ -230,12 +229,12 @@ def demo(title: str | None, **options: Any) -> None:
 
     Offline, use --weights random (the clusters are then meaningless) or --weights PATH.
     """
-    _run((DEMO_DIR,), title or DEMO_TITLE, **options)
+    _run((DEMO_DIR,), title, title_key="demo_title", **options)
 
 
 def _run(
     inputs: tuple[Path, ...],
-    title: str,
+    title: str | None,
     verbose: int,
     quiet: bool,
     cache_dir: Path | None,

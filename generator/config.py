@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from generator.errors import ConfigError
+from generator.i18n import LANGS
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-LANGS = ("en", "ja")
 PRETRAINED = "pretrained"
 RANDOM = "random"
 K_MIN = 2
@@ -21,7 +21,8 @@ class BuildConfig:
 
     inputs: tuple[Path, ...]
     output: Path = Path("site")
-    title: str = "Image clusters"
+    title: str | None = None  # None: the UI string `title_key`, in the page's language
+    title_key: str = "default_title"
     weights: str = PRETRAINED
     device: str = "auto"
     batch_size: int = 32
@@ -58,7 +59,7 @@ class BuildConfig:
             raise ConfigError(f"--thumb-size must be between 32 and 1024 (got {self.thumb_size}).")
         if self.seed < 0:
             raise ConfigError(f"--seed must be zero or positive (got {self.seed}).")
-        if not self.title.strip():
+        if self.title is not None and not self.title.strip():
             raise ConfigError("--title must not be empty.")
         if self.lang not in LANGS:
             raise ConfigError(f"Unknown language {self.lang!r}: use one of {', '.join(LANGS)}.")

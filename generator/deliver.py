@@ -21,8 +21,9 @@ from generator.budget import Fit, Fitter
 from generator.config import BuildConfig
 from generator.embed import Embedder
 from generator.errors import BudgetError, OutputError
+from generator.i18n import templates_dir
 from generator.pipeline import BuildResult, Progress, build_site, no_progress
-from generator.render import plotly_js, templates_dir
+from generator.render import plotly_js
 from generator.singlefile import is_single_file, render_single
 from generator.sitedir import MARKER, discard, open_marked, umask
 from generator.sizes import format_size, round_up

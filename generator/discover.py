@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from generator.errors import InputError
+from generator.i18n import Message
 from generator.structure import SkippedImage, SourceImage
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ def discover(inputs: Sequence[Path], exclude: Iterable[Path] = ()) -> Discovery:
             found = iter([(root, PurePosixPath(root.name))])
         for path, rel in found:
             if not is_image_name(path.name):
-                skipped.append(SkippedImage(str(prefix / rel), "not a supported image type"))
+                skipped.append(SkippedImage(str(prefix / rel), Message.of("skip_unsupported")))
                 continue
             real = _real(path)
             if real in seen_files:
@@ -88,9 +89,8 @@ def _walk(
     try:
         entries = sorted(os.scandir(folder), key=lambda e: (e.name.casefold(), e.name))
     except OSError as exc:
-        skipped.append(
-            SkippedImage(str(prefix / rel) or ".", f"folder not readable ({exc.strerror})")
-        )
+        why = Message.of("skip_folder_unreadable", error=exc.strerror)
+        skipped.append(SkippedImage(str(prefix / rel) or ".", why))
         return
     for entry in entries:
         if is_hidden(entry.name):

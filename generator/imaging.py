@@ -24,6 +24,7 @@ import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError, features
 
 from generator.discover import AVIF_SUFFIXES, HEIF_SUFFIXES, RAW_SUFFIXES
+from generator.i18n import Message
 
 if TYPE_CHECKING:
     import rawpy
@@ -73,7 +74,11 @@ _WARNED_LOCK = threading.Lock()
 
 
 class DecodeError(Exception):
-    """This file cannot be used; the message is the reason shown to the user."""
+    """This file cannot be used; `why` is the reason shown to the user (str(): in English)."""
+
+    def __init__(self, key: str, **args: object) -> None:
+        self.why = Message.of(key, **args)
+        super().__init__(self.why.text())
 
 
 @dataclass(frozen=True)
@@ -91,18 +96,18 @@ def decode(path: Path, model_size: int, thumb_size: int) -> Decoded:
     """Decode `path` once; raise DecodeError with a one-line reason if it cannot be used."""
     missing = _missing_support(path.suffix.lower())
     if missing:
-        raise DecodeError(missing)
+        raise DecodeError("skip_not_installed", what=missing[0], remedy=missing[1])
     try:
         mode = path.stat().st_mode
         if stat.S_ISDIR(mode):
-            raise DecodeError("is a folder, not an image file")
+            raise DecodeError("skip_is_folder")
         if not stat.S_ISREG(mode):  # reading a named pipe or device would block or never end
-            raise DecodeError("not a regular file")
+            raise DecodeError("skip_not_regular")
         data = path.read_bytes()
     except OSError as exc:
-        raise DecodeError(f"cannot read file ({exc.strerror or exc})") from exc
+        raise DecodeError("skip_unreadable", error=exc.strerror or exc) from exc
     if not data:
-        raise DecodeError("empty file")
+        raise DecodeError("skip_empty")
     try:
         if path.suffix.lower() in RAW_SUFFIXES:
             image, size = _open_raw(data, model_size, thumb_size)
@@ -111,11 +116,11 @@ def decode(path: Path, model_size: int, thumb_size: int) -> Decoded:
     except DecodeError:
         raise
     except UnidentifiedImageError as exc:
-        raise DecodeError("not an image that Pillow can read") from exc
+        raise DecodeError("skip_not_image") from exc
     except Image.DecompressionBombError as exc:
-        raise DecodeError("image too large (decompression bomb protection)") from exc
+        raise DecodeError("skip_bomb") from exc
     except (OSError, ValueError, SyntaxError, EOFError, MemoryError, IndexError) as exc:
-        raise DecodeError(f"corrupt or truncated image ({_short(exc)})") from exc
+        raise DecodeError("skip_corrupt", error=_short(exc)) from exc
     model = image.resize((model_size, model_size), Image.Resampling.BILINEAR)
     thumb = image.copy()
     thumb.thumbnail((thumb_size, thumb_size), Image.Resampling.LANCZOS)
@@ -136,9 +141,9 @@ def encode_thumb(image: Image.Image) -> bytes:
     return out.getvalue()
 
 
-def _missing_support(suffix: str) -> str | None:
-    """The skip reason for a format whose decoder is not installed. The log says it once per run
-    (a process), not once per file: a folder of 500 RAW files needs one hint, not 500."""
+def _missing_support(suffix: str) -> tuple[str, str] | None:
+    """The format and its install command, if its decoder is not installed. The log says it once
+    per run (a process), not once per file: a folder of 500 RAW files needs one hint, not 500."""
     if suffix in HEIF_SUFFIXES and not HEIF_SUPPORT:
         what, remedy = "HEIC/HEIF", "pip install pillow-heif"
     elif suffix in AVIF_SUFFIXES and not AVIF_SUPPORT:
@@ -152,7 +157,7 @@ def _missing_support(suffix: str) -> str | None:
         _WARNED.add(what)
     if first:
         log.warning("%s files are skipped: support is not installed; to add it: %s", what, remedy)
-    return f"{what} support is not installed ({remedy})"
+    return what, remedy
 
 
 def _rawpy() -> ModuleType | None:
@@ -185,9 +190,9 @@ def _load_rgb(
         warnings.simplefilter("ignore")
         width, height = image.size
         if width * height > MAX_PIXELS:
-            raise DecodeError(f"image too large ({width}×{height} pixels)")
+            raise DecodeError("skip_too_large", width=width, height=height)
         if width < 1 or height < 1:
-            raise DecodeError("image has no pixels")
+            raise DecodeError("skip_no_pixels")
         side = max(model_size, thumb_size)
         if image.format in DRAFT_FORMATS:
             image.draft("RGB", (side, side))  # decode at 1/2–1/8 scale when big enough
@@ -214,12 +219,12 @@ def _open_raw(data: bytes, model_size: int, thumb_size: int) -> tuple[Image.Imag
     demosaic. Either way the size reported is the photo's, after orientation."""
     rawpy = _rawpy()
     if rawpy is None:  # decode() checks first; this keeps the function safe on its own
-        raise DecodeError(f"camera RAW support is not installed ({RAW_EXTRA})")
+        raise DecodeError("skip_not_installed", what="camera RAW", remedy=RAW_EXTRA)
     try:
         with rawpy.imread(io.BytesIO(data)) as raw:
             width, height, flip = raw.sizes.width, raw.sizes.height, raw.sizes.flip
             if width * height > MAX_PIXELS:
-                raise DecodeError(f"image too large ({width}×{height} pixels)")
+                raise DecodeError("skip_too_large", width=width, height=height)
             orientation = RAW_FLIP.get(flip, 1)
             preview = _raw_preview(raw, rawpy, model_size, thumb_size)
             if preview is None:
@@ -231,13 +236,13 @@ def _open_raw(data: bytes, model_size: int, thumb_size: int) -> tuple[Image.Imag
                 preview = Image.fromarray(pixels)
             image, turned = _load_rgb(preview, model_size, thumb_size, orientation)
     except rawpy.LibRawFileUnsupportedError as exc:
-        raise DecodeError("not a camera RAW file that LibRaw can read") from exc
+        raise DecodeError("skip_raw_unreadable") from exc
     except (rawpy.LibRawTooBigError, rawpy.LibRawUnsufficientMemoryError) as exc:
-        raise DecodeError("image too large for LibRaw") from exc
+        raise DecodeError("skip_raw_too_large") from exc
     except rawpy.LibRawIOError as exc:  # LibRaw read past the end of the data
-        raise DecodeError(f"corrupt or truncated RAW file ({_libraw_text(exc)})") from exc
+        raise DecodeError("skip_raw_truncated", error=_libraw_text(exc)) from exc
     except rawpy.LibRawError as exc:
-        raise DecodeError(f"corrupt or unsupported RAW file ({_libraw_text(exc)})") from exc
+        raise DecodeError("skip_raw_corrupt", error=_libraw_text(exc)) from exc
     return image, (height, width) if turned else (width, height)
 
 

@@ -19,6 +19,7 @@ from generator import __version__
 from generator.analyse import N_INIT, Analysis, LabelComparison, flows, to_view
 from generator.duplicates import NEAR_DUPLICATE_COSINE, Duplicates
 from generator.embed import PREPROCESS, ModelInfo
+from generator.i18n import Message
 from generator.metrics import SILHOUETTE_SAMPLE, SUGGESTED_K_RULE, suggest_k
 from generator.structure import SkippedImage
 
@@ -48,13 +49,14 @@ class ReportExtras:
 
 
 def build_report(
-    title: str,
+    title: str | Message,
     images: Sequence[ImageRecord],
     skipped: Sequence[SkippedImage],
     analysis: Analysis,
     model: ModelInfo,
     seed: int,
     extras: ReportExtras | None = None,
+    lang: str = "en",
 ) -> dict[str, Any]:
     """The whole report as plain JSON-able data (the schema is documented in README)."""
     extras = extras or ReportExtras()
@@ -62,7 +64,8 @@ def build_report(
     report = {
         "schema_version": SCHEMA_VERSION,
         "generator": {"name": "dinoclust", "version": __version__},
-        "title": title,
+        "title": title.text(lang) if isinstance(title, Message) else title,
+        "title_i18n": title.to_json() if isinstance(title, Message) else None,
         "model": {
             "name": model.name,
             "weights": model.weights,
@@ -99,8 +102,11 @@ def build_report(
         "suggested_k": suggest_k({k: c.metrics for k, c in analysis.clusterings.items()}),
         "suggested_k_rule": SUGGESTED_K_RULE,
         "distinct_points": analysis.distinct_points,
-        "notes": list(analysis.notes),
-        "skipped": [{"path": s.rel, "reason": s.reason} for s in skipped],
+        "notes": [str(note) for note in analysis.notes],
+        "notes_i18n": [note.to_json() for note in analysis.notes],
+        "skipped": [
+            {"path": s.rel, "reason": s.reason, "reason_i18n": s.why.to_json()} for s in skipped
+        ],
         "labels": list(extras.labels.names) if extras.labels else None,
         "label_names": list(extras.labels.distinct) if extras.labels else [],
         "duplicates": _duplicates(extras.duplicates),

@@ -27,6 +27,7 @@ from generator.duplicates import find_duplicates
 from generator.embed import PREPROCESS, Embedder, ModelInfo, load_embedder, plan_model
 from generator.errors import InputError
 from generator.exports import write_arrays, write_exports
+from generator.i18n import Message
 from generator.imaging import THUMB_FORMAT, THUMB_QUALITY, Decoded, DecodeError, decode
 from generator.labels import LabelSource, labels_for, read_labels
 from generator.payload import ImageRecord, ReportExtras, build_report
@@ -135,8 +136,16 @@ def build_site(
                 f"{skipped[0].reason}. Fix or remove them, or build without --strict."
             )
         analysis, extras = analyse_all(embedded, config, label_source, cache)
+        title = config.title or Message.of(config.title_key)
         report = build_report(
-            config.title, embedded.records, skipped, analysis, embedded.info, config.seed, extras
+            title,
+            embedded.records,
+            skipped,
+            analysis,
+            embedded.info,
+            config.seed,
+            extras,
+            lang=config.lang,
         )
         render_site(report, staging, lang=config.lang)
         write_exports(staging, report)
@@ -250,7 +259,7 @@ class _Work:
         todo = []
         for index, digest in enumerate(digests):
             if isinstance(digest, OSError):
-                self._skip(index, f"cannot read file ({digest.strerror or digest})")
+                self._skip(index, Message.of("skip_unreadable", error=digest.strerror or digest))
             elif digest in self.vectors and digest in thumbs:
                 self.records[index] = self._save_thumb(index, digest, thumbs[digest])
                 self.features[index] = self.vectors[digest]
@@ -268,7 +277,7 @@ class _Work:
     def take(self, index: int, result: Decoded | DecodeError) -> int:
         """Add one decoded image; returns how many images are now finished (for progress)."""
         if isinstance(result, DecodeError):
-            self._skip(index, str(result))
+            self._skip(index, result.why)
             return 1
         thumb = CachedThumb(result.thumb, result.thumb_size, result.size)
         self.records[index] = self._save_thumb(index, result.sha256, thumb)
@@ -313,10 +322,10 @@ class _Work:
             self.embedded,
         )
 
-    def _skip(self, index: int, reason: str) -> None:
+    def _skip(self, index: int, why: Message) -> None:
         rel = self.images[index].rel
-        log.warning("skipped %s: %s", rel, reason)
-        self.skipped[index] = SkippedImage(rel, reason)
+        log.warning("skipped %s: %s", rel, why)
+        self.skipped[index] = SkippedImage(rel, why)
 
     def _save_thumb(self, index: int, digest: str, thumb: CachedThumb) -> ImageRecord:
         """Thumbnails are named by content hash: no file name leaks, duplicates share one file."""

@@ -8,25 +8,14 @@ from __future__ import annotations
 
 import json
 import shutil
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 from markupsafe import Markup, escape
 
 from generator import __version__
+from generator.i18n import LANGS, templates_dir, translate, ui_strings
 from generator.payload import assignments_csv, report_json
-
-PACKAGE_DIR = Path(__file__).resolve().parent
-LANGS = ("en", "ja")  # every UI string exists in each; templates/i18n.json holds them all
-
-
-def templates_dir() -> Path:
-    """Inside an installed wheel the templates sit in the package; in a checkout, beside it."""
-    for candidate in (PACKAGE_DIR / "templates", PACKAGE_DIR.parent / "templates"):
-        if (candidate / "index.html").is_file():
-            return candidate
-    raise FileNotFoundError("dinoclust's templates/ folder is missing; reinstall the package.")
 
 
 def plotly_js() -> tuple[Path, str]:
@@ -36,25 +25,6 @@ def plotly_js() -> tuple[Path, str]:
 
     path = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
     return path, get_plotlyjs_version()
-
-
-@cache
-def ui_strings() -> dict[str, dict[str, str]]:
-    """All UI strings, per language, from the one file that holds them (templates/i18n.json)."""
-    strings = json.loads((templates_dir() / "i18n.json").read_text(encoding="utf-8"))
-    return {lang: strings[lang] for lang in LANGS}
-
-
-def translate(lang: str, key: str, **args: Any) -> str:
-    """`key` in `lang` with its {placeholders} filled (app.js does the same). An argument named
-    `x_key` names a UI string that fills {x}, so that it too follows a language switch."""
-    strings = ui_strings()[lang]
-    text = strings[key]
-    for name, value in args.items():
-        if name.endswith("_key"):
-            name, value = name.removesuffix("_key"), strings[value]
-        text = text.replace("{" + name + "}", str(value))
-    return text
 
 
 def render_site(report: dict[str, Any], site: Path, lang: str = "en") -> None:

@@ -18,7 +18,8 @@ from typing import Any
 from markupsafe import Markup
 
 from generator.errors import GeneratorError
-from generator.render import plotly_js, render_index, templates_dir
+from generator.i18n import templates_dir
+from generator.render import plotly_js, render_index
 
 GENERATOR_TAG = b'<meta name="generator" content="dinoclust '  # how we recognise our own files
 MIME = {"webp": "image/webp", "png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg"}

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from generator.i18n import Message
+
 
 @dataclass(frozen=True)
 class SourceImage:
@@ -19,4 +21,9 @@ class SkippedImage:
     """A file the build could not use, and why (shown on the page and in report.json)."""
 
     rel: str
-    reason: str
+    why: Message
+
+    @property
+    def reason(self) -> str:
+        """In English, as the log and report.json's `reason` say it."""
+        return self.why.text()

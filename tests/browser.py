@@ -75,14 +75,19 @@ class Opened:
 
 
 @contextmanager
-def open_page(browser: Browser, html: Path, fragment: str = "") -> Iterator[Opened]:
-    """Open `html` (+ `#fragment`) offline and wait until the page says its first render is done."""
+def open_page(
+    browser: Browser, html: Path, fragment: str = "", blocked: str | None = None
+) -> Iterator[Opened]:
+    """Open `html` (+ `#fragment`) offline and wait until the page says its first render is done.
+    A local file whose address contains `blocked` fails to load, as a broken copy would."""
     context = browser.new_context(viewport={"width": 1200, "height": 800})
     page = context.new_page()
     opened = Opened(page)
 
     def route(r: Route) -> None:
-        if r.request.url.startswith(LOCAL):
+        if blocked is not None and blocked in r.request.url:
+            r.abort()
+        elif r.request.url.startswith(LOCAL):
             r.continue_()
         else:
             opened.external.append(r.request.url)

@@ -7,6 +7,7 @@ import pytest
 
 from generator.analyse import MAX_COMPONENTS, analyse
 from generator.errors import InputError
+from generator.i18n import Message
 
 
 def blobs(n_per: int = 20, dim: int = 384, centres: int = 3, seed: int = 1) -> np.ndarray:
@@ -83,7 +84,9 @@ def test_small_n_pads_the_3d_view_and_says_so() -> None:
     np.testing.assert_array_equal(result.view[:, 2], [0.0, 0.0])
     assert sorted(result.clusterings) == [2]
     assert result.clusterings[2].sizes == (1, 1)
-    assert any("2 components" in note for note in result.notes)
+    assert [str(note) for note in result.notes] == [
+        "PCA kept 2 components: no more than the number of images."
+    ]
 
 
 def test_identical_features_do_not_crash() -> None:
@@ -92,7 +95,8 @@ def test_identical_features_do_not_crash() -> None:
     assert result.distinct_points == 1
     np.testing.assert_array_equal(result.explained_variance_ratio, np.zeros(5))
     assert sum(result.clusterings[4].sizes) == 5
-    assert any("Only 1 distinct" in note for note in result.notes)
+    assert Message.of("note_distinct", distinct=1, n=5) in result.notes
+    assert str(result.notes[-1]).startswith("Only 1 distinct feature vectors among 5 images")
 
 
 def test_fewer_than_two_images_is_an_error() -> None:

@@ -12,8 +12,8 @@ import pytest
 
 from generator.config import BuildConfig
 from generator.deliver import deliver
+from generator.i18n import LANGS, templates_dir, ui_strings
 from generator.pipeline import build_site
-from generator.render import LANGS, templates_dir, ui_strings
 from tests.browser import TIMEOUT_MS, open_page, wait_for_k
 from tests.helpers import FakeEmbedder, make_image
 
@@ -128,6 +128,47 @@ def test_language_switch_swaps_every_string_and_is_remembered(browser: Browser, 
         page.wait_for_function("() => document.documentElement.lang === 'en'", timeout=TIMEOUT_MS)
         assert texts(page)["grid"] == "Images by cluster"
         assert page.evaluate("() => location.hash") == "#k=2"
+        assert opened.errors == []
+
+
+def test_notes_skip_reasons_and_default_title_follow_the_language_even_without_plotly(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """Text the build wrote (title, notes, skip reasons) is translated by lang.js, which runs
+    before Plotly loads: right from the first paint, and even if Plotly never arrives."""
+    for i in range(3):
+        make_image(tmp_path / "photos" / f"{i}.png", (10 + 60 * i, 20, 30))
+    (tmp_path / "photos" / "broken.png").write_bytes(b"")
+    build_site(
+        BuildConfig(inputs=(tmp_path / "photos",), output=tmp_path / "site"),
+        embedder=FakeEmbedder(),
+    )
+    read = """() => ({lang: document.documentElement.lang, title: document.title,
+                      h1: document.querySelector('h1').textContent,
+                      note: document.querySelector('header .note').textContent,
+                      skipped: document.querySelector('#skipped li').textContent,
+                      plotly: typeof window.Plotly})"""
+    page_html = tmp_path / "site" / "index.html"
+    with open_page(browser, page_html, fragment="lang=ja", blocked="plotly") as opened:
+        assert opened.page.evaluate(read) == {
+            "lang": "ja",
+            "title": "画像のクラスター",
+            "h1": "画像のクラスター",
+            "note": "PCA の主成分は 3 個です（画像の枚数より多くは取れません）。",
+            "skipped": "broken.png: 空のファイルです",
+            "plotly": "undefined",
+        }
+        assert len(opened.errors) == 1 and "ERR_FAILED" in opened.errors[0]  # Plotly's file
+    with open_page(browser, page_html) as opened:
+        page = opened.page
+        page.get_by_role("button", name="日本語").click()
+        page.wait_for_function("() => document.documentElement.lang === 'ja'", timeout=TIMEOUT_MS)
+        page.get_by_role("button", name="EN").click()
+        page.wait_for_function("() => document.documentElement.lang === 'en'", timeout=TIMEOUT_MS)
+        english = page.evaluate(read)
+        assert english["title"] == english["h1"] == "Image clusters"
+        assert english["note"] == "PCA kept 3 components: no more than the number of images."
+        assert english["skipped"] == "broken.png: empty file"
         assert opened.errors == []
 
 

@@ -9,7 +9,6 @@ import pytest
 
 from generator.discover import IMAGE_SUFFIXES, Discovery, discover
 from generator.errors import InputError
-from generator.structure import SkippedImage
 
 
 def touch(root: Path, *rels: str) -> None:
@@ -181,7 +180,9 @@ def test_an_explicit_non_image_file_is_listed_as_skipped(tmp_path) -> None:
     touch(tmp_path, "notes.txt", "album/a.jpg")
     found = discover([tmp_path / "notes.txt"])
     assert found.images == ()
-    assert found.skipped == (SkippedImage("notes.txt", "not a supported image type"),)
+    assert [(s.rel, s.reason) for s in found.skipped] == [
+        ("notes.txt", "not a supported image type")
+    ]
     found = discover([tmp_path / "album", tmp_path / "notes.txt"])
     assert rels(found) == ["album/a.jpg"]
     assert [s.rel for s in found.skipped] == ["notes.txt"]
@@ -210,7 +211,9 @@ def test_an_unreadable_folder_is_reported_and_the_rest_is_still_found(tmp_path) 
     finally:
         locked.chmod(0o755)
     assert rels(found) == ["a.jpg", "z/b.png"]
-    assert found.skipped == (SkippedImage("locked", "folder not readable (Permission denied)"),)
+    assert [(s.rel, s.reason) for s in found.skipped] == [
+        ("locked", "folder not readable (Permission denied)")
+    ]
 
 
 def test_unusual_file_names_are_kept_exactly(tmp_path) -> None:
@@ -251,4 +254,6 @@ def test_a_folder_that_cannot_be_listed_is_reported_even_when_running_as_root(
     monkeypatch.setattr(os, "scandir", scandir)
     found = discover([tmp_path])
     assert rels(found) == ["a.jpg", "z/b.png"]
-    assert found.skipped == (SkippedImage("locked", "folder not readable (Permission denied)"),)
+    assert [(s.rel, s.reason) for s in found.skipped] == [
+        ("locked", "folder not readable (Permission denied)")
+    ]

@@ -493,7 +493,8 @@ def test_build_lists_raw_files_skipped_for_the_missing_extra(tmp_path, monkeypat
     report = json.loads((tmp_path / "site" / "report.json").read_text(encoding="utf-8"))
     assert [image["path"] for image in report["images"]] == ["p0.heic", "p1.heic", "p2.heic"]
     reason = 'camera RAW support is not installed (pip install "dinoclust[raw]")'
-    assert report["skipped"] == [{"path": "shot.CR2", "reason": reason}]
+    why = {"key": "skip_not_installed", "args": {"remedy": RAW_EXTRA, "what": "camera RAW"}}
+    assert report["skipped"] == [{"path": "shot.CR2", "reason": reason, "reason_i18n": why}]
     assert [(s.rel, s.reason) for s in result.skipped] == [("shot.CR2", reason)]
 
 

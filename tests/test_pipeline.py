@@ -96,11 +96,20 @@ def test_unusable_files_are_skipped_and_listed(colour_folder, tmp_path) -> None:
         ("notes.jpg", "not an image that Pillow can read"),
     ]
     assert result.report["skipped"] == [
-        {"path": "empty.png", "reason": "empty file"},
-        {"path": "notes.jpg", "reason": "not an image that Pillow can read"},
+        {
+            "path": "empty.png",
+            "reason": "empty file",
+            "reason_i18n": {"key": "skip_empty", "args": {}},
+        },
+        {
+            "path": "notes.jpg",
+            "reason": "not an image that Pillow can read",
+            "reason_i18n": {"key": "skip_not_image", "args": {}},
+        },
     ]
     html = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
-    assert "<code>notes.jpg</code>: not an image that Pillow can read" in html
+    reason = '<span data-i18n="skip_not_image">not an image that Pillow can read</span>'
+    assert f"<code>notes.jpg</code>: {reason}" in html
 
 
 def test_strict_makes_a_skip_an_error(colour_folder, tmp_path) -> None:
@@ -127,7 +136,7 @@ def test_two_and_identical_images_work(tmp_path) -> None:
         make_image(tmp_path / "same" / f"{i}.png", (10, 20, 30))
     result = build(tmp_path / "same", tmp_path / "site")
     assert sorted(result.report["clusterings"]) == ["2", "3"]
-    assert any("distinct" in note for note in result.report["notes"])
+    assert result.report["notes"][-1].startswith("Only 1 distinct feature vectors among 3 images")
 
 
 def test_inputs_are_only_read(colour_folder, tmp_path) -> None:
@@ -200,3 +209,27 @@ def test_lang_sets_the_page_language(colour_folder, tmp_path) -> None:
     build(colour_folder, tmp_path / "en")
     assert '<html lang="ja">' in (tmp_path / "ja" / "index.html").read_text(encoding="utf-8")
     assert '<html lang="en">' in (tmp_path / "en" / "index.html").read_text(encoding="utf-8")
+
+
+def test_lang_ja_says_notes_skip_reasons_and_the_default_title_in_japanese(tmp_path) -> None:
+    for i in range(3):
+        make_image(tmp_path / "photos" / f"{i}.png", (10 + 60 * i, 20, 30))
+    (tmp_path / "photos" / "empty.png").write_bytes(b"")
+    result = build(tmp_path / "photos", tmp_path / "ja", lang="ja")
+    report = result.report
+    assert report["title"] == "画像のクラスター"
+    assert report["title_i18n"] == {"key": "default_title", "args": {}}
+    # report.json keeps English prose for programs, plus the key the page translates
+    assert report["notes"] == ["PCA kept 3 components: no more than the number of images."]
+    assert report["notes_i18n"] == [{"key": "note_pca_few", "args": {"n": "3"}}]
+    assert report["skipped"][0]["reason"] == "empty file"
+    html = (tmp_path / "ja" / "index.html").read_text(encoding="utf-8")
+    assert '<title data-i18n="default_title">画像のクラスター</title>' in html
+    assert '<h1><span data-i18n="default_title">画像のクラスター</span></h1>' in html
+    assert "PCA の主成分は 3 個です（画像の枚数より多くは取れません）。</span>" in html
+    assert '<code>empty.png</code>: <span data-i18n="skip_empty">空のファイルです</span>' in html
+    assert "empty file" not in html.split('id="dinoclust-data"')[0]  # only in the data block
+    # a title the user gives is theirs, in every language
+    build(tmp_path / "photos", tmp_path / "mine", lang="ja", title="Trip")
+    mine = (tmp_path / "mine" / "index.html").read_text(encoding="utf-8")
+    assert "<h1>Trip</h1>" in mine and "<title>Trip</title>" in mine

@@ -13,6 +13,7 @@ from markupsafe import escape
 
 from generator.analyse import analyse
 from generator.embed import ModelInfo
+from generator.i18n import Message
 from generator.payload import ImageRecord, build_report
 from generator.render import render_index, render_site
 from generator.structure import SkippedImage
@@ -45,7 +46,8 @@ def report_for(title: str, rels: list[str], skipped: list[str]) -> dict:
     images = [
         ImageRecord(rel, f"thumbs/{i}.webp", (10, 10), (20, 20)) for i, rel in enumerate(rels)
     ]
-    skips = [SkippedImage(rel, f"reason for {rel}") for rel in skipped]
+    # the reason's argument is user text too (e.g. an OS message quoting the name)
+    skips = [SkippedImage(rel, Message.of("skip_corrupt", error=rel)) for rel in skipped]
     return build_report(title, images, skips, ANALYSIS, INFO, 0)
 
 
@@ -58,10 +60,10 @@ def report_for(title: str, rels: list[str], skipped: list[str]) -> dict:
 def test_user_strings_never_become_markup(title, rels, skipped) -> None:
     report = report_for(title, rels, skipped)
     html = render_index(report, "static/js/plotly.min.js")
-    # exactly our five script elements (data, UI strings, three scripts): nothing a name holds
+    # exactly our six script elements (data, UI strings, four scripts): nothing a name holds
     # can open or close one
-    assert html.count("<script") == 5
-    assert html.count("</script>") == 5
+    assert html.count("<script") == 6
+    assert html.count("</script>") == 6
     (block,) = DATA_BLOCK.findall(html)
     assert json.loads(block) == json.loads(json.dumps(report))
     assert f"<h1>{escape(title)}</h1>" in html

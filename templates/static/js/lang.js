@@ -1,0 +1,60 @@
+/* dinoclust page language. Loaded before Plotly, so the text the template wrote is in the reader's
+   language (the address's #…&lang=, then their last choice, then the build's) before the large
+   script loads: no flash of the other language, and the text is right even if Plotly fails.
+   app.js uses window.dinoclustI18n for everything it writes later. */
+(function () {
+  "use strict";
+
+  var KEY = "dinoclust.lang";
+  var ui = JSON.parse(document.getElementById("dinoclust-ui").textContent);
+
+  function wanted() {
+    var match = /(?:^#|&)lang=([a-z]+)/.exec(window.location.hash);
+    var stored = null;
+    try { stored = window.localStorage.getItem(KEY); } catch (e) { stored = null; }
+    var lang = match ? match[1] : stored;
+    return ui.langs.indexOf(lang) >= 0 ? lang : ui.lang;
+  }
+
+  var i18n = { ui: ui, lang: wanted() };
+
+  // A UI string in the current language, {placeholders} filled (render.translate does the same;
+  // an argument named x_key names a UI string that fills {x}).
+  i18n.t = function (key, args) {
+    var strings = ui.strings[i18n.lang];
+    var text = strings[key];
+    Object.keys(args || {}).forEach(function (name) {
+      var value = String(args[name]);
+      if (/_key$/.test(name)) { value = strings[value]; name = name.slice(0, -4); }
+      text = text.split("{" + name + "}").join(value);
+    });
+    return text;
+  };
+
+  // Text written by the template carries its key (and arguments): re-translate it in place.
+  i18n.apply = function () {
+    document.documentElement.lang = i18n.lang;
+    document.querySelectorAll("[data-i18n]").forEach(function (node) {
+      var args = node.getAttribute("data-i18n-args");
+      node.textContent = i18n.t(node.getAttribute("data-i18n"), args ? JSON.parse(args) : null);
+    });
+    document.querySelectorAll("[data-i18n-aria]").forEach(function (node) {
+      node.setAttribute("aria-label", i18n.t(node.getAttribute("data-i18n-aria")));
+    });
+    document.querySelectorAll(".lang-switch button").forEach(function (button) {
+      button.setAttribute("aria-pressed", String(button.getAttribute("data-lang") === i18n.lang));
+    });
+  };
+
+  // The reader's choice: kept for their next visit (where the browser allows it).
+  i18n.set = function (lang) {
+    if (ui.langs.indexOf(lang) < 0) { return false; }
+    i18n.lang = lang;
+    try { window.localStorage.setItem(KEY, lang); } catch (e) { /* private mode: not kept */ }
+    i18n.apply();
+    return true;
+  };
+
+  if (i18n.lang !== ui.lang) { i18n.apply(); }
+  window.dinoclustI18n = i18n;
+})();
