@@ -24,6 +24,7 @@ import numpy as np
 
 from generator.config import PRETRAINED, RANDOM
 from generator.errors import ModelError
+from generator.i18n import Message
 
 if TYPE_CHECKING:
     import torch
@@ -55,7 +56,8 @@ class ModelInfo:
     """Which model, weights, device and precision; never holds an absolute path.
 
     `weights_id` identifies the weights exactly (hub id, checkpoint hash, random seed): with the
-    preprocessing and precision it keys the embedding cache.
+    preprocessing and precision it keys the embedding cache. `weights` says it in English;
+    `weights_i18n`, where given, is the same as a UI string for the page.
     """
 
     name: str
@@ -64,6 +66,7 @@ class ModelInfo:
     random_weights: bool
     device: str
     precision: str
+    weights_i18n: Message | None = None
 
 
 class Embedder(Protocol):
@@ -92,25 +95,20 @@ def plan_model(weights: str, device: str, precision: str, seed: int = 0) -> Mode
     chosen = probe_device(device)
     resolved = resolve_precision(precision, chosen)
     if weights == RANDOM:
-        return ModelInfo(
-            MODEL_NAME, f"random (untrained, seed {seed})", f"random:{seed}", True, chosen, resolved
-        )
-    if weights == PRETRAINED:
-        return ModelInfo(
-            MODEL_NAME, f"pretrained DINO ({HUB_REPO})", f"hub:{HUB_REPO}", False, chosen, resolved
-        )
-    path = Path(weights).expanduser()
-    if not path.is_file():
-        raise ModelError(f"{path}: checkpoint file not found. Check the path given to --weights.")
-    digest = file_sha256(path)
-    return ModelInfo(
-        MODEL_NAME,
-        f"checkpoint {path.name} (sha256 {digest[:12]})",
-        f"sha256:{digest}",
-        False,
-        chosen,
-        resolved,
-    )
+        said, weights_id = Message.of("weights_random", seed=seed), f"random:{seed}"
+    elif weights == PRETRAINED:
+        said, weights_id = Message.of("weights_hub", repo=HUB_REPO), f"hub:{HUB_REPO}"
+    else:
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise ModelError(
+                f"{path}: checkpoint file not found. Check the path given to --weights."
+            )
+        digest = file_sha256(path)
+        said = Message.of("weights_checkpoint", name=path.name, sha=digest[:12])
+        weights_id = f"sha256:{digest}"
+    random = weights == RANDOM
+    return ModelInfo(MODEL_NAME, str(said), weights_id, random, chosen, resolved, said)
 
 
 def load_embedder(weights: str, info: ModelInfo, seed: int = 0) -> VitEmbedder:

@@ -69,6 +69,7 @@ def build_report(
         "model": {
             "name": model.name,
             "weights": model.weights,
+            "weights_i18n": model.weights_i18n.to_json() if model.weights_i18n else None,
             "random_weights": model.random_weights,
             "precision": model.precision,
             "feature_dim": analysis.feature_dim,

@@ -155,3 +155,26 @@ def test_the_suggestion_rule_is_translated_while_it_is_the_known_one() -> None:
     report = report_for("t", ["a", "b", "c"], [])
     if report["suggested_k"]:
         assert "平均シルエット係数が最大" in render_index(report, "p.js", lang="ja")
+
+
+def test_weights_and_provenance_are_said_in_the_page_language() -> None:
+    from generator.embed import plan_model
+
+    info = plan_model("random", "cpu", "fp32", seed=3)
+    assert info.weights == "random (untrained, seed 3)"
+    assert info.weights_i18n == Message.of("weights_random", seed=3)
+    skips = [SkippedImage("x.png", Message.of("skip_empty"))]
+    images = [ImageRecord(r, f"thumbs/{r}.webp", (10, 10), (20, 20)) for r in "abc"]
+    report = build_report("t", images, skips, ANALYSIS, info, 0)
+    assert report["model"]["weights_i18n"] == {"key": "weights_random", "args": {"seed": "3"}}
+    japanese = render_index(report, "p.js", lang="ja")
+    for text in (
+        "ランダム（未学習、乱数シード 3）",
+        "224 px、バイリニア補間、縦横比は保たない、平均 0.485 / 0.456 / 0.406",
+        "8 次元の特徴量 → 主成分 3 個",
+        "初期値 10 通りから最良を採用",
+    ):
+        assert text in japanese, text
+    english = render_index(report, "p.js")
+    assert "weights:</span> <span" in english and ">random (untrained, seed 3)</span>" in english
+    assert "224 px, bilinear, aspect ratio not kept, mean 0.485 / 0.456 / 0.406" in english
