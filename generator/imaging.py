@@ -57,6 +57,7 @@ FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF") + tuple(
 )
 DRAFT_FORMATS = frozenset({"JPEG", "MPO"})  # MPO: the JPEG flavour many cameras write
 BIG_PIXELS = 40_000_000  # above this, decode one image at a time: bounds peak memory
+STRIP_BYTES = 32 << 20  # _reduce works on strips of about this size
 _BIG_DECODES = threading.BoundedSemaphore(1)
 TRANSPOSE = {  # EXIF orientation → the transpose that undoes it (as ImageOps.exif_transpose)
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -277,9 +278,25 @@ def _shrink(image: Image.Image, model_size: int, thumb_size: int) -> Image.Image
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     try:
-        return image.reduce(factor)
+        return _reduce(image, factor)
     except ValueError:  # a mode reduce() does not support: resize later instead
         return image
+
+
+def _reduce(image: Image.Image, factor: int) -> Image.Image:
+    """image.reduce(factor), strip by strip. For RGBA and LA, Pillow's reduce first makes a
+    premultiplied copy of the whole image (another 670 MB for a 168-megapixel RGBA PNG); strips
+    whose height is a multiple of `factor` hold whole boxes, so the pixels are the same."""
+    width, height = image.size
+    rows = max(1, STRIP_BYTES // (width * len(image.getbands()) * factor)) * factor
+    if rows >= height:
+        return image.reduce(factor)
+    out = Image.new(image.mode, (-(-width // factor), -(-height // factor)))
+    out.info = dict(image.info)
+    for top in range(0, height, rows):
+        strip = image.crop((0, top, width, min(top + rows, height)))
+        out.paste(strip.reduce(factor), (0, top // factor))
+    return out
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

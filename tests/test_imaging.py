@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageCms, JpegImagePlugin
 
+from generator import imaging
 from generator.imaging import Decoded, DecodeError, decode
 from tests.helpers import make_image
 
@@ -535,3 +536,17 @@ def test_arbitrary_bytes_decode_or_raise_decode_error(tmp_path, data) -> None:
 @given(data=corrupted())
 def test_corrupted_images_decode_or_raise_decode_error(tmp_path, data) -> None:
     decodes_or_refuses(tmp_path / "fuzz.jpg", data)
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "RGB", "L"])
+def test_strip_reduce_gives_exactly_the_pixels_of_a_whole_reduce(mode, monkeypatch) -> None:
+    """Huge images are box-reduced in strips to bound memory; the result must not change."""
+    rng = np.random.default_rng(7)
+    bands = len(Image.new(mode, (1, 1)).getbands())
+    pixels = rng.integers(0, 256, size=(777, 1001, bands), dtype=np.uint8)
+    image = Image.fromarray(pixels.squeeze(-1) if bands == 1 else pixels, mode)
+    monkeypatch.setattr(imaging, "STRIP_BYTES", 1001 * bands * 7 * 10)  # 70-row strips
+    strips = imaging._reduce(image, 7)
+    whole = image.reduce(7)
+    assert strips.mode == whole.mode and strips.size == whole.size == (143, 111)
+    np.testing.assert_array_equal(np.asarray(strips), np.asarray(whole))
