@@ -264,6 +264,24 @@ def test_large_cluster_shows_more_on_demand(browser: Browser, site: Path) -> Non
         assert opened.errors == []
 
 
+def test_dense_plots_draw_small_squares(browser: Browser, site: Path, tmp_path: Path) -> None:
+    """Above 2,000 images each point is a 3 px square (two triangles), not a circle glyph."""
+    for i in range(2001):
+        make_image(tmp_path / "many" / f"{i:04d}.png", (i % 256, 30 * (i // 256), 90), (16, 12))
+    dense = tmp_path / "dense"
+    config = BuildConfig(inputs=(tmp_path / "many",), output=dense, k_max=3)
+    build_site(config, embedder=FakeEmbedder())
+    marker = """() => { const plot = document.getElementById('plot');
+                        const m = plot._fullData[0].marker;
+                        return [m.symbol, m.size, plot.data[0].x.length]; }"""
+    with open_page(browser, dense / "index.html") as opened:
+        assert opened.page.evaluate(marker) == ["square", 3, 2001]
+        assert opened.errors == []
+    n = len(report_of(site)["images"])
+    with open_page(browser, site / "index.html") as opened:
+        assert opened.page.evaluate(marker) == ["circle", 4, n]
+
+
 def test_phone_layout(browser: Browser, site: Path, tmp_path: Path) -> None:
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
     try:
