@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 SILHOUETTE_SAMPLE = 5000
+WORKING_MB = 64  # scikit-learn's working memory for the silhouette's pairwise distances
 QUALITY_KEYS = ("inertia", "silhouette", "calinski_harabasz", "davies_bouldin", "balance")
 LABEL_KEYS = ("purity", "ari", "nmi")
 SUGGESTED_K_RULE = (
@@ -29,6 +30,7 @@ def quality_metrics(
 
     The three scikit-learn scores need 2 ≤ clusters in use ≤ N-1; elsewhere they are None.
     """
+    from sklearn import config_context
     from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
 
     n = len(labels)
@@ -42,7 +44,8 @@ def quality_metrics(
     if not 2 <= int((sizes > 0).sum()) <= n - 1:
         return out
     sample = SILHOUETTE_SAMPLE if n > SILHOUETTE_SAMPLE else None
-    with warnings.catch_warnings():
+    # silhouette's distances in chunks of WORKING_MB, not scikit-learn's default of 1 GB
+    with warnings.catch_warnings(), config_context(working_memory=WORKING_MB):
         warnings.simplefilter("ignore", RuntimeWarning)  # coincident centres: division by zero
         out["silhouette"] = _finite(
             silhouette_score(coords, labels, sample_size=sample, random_state=seed)

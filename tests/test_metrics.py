@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
+from generator import duplicates
 from generator import metrics as gm
 from generator.analyse import analyse, match_ids
 from generator.config import BuildConfig
@@ -190,6 +191,31 @@ def test_near_duplicates_by_cosine() -> None:
     found = find_duplicates(["a", "b", "c", "c", "e"], features)
     assert found.exact == ((2, 3),)
     assert found.near == ((0, 1),)  # 2 and 3 are one content: not a near-duplicate pair
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_near_duplicate_groups_are_the_connected_components_of_the_cosine_graph(
+    seed, monkeypatch
+) -> None:
+    """Blocks of 600 similarities (a few rows each) must give the components of the whole graph,
+    chains included (a ~ b ~ c with a ≁ c is one group)."""
+    from scipy.sparse.csgraph import connected_components
+
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(250, 6))
+    near = base[rng.integers(0, 250, 90)] + 0.02 * rng.normal(size=(90, 6))
+    chain = base[:1] + np.linspace(0, 0.4, 12)[:, None] * rng.normal(size=(1, 6))
+    features = np.concatenate([base, near, chain])
+    monkeypatch.setattr(duplicates, "BLOCK_ENTRIES", 600)
+    found = find_duplicates([f"d{i}" for i in range(len(features))], features, threshold=0.995)
+    unit = features / np.linalg.norm(features, axis=1, keepdims=True)
+    _, label = connected_components((unit @ unit.T >= 0.995).astype(np.int8), directed=False)
+    expected = sorted(
+        tuple(int(i) for i in np.flatnonzero(label == c))
+        for c in np.unique(label)
+        if (label == c).sum() > 1
+    )
+    assert list(found.near) == expected and len(expected) > 10
 
 
 def test_folder_labels() -> None:
