@@ -6,6 +6,8 @@ Each stage is its own module and can be tested alone (e.g. with a fake embedder)
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import time
 from collections import deque
@@ -13,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from functools import cache
 from itertools import islice
 from pathlib import Path
 from typing import Any, Protocol
@@ -302,6 +305,7 @@ class _Work:
                     space, [(d, v) for (_, d, _), v in zip(self.batch, vectors, strict=True)]
                 )
             self.batch = []
+            release_freed_memory()
         if self.cache is not None and self.new_thumbs:
             self.cache.put_thumbs(self.spec, self.new_thumbs)
         self.new_thumbs = []
@@ -350,6 +354,27 @@ def _decoded(
             for following, image in islice(todo, 1):
                 pending.append((following, pool.submit(_try_decode, image.path, thumb_size)))
             yield index, future.result()
+
+
+@cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's malloc_trim, or None where the C library has none (macOS, Windows, musl)."""
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):
+        return None
+
+
+def release_freed_memory() -> bool:
+    """Give the memory freed by the last batch back to the OS. Under glibc, the model's freed
+    temporaries and the decoded pixels otherwise stay in a fragmented heap: a 10,000-image build
+    grew by about 90 KB per image. Returns whether anything could be asked of the C library."""
+    trim = _malloc_trim()
+    if trim is None:
+        return False
+    trim(0)
+    return True
 
 
 def _try_decode(path: Path, thumb_size: int) -> Decoded | DecodeError:

@@ -233,3 +233,18 @@ def test_lang_ja_says_notes_skip_reasons_and_the_default_title_in_japanese(tmp_p
     build(tmp_path / "photos", tmp_path / "mine", lang="ja", title="Trip")
     mine = (tmp_path / "mine" / "index.html").read_text(encoding="utf-8")
     assert "<h1>Trip</h1>" in mine and "<title>Trip</title>" in mine
+
+
+def test_memory_freed_after_each_batch_goes_back_to_the_os(colour_folder, tmp_path, monkeypatch):
+    """Under glibc (Linux) each batch ends with malloc_trim; bench_memory.py measures the effect."""
+    import platform
+
+    from generator import pipeline
+
+    calls = []
+    monkeypatch.setattr(pipeline, "release_freed_memory", lambda: calls.append(1))
+    build(colour_folder, tmp_path / "site", batch_size=5)  # 12 images: batches of 5, 5, 2
+    assert len(calls) == 3
+    monkeypatch.undo()
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert pipeline.release_freed_memory() is True
