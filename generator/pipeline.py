@@ -284,7 +284,8 @@ class _Work:
             return 1
         thumb = CachedThumb(result.thumb, result.thumb_size, result.size)
         self.records[index] = self._save_thumb(index, result.sha256, thumb)
-        self.new_thumbs.append((result.sha256, thumb))
+        if self.cache is not None:
+            self.new_thumbs.append((result.sha256, thumb))
         if result.sha256 in self.vectors:
             self.features[index] = self.vectors[result.sha256]
             return 1
