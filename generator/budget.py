@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from generator.errors import BudgetError
-from generator.imaging import THUMB_FORMAT, THUMB_QUALITY
+from generator.imaging import THUMB_QUALITY, encode_thumb
 from generator.render import render_site
 from generator.sizes import format_size, round_up
 
@@ -116,18 +116,14 @@ def shrink_thumbs(
 
 
 def reencode(data: bytes, px: int, quality: int) -> tuple[tuple[int, int], bytes]:
-    """A thumbnail at most `px` on its longest side (never enlarged), from bare pixels as
-    imaging.encode_thumb makes them: no metadata can reach the site."""
-    import numpy as np
+    """A thumbnail at most `px` on its longest side (never enlarged), encoded from bare pixels
+    by imaging.encode_thumb: no metadata can reach the site."""
     from PIL import Image
 
     with Image.open(io.BytesIO(data)) as image:
         image = image.convert("RGB")
     image.thumbnail((px, px), Image.Resampling.LANCZOS)
-    bare = Image.fromarray(np.asarray(image))
-    out = io.BytesIO()
-    bare.save(out, format=THUMB_FORMAT, quality=quality, method=4)
-    return bare.size, out.getvalue()
+    return image.size, encode_thumb(image, quality)
 
 
 def _thumbs(report: dict[str, Any]) -> list[str]:

@@ -134,11 +134,11 @@ def decode(path: Path, model_size: int, thumb_size: int) -> Decoded:
     )
 
 
-def encode_thumb(image: Image.Image) -> bytes:
+def encode_thumb(image: Image.Image, quality: int = THUMB_QUALITY) -> bytes:
     """Encode from bare pixels: a fresh image has no info dict, so no metadata is written."""
     bare = Image.fromarray(np.asarray(image.convert("RGB")))
     out = io.BytesIO()
-    bare.save(out, format=THUMB_FORMAT, quality=THUMB_QUALITY, method=4)
+    bare.save(out, format=THUMB_FORMAT, quality=quality, method=4)
     return out.getvalue()
 
 
