@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from generator import __version__
-from generator.config import DEVICES, LANGS, PRECISIONS, PRETRAINED, RANDOM, BuildConfig
+from generator.api import DEMO_IMAGES
+from generator.config import DEVICES, LANGS, PRECISIONS, PRETRAINED, RANDOM
 from generator.errors import ConfigError, GeneratorError
+from generator.options import build_config, log_level
 from generator.sizes import format_size, parse_size
 
 if TYPE_CHECKING:
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("generator")
 
-DEMO_DIR = Path(__file__).resolve().parent / "demo_images"
+DEMO_DIR = DEMO_IMAGES
 
 
 class _ClickHandler(logging.Handler):
@@ -55,15 +57,8 @@ SIZE = _Size()
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
-    level = (
-        logging.ERROR
-        if quiet
-        else logging.DEBUG
-        if verbose > 1
-        else (logging.INFO if verbose else logging.WARNING)
-    )
     log.handlers[:] = [_ClickHandler()]
-    log.setLevel(level)
+    log.setLevel(log_level(verbose, quiet))
     log.propagate = False
 
 
@@ -190,6 +185,11 @@ def build_options(func: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             help="Language of the page when first opened (readers can switch: EN / 日本語).",
         ),
+        click.option(
+            "--open",
+            is_flag=True,
+            help="Open the finished site (or the single file) in the default browser.",
+        ),
         click.option("-v", "--verbose", count=True, help="Say more (-vv for debug output)."),
         click.option("-q", "--quiet", is_flag=True, help="Only errors; no progress bar."),
     ]
@@ -239,31 +239,49 @@ def _run(
     quiet: bool,
     cache_dir: Path | None,
     no_cache: bool,
+    open: bool,
     **options: Any,
 ) -> None:
     _setup_logging(verbose, quiet)
-    from generator.cache import default_cache_dir
     from generator.deliver import deliver  # heavy: numpy; torch only if something is new
 
-    cache = None if no_cache else (cache_dir or default_cache_dir())
     source = click.get_current_context().get_parameter_source("output")
-    if options.get("single_file") and source is click.core.ParameterSource.DEFAULT:
-        options["output"] = Path("report.html")
+    if source is click.core.ParameterSource.DEFAULT:
+        options["output"] = None  # site/, or report.html with --single-file
     try:
-        config = BuildConfig(inputs=inputs, title=title, cache_dir=cache, **options)
+        config = build_config(
+            inputs, title=title, cache_dir=cache_dir, no_cache=no_cache, **options
+        )
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from exc
     try:
         delivery = deliver(config, progress=_progress_for(quiet))
     except GeneratorError as exc:
         raise click.ClickException(str(exc)) from exc
-    if quiet:
-        return
-    _summary(delivery)
-    if config.weights == RANDOM:
-        click.echo(
-            "warning: --weights random: the clusters are meaningless (smoke test only).", err=True
+    if not quiet:
+        _summary(delivery)
+        if config.weights == RANDOM:
+            click.echo(
+                "warning: --weights random: the clusters are meaningless (smoke test only).",
+                err=True,
+            )
+    if open:
+        _open(delivery.result.output, quiet)
+
+
+def _open(output: Path, quiet: bool) -> None:
+    """--open: hand the page to the default browser; without a display, say how to open it."""
+    from generator.api import open_report, page_of
+
+    url = page_of(output).resolve().as_uri()
+    opened = open_report(output)
+    if not quiet:
+        what = (
+            f"Opened {url} in the browser."
+            if opened
+            else (f"--open: no browser to open here (no display); open {url} yourself.")
         )
+        click.echo(what, err=True)
 
 
 def _summary(delivery: Delivery) -> None:

@@ -1,0 +1,254 @@
+"""The Python API: `generator.build(...)` and `generator.show(...)`, for notebooks and scripts.
+
+`build` takes the CLI's options by their Python names, with the CLI's defaults, and goes through
+the same option → BuildConfig mapping (generator.options), so it gives the same site and raises
+the same GeneratorErrors with the same messages. `show` puts the one-file page in an
+`<iframe srcdoc>`: it needs no server and no file:// (Colab has neither) and keeps the page's own
+Content-Security-Policy working inside the frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from generator.config import PRETRAINED, RANDOM
+from generator.errors import GeneratorError
+from generator.options import StrPath, build_config, log_level
+
+if TYPE_CHECKING:
+    from generator.pipeline import BuildResult
+
+log = logging.getLogger("generator")
+
+SHOW_HEIGHT = 900  # pixels: the slider, the 3D plot and the first row of thumbnails
+DEMO_IMAGES = Path(__file__).resolve().parent / "demo_images"  # the 30 bundled sample pictures
+
+
+def build(
+    inputs: StrPath | Sequence[StrPath],
+    output: StrPath | None = None,
+    *,
+    title: str | None = None,
+    weights: str = PRETRAINED,
+    device: str = "auto",
+    precision: str = "auto",
+    cache_dir: StrPath | None = None,
+    no_cache: bool = False,
+    batch_size: int = 32,
+    k_max: int = 10,
+    seed: int = 0,
+    thumb_size: int = 192,
+    strict: bool = False,
+    labels: str | None = None,
+    export_embeddings: bool = False,
+    zip_file: StrPath | None = None,
+    single_file: bool = False,
+    max_size: int | str | None = None,
+    lang: str = "en",
+    open: bool = False,
+    verbose: int = 0,
+    quiet: bool = False,
+) -> BuildResult:
+    """Build the site from `inputs` (a folder or image file, or a list of them), as
+    `dinoclust build` does; `output` defaults to site/ (report.html with `single_file=True`).
+
+    Raises GeneratorError (ConfigError for a bad option) with the CLI's messages.
+    """
+    from generator.deliver import deliver  # heavy: numpy; torch only if something is new
+
+    config = build_config(
+        [inputs] if isinstance(inputs, str | os.PathLike) else inputs,
+        output=output,
+        title=title,
+        weights=weights,
+        device=device,
+        precision=precision,
+        cache_dir=cache_dir,
+        no_cache=no_cache,
+        batch_size=batch_size,
+        k_max=k_max,
+        seed=seed,
+        thumb_size=thumb_size,
+        strict=strict,
+        labels=labels,
+        export_embeddings=export_embeddings,
+        zip_file=zip_file,
+        single_file=single_file,
+        max_size=max_size,
+        lang=lang,
+    )
+    with _log_level(log_level(verbose, quiet)):
+        result = deliver(config, progress=progress_bar(quiet)).result
+        if config.weights == RANDOM:
+            log.warning("weights='random': the clusters are meaningless (smoke test only).")
+    if open:
+        open_report(result.output)
+    return result
+
+
+@contextmanager
+def _log_level(level: int) -> Iterator[None]:
+    """The CLI's -v/-q for one build: messages at `level` reach stderr, then all is as it was."""
+    before, handler = log.level, None
+    if level < logging.WARNING and not log.handlers:  # Python shows only warnings unhandled
+        handler = logging.StreamHandler(sys.stderr)
+        log.addHandler(handler)
+    log.setLevel(level)
+    try:
+        yield
+    finally:
+        log.setLevel(before)
+        if handler is not None:
+            log.removeHandler(handler)
+
+
+# --- progress -------------------------------------------------------------------------------
+
+
+def progress_bar(quiet: bool = False) -> Callable[..., Any]:
+    """tqdm's widget bar in a notebook, its text bar on a terminal; nothing when quiet or piped."""
+    bar = None if quiet else _tqdm_class()
+
+    @contextmanager
+    def progress(label: str, total: int) -> Iterator[Callable[[int], None]]:
+        if bar is None:
+            yield lambda n: None
+            return
+        with bar(total=total, desc=label, unit="img", leave=True) as shown:
+            yield shown.update
+
+    return progress
+
+
+def _tqdm_class() -> Any:
+    if in_notebook():
+        try:
+            import ipywidgets  # noqa: F401  (tqdm's notebook bar is an ipywidget)
+            from tqdm.notebook import tqdm
+        except ImportError:
+            from tqdm import tqdm  # plain text lines, which every notebook shows
+        return tqdm
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        return tqdm
+    return None
+
+
+def in_notebook() -> bool:
+    """Running in a Jupyter kernel (Jupyter, JupyterLab, VS Code, Colab), not a terminal IPython."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None  # type: ignore[attr-defined]
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+
+
+# --- show -----------------------------------------------------------------------------------
+
+
+def show(site_or_html: BuildResult | StrPath, height: int = SHOW_HEIGHT) -> ShownReport:
+    """Display a built report under the notebook cell, and return what was displayed.
+
+    `site_or_html`: what `build` returned, a site folder, or a single-file report (.html).
+    """
+    from IPython.display import display
+
+    shown = ShownReport(notebook_html(site_or_html, height))
+    display(shown)
+    return shown
+
+
+@dataclass(frozen=True)
+class ShownReport:
+    """The cell output; Jupyter, JupyterLab, VS Code and Colab all render `_repr_html_`."""
+
+    html: str
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+
+def notebook_html(site_or_html: BuildResult | StrPath, height: int = SHOW_HEIGHT) -> str:
+    """The cell output: an `<iframe srcdoc>` holding the one-file page (offline, CSP kept)."""
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    from generator.i18n import templates_dir
+
+    if not isinstance(height, int) or height < 100:
+        raise GeneratorError(f"height must be a number of pixels, at least 100 (got {height!r}).")
+    env = Environment(
+        loader=FileSystemLoader(templates_dir()), autoescape=True, undefined=StrictUndefined
+    )
+    page = single_page(site_or_html)  # autoescaped into the attribute: quotes become &#34;
+    return env.get_template("notebook.html").render(page=page, height=height)
+
+
+def single_page(site_or_html: BuildResult | StrPath) -> str:
+    """The one-file page of a build, a site folder or a single-file report."""
+    import json
+
+    from generator.singlefile import is_single_file, render_single
+
+    path = Path(getattr(site_or_html, "output", site_or_html))
+    if path.is_file() and is_single_file(path):
+        return path.read_text(encoding="utf-8")
+    index, data = path / "index.html", path / "report.json"
+    if not (index.is_file() and data.is_file()):
+        raise GeneratorError(
+            f"{path} is not a dinoclust site (no index.html and report.json) nor a single-file "
+            "report. Pass what generator.build returned, its output folder, or its .html file."
+        )
+    report = getattr(site_or_html, "report", None) or json.loads(data.read_text(encoding="utf-8"))
+    return render_single(report, path, _page_lang(index))
+
+
+def _page_lang(index: Path) -> str:
+    """The language the site's page opens in (`<html lang>`), for its one-file copy."""
+    finder = _HtmlLang()
+    with index.open(encoding="utf-8") as f:
+        finder.feed(f.read(4096))
+    return finder.lang or "en"
+
+
+class _HtmlLang(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lang: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "html" and self.lang is None:
+            self.lang = dict(attrs).get("lang")
+
+
+# --- open -----------------------------------------------------------------------------------
+
+
+def page_of(output: Path) -> Path:
+    """The file a browser opens: the single file itself, or the site's index.html."""
+    return output if output.suffix.lower() in (".html", ".htm") else output / "index.html"
+
+
+def open_report(output: StrPath) -> bool:
+    """Open the built page in the default browser; False (and nothing started) without one.
+
+    On Linux and the BSDs without a display, Python would start a text browser such as lynx
+    in the terminal; that is not what `--open` promises, so nothing is started there.
+    """
+    import webbrowser
+
+    if not has_display():
+        return False
+    return bool(webbrowser.open(page_of(Path(output)).resolve().as_uri()))
+
+
+def has_display() -> bool:
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))

@@ -1,0 +1,69 @@
+"""From the build's options, as the CLI and the Python API name them, to one BuildConfig.
+
+The one place where an option's meaning beyond BuildConfig's own fields is decided (the cache
+folder, the single file's default name, `--max-size` as text), so that `dinoclust build` and
+`generator.build` cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+from generator.config import BuildConfig
+from generator.errors import ConfigError
+from generator.sizes import parse_size
+
+DEFAULT_OUTPUT = Path("site")
+DEFAULT_SINGLE = Path("report.html")  # --single-file without -o
+
+StrPath = str | PathLike[str]
+
+
+def build_config(
+    inputs: Iterable[StrPath],
+    *,
+    output: StrPath | None = None,
+    cache_dir: StrPath | None = None,
+    no_cache: bool = False,
+    max_size: int | str | None = None,
+    zip_file: StrPath | None = None,
+    **options: Any,
+) -> BuildConfig:
+    """The BuildConfig for these options; `output=None` means the default (site/ or report.html).
+
+    Raises ConfigError, with the CLI's messages, for options out of range or at odds.
+    """
+    from generator.cache import default_cache_dir
+
+    single = bool(options.get("single_file"))
+    return BuildConfig(
+        inputs=tuple(Path(p) for p in inputs),
+        output=Path(output) if output is not None else DEFAULT_SINGLE if single else DEFAULT_OUTPUT,
+        cache_dir=None if no_cache else Path(cache_dir) if cache_dir else default_cache_dir(),
+        max_size=_size(max_size),
+        zip_file=Path(zip_file) if zip_file is not None else None,
+        **options,
+    )
+
+
+def _size(value: int | str | None) -> int | None:
+    """Bytes, or text such as `20MB` (generator.sizes), as `--max-size` takes it."""
+    if value is None or isinstance(value, int):
+        return value
+    try:
+        return parse_size(str(value))
+    except ValueError as exc:
+        raise ConfigError(f"--max-size: {exc}") from exc
+
+
+def log_level(verbose: int, quiet: bool) -> int:
+    """-q: errors only; default: warnings; -v: info; -vv: debug."""
+    if quiet:
+        return logging.ERROR
+    if verbose > 1:
+        return logging.DEBUG
+    return logging.INFO if verbose else logging.WARNING
