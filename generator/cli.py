@@ -270,18 +270,17 @@ def _run(
 
 
 def _open(output: Path, quiet: bool) -> None:
-    """--open: hand the page to the default browser; without a display, say how to open it."""
-    from generator.api import open_report, page_of
+    """--open: hand the page to the default browser; without one, say how to open it."""
+    from generator.api import has_display, open_report, page_of
 
     url = page_of(output).resolve().as_uri()
-    opened = open_report(output)
+    if open_report(output):
+        message = f"Opened {url} in the browser."
+    else:
+        why = "no display" if not has_display() else "no browser found"
+        message = f"--open: no browser to open here ({why}); open {url} yourself."
     if not quiet:
-        what = (
-            f"Opened {url} in the browser."
-            if opened
-            else (f"--open: no browser to open here (no display); open {url} yourself.")
-        )
-        click.echo(what, err=True)
+        click.echo(message, err=True)
 
 
 def _summary(delivery: Delivery) -> None:
