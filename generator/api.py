@@ -153,16 +153,14 @@ def in_notebook() -> bool:
 # --- show -----------------------------------------------------------------------------------
 
 
-def show(site_or_html: BuildResult | StrPath, height: int = SHOW_HEIGHT) -> ShownReport:
-    """Display a built report under the notebook cell, and return what was displayed.
+def show(site_or_html: BuildResult | StrPath, height: int = SHOW_HEIGHT) -> None:
+    """Display a built report under the notebook cell (once: returns None, as Plotly's does).
 
     `site_or_html`: what `build` returned, a site folder, or a single-file report (.html).
     """
     from IPython.display import display
 
-    shown = ShownReport(notebook_html(site_or_html, height))
-    display(shown)
-    return shown
+    display(ShownReport(notebook_html(site_or_html, height)))
 
 
 @dataclass(frozen=True)

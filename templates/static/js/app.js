@@ -430,6 +430,9 @@
 
   function writeHash(k) {
     var hash = "#k=" + k + (state.lang !== ui.lang ? "&lang=" + state.lang : "");
+    // In a notebook (generator.show: an iframe srcdoc) there is no address to keep, and a hash
+    // would resolve against the notebook's own address and navigate the frame away.
+    if (window.location.protocol === "about:") { return; }
     if (window.location.hash === hash) { return; }
     try {
       window.history.replaceState(null, "", hash);
