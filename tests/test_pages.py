@@ -1,20 +1,23 @@
-"""The GitHub Pages workflow: valid YAML, the documented shape, and a build step that really
-builds site/ when its command is run here (with the fake embedder)."""
+"""The reusable GitHub Action (action.yml) and the Pages workflow that uses it: valid YAML, the
+documented shape and inputs, and the action's build step really run here, in bash, with the
+workflow's inputs (`dinoclust` on PATH is the real CLI with the fake embedder)."""
 
 from __future__ import annotations
 
+import json
 import os
-import shlex
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner
 
-from generator.cli import cli
-from tests.helpers import FakeEmbedder
-
-WORKFLOW = Path(__file__).resolve().parents[1] / ".github" / "workflows" / "pages.yml"
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOW = REPO / ".github" / "workflows" / "pages.yml"
+ACTION = REPO / "action.yml"
+INPUTS = ["images", "title", "weights", "lang", "output"]
 
 
 @pytest.fixture(scope="module")
@@ -22,50 +25,154 @@ def workflow() -> dict:
     return yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
 
 
+@pytest.fixture(scope="module")
+def action() -> dict:
+    return yaml.safe_load(ACTION.read_text(encoding="utf-8"))
+
+
 def steps(workflow: dict, job: str) -> list[dict]:
     return workflow["jobs"][job]["steps"]
 
 
-def build_step(workflow: dict) -> dict:
-    found = [s for s in steps(workflow, "build") if "dinoclust build" in s.get("run", "")]
+def step_named(action: dict, name: str) -> dict:
+    found = [s for s in action["runs"]["steps"] if s.get("name") == name]
+    assert len(found) == 1, name
+    return found[0]
+
+
+def uses_action(workflow: dict) -> dict:
+    found = [s for s in steps(workflow, "build") if s.get("uses") == "./"]
     assert len(found) == 1
     return found[0]
 
 
-def test_workflow_is_valid_yaml_with_the_pages_shape(workflow) -> None:
+def test_workflow_is_valid_yaml_with_the_pages_shape(workflow, action) -> None:
     triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
     assert "push" in triggers and "workflow_dispatch" in triggers
     assert workflow["permissions"] == {"contents": "read", "pages": "write", "id-token": "write"}
     uses = [s.get("uses", "") for s in steps(workflow, "build")]
-    assert any(u.startswith("actions/checkout@") for u in uses)
+    assert uses[0].startswith("actions/checkout@")
+    assert uses_action(workflow)["with"] == {
+        "images": "generator/demo_images",
+        "title": "dinoclust demo",
+    }
     upload = next(
         s for s in steps(workflow, "build") if "upload-pages-artifact" in s.get("uses", "")
     )
-    assert upload["with"]["path"].rstrip("/") == "site"
+    assert upload["with"]["path"].rstrip("/") == action["inputs"]["output"]["default"]
     deploy = workflow["jobs"]["deploy"]
     assert deploy["needs"] == "build"
     assert deploy["environment"]["name"] == "github-pages"
     assert any(s.get("uses", "").startswith("actions/deploy-pages@") for s in deploy["steps"])
-    install = next(s for s in steps(workflow, "build") if s.get("name") == "Install dinoclust")
-    assert "pip install ." in install["run"]
+    assert not any("run" in s for s in steps(workflow, "build"))  # all of it is in the action
 
 
-def test_build_step_builds_site_folder(workflow, tmp_path, monkeypatch) -> None:
-    import generator.pipeline as pipeline
+def test_action_is_a_composite_with_the_documented_inputs(action) -> None:
+    assert action["runs"]["using"] == "composite"
+    assert list(action["inputs"]) == INPUTS
+    assert action["inputs"]["images"]["required"] is True
+    defaults = {k: v.get("default") for k, v in action["inputs"].items() if k != "images"}
+    assert defaults == {"title": "", "weights": "pretrained", "lang": "en", "output": "site"}
+    assert all(action["inputs"][k]["description"] for k in INPUTS)
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## GitHub Action\n", 1)[1].split("\n## ", 1)[0]
+    for name in INPUTS:
+        row = re.search(rf"^\| `{name}` \| (.+?) \|", section, re.M)
+        assert row, f"README's GitHub Action section lacks input {name}"
+        default = action["inputs"][name].get("default")
+        assert row.group(1) == (
+            "(required)" if default is None else f"`{default}`" if default else "empty"
+        )
+    usage = re.search(r"```yaml\n(.*?)```", section, re.S)
+    assert usage and len(usage.group(1).splitlines()) == 5  # the five-line usage
+    assert yaml.safe_load(usage.group(1))[0]["uses"] == "OWNER/dinoclust@v1"
 
-    monkeypatch.setattr(pipeline, "load_embedder", lambda *a, **k: FakeEmbedder())
-    monkeypatch.setattr(pipeline, "plan_model", lambda *a, **k: FakeEmbedder.info)
-    repo = WORKFLOW.parents[2]
-    env = {k: str(v) for k, v in workflow["env"].items()}
-    assert (repo / env["IMAGES"]).is_dir()  # the example builds images that exist
-    monkeypatch.chdir(tmp_path)
-    for key, value in env.items():
-        monkeypatch.setenv(key, str(repo / value) if key == "IMAGES" else value)
+    install = step_named(action, "Install CPU torch and dinoclust")
+    assert "--index-url https://download.pytorch.org/whl/cpu" in install["run"]
+    assert 'pip install "$GITHUB_ACTION_PATH"' in install["run"]
+    cache = next(
+        s for s in action["runs"]["steps"] if s.get("uses", "").startswith("actions/cache@")
+    )
+    paths = cache["with"]["path"].split()
+    assert "~/.cache/huggingface" in paths and "~/.cache/dinoclust" in paths
+    assert all("shell" in s for s in action["runs"]["steps"] if "run" in s)  # composite rule
 
-    command = shlex.split(os.path.expandvars(build_step(workflow)["run"].strip()))
-    assert command[:2] == ["dinoclust", "build"]
-    result = CliRunner().invoke(cli, command[1:])
-    assert result.exit_code == 0, result.output
-    assert (tmp_path / "site" / "index.html").is_file()
-    assert (tmp_path / "site" / ".nojekyll").is_file()
-    assert "Built site/ from 30 images" in result.stderr
+
+def fake_dinoclust(folder: Path) -> Path:
+    """A `dinoclust` executable: the real CLI, with the fake embedder instead of the model."""
+    folder.mkdir(exist_ok=True)
+    script = folder / "dinoclust"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import sys\n"
+        f"sys.path.insert(0, {str(REPO)!r})\n"
+        "import generator.pipeline as pipeline\n"
+        "from tests.helpers import FakeEmbedder\n"
+        "pipeline.load_embedder = lambda *a, **k: FakeEmbedder()\n"
+        "pipeline.plan_model = lambda *a, **k: FakeEmbedder.info\n"
+        "from generator.cli import main\n"
+        "main()\n",
+        encoding="utf-8",
+    )
+    script.chmod(0o755)
+    return folder
+
+
+def run_build_step(action: dict, given: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    """The build step as the runner runs it: `${{ inputs.x }}` into env, then bash -c run."""
+    step = step_named(action, "Build the site")
+    assert step["shell"] == "bash"
+    values = {k: str(v.get("default", "")) for k, v in action["inputs"].items()} | given
+
+    def evaluate(text: str) -> str:
+        out = re.sub(r"\$\{\{\s*inputs\.(\w+)\s*\}\}", lambda m: values[m.group(1)], text)
+        assert "${{" not in out, text
+        return out
+
+    assert "${{" not in step["run"]  # inputs reach the script only through env
+    env = {k: evaluate(v) for k, v in step["env"].items()}
+    bin_dir = fake_dinoclust(cwd / "bin")
+    path = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+    return subprocess.run(
+        ["bash", "-e", "-c", step["run"]],
+        cwd=cwd,
+        env={**os.environ, **env, "PATH": path},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_the_actions_build_step_builds_the_workflows_site(workflow, action, tmp_path) -> None:
+    given = uses_action(workflow)["with"]
+    (tmp_path / "generator").symlink_to(REPO / "generator")  # the workflow's checkout
+    done = run_build_step(action, given, tmp_path)
+    assert done.returncode == 0, done.stderr
+    site = tmp_path / "site"
+    assert (site / "index.html").is_file() and (site / ".nojekyll").is_file()
+    assert "Built site/ from 30 images" in done.stderr
+    page = (site / "index.html").read_text(encoding="utf-8")
+    assert "<title>dinoclust demo</title>" in page
+    assert '<html lang="en">' in page
+
+
+def test_the_build_step_passes_odd_inputs_as_they_are(action, tmp_path) -> None:
+    """Spaces, quotes and `$` in a title are text; an empty title gives the default one."""
+    (tmp_path / "my photos").symlink_to(REPO / "generator" / "demo_images")
+    title = 'Field "trip" $HOME `id`'
+    given = {"images": "my photos", "title": title, "lang": "ja", "output": "out dir"}
+    done = run_build_step(action, given, tmp_path)
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "out dir" / "report.json").read_text(encoding="utf-8"))
+    assert report["title"] == title
+    assert '<html lang="ja">' in (tmp_path / "out dir" / "index.html").read_text(encoding="utf-8")
+
+    done = run_build_step(action, {"images": "my photos", "title": "", "output": "plain"}, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "<title data-i18n=" in (tmp_path / "plain" / "index.html").read_text(encoding="utf-8")
+
+
+def test_a_bad_input_fails_the_step_with_the_clis_error(action, tmp_path) -> None:
+    done = run_build_step(action, {"images": "missing"}, tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.startswith("Error: missing: no such file or folder.")
