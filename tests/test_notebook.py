@@ -85,7 +85,7 @@ def test_show_output_works_in_chromium(executed, browser: Browser, tmp_path: Pat
         f"<body>{output}</body></html>",
         encoding="utf-8",
     )
-    context = browser.new_context(viewport={"width": 1200, "height": 1000})
+    context = browser.new_context(viewport={"width": 1200, "height": 1000}, accept_downloads=True)
     external: list[str] = []
     errors: list[str] = []
 
@@ -124,6 +124,13 @@ def test_show_output_works_in_chromium(executed, browser: Browser, tmp_path: Pat
                  return d && d.open && img.complete && img.naturalWidth > 0; }""",
             timeout=TIMEOUT_MS,
         )
+        page.keyboard.press("Escape")
+        frame.wait_for_function("() => !document.getElementById('preview').open")
+        with page.expect_download(timeout=TIMEOUT_MS) as download:  # the sandbox allows it
+            frame.locator("#download-csv").click()
+        assert download.value.suggested_filename == "assignments_k4.csv"
+        rows = Path(download.value.path()).read_text(encoding="utf-8").splitlines()
+        assert len(rows) == 31 and rows[0].startswith("path,cluster,distance_to_centre")
         assert errors == [] and external == []
 
         # The page's CSP holds in the frame: a script it does not list does not run.
