@@ -48,6 +48,8 @@ def test_wheel_carries_templates_and_demo_images(wheel) -> None:
         "generator/templates/static/css/style.css",
         "generator/demo_images/CREDITS",
         "generator/demo_images/food/banana.png",
+        "generator/templates/notebook.html",  # generator.show's frame
+        "generator/py.typed",  # the API's type hints reach type checkers
     ):
         assert needed in names
     assert not any(name.startswith(("tests/", "site/")) for name in names)
@@ -97,3 +99,12 @@ def test_wheel_installs_and_builds_in_a_fresh_venv(wheel, tmp_path) -> None:
     report = json.loads((work / "site" / "report.json").read_text(encoding="utf-8"))
     assert len(report["images"]) == 6
     assert (work / "site" / "static" / "js" / "app.js").is_file()
+    shown = subprocess.run(  # the Python API of the installed wheel: show's cell output
+        [str(py), "-c", "from generator.api import notebook_html; print(notebook_html('site'))"],
+        cwd=work,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert shown.startswith('<iframe class="dinoclust-report"') and "srcdoc=" in shown
