@@ -131,6 +131,7 @@ def run_build_step(action: dict, given: dict[str, str], cwd: Path) -> subprocess
 
     assert "${{" not in step["run"]  # inputs reach the script only through env
     env = {k: evaluate(v) for k, v in step["env"].items()}
+    assert env.pop("DINOCLUST_CACHE_DIR") == "~/.cache/dinoclust"  # what actions/cache keeps
     bin_dir = fake_dinoclust(cwd / "bin")
     path = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
     return subprocess.run(
