@@ -158,9 +158,16 @@ def show(site_or_html: BuildResult | StrPath, height: int = SHOW_HEIGHT) -> None
 
     `site_or_html`: what `build` returned, a site folder, or a single-file report (.html).
     """
-    from IPython.display import display
-
-    display(ShownReport(notebook_html(site_or_html, height)))
+    shown = ShownReport(notebook_html(site_or_html, height))
+    try:
+        from IPython.display import display
+    except ImportError as exc:
+        raise GeneratorError(
+            "generator.show displays the report under a notebook cell (Jupyter, JupyterLab, "
+            "VS Code, Colab), and IPython is not installed here. Open the site's index.html in "
+            "a browser instead (dinoclust build --open)."
+        ) from exc
+    display(shown)
 
 
 @dataclass(frozen=True)
@@ -171,6 +178,9 @@ class ShownReport:
 
     def _repr_html_(self) -> str:
         return self.html
+
+    def __repr__(self) -> str:  # text/plain, beside the HTML: what a terminal would print
+        return f"<dinoclust report: {len(self.html.encode()) / 1e6:.2f} MB of HTML for a notebook>"
 
 
 def notebook_html(site_or_html: BuildResult | StrPath, height: int = SHOW_HEIGHT) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import inspect
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -180,6 +181,14 @@ def test_show_displays_in_ipython_and_rejects_what_is_not_a_report(tmp_path, mon
     )
     with pytest.raises(GeneratorError, match=r"^height must be a number of pixels, at least 100"):
         generator.show(result, height=10)
+    assert re.fullmatch(r"<dinoclust report: 5\.\d\d MB of HTML for a notebook>", repr(shown[0]))
+
+
+def test_show_without_ipython_says_what_to_do(tmp_path, monkeypatch) -> None:
+    result = generator.build(generator.DEMO_IMAGES, tmp_path / "site", **OPTIONS)
+    monkeypatch.setitem(sys.modules, "IPython.display", None)  # import fails as if not installed
+    with pytest.raises(GeneratorError, match=r"^generator.show displays the report under a"):
+        generator.show(result)
 
 
 def test_progress_is_a_tqdm_bar_on_a_terminal_and_nothing_when_piped(monkeypatch) -> None:
