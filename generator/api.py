@@ -47,7 +47,7 @@ def build(
     seed: int = 0,
     thumb_size: int = 192,
     strict: bool = False,
-    labels: str | None = None,
+    labels: StrPath | None = None,
     export_embeddings: bool = False,
     zip_file: StrPath | None = None,
     single_file: bool = False,

@@ -8,6 +8,7 @@ folder, the single file's default name, `--max-size` as text), so that `dinoclus
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable
 from os import PathLike
 from pathlib import Path
@@ -31,6 +32,7 @@ def build_config(
     no_cache: bool = False,
     max_size: int | str | None = None,
     zip_file: StrPath | None = None,
+    labels: StrPath | None = None,
     **options: Any,
 ) -> BuildConfig:
     """The BuildConfig for these options; `output=None` means the default (site/ or report.html).
@@ -46,6 +48,7 @@ def build_config(
         cache_dir=None if no_cache else Path(cache_dir) if cache_dir else default_cache_dir(),
         max_size=_size(max_size),
         zip_file=Path(zip_file) if zip_file is not None else None,
+        labels=os.fspath(labels) if labels is not None else None,  # "folders" or a CSV's path
         **options,
     )
 

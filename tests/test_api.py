@@ -118,10 +118,12 @@ def test_a_failed_build_gives_the_clis_error(tmp_path: Path) -> None:
     assert f"Error: {caught.value}\n" in cli.output
 
 
-def test_max_size_takes_bytes_or_text(tmp_path: Path) -> None:
+def test_paths_and_sizes_as_python_gives_them(tmp_path: Path) -> None:
     config = build_config(["x"], zip_file=tmp_path / "a.zip", max_size="18MB")
     assert config.max_size == 18_000_000
     assert build_config(["x"], zip_file="a.zip", max_size=1234).max_size == 1234
+    assert build_config(["x"], labels=Path("a.csv")).labels == "a.csv"
+    assert build_config(["x"], labels="folders").labels == "folders"
     with pytest.raises(ConfigError, match=r"^--max-size: "):
         build_config(["x"], zip_file="a.zip", max_size="lots")
 
