@@ -207,3 +207,12 @@ def test_progress_is_a_tqdm_bar_on_a_terminal_and_nothing_when_piped(monkeypatch
     monkeypatch.setattr(api, "in_notebook", lambda: True)
     assert api._tqdm_class() is notebook_tqdm
     assert api.progress_bar(quiet=True)("x", 3).__enter__()(1) is None
+
+
+def test_importing_the_api_stays_light() -> None:
+    """`import generator` (and so `dinoclust --help`) loads neither numpy nor IPython."""
+    import subprocess
+
+    code = "import sys, generator; print(sorted({'numpy', 'IPython', 'torch'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout == "[]\n"
