@@ -131,6 +131,14 @@ def test_show_output_works_in_chromium(executed, browser: Browser, tmp_path: Pat
         assert download.value.suggested_filename == "assignments_k4.csv"
         rows = Path(download.value.path()).read_text(encoding="utf-8").splitlines()
         assert len(rows) == 31 and rows[0].startswith("path,cluster,distance_to_centre")
+        # The "suggested k" link switches k inside the frame; it does not navigate it away.
+        suggested = report["suggested_k"]
+        other = 2 if suggested != 2 else 3
+        frame.locator("#k-slider").fill(str(other))
+        wait_for_k(frame, other)
+        frame.locator(f'a[href="#k={suggested}"]').first.click()
+        wait_for_k(frame, suggested)
+        assert frame.url == "about:srcdoc"
         assert errors == [] and external == []
 
         # The page's CSP holds in the frame: a script it does not list does not run.

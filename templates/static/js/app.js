@@ -494,6 +494,19 @@
     var k = kFromHash();
     if (k !== null) { setK(k); }
   });
+  // In a notebook's srcdoc frame a "#…" link resolves against the notebook's own address and
+  // would load that into the frame: in-page links are followed here instead.
+  if (window.location.protocol === "about:") {
+    document.addEventListener("click", function (event) {
+      var link = event.target && event.target.closest && event.target.closest('a[href^="#"]');
+      if (!link) { return; }
+      event.preventDefault();
+      var href = link.getAttribute("href");
+      var match = /(?:^#|&)k=(\d+)/.exec(href);
+      var target = document.getElementById(href.slice(1));
+      if (match) { setK(clampK(parseInt(match[1], 10))); } else if (target) { target.scrollIntoView(); }
+    });
+  }
   document.addEventListener("keydown", function (event) {
     var tag = (event.target && event.target.tagName) || "";
     if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" ||
