@@ -66,9 +66,14 @@ def spreadsheet_safe(value: Any) -> Any:
 def csv_text(rows: list[list[Any]]) -> str:
     """Every CSV dinoclust writes goes through here, so every one is safe to open."""
     out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerows(
-        [[spreadsheet_safe(cell) for cell in row] for row in rows]
-    )
+    plain = csv.writer(out, lineterminator="\n")
+    # csv quotes a cell holding the line terminator (\n) but not a lone \r, which readers take
+    # for a line break: a row with one quotes all its text cells
+    quoted = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
+    for row in rows:
+        cells = [spreadsheet_safe(cell) for cell in row]
+        carriage = any(isinstance(cell, str) and "\r" in cell for cell in cells)
+        (quoted if carriage else plain).writerow(cells)
     return out.getvalue()
 
 

@@ -9,6 +9,7 @@ the input's name when it sits directly in the root.
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import unicodedata
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FOLDERS = "folders"
+SPACES = " "  # trimmed around cells; a tab or line break may be part of a name
 TOP_LEVEL = "(top level)"  # the label of images directly in a single input's root
 
 
@@ -42,7 +44,7 @@ def read_labels(spec: str) -> LabelSource:
         return LabelSource(FOLDERS, FOLDERS, {})
     path = Path(spec)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = path.read_bytes().decode("utf-8-sig")  # as written: no newline translation
     except FileNotFoundError:
         raise InputError(
             f"--labels {spec}: no such file. Give a CSV of path,label rows, or 'folders'."
@@ -55,7 +57,7 @@ def read_labels(spec: str) -> LabelSource:
 def _parse_csv(text: str, path: Path) -> dict[str, str]:
     rows: dict[str, str] = {}
     lines: dict[str, int] = {}
-    reader = csv.reader(text.splitlines())
+    reader = csv.reader(io.StringIO(text, newline=""))  # a quoted name may hold \r or \n
     try:
         for row in reader:
             line = reader.line_num
@@ -68,7 +70,7 @@ def _parse_csv(text: str, path: Path) -> dict[str, str]:
                     f"{path}, line {line}: expected 2 columns (path,label), found {len(row)}. "
                     "Quote fields that contain commas."
                 )
-            key, label = _normalise(row[0]), _nfc(row[1].strip())
+            key, label = _normalise(row[0]), _nfc(row[1].strip(SPACES))
             if not key or not label:
                 what = "path" if not key else "label"
                 raise InputError(f"{path}, line {line}: empty {what}. Every row needs both.")
@@ -152,7 +154,7 @@ def _nfc(text: str) -> str:
 
 def _normalise(path: str) -> str:
     """As the page shows paths: POSIX separators, no leading `./`, NFC (macOS writes NFD)."""
-    path = path.strip().replace("\\", "/")
+    path = path.strip(SPACES).replace("\\", "/")
     while path.startswith("./"):
         path = path[2:]
     return _nfc(path)
