@@ -54,10 +54,12 @@ def deliver(
     is locked for the whole build: one build per output at a time."""
     if config.max_size is not None:
         check_floor(config.max_size, config.single_file)
-    targets = [config.output] if config.zip_file is None else [config.output, config.zip_file]
+    targets = [(config.output, "-o")]
+    if config.zip_file is not None:
+        targets.append((config.zip_file, "--zip"))
     with contextlib.ExitStack() as stack:
-        for target in targets:
-            stack.enter_context(output_lock(target))
+        for target, option in targets:
+            stack.enter_context(output_lock(target, option))
         return _deliver(config, progress, embedder)
 
 

@@ -127,7 +127,7 @@ def _siblings(parent: Path, name: str) -> list[Path]:
 
 
 @contextlib.contextmanager
-def output_lock(target: Path) -> Iterator[None]:
+def output_lock(target: Path, option: str = "-o") -> Iterator[None]:
     """Hold `.<name>.dinoclust-lock` beside `target` (a site folder, zip or HTML file) for the
     whole build, so that a second build cannot remove this one's staging folder as a leftover.
 
@@ -142,12 +142,12 @@ def output_lock(target: Path) -> Iterator[None]:
     except OSError as exc:
         raise OutputError(
             f"Cannot write beside {target} ({exc.strerror or exc}); "
-            "choose a writable output with -o."
+            f"choose a writable place with {option}."
         ) from exc
     if fd is None:
         raise OutputError(
             f"{target} is being written by another dinoclust build (process {_owner(path)}). "
-            "Wait for it to finish, or choose another output with -o."
+            f"Wait for it to finish, or choose another {option}."
         )
     try:
         yield
