@@ -75,6 +75,7 @@ def open_staging(output: Path) -> Path:
             if (leftover / MARKER).is_file():
                 log.info("removing %s, left over from an interrupted build", leftover.name)
             discard(leftover)
+        remove_stale_lock(output)
         staging = open_marked(parent, f".{output.name}{STAGING_TAG}")
         staging.chmod(0o777 & ~umask())  # mkdtemp makes it private; a site is for publishing
     except OSError as exc:
@@ -154,6 +155,22 @@ def output_lock(target: Path, option: str = "-o") -> Iterator[None]:
     finally:
         with contextlib.suppress(OSError):
             path.unlink()  # before unlocking: a waiting build then locks a fresh file
+        _unlock(fd)
+
+
+def remove_stale_lock(target: Path) -> None:
+    """Remove the lock file a killed build left beside `target`; a held one (by another build,
+    or by this one through `output_lock`) stays."""
+    path = lock_path(target)
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return
+    try:
+        if _try_lock(fd):
+            log.info("removing %s, left by a build that was killed", path.name)
+            path.unlink()
+    finally:
         _unlock(fd)
 
 
