@@ -156,7 +156,7 @@ def build_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "--labels",
             metavar="folders|FILE.csv",
             help="Known labels to compare the clusters with: 'folders' (each image's "
-            "first-level sub-folder) or a CSV of path,label rows.",
+            "first folder below its input) or a CSV of path,label rows.",
         ),
         click.option(
             "--export-embeddings",
