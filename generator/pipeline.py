@@ -166,15 +166,10 @@ def build_site(
         if cache is not None:
             cache.close()
     seconds = time.perf_counter() - start
-    return BuildResult(
-        config.output,
-        len(embedded.records),
-        skipped,
-        seconds,
-        report,
-        embedded.embedded,
-        found.aliases,
+    result = BuildResult(
+        config.output, len(embedded.records), skipped, seconds, report, embedded.embedded
     )
+    return replace(result, aliases=found.aliases)
 
 
 def analyse_all(
