@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-WEIGHTS ?= random
+# WEIGHTS empty: `demo` uses pretrained weights if cached or the hub answers, else random (and says why)
+WEIGHTS ?=
 OUT ?= site
 
 .PHONY: demo test lint chromium screenshot clean
@@ -17,7 +18,7 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	@touch $@
 
 demo: $(VENV)/.installed
-	$(BIN)/dinoclust demo --weights $(WEIGHTS) -o $(OUT)
+	$(BIN)/dinoclust demo $(if $(WEIGHTS),--weights $(WEIGHTS)) -o $(OUT)
 
 chromium:
 	@bash scripts/ensure-chromium.sh
@@ -30,7 +31,7 @@ test: $(VENV)/.installed-test chromium lint
 	$(BIN)/python -m pytest
 
 screenshot: $(VENV)/.installed-test chromium
-	$(BIN)/dinoclust demo --weights $(WEIGHTS) -o $(OUT) -q
+	$(BIN)/dinoclust demo --weights $(or $(WEIGHTS),random) -o $(OUT) -q
 	$(BIN)/python scripts/screenshot.py $(OUT)/index.html docs/screenshot.png --k 3
 
 clean:

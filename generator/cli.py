@@ -151,7 +151,7 @@ def build_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "--labels",
             metavar="folders|FILE.csv",
             help="Known labels to compare the clusters with: 'folders' (each image's "
-            "first-level sub-folder) or a CSV of path,label rows.",
+            "first folder below its input) or a CSV of path,label rows.",
         ),
         click.option(
             "--export-embeddings",
@@ -227,9 +227,31 @@ def build(inputs: tuple[Path, ...], title: str | None, **options: Any) -> None:
 def demo(title: str | None, **options: Any) -> None:
     """Build a site from the bundled sample images (animals, food, transportation).
 
-    Offline, use --weights random (the clusters are then meaningless) or --weights PATH.
+    Without --weights it uses the pretrained weights when they are cached or the model hub
+    answers; otherwise random weights (the clusters are then meaningless), and says why.
     """
+    source = click.get_current_context().get_parameter_source("weights")
+    if source is click.core.ParameterSource.DEFAULT:
+        options["weights"] = _demo_weights(options["quiet"])
     _run((DEMO_DIR,), title, title_key="demo_title", **options)
+
+
+def _demo_weights(quiet: bool) -> str:
+    """`demo` shows real clusters when it can, and still works offline (`build` never falls
+    back: there a missing model is an error)."""
+    from generator.embed import pretrained_unavailable
+
+    why = pretrained_unavailable()
+    if why is None:
+        return PRETRAINED
+    if not quiet:
+        click.echo(
+            f"warning: using random weights, so the clusters are meaningless: the pretrained "
+            f"weights are not cached and {why}. For real clusters run `dinoclust demo` once "
+            "with a network connection, or pass --weights PATH to a downloaded checkpoint.",
+            err=True,
+        )
+    return RANDOM
 
 
 def _run(
@@ -260,7 +282,8 @@ def _run(
         raise click.ClickException(str(exc)) from exc
     if not quiet:
         _summary(delivery)
-        if config.weights == RANDOM:
+        source = click.get_current_context().get_parameter_source("weights")
+        if config.weights == RANDOM and source is not click.core.ParameterSource.DEFAULT:
             click.echo(
                 "warning: --weights random: the clusters are meaningless (smoke test only).",
                 err=True,
@@ -288,8 +311,9 @@ def _summary(delivery: Delivery) -> None:
     from generator.deliver import zip_top
 
     result, size = delivery.result, format_size(delivery.size or 0)
+    links = f"{len(result.aliases):,} links to images already included, " if result.aliases else ""
     counts = (
-        f"from {result.images} images ({len(result.skipped)} skipped, "
+        f"from {result.images} images ({len(result.skipped)} skipped, {links}"
         f"{result.embedded} newly embedded) in {result.seconds:.1f} s"
     )
     if delivery.zip_file is None and delivery.size is not None:

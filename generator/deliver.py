@@ -8,6 +8,7 @@ if dinoclust wrote it (the zip's comment, the page's generator tag say so); noth
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import tempfile
@@ -25,7 +26,7 @@ from generator.i18n import templates_dir
 from generator.pipeline import BuildResult, Progress, build_site, no_progress
 from generator.render import plotly_js
 from generator.singlefile import is_single_file, render_single
-from generator.sitedir import MARKER, discard, open_marked, umask
+from generator.sitedir import MARKER, discard, open_marked, output_lock, umask
 from generator.sizes import format_size, round_up
 
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can say: no build time leaks in
@@ -49,9 +50,20 @@ class Delivery:
 def deliver(
     config: BuildConfig, progress: Progress = no_progress, embedder: Embedder | None = None
 ) -> Delivery:
-    """Build what `config` asks for: a folder (and a zip of it), or one HTML file."""
+    """Build what `config` asks for: a folder (and a zip of it), or one HTML file. Each target
+    is locked for the whole build: one build per output at a time."""
     if config.max_size is not None:
         check_floor(config.max_size, config.single_file)
+    targets = [(config.output, "-o")]
+    if config.zip_file is not None:
+        targets.append((config.zip_file, "--zip"))
+    with contextlib.ExitStack() as stack:
+        for target, option in targets:
+            stack.enter_context(output_lock(target, option))
+        return _deliver(config, progress, embedder)
+
+
+def _deliver(config: BuildConfig, progress: Progress, embedder: Embedder | None) -> Delivery:
     if config.single_file:
         return _deliver_single(config, progress, embedder)
     if config.zip_file is None:

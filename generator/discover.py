@@ -1,20 +1,22 @@
 """Stage 1 — discover: walk the inputs into a sorted list of image files.
 
 Sorted order makes the site reproducible; hidden files, macOS junk and the output folder are left
-out; symlinked folders are followed once each, so a symlink loop cannot hang the walk.
+out; symlinked folders are followed, but never back into a folder being walked, so a symlink loop
+cannot hang the walk. Every image path met is accounted for: an image, skipped, or an alias.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from generator.errors import InputError
 from generator.i18n import Message
-from generator.structure import SkippedImage, SourceImage
+from generator.structure import Alias, SkippedImage, SourceImage
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,22 @@ JUNK_DIRS = frozenset({"__MACOSX", "@eaDir", "$RECYCLE.BIN", "System Volume Info
 class Discovery:
     images: tuple[SourceImage, ...]
     skipped: tuple[SkippedImage, ...]
+    aliases: tuple[Alias, ...] = ()  # further paths to images already included
+
+    @property
+    def paths_found(self) -> int:
+        """Every image path the walk met: each one is an image, skipped or an alias."""
+        return len(self.images) + len(self.skipped) + len(self.aliases)
+
+
+@dataclass(frozen=True)
+class _Found:
+    """One path met by the walk, before paths to the same file are told apart."""
+
+    path: Path
+    rel: str  # as on disk (the name's own Unicode normalisation)
+    folder: str
+    identity: tuple[int, int] | str  # (device, inode): symlinks and hard links share it
 
 
 def is_image_name(name: str) -> bool:
@@ -46,46 +64,132 @@ def is_hidden(name: str) -> bool:
 
 
 def discover(inputs: Sequence[Path], exclude: Iterable[Path] = ()) -> Discovery:
-    """Find every image under `inputs` (folders and/or files), in a deterministic order."""
+    """Find every image under `inputs` (folders and/or files), in a deterministic order.
+
+    Paths that reach the same file (symlinks, hard links) give one image, under its first path in
+    sorted order; the others are aliases. Names are compared and sorted in NFC, so a name macOS
+    wrote decomposed sorts and matches like the one typed; the file is opened by its own name.
+    """
     excluded = {_real(p) for p in exclude}
-    seen_files: set[str] = set()
-    images: list[SourceImage] = []
     skipped: list[SkippedImage] = []
-    prefix_roots = len(inputs) > 1
-    for root in inputs:
+    found: list[_Found] = []
+    for root, prefix in zip(inputs, input_prefixes(inputs), strict=True):
         if not root.exists():
             raise InputError(f"{root}: no such file or folder. Check the path and try again.")
-        is_dir = root.is_dir()
-        prefix = PurePosixPath(root.resolve().name) if prefix_roots and is_dir else PurePosixPath()
-        if is_dir:
-            found = _walk(root, PurePosixPath(), excluded, set(), skipped, prefix)
+        if root.is_dir():
+            walked = _walk(root, PurePosixPath(), excluded, (), skipped, prefix)
         else:
-            found = iter([(root, PurePosixPath(root.name))])
-        for path, rel in found:
+            walked = iter([(root, PurePosixPath(root.name))])
+        for path, rel in walked:
+            shown = str(prefix / rel)
             if not is_image_name(path.name):
-                skipped.append(SkippedImage(str(prefix / rel), Message.of("skip_unsupported")))
+                skipped.append(SkippedImage(shown, Message.of("skip_unsupported")))
                 continue
-            real = _real(path)
-            if real in seen_files:
-                log.debug("%s: already found through another path", path)
-                continue
-            seen_files.add(real)
-            images.append(SourceImage(path, str(prefix / rel)))
-    return Discovery(_unique(sorted(images, key=_sort_key)), tuple(skipped))
+            folder = _folder(prefix, rel, len(inputs) > 1 and root.is_dir())
+            found.append(_Found(path, shown, folder, _identity(path)))
+    images, aliases = _split_aliases(found)
+    if aliases:
+        log.info("%s links to images already included (listed on the page)", f"{len(aliases):,}")
+    return Discovery(images, tuple(skipped), aliases)
+
+
+def input_prefixes(inputs: Sequence[Path]) -> list[PurePosixPath]:
+    """What each input's paths start with. One input: nothing. Several: the folder's name, or,
+    where two inputs share it, the shortest parent path that tells them apart (`trip1/photos`).
+    A file input keeps its own name, with such a parent path only when names clash."""
+    if len(inputs) < 2:
+        return [PurePosixPath() for _ in inputs]
+    named = [_named_parts(root) for root in inputs]
+    distinct = set(named)
+    out = []
+    for root, parts in zip(inputs, named, strict=True):
+        n = 1
+        while n < len(parts) and any(o[-n:] == parts[-n:] for o in distinct if o != parts):
+            n += 1
+        prefix = PurePosixPath(*parts[-n:])
+        out.append(prefix if root.is_dir() else prefix.parent)
+    return out
+
+
+def _named_parts(root: Path) -> tuple[str, ...]:
+    """The input's path without its anchor: a folder by its real path, a file as given."""
+    full = root.resolve() if root.is_dir() else Path(os.path.abspath(root))
+    return tuple(_nfc(part) for part in full.parts[1:]) or (_nfc(full.anchor),)
+
+
+def _folder(prefix: PurePosixPath, rel: PurePosixPath, several: bool) -> str:
+    """`--labels folders`: the first folder below the input root; directly in the root of one of
+    several inputs, that input's name; directly in a single input's root, nothing."""
+    if len(rel.parts) > 1:
+        return _nfc(rel.parts[0])
+    return _nfc(str(prefix)) if several else ""
+
+
+def _identity(path: Path) -> tuple[int, int] | str:
+    try:
+        st = path.stat()
+    except OSError:
+        return _real(path)  # unreadable: decoding will skip it and say why
+    return (st.st_dev, st.st_ino)
+
+
+def _split_aliases(found: list[_Found]) -> tuple[tuple[SourceImage, ...], tuple[Alias, ...]]:
+    """One image per file, under its first path in sorted order; the other paths are aliases."""
+    found = sorted(found, key=lambda f: _sort_key(f.rel))
+    kept: dict[object, _Found] = {}
+    later: list[_Found] = []
+    for item in found:
+        if item.identity in kept:
+            later.append(item)
+        else:
+            kept[item.identity] = item
+    shown = _shown_names([f.rel for f in kept.values()])
+    images = _unique(
+        [SourceImage(f.path, shown[f.rel], f.folder) for f in kept.values()],
+    )
+    names = {f.identity: image.rel for f, image in zip(kept.values(), images, strict=True)}
+    aliases = []
+    for item in later:
+        log.debug("%s: already found as %s", item.rel, names[item.identity])
+        aliases.append(Alias(_nfc(item.rel), names[item.identity], item.folder))
+    return images, tuple(aliases)
+
+
+def _shown_names(rels: list[str]) -> dict[str, str]:
+    """Each path in NFC, except where two files' names differ only in normalisation: those keep
+    their own names, so both are kept and told apart."""
+    by_nfc: dict[str, list[str]] = {}
+    for rel in rels:
+        by_nfc.setdefault(_nfc(rel), []).append(rel)
+    out = {}
+    for nfc, group in by_nfc.items():
+        if len(group) > 1:
+            log.warning(
+                "%s: %d files have names that differ only in Unicode normalisation; "
+                "each keeps its own name",
+                nfc,
+                len(group),
+            )
+        for rel in group:
+            out[rel] = nfc if len(group) == 1 else rel
+    return out
 
 
 def _walk(
     folder: Path,
     rel: PurePosixPath,
     excluded: set[str],
-    visited: set[str],
+    above: tuple[str, ...],
     skipped: list[SkippedImage],
     prefix: PurePosixPath,
 ) -> Iterator[tuple[Path, PurePosixPath]]:
+    """Every image path below `folder`. A link back to a folder being walked (`above`) is not
+    followed, so loops cannot hang the walk; any other second path to a folder is walked, so its
+    images are found again and listed as aliases."""
     real = _real(folder)
-    if real in visited or real in excluded:
+    if real in above or real in excluded:
         return
-    visited.add(real)
+    above = (*above, real)
     try:
         entries = sorted(os.scandir(folder), key=lambda e: (e.name.casefold(), e.name))
     except OSError as exc:
@@ -97,11 +201,11 @@ def _walk(
             continue
         path = Path(entry.path)
         try:
-            is_dir = entry.is_dir()  # follows symlinks; loops are stopped by `visited`
+            is_dir = entry.is_dir()  # follows symlinks; loops are stopped by `above`
         except OSError:
             is_dir = False
         if is_dir:
-            yield from _walk(path, rel / entry.name, excluded, visited, skipped, prefix)
+            yield from _walk(path, rel / entry.name, excluded, above, skipped, prefix)
         elif is_image_name(entry.name):
             yield path, rel / entry.name
 
@@ -110,12 +214,18 @@ def _real(path: Path) -> str:
     return os.path.realpath(path)
 
 
-def _sort_key(image: SourceImage) -> tuple[tuple[str, str], ...]:
-    return tuple((part.casefold(), part) for part in image.rel.split("/"))
+def _nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
+
+
+def _sort_key(rel: str) -> tuple[tuple[str, str, str], ...]:
+    """Case-insensitive, in NFC; the name's own form breaks the last ties."""
+    return tuple((_nfc(part).casefold(), _nfc(part), part) for part in rel.split("/"))
 
 
 def _unique(images: list[SourceImage]) -> tuple[SourceImage, ...]:
-    """Two inputs with the same folder name can give equal relative paths: number later ones."""
+    """A last resort: input_prefixes tells inputs apart, so two different files shown under one
+    path need inputs nested in odd ways. Later ones are numbered, and the log says so."""
     taken: set[str] = set()
     out = []
     for image in images:
@@ -125,5 +235,7 @@ def _unique(images: list[SourceImage]) -> tuple[SourceImage, ...]:
             stem, dot, suffix = image.rel.rpartition(".")
             rel = f"{stem}~{n}.{suffix}" if dot else f"{image.rel}~{n}"
         taken.add(rel)
-        out.append(image if rel == image.rel else SourceImage(image.path, rel))
+        if rel != image.rel:
+            log.warning("%s: another file is shown under this path; shown as %s", image.rel, rel)
+        out.append(image if rel == image.rel else SourceImage(image.path, rel, image.folder))
     return tuple(out)

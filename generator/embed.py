@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 MODEL_NAME = "vit_small_patch16_224.dino"
 HUB_REPO = "timm/vit_small_patch16_224.dino"  # timm's pretrained_cfg hf_hub_id for MODEL_NAME
 FEATURE_DIM = 384
+HUB_FILES = ("model.safetensors", "pytorch_model.bin")  # what the hub repo may hold
 HUB_TIMEOUT_S = 5.0
 PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
 
@@ -199,7 +200,7 @@ def download_pretrained() -> Path:
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     repo = HUB_REPO
-    for filename in ("model.safetensors", "pytorch_model.bin"):
+    for filename in HUB_FILES:
         try:
             return Path(hf_hub_download(repo, filename, local_files_only=True))
         except LocalEntryNotFoundError:
@@ -211,18 +212,36 @@ def download_pretrained() -> Path:
         raise ModelError(_offline_message(repo, f"the download failed: {exc}")) from exc
 
 
+def pretrained_unavailable() -> str | None:
+    """Why the pretrained weights cannot be had now (not cached, and the hub does not answer
+    within HUB_TIMEOUT_S), or None when they can. `dinoclust demo` falls back on it."""
+    from huggingface_hub import try_to_load_from_cache
+
+    for filename in HUB_FILES:
+        if isinstance(try_to_load_from_cache(HUB_REPO, filename), str):
+            return None
+    return _hub_unreachable()
+
+
 def _check_hub_reachable(repo: str) -> None:
     """Fail in seconds, not after a minute of retries, when the hub cannot be reached."""
+    why = _hub_unreachable()
+    if why is not None:
+        raise ModelError(_offline_message(repo, why))
+
+
+def _hub_unreachable() -> str | None:
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
-        raise ModelError(_offline_message(repo, "HF_HUB_OFFLINE is set and it is not cached"))
+        return "HF_HUB_OFFLINE is set and it is not cached"
     if any(os.environ.get(var) for var in PROXY_VARS):
-        return  # a proxy decides; the direct probe below would wrongly fail
+        return None  # a proxy decides; the direct probe below would wrongly fail
     endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
     host, port = endpoint.hostname or "huggingface.co", endpoint.port or 443
     try:
         socket.create_connection((host, port), timeout=HUB_TIMEOUT_S).close()
     except OSError as exc:
-        raise ModelError(_offline_message(repo, f"cannot reach {host} ({exc})")) from exc
+        return f"cannot reach {host} ({exc})"
+    return None
 
 
 def _offline_message(repo: str, why: str) -> str:

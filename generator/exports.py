@@ -13,6 +13,7 @@ import numpy as np
 from generator.metrics import LABEL_KEYS, QUALITY_KEYS
 
 TABLES_DIR = "tables"
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet may run as a formula
 
 
 def write_exports(site: Path, report: dict[str, Any]) -> None:
@@ -23,7 +24,7 @@ def write_exports(site: Path, report: dict[str, Any]) -> None:
     (site / TABLES_DIR).mkdir(exist_ok=True)
     for k in report["k_values"]:
         rows = label_table_rows(report, k)
-        _write(site / TABLES_DIR / f"labels_k{k}.csv", _csv(rows))
+        _write(site / TABLES_DIR / f"labels_k{k}.csv", csv_text(rows))
         _write(site / TABLES_DIR / f"labels_k{k}.md", _markdown(rows))
 
 
@@ -41,7 +42,7 @@ def metrics_csv(report: dict[str, Any]) -> str:
         metrics = report["clusterings"][str(k)]["metrics"]
         cells = ["" if metrics[key] is None else metrics[key] for key in keys]
         rows.append([k, *cells, int(k == report["suggested_k"])])
-    return _csv(rows)
+    return csv_text(rows)
 
 
 def label_table_rows(report: dict[str, Any], k: int) -> list[list[Any]]:
@@ -54,9 +55,25 @@ def label_table_rows(report: dict[str, Any], k: int) -> list[list[Any]]:
     return [header, *rows, ["total", *totals, sum(totals)]]
 
 
-def _csv(rows: list[list[Any]]) -> str:
+def spreadsheet_safe(value: Any) -> Any:
+    """A text cell that a spreadsheet would run as a formula (a file named `=HYPERLINK(…).png`)
+    gets a leading `'`, the OWASP way; numbers stay numbers. report.json keeps the exact text."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def csv_text(rows: list[list[Any]]) -> str:
+    """Every CSV dinoclust writes goes through here, so every one is safe to open."""
     out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerows(rows)
+    plain = csv.writer(out, lineterminator="\n")
+    # csv quotes a cell holding the line terminator (\n) but not a lone \r, which readers take
+    # for a line break: a row with one quotes all its text cells
+    quoted = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
+    for row in rows:
+        cells = [spreadsheet_safe(cell) for cell in row]
+        carriage = any(isinstance(cell, str) and "\r" in cell for cell in cells)
+        (quoted if carriage else plain).writerow(cells)
     return out.getvalue()
 
 

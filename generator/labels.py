@@ -1,23 +1,32 @@
 """Known labels for the images (`--labels folders` or `--labels FILE.csv`), read before embedding.
 
 Labels are user strings: the page shows them as text only. A CSV holds `path,label` rows (an
-optional `path,label` header first); paths are matched against the image paths the site shows.
+optional `path,label` header first); paths are matched against the image paths the site shows, in
+NFC. With several inputs, `folders` gives each image its first folder below its input root, or
+the input's name when it sits directly in the root.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import logging
-from collections.abc import Sequence
+import unicodedata
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from generator.errors import InputError
+from generator.i18n import Message
+
+if TYPE_CHECKING:
+    from generator.discover import Discovery
 
 log = logging.getLogger(__name__)
 
 FOLDERS = "folders"
-TOP_LEVEL = "(top level)"  # the label of images not inside any sub-folder
+SPACES = " "  # trimmed around cells; a tab or line break may be part of a name
+TOP_LEVEL = "(top level)"  # the label of images directly in a single input's root
 
 
 @dataclass(frozen=True)
@@ -35,7 +44,7 @@ def read_labels(spec: str) -> LabelSource:
         return LabelSource(FOLDERS, FOLDERS, {})
     path = Path(spec)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = path.read_bytes().decode("utf-8-sig")  # as written: no newline translation
     except FileNotFoundError:
         raise InputError(
             f"--labels {spec}: no such file. Give a CSV of path,label rows, or 'folders'."
@@ -48,7 +57,7 @@ def read_labels(spec: str) -> LabelSource:
 def _parse_csv(text: str, path: Path) -> dict[str, str]:
     rows: dict[str, str] = {}
     lines: dict[str, int] = {}
-    reader = csv.reader(text.splitlines())
+    reader = csv.reader(io.StringIO(text, newline=""))  # a quoted name may hold \r or \n
     try:
         for row in reader:
             line = reader.line_num
@@ -61,7 +70,7 @@ def _parse_csv(text: str, path: Path) -> dict[str, str]:
                     f"{path}, line {line}: expected 2 columns (path,label), found {len(row)}. "
                     "Quote fields that contain commas."
                 )
-            key, label = _normalise(row[0]), row[1].strip()
+            key, label = _normalise(row[0]), _nfc(row[1].strip(SPACES))
             if not key or not label:
                 what = "path" if not key else "label"
                 raise InputError(f"{path}, line {line}: empty {what}. Every row needs both.")
@@ -78,31 +87,74 @@ def _parse_csv(text: str, path: Path) -> dict[str, str]:
     return rows
 
 
-def labels_for(source: LabelSource, rels: Sequence[str], prefixed: bool) -> list[str]:
-    """One label per image path. `prefixed`: paths start with their input folder's name (several
-    inputs were given), so the first-level sub-folder is the second part."""
+@dataclass(frozen=True)
+class Labelling:
+    """The known label of each image (by its path), found right after discovery, before any
+    image is embedded."""
+
+    name: str  # the source, for the provenance: "folders" or the CSV's file name
+    by_rel: dict[str, str]  # image path → label
+    mixed: int = 0  # images whose paths carry different labels: the first in sorted order wins
+
+    def notes(self) -> tuple[Message, ...]:
+        return (Message.of("note_labels_mixed", n=self.mixed),) if self.mixed else ()
+
+
+def assign_labels(source: LabelSource, found: Discovery) -> Labelling:
+    """One label per image. An image reached by several paths (aliases) takes the label of its
+    first path in sorted order that has one; how many had paths with different labels is kept."""
+    paths: dict[str, list[tuple[str, str]]] = {i.rel: [(i.rel, i.folder)] for i in found.images}
+    for alias in found.aliases:
+        paths[alias.same_as].append((alias.rel, alias.folder))
+    by_rel: dict[str, str] = {}
+    missing: list[str] = []
+    mixed = 0
+    for rel, candidates in paths.items():
+        labels = [_label(source, path, folder) for path, folder in candidates]
+        known = [label for label in labels if label is not None]
+        if not known:
+            missing.append(rel)
+            continue
+        by_rel[rel] = known[0]
+        mixed += len(set(known)) > 1
+    _check(source, missing, [p for c in paths.values() for p, _ in c], by_rel)
+    return Labelling(source.name, by_rel, mixed)
+
+
+def _label(source: LabelSource, rel: str, folder: str) -> str | None:
     if source.kind == FOLDERS:
-        return [_folder_label(rel, prefixed) for rel in rels]
-    missing = [rel for rel in rels if rel not in source.rows]
+        return folder or TOP_LEVEL
+    return source.rows.get(rel, source.rows.get(_nfc(rel)))
+
+
+def _check(
+    source: LabelSource, missing: list[str], paths: list[str], by_rel: dict[str, str]
+) -> None:
     if missing:
         raise InputError(
             f"--labels {source.name}: {len(missing)} image(s) have no row, first {missing[0]}. "
             "Add a path,label row for every image (paths as listed on the page)."
         )
-    unused = len(set(source.rows) - set(rels))
+    unused = len(set(source.rows) - {_nfc(p) for p in paths} - set(paths))
     if unused:
         log.warning("--labels %s: %d row(s) name no image of this build", source.name, unused)
-    return [source.rows[rel] for rel in rels]
+    distinct = set(by_rel.values())
+    if len(by_rel) > 1 and len(distinct) == 1:
+        log.warning(
+            "--labels %s: every image has the same label %r, so purity, ARI and NMI say nothing. "
+            "Put the images in one sub-folder per label, or give a CSV.",
+            source.name,
+            next(iter(distinct)),
+        )
 
 
-def _folder_label(rel: str, prefixed: bool) -> str:
-    parts = PurePosixPath(rel).parts
-    depth = 1 if prefixed else 0
-    return parts[depth] if len(parts) > depth + 1 else TOP_LEVEL
+def _nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
 
 
 def _normalise(path: str) -> str:
-    path = path.strip().replace("\\", "/")
+    """As the page shows paths: POSIX separators, no leading `./`, NFC (macOS writes NFD)."""
+    path = path.strip(SPACES).replace("\\", "/")
     while path.startswith("./"):
         path = path[2:]
-    return path
+    return _nfc(path)

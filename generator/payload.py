@@ -6,8 +6,6 @@ rounded and keys sorted when written, so the same inputs give byte-identical fil
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,9 +17,10 @@ from generator import __version__
 from generator.analyse import N_INIT, Analysis, LabelComparison, flows, to_view
 from generator.duplicates import NEAR_DUPLICATE_COSINE, Duplicates
 from generator.embed import PREPROCESS, ModelInfo
+from generator.exports import csv_text
 from generator.i18n import Message
 from generator.metrics import SILHOUETTE_SAMPLE, SUGGESTED_K_RULE, suggest_k
-from generator.structure import SkippedImage
+from generator.structure import Alias, SkippedImage
 
 SCHEMA_VERSION = 1
 DECIMALS = 6
@@ -46,6 +45,8 @@ class ReportExtras:
     labels: LabelComparison | None = None
     label_source: str | None = None  # "folders" or the CSV's file name
     duplicates: Duplicates | None = None
+    aliases: tuple[Alias, ...] = ()  # further paths to images already included
+    notes: tuple[Message, ...] = ()  # caveats the analysis does not know of (e.g. about labels)
 
 
 def build_report(
@@ -103,11 +104,12 @@ def build_report(
         "suggested_k": suggest_k({k: c.metrics for k, c in analysis.clusterings.items()}),
         "suggested_k_rule": SUGGESTED_K_RULE,
         "distinct_points": analysis.distinct_points,
-        "notes": [str(note) for note in analysis.notes],
-        "notes_i18n": [note.to_json() for note in analysis.notes],
+        "notes": [str(note) for note in (*analysis.notes, *extras.notes)],
+        "notes_i18n": [note.to_json() for note in (*analysis.notes, *extras.notes)],
         "skipped": [
             {"path": s.rel, "reason": s.reason, "reason_i18n": s.why.to_json()} for s in skipped
         ],
+        "aliases": [{"path": a.rel, "same_as": a.same_as} for a in extras.aliases],
         "labels": list(extras.labels.names) if extras.labels else None,
         "label_names": list(extras.labels.distinct) if extras.labels else [],
         "duplicates": _duplicates(extras.duplicates),
@@ -184,12 +186,10 @@ def report_json(report: dict[str, Any]) -> str:
 def assignments_csv(report: dict[str, Any]) -> str:
     """`path,k2,k3,…`: one row per image, the cluster id at each k."""
     ks = report["k_values"]
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["path", *(f"k{k}" for k in ks)])
+    rows: list[list[Any]] = [["path", *(f"k{k}" for k in ks)]]
     for i, image in enumerate(report["images"]):
-        writer.writerow([image["path"], *(report["clusterings"][str(k)]["labels"][i] for k in ks)])
-    return out.getvalue()
+        rows.append([image["path"], *(report["clusterings"][str(k)]["labels"][i] for k in ks)])
+    return csv_text(rows)
 
 
 def _float(value: float | None) -> float | None:

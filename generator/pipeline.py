@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from itertools import islice
 from pathlib import Path
@@ -32,11 +32,11 @@ from generator.errors import InputError
 from generator.exports import write_arrays, write_exports
 from generator.i18n import Message
 from generator.imaging import THUMB_FORMAT, THUMB_QUALITY, Decoded, DecodeError, decode
-from generator.labels import LabelSource, labels_for, read_labels
+from generator.labels import Labelling, assign_labels, read_labels
 from generator.payload import ImageRecord, ReportExtras, build_report
 from generator.render import render_site
 from generator.sitedir import check_output, discard, open_staging, publish, staging_exclusions
-from generator.structure import SkippedImage, SourceImage
+from generator.structure import Alias, SkippedImage, SourceImage
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,7 @@ class BuildResult:
     seconds: float
     report: dict[str, Any]
     embedded: int  # images that went through the model; 0 when all came from the cache
+    aliases: tuple[Alias, ...] = ()  # further paths to images already included
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ def build_site(
             f"{' '.join(sorted(IMAGE_SUFFIXES))}, in any letter case, in all sub-folders)."
         )
     log.info("found %d images", len(found.images))
-    label_source = read_labels(config.labels) if config.labels else None  # fail before embedding
+    labelling = assign_labels(read_labels(config.labels), found) if config.labels else None
     if embedder is None:
         info = plan_model(config.weights, config.device, config.precision, config.seed)
         embedder = LazyEmbedder(info, lambda: load_embedder(config.weights, info, config.seed))
@@ -138,7 +139,8 @@ def build_site(
                 f"--strict: {len(skipped)} file(s) could not be used, first {skipped[0].rel}: "
                 f"{skipped[0].reason}. Fix or remove them, or build without --strict."
             )
-        analysis, extras = analyse_all(embedded, config, label_source, cache)
+        analysis, extras = analyse_all(embedded, config, labelling, cache)
+        extras = replace(extras, aliases=found.aliases)
         title = config.title or Message.of(config.title_key)
         report = build_report(
             title,
@@ -164,29 +166,30 @@ def build_site(
         if cache is not None:
             cache.close()
     seconds = time.perf_counter() - start
-    return BuildResult(
+    result = BuildResult(
         config.output, len(embedded.records), skipped, seconds, report, embedded.embedded
     )
+    return replace(result, aliases=found.aliases)
 
 
 def analyse_all(
     embedded: Embedded,
     config: BuildConfig,
-    label_source: LabelSource | None,
+    labelling: Labelling | None,
     cache: EmbeddingCache | None = None,
 ) -> tuple[Analysis, ReportExtras]:
     """PCA and K-means (from the cache when nothing changed), then what the report adds: known
     labels and duplicates."""
     analysis = _cached_analysis(embedded.features, config, cache)
     comparison = None
-    if label_source is not None:
-        rels = [r.rel for r in embedded.records]
-        names = labels_for(label_source, rels, prefixed=len(config.inputs) > 1)
+    if labelling is not None:
+        names = [labelling.by_rel[r.rel] for r in embedded.records]
         comparison = compare_labels(analysis, names)
     digests = [r.digest for r in embedded.records]
     duplicates = find_duplicates(digests, embedded.features)
-    source = label_source.name if label_source else None
-    return analysis, ReportExtras(comparison, source, duplicates)
+    source = labelling.name if labelling else None
+    notes = labelling.notes() if labelling else ()
+    return analysis, ReportExtras(comparison, source, duplicates, notes=notes)
 
 
 def _cached_analysis(

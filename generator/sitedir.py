@@ -7,11 +7,13 @@ it is empty or carries our marker file.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from generator.errors import InputError, OutputError
@@ -25,6 +27,7 @@ MARKER_TEXT = (
 )
 STAGING_TAG = ".dinoclust-tmp-"
 RETIRED_TAG = ".dinoclust-old-"
+LOCK_TAG = ".dinoclust-lock"
 
 
 def check_output(output: Path, inputs: Sequence[Path]) -> None:
@@ -72,6 +75,7 @@ def open_staging(output: Path) -> Path:
             if (leftover / MARKER).is_file():
                 log.info("removing %s, left over from an interrupted build", leftover.name)
             discard(leftover)
+        remove_stale_lock(output)
         staging = open_marked(parent, f".{output.name}{STAGING_TAG}")
         staging.chmod(0o777 & ~umask())  # mkdtemp makes it private; a site is for publishing
     except OSError as exc:
@@ -118,3 +122,110 @@ def umask() -> int:
 def _siblings(parent: Path, name: str) -> list[Path]:
     tags = (f".{name}{STAGING_TAG}", f".{name}{RETIRED_TAG}")
     return sorted(p for p in parent.iterdir() if p.is_dir() and p.name.startswith(tags))
+
+
+# --- one build per output at a time ---------------------------------------------------------
+
+
+@contextlib.contextmanager
+def output_lock(target: Path, option: str = "-o") -> Iterator[None]:
+    """Hold `.<name>.dinoclust-lock` beside `target` (a site folder, zip or HTML file) for the
+    whole build, so that a second build cannot remove this one's staging folder as a leftover.
+
+    The lock is the operating system's (flock), held by the open file: a killed build's lock
+    dies with it, and the file it leaves is simply taken over. The file holds the owner's pid,
+    which a refused build names.
+    """
+    path = lock_path(target)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = _acquire(path)
+    except OSError as exc:
+        raise OutputError(
+            f"Cannot write beside {target} ({exc.strerror or exc}); "
+            f"choose a writable place with {option}."
+        ) from exc
+    if fd is None:
+        raise OutputError(
+            f"{target} is being written by another dinoclust build (process {_owner(path)}). "
+            f"Wait for it to finish, or choose another {option}."
+        )
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()  # before unlocking: a waiting build then locks a fresh file
+        _unlock(fd)
+
+
+def remove_stale_lock(target: Path) -> None:
+    """Remove the lock file a killed build left beside `target`; a held one (by another build,
+    or by this one through `output_lock`) stays."""
+    path = lock_path(target)
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return
+    try:
+        if _try_lock(fd):
+            log.info("removing %s, left by a build that was killed", path.name)
+            path.unlink()
+    finally:
+        _unlock(fd)
+
+
+def lock_path(target: Path) -> Path:
+    return target.resolve().parent / f".{target.name}{LOCK_TAG}"
+
+
+def _acquire(path: Path) -> int | None:
+    """The locked file's descriptor, with our pid written in; None if a live build holds it."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        if not _try_lock(fd):
+            os.close(fd)
+            return None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:  # not a file its owner removed while we were opening it
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            return fd
+        _unlock(fd)
+
+
+def _owner(path: Path) -> str:
+    """The pid in the lock file (its owner may be a moment from writing it)."""
+    for _ in range(20):
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except OSError:
+            text = ""
+        if text.isdigit():
+            return text
+        time.sleep(0.05)
+    return "unknown"
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _unlock(fd: int) -> None:
+    os.close(fd)  # closing the file releases the lock (flock and msvcrt alike)

@@ -14,6 +14,7 @@ class SourceImage:
 
     path: Path
     rel: str
+    folder: str = ""  # first folder below its input root (--labels folders); "" when none
 
 
 @dataclass(frozen=True)
@@ -27,3 +28,13 @@ class SkippedImage:
     def reason(self) -> str:
         """In English, as the log and report.json's `reason` say it."""
         return self.why.text()
+
+
+@dataclass(frozen=True)
+class Alias:
+    """A further path to an image already included (a symlink or a hard link to the same file):
+    not used twice, but listed, so that every path found is accounted for."""
+
+    rel: str
+    same_as: str  # the `rel` of the image it reaches
+    folder: str = ""

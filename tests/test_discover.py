@@ -159,14 +159,26 @@ def test_several_inputs_are_prefixed_with_their_folder_names(tmp_path) -> None:
     assert rels(found) == ["cats/c.jpg", "dogs/d.jpg", "dogs/sub/e.png"]
 
 
-def test_several_inputs_with_the_same_folder_name_get_numbered_rel_paths(tmp_path) -> None:
-    touch(tmp_path, "2023/photos/a.jpg", "2024/photos/a.jpg", "2024/photos/noext")
-    found = discover([tmp_path / "2023" / "photos", tmp_path / "2024" / "photos"])
-    assert rels(found) == ["photos/a.jpg", "photos/a~2.jpg"]
+def test_same_name_inputs_are_told_apart_by_the_shortest_distinguishing_parent(tmp_path) -> None:
+    touch(tmp_path, "2023/photos/a.jpg", "2024/photos/a.jpg", "2024/photos/noext", "x/b/c.png")
+    found = discover(
+        [tmp_path / "2023" / "photos", tmp_path / "2024" / "photos", tmp_path / "x" / "b"]
+    )
+    assert rels(found) == ["2023/photos/a.jpg", "2024/photos/a.jpg", "b/c.png"]
     assert [image.path for image in found.images] == [
         tmp_path / "2023" / "photos" / "a.jpg",
         tmp_path / "2024" / "photos" / "a.jpg",
+        tmp_path / "x" / "b" / "c.png",
     ]
+    touch(tmp_path, "p/trip/photos/d.png", "q/trip/photos/e.png")
+    found = discover([tmp_path / "p" / "trip" / "photos", tmp_path / "q" / "trip" / "photos"])
+    assert rels(found) == ["p/trip/photos/d.png", "q/trip/photos/e.png"]
+
+
+def test_same_name_file_inputs_get_their_parent_folder(tmp_path) -> None:
+    touch(tmp_path, "a/IMG_1.png", "b/IMG_1.png", "c/other.png")
+    inputs = [tmp_path / "a" / "IMG_1.png", tmp_path / "b" / "IMG_1.png", tmp_path / "c/other.png"]
+    assert rels(discover(inputs)) == ["a/IMG_1.png", "b/IMG_1.png", "other.png"]
 
 
 def test_an_explicit_image_file_input_keeps_its_own_name(tmp_path) -> None:

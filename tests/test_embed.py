@@ -55,7 +55,9 @@ def test_random_weights_give_finite_384d_cls_features(random_embedder, reference
 
 def test_random_weights_are_reproducible_and_batch_independent(pixels, reference) -> None:
     again = embedder_for("random", seed=0)
-    np.testing.assert_allclose(again(pixels[:1]), reference[:1], rtol=1e-4, atol=1e-5)
+    # one image alone gives the very bits it got inside the batch of three
+    np.testing.assert_array_equal(again(pixels[:1]), reference[:1])
+    np.testing.assert_array_equal(again(pixels[::-1])[::-1], reference)
     other = embedder_for("random", seed=1)
     assert not np.allclose(other(pixels), reference)
 

@@ -19,10 +19,12 @@ from generator import duplicates
 from generator import metrics as gm
 from generator.analyse import analyse, match_ids
 from generator.config import BuildConfig
+from generator.discover import Discovery
 from generator.duplicates import find_duplicates
 from generator.errors import InputError
-from generator.labels import TOP_LEVEL, labels_for, read_labels
+from generator.labels import TOP_LEVEL, assign_labels, read_labels
 from generator.pipeline import build_site
+from generator.structure import SourceImage
 from tests.helpers import FakeEmbedder, make_colour_folder
 
 
@@ -218,24 +220,28 @@ def test_near_duplicate_groups_are_the_connected_components_of_the_cosine_graph(
     assert list(found.near) == expected and len(expected) > 10
 
 
+def _found(*images: tuple[str, str]) -> Discovery:
+    return Discovery(tuple(SourceImage(Path(rel), rel, folder) for rel, folder in images), ())
+
+
 def test_folder_labels() -> None:
     source = read_labels("folders")
-    rels = ["cats/a.png", "cats/sub/b.png", "top.png"]
-    assert labels_for(source, rels, prefixed=False) == ["cats", "cats", TOP_LEVEL]
-    assert labels_for(source, ["in/dogs/a.png", "in/x.png", "y.png"], prefixed=True) == [
-        "dogs",
-        TOP_LEVEL,
-        TOP_LEVEL,
-    ]
+    found = _found(("cats/a.png", "cats"), ("cats/sub/b.png", "cats"), ("top.png", ""))
+    assert assign_labels(source, found).by_rel == {
+        "cats/a.png": "cats",
+        "cats/sub/b.png": "cats",
+        "top.png": TOP_LEVEL,
+    }
 
 
 def test_csv_labels(tmp_path: Path) -> None:
     path = tmp_path / "labels.csv"
     path.write_text('path,label\n./a.png,cat\nsub\\b.png,"dog, big"\nunused.png,x\n')
     source = read_labels(str(path))
-    assert labels_for(source, ["a.png", "sub/b.png"], prefixed=False) == ["cat", "dog, big"]
+    found = _found(("a.png", ""), ("sub/b.png", "sub"))
+    assert assign_labels(source, found).by_rel == {"a.png": "cat", "sub/b.png": "dog, big"}
     with pytest.raises(InputError, match=r"1 image\(s\) have no row, first c\.png"):
-        labels_for(source, ["a.png", "c.png"], prefixed=False)
+        assign_labels(source, _found(("a.png", ""), ("c.png", "")))
 
 
 @pytest.mark.parametrize(

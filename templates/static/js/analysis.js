@@ -128,8 +128,11 @@
       { displaylogo: false, responsive: true, staticPlot: false });
   }
 
+  // Text a spreadsheet would run as a formula gets a leading ' (OWASP), as in exports.py; numbers
+  // stay numbers.
   function csvCell(value) {
     var s = String(value);
+    if (typeof value === "string" && /^[=+\-@\t\r]/.test(s)) { s = "'" + s; }
     return /[",\r\n]/.test(s) ? "\"" + s.replace(/"/g, "\"\"") + "\"" : s;
   }
 

@@ -1,0 +1,25 @@
+"""The real `dinoclust` command with a slow fake model (no torch), for tests that need two builds
+to overlap: `python -m tests.slow_cli build …`. Each batch takes SLOW_CLI_DELAY seconds."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+import generator.pipeline as pipeline
+from generator.cli import main
+from tests.helpers import FakeEmbedder
+
+
+class SlowEmbedder(FakeEmbedder):
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        time.sleep(float(os.environ.get("SLOW_CLI_DELAY", "0.5")))
+        return super().__call__(pixels)
+
+
+if __name__ == "__main__":
+    pipeline.load_embedder = lambda *args, **kwargs: SlowEmbedder()
+    pipeline.plan_model = lambda *args, **kwargs: FakeEmbedder.info
+    main()
