@@ -6,7 +6,10 @@ The only module that imports click. Heavy modules are imported inside the comman
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import shlex
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,6 +21,7 @@ import click
 from generator import __version__
 from generator.config import DEVICES, LANGS, PRECISIONS, PRETRAINED, RANDOM, BuildConfig
 from generator.errors import ConfigError, GeneratorError
+from generator.structure import PHASE_LOGGER
 from generator.sizes import format_size, parse_size
 
 if TYPE_CHECKING:
@@ -65,6 +69,8 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     log.handlers[:] = [_ClickHandler()]
     log.setLevel(level)
     log.propagate = False
+    # what the build is doing between progress bars ("loading model…"), unless -q
+    logging.getLogger(PHASE_LOGGER).setLevel(logging.ERROR if quiet else logging.INFO)
 
 
 def _progress_for(quiet: bool) -> Callable[..., Any]:
@@ -271,26 +277,27 @@ def _summary(delivery: Delivery) -> None:
     from generator.deliver import zip_top
 
     result, size = delivery.result, format_size(delivery.size or 0)
+    output, page = _shell(result.output), _shell(result.output / "index.html")
     counts = (
         f"from {result.images} images ({len(result.skipped)} skipped, "
         f"{result.embedded} newly embedded) in {result.seconds:.1f} s"
     )
     if delivery.zip_file is None and delivery.size is not None:
         click.echo(
-            f"Built {result.output} ({size}, one self-contained file) {counts}. "
+            f"Built {output} ({size}, one self-contained file) {counts}. "
             "Open it in a browser, or attach it to an e-mail as it is.",
             err=True,
         )
     else:
         click.echo(
-            f"Built {result.output}/ {counts}. Open {result.output / 'index.html'} in a browser, "
+            f"Built {_shell(f'{result.output}/')} {counts}. Open {page} in a browser, "
             "or publish the folder as it is.",
             err=True,
         )
     if delivery.zip_file is not None:
         click.echo(
-            f"Wrote {delivery.zip_file} ({size}): e-mail it; unzipped, it opens at "
-            f"{zip_top(delivery.zip_file)}/index.html.",
+            f"Wrote {_shell(delivery.zip_file)} ({size}): e-mail it; unzipped, it opens at "
+            f"{_shell(f'{zip_top(delivery.zip_file)}/index.html')}.",
             err=True,
         )
     if delivery.fit is not None and delivery.fit.shrunk:
@@ -302,5 +309,24 @@ def _summary(delivery: Delivery) -> None:
         )
 
 
+def _shell(path: Path | str) -> str:
+    """A path as it can be pasted into a shell (quoted only when it needs to be)."""
+    return shlex.quote(str(path))
+
+
 def main() -> None:
-    cli(prog_name="dinoclust")
+    """Run the command and exit right after its last line. With torch loaded, the interpreter's
+    own teardown (thousands of modules, libtorch's static destructors) took 2–5 s more; everything
+    is written and closed by then, so the exit handlers run and the process ends at once."""
+    try:
+        cli(prog_name="dinoclust")
+        code: int | str | None = 0
+    except SystemExit as exc:
+        code = exc.code
+    if isinstance(code, str):
+        click.echo(code, err=True)
+        code = 1
+    atexit._run_exitfuncs()  # logging.shutdown, thread pools joined: what a normal exit runs
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)

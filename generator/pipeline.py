@@ -36,9 +36,10 @@ from generator.labels import LabelSource, labels_for, read_labels
 from generator.payload import ImageRecord, ReportExtras, build_report
 from generator.render import render_site
 from generator.sitedir import check_output, discard, open_staging, publish, staging_exclusions
-from generator.structure import SkippedImage, SourceImage
+from generator.structure import PHASE_LOGGER, SkippedImage, SourceImage
 
 log = logging.getLogger(__name__)
+phase = logging.getLogger(PHASE_LOGGER)
 
 DECODE_THREADS = 2
 LOOKAHEAD = 64  # decoded images waiting for the model: bounds memory whatever N is
@@ -92,6 +93,7 @@ class LazyEmbedder:
 
     def prefetch(self) -> None:
         if self._model is None and self._loading is None:
+            phase.info("loading model…")
             self._loading = ThreadPoolExecutor(1, thread_name_prefix="load-model").submit(
                 self._load
             )
@@ -150,6 +152,7 @@ def build_site(
             extras,
             lang=config.lang,
         )
+        phase.info("writing site…")
         render_site(report, staging, lang=config.lang)
         write_exports(staging, report)
         if config.export_embeddings:
@@ -194,13 +197,19 @@ def _cached_analysis(
 ) -> Analysis:
     """A rebuild with the same features and options reuses the result: no scikit-learn import."""
     if cache is None:
-        return analyse(features, config.k_max, config.seed)
+        return _analyse(features, config)
     key = analysis_key(features, config.k_max, config.seed)
     analysis = cache.analysis(key)
     if analysis is None:
-        analysis = analyse(features, config.k_max, config.seed)
+        analysis = _analyse(features, config)
         cache.put_analysis(key, analysis)
     return analysis
+
+
+def _analyse(features: np.ndarray, config: BuildConfig) -> Analysis:
+    if len(features) >= 2:
+        phase.info("clustering k = 2…%d…", min(config.k_max, len(features)))
+    return analyse(features, config.k_max, config.seed)
 
 
 def embed_images(

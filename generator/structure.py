@@ -27,3 +27,8 @@ class SkippedImage:
     def reason(self) -> str:
         """In English, as the log and report.json's `reason` say it."""
         return self.why.text()
+
+
+# One line per build phase that can take more than a second ("loading model…"): the CLI shows
+# these between progress bars unless --quiet; a library caller sees them as INFO records.
+PHASE_LOGGER = "generator.phase"
