@@ -21,8 +21,8 @@ import click
 from generator import __version__
 from generator.config import DEVICES, LANGS, PRECISIONS, PRETRAINED, RANDOM, BuildConfig
 from generator.errors import ConfigError, GeneratorError
-from generator.structure import PHASE_LOGGER
 from generator.sizes import format_size, parse_size
+from generator.structure import PHASE_LOGGER
 
 if TYPE_CHECKING:
     from generator.deliver import Delivery

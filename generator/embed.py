@@ -116,7 +116,7 @@ def weights_not_found(weights: str, path: Path) -> str:
     keyword that was mistyped."""
     if path.is_dir():
         found = sorted(p.name for p in path.iterdir() if p.suffix in CHECKPOINT_SUFFIXES)
-        inside = f" such as {path / found[0]}" if found else " (it holds no .safetensors or .pth file)"
+        inside = f" such as {path / found[0]}" if found else " (it holds no .safetensors or .pth)"
         return f"{path} is a folder: --weights takes a checkpoint file{inside}."
     close = difflib.get_close_matches(weights, [PRETRAINED, RANDOM], n=1, cutoff=0.6)
     if close and not path.suffix:
