@@ -157,6 +157,14 @@ def build_options(func: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             help="Longest side of the thumbnails, in pixels.",
         ),
+        click.option(
+            "--preview-size",
+            type=int,
+            default=800,
+            show_default=True,
+            help="Longest side of the larger image the preview shows, in pixels (0: none; "
+            "the preview then shows the thumbnail).",
+        ),
         click.option("--strict", is_flag=True, help="Fail (exit 1) if any file cannot be used."),
         click.option(
             "--labels",
@@ -302,9 +310,10 @@ def _summary(delivery: Delivery) -> None:
         )
     if delivery.fit is not None and delivery.fit.shrunk:
         fit = delivery.fit
+        previews = f"previews {fit.preview_size} px" if fit.preview_size else "no previews"
         click.echo(
-            f"--max-size {format_size(fit.budget)}: thumbnails made {fit.thumb_size} px at "
-            f"quality {fit.quality} to fit.",
+            f"--max-size {format_size(fit.budget)}: {previews}, thumbnails {fit.thumb_size} px "
+            f"at quality {fit.quality} to fit.",
             err=True,
         )
 

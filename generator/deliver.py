@@ -91,7 +91,9 @@ def _deliver_single(config: BuildConfig, progress: Progress, embedder: Embedder 
 def _fitter(config: BuildConfig, measure: Callable[..., int], what: str) -> Fitter | None:
     if config.max_size is None:
         return None
-    return Fitter(config.max_size, config.thumb_size, measure, what, config.lang)
+    return Fitter(
+        config.max_size, config.thumb_size, measure, what, config.lang, config.preview_size
+    )
 
 
 # --- the zip --------------------------------------------------------------------------------

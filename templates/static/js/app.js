@@ -419,7 +419,10 @@
     var image = data.images[index];
     var clustering = data.clusterings[String(state.k)];
     var img = dialog.querySelector("img");
-    img.src = image.thumb;
+    // the larger image (--preview-size) is fetched only now; without one, the thumbnail
+    img.src = image.preview || image.thumb;
+    img.width = image.preview ? image.preview_width : image.thumb_width;
+    img.height = image.preview ? image.preview_height : image.thumb_height;
     img.alt = image.path;
     img.setAttribute("data-index", String(index));
     dialog.setAttribute("data-index", String(index));
