@@ -69,8 +69,10 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     log.handlers[:] = [_ClickHandler()]
     log.setLevel(level)
     log.propagate = False
-    # what the build is doing between progress bars ("loading model…"), unless -q
-    logging.getLogger(PHASE_LOGGER).setLevel(logging.ERROR if quiet else logging.INFO)
+    # what the build is doing between progress bars ("loading model…"): on a terminal, as the
+    # bars are; in a log only with -v
+    shown = not quiet and sys.stderr.isatty()
+    logging.getLogger(PHASE_LOGGER).setLevel(logging.INFO if shown else logging.NOTSET)
 
 
 def _progress_for(quiet: bool) -> Callable[..., Any]:
@@ -324,11 +326,16 @@ def _shell(path: Path | str) -> str:
 
 
 def main() -> None:
-    """Run the command and exit right after its last line. With torch loaded, the interpreter's
-    own teardown (thousands of modules, libtorch's static destructors) took 2–5 s more; everything
-    is written and closed by then, so the exit handlers run and the process ends at once."""
+    cli(prog_name="dinoclust")
+
+
+def console() -> None:
+    """The `dinoclust` command: `main`, then exit right after its last line. With torch loaded,
+    the interpreter's own teardown (thousands of modules, libtorch's static destructors) took
+    2–5 s more; everything is written and closed by then, so the exit handlers run and the
+    process ends at once."""
     try:
-        cli(prog_name="dinoclust")
+        main()
         code: int | str | None = 0
     except SystemExit as exc:
         code = exc.code
