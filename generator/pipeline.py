@@ -231,9 +231,14 @@ def embed_images(
     """Features and thumbnails for every image: from the cache where possible, else decoded in
     worker threads while the model embeds full batches. Thumbnails go straight to disk."""
     (site / "thumbs").mkdir(exist_ok=True)
-    spec = f"{THUMB_FORMAT}-q{THUMB_QUALITY}-{config.thumb_size}"
+    # previews need a larger decode, which changes the thumbnail and model input a little: the
+    # cache keeps those apart
+    side = (
+        max(PREPROCESS.size, config.thumb_size, config.preview_size) if config.preview_size else 0
+    )
+    spec = f"{THUMB_FORMAT}-q{THUMB_QUALITY}-{config.thumb_size}" + (f"-d{side}" if side else "")
     work = _Work(images, embedder, cache, site, spec, config.batch_size)
-    work.previews = Previews(site, config.preview_size, cache)
+    work.previews, work.side = Previews(site, config.preview_size, cache), side
     todo = work.from_cache()
     if todo:
         sizes = (config.thumb_size, config.preview_size)
@@ -269,6 +274,7 @@ class _Work:
         self.vectors: dict[str, np.ndarray] = {}
         self.embedded = 0
         self.previews = Previews(site, 0)
+        self.side = 0  # the decode's long side when previews are made (cache namespace)
 
     def from_cache(self) -> list[int]:
         """Serve what the cache has; return the indices that must be decoded."""
@@ -277,7 +283,7 @@ class _Work:
             return list(range(len(self.images)))
         digests = self.cache.digests([image.path for image in self.images])
         known = [d for d in digests if isinstance(d, str)]
-        self.vectors = self.cache.vectors(namespace(self.embedder.info), known)
+        self.vectors = self.cache.vectors(namespace(self.embedder.info, self.side), known)
         thumbs = self.cache.thumbs(self.spec, known)
         self.previews.load(known)
         todo = []
@@ -323,7 +329,7 @@ class _Work:
                 self.features[index] = vector
             self.embedded += len(self.batch)
             if self.cache is not None:
-                space = namespace(self.embedder.info)
+                space = namespace(self.embedder.info, self.side)
                 self.cache.put_vectors(
                     space, [(d, v) for (_, d, _), v in zip(self.batch, vectors, strict=True)]
                 )
