@@ -78,9 +78,8 @@ def site(photos: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def site_without_previews(photos: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     output = tmp_path_factory.mktemp("newcomer-nopreview") / "site"
-    build_site(
-        BuildConfig(inputs=(photos,), output=output, k_max=3, preview_size=0), FakeEmbedder()
-    )
+    config = BuildConfig(inputs=(photos,), output=output, k_max=3, preview_size=0)
+    build_site(config, embedder=FakeEmbedder())
     return output
 
 
