@@ -211,8 +211,10 @@ def _load_rgb(
         if width < 1 or height < 1:
             raise DecodeError("skip_no_pixels")
         side = max(model_size, thumb_size)
-        if image.format in DRAFT_FORMATS:
-            image.draft("RGB", (side, side))  # decode at 1/2–1/8 scale when big enough
+        if image.format in DRAFT_FORMATS:  # decode at 1/2–1/8 scale when big enough:
+            # the long side must keep `side`, the short one the model's input
+            wide = image.size[0] >= image.size[1]
+            image.draft("RGB", (side, model_size) if wide else (model_size, side))
         orientation = _orientation(image, default_orientation)
         big = image.size[0] * image.size[1] > BIG_PIXELS
         with _BIG_DECODES if big else contextlib.nullcontext():
