@@ -104,6 +104,13 @@ def test_phone_layout_is_one_column_and_nothing_overflows(browser: Browser, site
         assert layout["narrow"] == []
         assert layout["overflowing"] == []
         assert layout["page"] <= PHONE[0]  # no sideways scrolling of the page itself
+        # "112 (66.3 %)" and the like stay on one line in the sizes list
+        lines = page.evaluate(
+            """() => Array.from(document.querySelectorAll('#sizes .bar-value')).map(e => {
+                 const range = document.createRange(); range.selectNodeContents(e);
+                 return range.getClientRects().length; })"""
+        )
+        assert lines and set(lines) == {1}
         # the sticky bar stays small: at most 12 % of the screen
         bar = page.locator(".controls").bounding_box()
         assert bar is not None and bar["height"] <= 0.12 * PHONE[1]
