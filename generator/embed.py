@@ -197,13 +197,15 @@ def pick_device(requested: str) -> str:
 
 def create_model(weights: str, seed: int = 0) -> Any:
     """ViT-S/16 with its classifier removed (num_classes=0 → the 384-d CLS feature)."""
+    # the hub first: unreachable, it fails without waiting seconds for torch and timm to import
+    checkpoint = download_pretrained() if weights == PRETRAINED else None
     import timm
     import torch
 
     torch.manual_seed(seed)  # random weights are reproducible: same seed, same site
     model = timm.create_model(MODEL_NAME, pretrained=False, num_classes=0)
-    if weights == PRETRAINED:
-        load_weights(model, download_pretrained())
+    if checkpoint is not None:
+        load_weights(model, checkpoint)
     elif weights != RANDOM:
         load_weights(model, Path(weights).expanduser())
     return model
