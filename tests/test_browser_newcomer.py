@@ -114,6 +114,9 @@ def test_phone_layout_is_one_column_and_nothing_overflows(browser: Browser, site
         # the sticky bar stays small: at most 12 % of the screen
         bar = page.locator(".controls").bounding_box()
         assert bar is not None and bar["height"] <= 0.12 * PHONE[1]
+        # …and opaque: headings scrolling under it do not show through
+        background = "() => getComputedStyle(document.querySelector('.controls')).backgroundColor"
+        assert page.evaluate(background) == "rgb(255, 255, 255)"
         assert opened.errors == []
 
 
