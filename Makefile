@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 WEIGHTS ?=
 OUT ?= site
 
-.PHONY: demo test lint chromium screenshot clean
+.PHONY: demo test lint chromium axe screenshot clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,11 +23,14 @@ demo: $(VENV)/.installed
 chromium:
 	@bash scripts/ensure-chromium.sh
 
+axe:
+	@bash scripts/ensure-axe.sh
+
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: $(VENV)/.installed-test chromium lint
+test: $(VENV)/.installed-test chromium axe lint
 	$(BIN)/python -m pytest
 
 screenshot: $(VENV)/.installed-test chromium

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from generator.cli import main
+from generator.cli import console
 
 if __name__ == "__main__":
-    main()
+    console()

@@ -60,7 +60,10 @@ def analyse(features: np.ndarray, k_max: int, seed: int) -> Analysis:
     """PCA to min(50, N, D) dims, then K-means (fixed seed) for k = 2 … min(k_max, N)."""
     n, dim = features.shape
     if n < K_MIN:
-        raise InputError(f"Clustering needs at least {K_MIN} images; only {n} could be used.")
+        raise InputError(
+            f"Clustering needs at least {K_MIN} images; only {n} could be used. "
+            "Add more images to the input (or fix the skipped files named above)."
+        )
     coords, ratio = pca(features, seed)
     distinct = len(np.unique(np.round(coords, 6), axis=0))
     notes = []

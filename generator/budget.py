@@ -1,9 +1,11 @@
-"""Fit a size budget (--max-size): shrink the thumbnails until what is sent fits.
+"""Fit a size budget (--max-size): shrink the previews, then the thumbnails, until what is sent
+fits.
 
-Plotly and the page are a fixed floor; only the thumbnails scale with size and quality. They are
-re-encoded from the build's own thumbnails (small, quick to decode: no original is read again)
-along a ladder of sizes and qualities, binary-searched for the largest step that fits. Every step
-tried is measured exactly, so the chosen one is known to fit.
+Plotly and the page are a fixed floor; only the images scale with size and quality. The previews
+(--preview-size) go first: smaller steps down to just above the thumbnails, then none (the dialog
+then shows the thumbnail); then the thumbnails. Both are re-encoded from the build's own images (no
+original is read again) along one ladder, binary-searched for the largest step that fits. Every
+step tried is measured exactly, so the chosen one is known to fit.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ LADDER_SIZES = (1024, 768, 512, 384, 320, 256, 224, 192, 160, 128, 112, 96, 80, 
 LOW_QUALITY = 60
 LOW_QUALITY_BYTES = 0.7  # WebP q60 / q80 bytes, roughly: orders the ladder by expected size
 Step = tuple[int, int]  # (longest side in px, WebP quality)
+Rung = tuple[int, int, int]  # (preview px, 0 = no previews; thumbnail px; thumbnail quality)
 Measure = Callable[[dict[str, Any], Path], int]  # (report, site) → bytes of what is sent
 
 
@@ -40,6 +43,7 @@ class Fit:
     size: int
     budget: int
     shrunk: bool  # False: the build's own thumbnails already fitted
+    preview_size: int = 0  # the previews' longest side; 0: none (dropped, or never made)
 
 
 def thumb_ladder(thumb_size: int) -> list[Step]:
@@ -50,36 +54,56 @@ def thumb_ladder(thumb_size: int) -> list[Step]:
     return sorted(steps, key=lambda step: (-(step[0] ** 2) * weight[step[1]], -step[0]))
 
 
+def ladder(thumb_size: int, preview_size: int = 0) -> list[Rung]:
+    """The build's own images first; then smaller previews, no previews, smaller thumbnails."""
+    sides = [preview_size, *LADDER_SIZES] if preview_size else []
+    previews = dict.fromkeys(p for p in sides if thumb_size < p <= preview_size)
+    rungs = [(p, thumb_size, THUMB_QUALITY) for p in previews]
+    return rungs + [(0, px, quality) for px, quality in thumb_ladder(thumb_size)]
+
+
 class Fitter:
     """The pipeline's `finish` step: makes the staged site fit `budget` as `measure` counts it."""
 
     def __init__(
-        self, budget: int, thumb_size: int, measure: Measure, what: str, lang: str = "en"
+        self,
+        budget: int,
+        thumb_size: int,
+        measure: Measure,
+        what: str,
+        lang: str = "en",
+        preview_size: int = 0,
     ) -> None:
         self.budget, self.thumb_size, self.measure, self.what = budget, thumb_size, measure, what
-        self.lang = lang
+        self.lang, self.preview_size = lang, preview_size
         self.fit: Fit | None = None
 
     def __call__(self, report: dict[str, Any], site: Path) -> dict[str, Any]:
         size = self.measure(report, site)
         log.info("%s with %d px thumbnails: %s", self.what, self.thumb_size, format_size(size))
+        previews = self.preview_size if any(i.get("preview") for i in report["images"]) else 0
         if size <= self.budget:
-            self.fit = Fit(self.thumb_size, THUMB_QUALITY, size, self.budget, shrunk=False)
+            self.fit = Fit(self.thumb_size, THUMB_QUALITY, size, self.budget, False, previews)
             return report
-        originals = {rel: (site / rel).read_bytes() for rel in _thumbs(report)}
-        ladder = thumb_ladder(self.thumb_size)[1:]
-        low, high, best, last = 0, len(ladder) - 1, None, None
+        originals = {rel: (site / rel).read_bytes() for rel in _images(report)}
+        rungs = ladder(self.thumb_size, previews)[1:]
+        low, high, best, last = 0, len(rungs) - 1, None, None
         while low <= high:
             mid = (low + high) // 2
-            trial = shrink_thumbs(report, site, originals, ladder[mid], self.lang)
+            trial = shrink_images(report, site, originals, rungs[mid], self.lang)
             last, size = mid, self.measure(trial, site)
-            log.info("%s with thumbnails %d px q%d: %s", self.what, *ladder[mid], format_size(size))
+            log.info(
+                "%s with previews %d px, thumbnails %d px q%d: %s",
+                self.what,
+                *rungs[mid],
+                format_size(size),
+            )
             if size <= self.budget:
                 best, high = (mid, trial, size), mid - 1
             else:
                 low = mid + 1
         if best is None:
-            px, quality = ladder[-1]
+            _, px, quality = rungs[-1]
             raise BudgetError(
                 f"{self.what} would be {format_size(size)} even with the smallest thumbnails "
                 f"({px} px, quality {quality}): more than --max-size {format_size(self.budget)}. "
@@ -87,32 +111,47 @@ class Fitter:
             )
         mid, trial, size = best
         if last != mid:  # the search ended on a step that did not fit: go back to the best one
-            trial = shrink_thumbs(report, site, originals, ladder[mid], self.lang)
-        self.fit = Fit(*ladder[mid], size, self.budget, shrunk=True)
+            trial = shrink_images(report, site, originals, rungs[mid], self.lang)
+        preview_px, px, quality = rungs[mid]
+        self.fit = Fit(px, quality, size, self.budget, True, preview_px)
         return trial
 
 
-def shrink_thumbs(
-    report: dict[str, Any], site: Path, originals: dict[str, bytes], step: Step, lang: str = "en"
+def shrink_images(
+    report: dict[str, Any], site: Path, originals: dict[str, bytes], rung: Rung, lang: str = "en"
 ) -> dict[str, Any]:
-    """Rewrite every thumbnail at `step` from `originals`; re-render the page; the new report."""
-    px, quality = step
+    """Rewrite every thumbnail and preview at `rung` from `originals` (previews removed when the
+    rung has none); re-render the page; the new report."""
+    preview_px, px, quality = rung
+    thumbs = {rel: (px, quality) for rel in {i["thumb"] for i in report["images"]}}
+    previews = {i["preview"] for i in report["images"] if i.get("preview")}
+    for rel in previews if not preview_px else ():
+        (site / rel).unlink(missing_ok=True)  # written by this build, in its staging folder
+    jobs = {**thumbs, **{rel: (preview_px, THUMB_QUALITY) for rel in previews if preview_px}}
 
-    def one(item: tuple[str, bytes]) -> tuple[str, tuple[int, int]]:
-        rel, data = item
-        size, encoded = reencode(data, px, quality)
+    def one(rel: str) -> tuple[str, tuple[int, int]]:
+        size, encoded = reencode(originals[rel], *jobs[rel])
         (site / rel).write_bytes(encoded)
         return rel, size
 
     with ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="thumbs") as pool:
-        sizes = dict(pool.map(one, sorted(originals.items())))
-    images = [
-        {**image, "thumb_width": sizes[image["thumb"]][0], "thumb_height": sizes[image["thumb"]][1]}
-        for image in report["images"]
-    ]
+        sizes = dict(pool.map(one, sorted(jobs)))
+    images = [_resized(image, sizes, bool(preview_px)) for image in report["images"]]
     smaller = {**report, "images": images}
     render_site(smaller, site, lang=lang)
     return smaller
+
+
+def _resized(
+    image: dict[str, Any], sizes: dict[str, tuple[int, int]], previews: bool
+) -> dict[str, Any]:
+    thumb = sizes[image["thumb"]]
+    out = {**image, "thumb_width": thumb[0], "thumb_height": thumb[1]}
+    if image.get("preview"):
+        preview = sizes.get(image["preview"]) if previews else None
+        out["preview"] = image["preview"] if preview else None
+        out["preview_width"], out["preview_height"] = preview or (None, None)
+    return out
 
 
 def reencode(data: bytes, px: int, quality: int) -> tuple[tuple[int, int], bytes]:
@@ -126,5 +165,7 @@ def reencode(data: bytes, px: int, quality: int) -> tuple[tuple[int, int], bytes
     return image.size, encode_thumb(image, quality)
 
 
-def _thumbs(report: dict[str, Any]) -> list[str]:
-    return sorted({image["thumb"] for image in report["images"]})
+def _images(report: dict[str, Any]) -> list[str]:
+    """The thumbnails and previews in the site."""
+    previews = {image["preview"] for image in report["images"] if image.get("preview")}
+    return sorted({image["thumb"] for image in report["images"]} | previews)

@@ -70,14 +70,17 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dinoclust"
 
 
-def namespace(info: ModelInfo) -> str:
-    """Everything that changes a feature vector; the device does not."""
+def namespace(info: ModelInfo, decode_side: int = 0) -> str:
+    """Everything that changes a feature vector; the device does not. `decode_side`: the long
+    side a decode with previews must keep, which changes the JPEG draft scale and so, slightly,
+    the model input (0: no previews, as before)."""
     key = {
         "version": CACHE_VERSION,
         "model": info.name,
         "weights": info.weights_id,
         "preprocess": asdict(PREPROCESS),
         "precision": info.precision,
+        **({"decode": decode_side} if decode_side else {}),
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
 

@@ -6,7 +6,10 @@ The only module that imports click. Heavy modules are imported inside the comman
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import shlex
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,6 +24,7 @@ from generator.config import DEVICES, LANGS, PRECISIONS, PRETRAINED, RANDOM
 from generator.errors import ConfigError, GeneratorError
 from generator.options import build_config, log_level
 from generator.sizes import format_size, parse_size
+from generator.structure import PHASE_LOGGER
 
 if TYPE_CHECKING:
     from generator.deliver import Delivery
@@ -60,6 +64,10 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     log.handlers[:] = [_ClickHandler()]
     log.setLevel(log_level(verbose, quiet))
     log.propagate = False
+    # what the build is doing between progress bars ("loading model…"): on a terminal, as the
+    # bars are; in a log only with -v
+    shown = not quiet and sys.stderr.isatty()
+    logging.getLogger(PHASE_LOGGER).setLevel(logging.INFO if shown else logging.NOTSET)
 
 
 def _progress_for(quiet: bool) -> Callable[..., Any]:
@@ -145,6 +153,14 @@ def build_options(func: Callable[..., Any]) -> Callable[..., Any]:
             default=192,
             show_default=True,
             help="Longest side of the thumbnails, in pixels.",
+        ),
+        click.option(
+            "--preview-size",
+            type=int,
+            default=800,
+            show_default=True,
+            help="Longest side of the larger image the preview shows, in pixels (0: none; "
+            "the preview then shows the thumbnail).",
         ),
         click.option("--strict", is_flag=True, help="Fail (exit 1) if any file cannot be used."),
         click.option(
@@ -312,36 +328,62 @@ def _summary(delivery: Delivery) -> None:
 
     result, size = delivery.result, format_size(delivery.size or 0)
     links = f"{len(result.aliases):,} links to images already included, " if result.aliases else ""
+    output, page = _shell(result.output), _shell(result.output / "index.html")
     counts = (
         f"from {result.images} images ({len(result.skipped)} skipped, {links}"
         f"{result.embedded} newly embedded) in {result.seconds:.1f} s"
     )
     if delivery.zip_file is None and delivery.size is not None:
         click.echo(
-            f"Built {result.output} ({size}, one self-contained file) {counts}. "
+            f"Built {output} ({size}, one self-contained file) {counts}. "
             "Open it in a browser, or attach it to an e-mail as it is.",
             err=True,
         )
     else:
         click.echo(
-            f"Built {result.output}/ {counts}. Open {result.output / 'index.html'} in a browser, "
+            f"Built {_shell(f'{result.output}/')} {counts}. Open {page} in a browser, "
             "or publish the folder as it is.",
             err=True,
         )
     if delivery.zip_file is not None:
         click.echo(
-            f"Wrote {delivery.zip_file} ({size}): e-mail it; unzipped, it opens at "
-            f"{zip_top(delivery.zip_file)}/index.html.",
+            f"Wrote {_shell(delivery.zip_file)} ({size}): e-mail it; unzipped, it opens at "
+            f"{_shell(f'{zip_top(delivery.zip_file)}/index.html')}.",
             err=True,
         )
     if delivery.fit is not None and delivery.fit.shrunk:
         fit = delivery.fit
+        previews = f"previews {fit.preview_size} px" if fit.preview_size else "no previews"
         click.echo(
-            f"--max-size {format_size(fit.budget)}: thumbnails made {fit.thumb_size} px at "
-            f"quality {fit.quality} to fit.",
+            f"--max-size {format_size(fit.budget)}: {previews}, thumbnails {fit.thumb_size} px "
+            f"at quality {fit.quality} to fit.",
             err=True,
         )
 
 
+def _shell(path: Path | str) -> str:
+    """A path as it can be pasted into a shell (quoted only when it needs to be)."""
+    return shlex.quote(str(path))
+
+
 def main() -> None:
     cli(prog_name="dinoclust")
+
+
+def console() -> None:
+    """The `dinoclust` command: `main`, then exit right after its last line. With torch loaded,
+    the interpreter's own teardown (thousands of modules, libtorch's static destructors) took
+    2–5 s more; everything is written and closed by then, so the exit handlers run and the
+    process ends at once."""
+    try:
+        main()
+        code: int | str | None = 0
+    except SystemExit as exc:
+        code = exc.code
+    if isinstance(code, str):
+        click.echo(code, err=True)
+        code = 1
+    atexit._run_exitfuncs()  # logging.shutdown, thread pools joined: what a normal exit runs
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)

@@ -29,6 +29,7 @@ class BuildConfig:
     k_max: int = 10
     seed: int = 0
     thumb_size: int = 192
+    preview_size: int = 800  # longest side of the larger image the preview shows; 0: none
     strict: bool = False
     precision: str = "auto"
     cache_dir: Path | None = None  # None: no embedding cache (--no-cache)
@@ -57,6 +58,11 @@ class BuildConfig:
             raise ConfigError(f"--batch-size must be at least 1 (got {self.batch_size}).")
         if not 32 <= self.thumb_size <= 1024:
             raise ConfigError(f"--thumb-size must be between 32 and 1024 (got {self.thumb_size}).")
+        if self.preview_size != 0 and not self.thumb_size < self.preview_size <= 4096:
+            raise ConfigError(
+                f"--preview-size must be 0 (no previews) or between --thumb-size "
+                f"({self.thumb_size}) and 4096 (got {self.preview_size})."
+            )
         if self.seed < 0:
             raise ConfigError(f"--seed must be zero or positive (got {self.seed}).")
         if self.title is not None and not self.title.strip():

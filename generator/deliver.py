@@ -35,6 +35,7 @@ FILE_MODE = 0o100644  # a regular file, rw-r--r--, whoever built it
 UNIX = 3  # ZipInfo.create_system: makes FILE_MODE apply, on any OS
 STORED = frozenset({".webp", ".png", ".jpg", ".jpeg", ".gif"})  # compressed already
 WORK_TAG = ".dinoclust-tmp-"
+IMAGES_MARGIN = 100_000  # the page, the data and a few dozen small thumbnails above the floor
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,9 @@ def _deliver_single(config: BuildConfig, progress: Progress, embedder: Embedder 
 def _fitter(config: BuildConfig, measure: Callable[..., int], what: str) -> Fitter | None:
     if config.max_size is None:
         return None
-    return Fitter(config.max_size, config.thumb_size, measure, what, config.lang)
+    return Fitter(
+        config.max_size, config.thumb_size, measure, what, config.lang, config.preview_size
+    )
 
 
 # --- the zip --------------------------------------------------------------------------------
@@ -197,7 +200,8 @@ def check_floor(budget: int, single: bool) -> None:
         raise BudgetError(
             f"--max-size {format_size(budget)} is too small: Plotly and the page's own scripts "
             f"alone take {format_size(floor)} in {what}, before any image. Use --max-size "
-            f"{round_up(floor)} plus the images (about 1 to 10 KB each), or more."
+            f"{round_up(floor + IMAGES_MARGIN)} or more: if the images do not fit either, the "
+            "build says how much they need."
         )
 
 

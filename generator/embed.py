@@ -7,6 +7,7 @@ This is the only module that imports torch and timm, and it does so inside funct
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import logging
 import os
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 MODEL_NAME = "vit_small_patch16_224.dino"
 HUB_REPO = "timm/vit_small_patch16_224.dino"  # timm's pretrained_cfg hf_hub_id for MODEL_NAME
+CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")  # what --weights PATH may name
 FEATURE_DIM = 384
 HUB_FILES = ("model.safetensors", "pytorch_model.bin")  # what the hub repo may hold
 HUB_TIMEOUT_S = 5.0
@@ -102,14 +104,28 @@ def plan_model(weights: str, device: str, precision: str, seed: int = 0) -> Mode
     else:
         path = Path(weights).expanduser()
         if not path.is_file():
-            raise ModelError(
-                f"{path}: checkpoint file not found. Check the path given to --weights."
-            )
+            raise ModelError(weights_not_found(weights, path))
         digest = file_sha256(path)
         said = Message.of("weights_checkpoint", name=path.name, sha=digest[:12])
         weights_id = f"sha256:{digest}"
     random = weights == RANDOM
     return ModelInfo(MODEL_NAME, str(said), weights_id, random, chosen, resolved, said)
+
+
+def weights_not_found(weights: str, path: Path) -> str:
+    """Why `--weights` names no file, and the likely fix: a file inside the folder given, or the
+    keyword that was mistyped."""
+    if path.is_dir():
+        found = sorted(p.name for p in path.iterdir() if p.suffix in CHECKPOINT_SUFFIXES)
+        inside = f" such as {path / found[0]}" if found else " (it holds no .safetensors or .pth)"
+        return f"{path} is a folder: --weights takes a checkpoint file{inside}."
+    close = difflib.get_close_matches(weights, [PRETRAINED, RANDOM], n=1, cutoff=0.6)
+    if close and not path.suffix:
+        return f"--weights {weights}: no such checkpoint file. Did you mean --weights {close[0]}?"
+    return (
+        f"{path}: checkpoint file not found. Check the path given to --weights "
+        f"(or use '{PRETRAINED}' or '{RANDOM}')."
+    )
 
 
 def load_embedder(weights: str, info: ModelInfo, seed: int = 0) -> VitEmbedder:
@@ -182,13 +198,15 @@ def pick_device(requested: str) -> str:
 
 def create_model(weights: str, seed: int = 0) -> Any:
     """ViT-S/16 with its classifier removed (num_classes=0 → the 384-d CLS feature)."""
+    # the hub first: unreachable, it fails without waiting seconds for torch and timm to import
+    checkpoint = download_pretrained() if weights == PRETRAINED else None
     import timm
     import torch
 
     torch.manual_seed(seed)  # random weights are reproducible: same seed, same site
     model = timm.create_model(MODEL_NAME, pretrained=False, num_classes=0)
-    if weights == PRETRAINED:
-        load_weights(model, download_pretrained())
+    if checkpoint is not None:
+        load_weights(model, checkpoint)
     elif weights != RANDOM:
         load_weights(model, Path(weights).expanduser())
     return model
@@ -276,7 +294,7 @@ def _read_state_dict(path: Path) -> Mapping[str, Any]:
     import torch
 
     if not path.is_file():
-        raise ModelError(f"{path}: checkpoint file not found. Check the path given to --weights.")
+        raise ModelError(weights_not_found(str(path), path))
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -284,8 +302,10 @@ def _read_state_dict(path: Path) -> Mapping[str, Any]:
             return load_file(str(path))
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ModelError(
-            f"{path}: not a readable safetensors or PyTorch checkpoint ({_first_line(exc)})."
+        raise ModelError(  # the loaders' own words (a bare number, a key) say nothing useful
+            f"{path}: not a readable safetensors or PyTorch checkpoint: it is damaged, incomplete "
+            f"or another kind of file ({type(exc).__name__}). Download it again, or pass another "
+            "checkpoint with --weights."
         ) from exc
     if not isinstance(state, Mapping):
         raise ModelError(f"{path}: holds a {type(state).__name__}, not a state dict of weights.")

@@ -91,10 +91,13 @@ class Decoded:
     thumb_size: tuple[int, int]
     size: tuple[int, int]  # original (width, height) after EXIF orientation
     sha256: str
+    preview: bytes | None = None  # the larger image for the preview dialog, metadata-free
+    preview_size: tuple[int, int] | None = None  # None: the source is no larger than the thumb
 
 
-def decode(path: Path, model_size: int, thumb_size: int) -> Decoded:
-    """Decode `path` once; raise DecodeError with a one-line reason if it cannot be used."""
+def decode(path: Path, model_size: int, thumb_size: int, preview_size: int = 0) -> Decoded:
+    """Decode `path` once; raise DecodeError with a one-line reason if it cannot be used.
+    With `preview_size`, a second, larger image comes from the same decode."""
     missing = _missing_support(path.suffix.lower())
     if missing:
         raise DecodeError("skip_not_installed", what=missing[0], remedy=missing[1])
@@ -110,10 +113,11 @@ def decode(path: Path, model_size: int, thumb_size: int) -> Decoded:
     if not data:
         raise DecodeError("skip_empty")
     try:
+        side = max(thumb_size, preview_size)  # the largest image made from this decode
         if path.suffix.lower() in RAW_SUFFIXES:
-            image, size = _open_raw(data, model_size, thumb_size)
+            image, size = _open_raw(data, model_size, side)
         else:
-            image, size = _open_rgb(data, model_size, thumb_size)
+            image, size = _open_rgb(data, model_size, side)
     except DecodeError:
         raise
     except UnidentifiedImageError as exc:
@@ -125,13 +129,25 @@ def decode(path: Path, model_size: int, thumb_size: int) -> Decoded:
     model = image.resize((model_size, model_size), Image.Resampling.BILINEAR)
     thumb = image.copy()
     thumb.thumbnail((thumb_size, thumb_size), Image.Resampling.LANCZOS)
+    preview = _preview(image, thumb.size, preview_size)
     return Decoded(
         pixels=np.asarray(model, dtype=np.uint8),
         thumb=encode_thumb(thumb),
         thumb_size=thumb.size,
         size=size,
         sha256=hashlib.sha256(data).hexdigest(),
+        preview=None if preview is None else encode_thumb(preview),
+        preview_size=None if preview is None else preview.size,
     )
+
+
+def _preview(image: Image.Image, thumb: tuple[int, int], preview_size: int) -> Image.Image | None:
+    """The preview image, or None when it would be no larger than the thumbnail."""
+    if preview_size <= 0 or max(image.size) <= max(thumb):
+        return None
+    preview = image.copy()
+    preview.thumbnail((preview_size, preview_size), Image.Resampling.LANCZOS)
+    return preview
 
 
 def encode_thumb(image: Image.Image, quality: int = THUMB_QUALITY) -> bytes:
@@ -195,8 +211,10 @@ def _load_rgb(
         if width < 1 or height < 1:
             raise DecodeError("skip_no_pixels")
         side = max(model_size, thumb_size)
-        if image.format in DRAFT_FORMATS:
-            image.draft("RGB", (side, side))  # decode at 1/2–1/8 scale when big enough
+        if image.format in DRAFT_FORMATS:  # decode at 1/2–1/8 scale when big enough:
+            # the long side must keep `side`, the short one the model's input
+            wide = image.size[0] >= image.size[1]
+            image.draft("RGB", (side, model_size) if wide else (model_size, side))
         orientation = _orientation(image, default_orientation)
         big = image.size[0] * image.size[1] > BIG_PIXELS
         with _BIG_DECODES if big else contextlib.nullcontext():

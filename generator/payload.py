@@ -36,6 +36,8 @@ class ImageRecord:
     thumb_size: tuple[int, int]
     size: tuple[int, int]
     digest: str = ""  # content hash (sha256 hex): byte-identical files share it
+    preview: str | None = None  # the larger image in the site; None: the thumbnail is all
+    preview_size: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,9 @@ def build_report(
                 "thumb_height": r.thumb_size[1],
                 "width": r.size[0],
                 "height": r.size[1],
+                "preview": r.preview,
+                "preview_width": r.preview_size[0] if r.preview_size else None,
+                "preview_height": r.preview_size[1] if r.preview_size else None,
             }
             for r in images
         ],

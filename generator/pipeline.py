@@ -35,10 +35,18 @@ from generator.imaging import THUMB_FORMAT, THUMB_QUALITY, Decoded, DecodeError,
 from generator.labels import Labelling, assign_labels, read_labels
 from generator.payload import ImageRecord, ReportExtras, build_report
 from generator.render import render_site
-from generator.sitedir import check_output, discard, open_staging, publish, staging_exclusions
-from generator.structure import Alias, SkippedImage, SourceImage
+from generator.sitedir import (
+    carry_foreign,
+    check_output,
+    discard,
+    open_staging,
+    publish,
+    staging_exclusions,
+)
+from generator.structure import PHASE_LOGGER, Alias, SkippedImage, SourceImage
 
 log = logging.getLogger(__name__)
+phase = logging.getLogger(PHASE_LOGGER)
 
 DECODE_THREADS = 2
 LOOKAHEAD = 64  # decoded images waiting for the model: bounds memory whatever N is
@@ -93,6 +101,7 @@ class LazyEmbedder:
 
     def prefetch(self) -> None:
         if self._model is None and self._loading is None:
+            phase.info("loading model…")
             self._loading = ThreadPoolExecutor(1, thread_name_prefix="load-model").submit(
                 self._load
             )
@@ -152,10 +161,12 @@ def build_site(
             extras,
             lang=config.lang,
         )
+        phase.info("writing site…")
         render_site(report, staging, lang=config.lang)
         write_exports(staging, report)
         if config.export_embeddings:
             write_arrays(staging, embedded.features, analysis.coords)
+        carry_foreign(config.output, staging)  # before the zip or size budget sees the site
         if finish is not None:
             report = finish(report, staging)
         publish(staging, config.output)
@@ -197,13 +208,19 @@ def _cached_analysis(
 ) -> Analysis:
     """A rebuild with the same features and options reuses the result: no scikit-learn import."""
     if cache is None:
-        return analyse(features, config.k_max, config.seed)
+        return _analyse(features, config)
     key = analysis_key(features, config.k_max, config.seed)
     analysis = cache.analysis(key)
     if analysis is None:
-        analysis = analyse(features, config.k_max, config.seed)
+        analysis = _analyse(features, config)
         cache.put_analysis(key, analysis)
     return analysis
+
+
+def _analyse(features: np.ndarray, config: BuildConfig) -> Analysis:
+    if len(features) >= 2:
+        phase.info("clustering k = 2…%d…", min(config.k_max, len(features)))
+    return analyse(features, config.k_max, config.seed)
 
 
 def embed_images(
@@ -217,12 +234,19 @@ def embed_images(
     """Features and thumbnails for every image: from the cache where possible, else decoded in
     worker threads while the model embeds full batches. Thumbnails go straight to disk."""
     (site / "thumbs").mkdir(exist_ok=True)
-    spec = f"{THUMB_FORMAT}-q{THUMB_QUALITY}-{config.thumb_size}"
+    # previews need a larger decode, which changes the thumbnail and model input a little: the
+    # cache keeps those apart
+    side = (
+        max(PREPROCESS.size, config.thumb_size, config.preview_size) if config.preview_size else 0
+    )
+    spec = f"{THUMB_FORMAT}-q{THUMB_QUALITY}-{config.thumb_size}" + (f"-d{side}" if side else "")
     work = _Work(images, embedder, cache, site, spec, config.batch_size)
+    work.previews, work.side = Previews(site, config.preview_size, cache), side
     todo = work.from_cache()
     if todo:
+        sizes = (config.thumb_size, config.preview_size)
         with progress("Embedding images", len(todo)) as advance:
-            for index, result in _decoded([images[i] for i in todo], todo, config.thumb_size):
+            for index, result in _decoded([images[i] for i in todo], todo, sizes):
                 advance(work.take(index, result))
             advance(work.flush())
     log.info(
@@ -252,6 +276,8 @@ class _Work:
         self.new_thumbs: list[tuple[str, CachedThumb]] = []
         self.vectors: dict[str, np.ndarray] = {}
         self.embedded = 0
+        self.previews = Previews(site, 0)
+        self.side = 0  # the decode's long side when previews are made (cache namespace)
 
     def from_cache(self) -> list[int]:
         """Serve what the cache has; return the indices that must be decoded."""
@@ -260,13 +286,14 @@ class _Work:
             return list(range(len(self.images)))
         digests = self.cache.digests([image.path for image in self.images])
         known = [d for d in digests if isinstance(d, str)]
-        self.vectors = self.cache.vectors(namespace(self.embedder.info), known)
+        self.vectors = self.cache.vectors(namespace(self.embedder.info, self.side), known)
         thumbs = self.cache.thumbs(self.spec, known)
+        self.previews.load(known)
         todo = []
         for index, digest in enumerate(digests):
             if isinstance(digest, OSError):
                 self._skip(index, Message.of("skip_unreadable", error=digest.strerror or digest))
-            elif digest in self.vectors and digest in thumbs:
+            elif digest in self.vectors and digest in thumbs and self.previews.has(digest):
                 self.records[index] = self._save_thumb(index, digest, thumbs[digest])
                 self.features[index] = self.vectors[digest]
             else:
@@ -286,6 +313,7 @@ class _Work:
             self._skip(index, result.why)
             return 1
         thumb = CachedThumb(result.thumb, result.thumb_size, result.size)
+        self.previews.take(result)
         self.records[index] = self._save_thumb(index, result.sha256, thumb)
         if self.cache is not None:
             self.new_thumbs.append((result.sha256, thumb))
@@ -304,7 +332,7 @@ class _Work:
                 self.features[index] = vector
             self.embedded += len(self.batch)
             if self.cache is not None:
-                space = namespace(self.embedder.info)
+                space = namespace(self.embedder.info, self.side)
                 self.cache.put_vectors(
                     space, [(d, v) for (_, d, _), v in zip(self.batch, vectors, strict=True)]
                 )
@@ -312,7 +340,10 @@ class _Work:
             release_freed_memory()
         if self.cache is not None and self.new_thumbs:
             self.cache.put_thumbs(self.spec, self.new_thumbs)
+        if self.cache is not None and self.previews.new:
+            self.cache.put_thumbs(self.previews.spec, self.previews.new)
         self.new_thumbs = []
+        self.previews.new = []
         return done
 
     def result(self) -> Embedded:
@@ -341,22 +372,77 @@ class _Work:
         target = self.site / rel
         if not target.exists():
             target.write_bytes(thumb.data)
-        return ImageRecord(self.images[index].rel, rel, thumb.thumb_size, thumb.size, digest)
+        preview, preview_size = self.previews.record(digest)
+        return ImageRecord(
+            self.images[index].rel, rel, thumb.thumb_size, thumb.size, digest, preview, preview_size
+        )
+
+
+class Previews:
+    """The larger images of the preview dialog (--preview-size): written to previews/ by content
+    hash as they come, cached like thumbnails. A source no larger than its thumbnail gets none
+    (cached as empty data, so a warm rebuild still needs no decode). Only names and sizes stay in
+    memory: previews are about 15 times the bytes of a thumbnail."""
+
+    CHUNK = 256  # previews read from the cache at a time
+
+    def __init__(self, site: Path, size: int, cache: EmbeddingCache | None = None) -> None:
+        self.site, self.size, self.on, self.cache = site, size, size > 0, cache
+        self.spec = f"{THUMB_FORMAT}-q{THUMB_QUALITY}-preview{size}"
+        self.saved: dict[str, tuple[str | None, tuple[int, int] | None]] = {}
+        self.new: list[tuple[str, CachedThumb]] = []
+
+    def load(self, digests: Sequence[str]) -> None:
+        """Write the previews the cache has for `digests` into the site."""
+        if not self.on or self.cache is None:
+            return
+        known = sorted(set(digests))
+        for start in range(0, len(known), self.CHUNK):
+            chunk = known[start : start + self.CHUNK]
+            for digest, preview in self.cache.thumbs(self.spec, chunk).items():
+                self._keep(digest, preview)
+
+    def has(self, digest: str) -> bool:
+        return not self.on or digest in self.saved
+
+    def take(self, result: Decoded) -> None:
+        """Keep a decoded image's preview (before its record is made)."""
+        if not self.on:
+            return
+        preview = CachedThumb(result.preview or b"", result.preview_size or (0, 0), result.size)
+        self._keep(result.sha256, preview)
+        if self.cache is not None:
+            self.new.append((result.sha256, preview))
+
+    def record(self, digest: str) -> tuple[str | None, tuple[int, int] | None]:
+        """The preview's path in the site and its size, or (None, None)."""
+        return self.saved.get(digest, (None, None)) if self.on else (None, None)
+
+    def _keep(self, digest: str, preview: CachedThumb) -> None:
+        if not preview.data:
+            self.saved[digest] = (None, None)
+            return
+        rel = f"previews/{digest[:20]}.{THUMB_FORMAT}"
+        target = self.site / rel
+        if not target.exists():
+            target.parent.mkdir(exist_ok=True)
+            target.write_bytes(preview.data)
+        self.saved[digest] = (rel, preview.thumb_size)
 
 
 def _decoded(
-    images: Sequence[SourceImage], indices: Sequence[int], thumb_size: int
+    images: Sequence[SourceImage], indices: Sequence[int], sizes: tuple[int, int]
 ) -> Iterator[tuple[int, Decoded | DecodeError]]:
     """Results in input order, with at most LOOKAHEAD decodes in flight."""
     with ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="decode") as pool:
         pending: deque[tuple[int, Future[Decoded | DecodeError]]] = deque()
         todo = iter(zip(indices, images, strict=True))
         for index, image in islice(todo, LOOKAHEAD):
-            pending.append((index, pool.submit(_try_decode, image.path, thumb_size)))
+            pending.append((index, pool.submit(_try_decode, image.path, sizes)))
         while pending:
             index, future = pending.popleft()
             for following, image in islice(todo, 1):
-                pending.append((following, pool.submit(_try_decode, image.path, thumb_size)))
+                pending.append((following, pool.submit(_try_decode, image.path, sizes)))
             yield index, future.result()
 
 
@@ -381,8 +467,8 @@ def release_freed_memory() -> bool:
     return True
 
 
-def _try_decode(path: Path, thumb_size: int) -> Decoded | DecodeError:
+def _try_decode(path: Path, sizes: tuple[int, int]) -> Decoded | DecodeError:
     try:
-        return decode(path, PREPROCESS.size, thumb_size)
+        return decode(path, PREPROCESS.size, *sizes)
     except DecodeError as exc:
         return exc

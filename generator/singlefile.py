@@ -57,13 +57,22 @@ def render_single(report: dict[str, Any], site: Path, lang: str = "en") -> str:
 
 
 def inline_thumbs(report: dict[str, Any], site: Path) -> dict[str, Any]:
-    """The report with each thumbnail's path replaced by a data: URI (duplicates encoded once)."""
+    """The report with each thumbnail's and preview's path replaced by a data: URI (duplicates
+    encoded once)."""
     uris: dict[str, str] = {}
-    for rel in sorted({image["thumb"] for image in report["images"]}):
+    previews = {image["preview"] for image in report["images"] if image.get("preview")}
+    for rel in sorted({image["thumb"] for image in report["images"]} | previews):
         mime = MIME.get(rel.rsplit(".", 1)[-1].lower(), "application/octet-stream")
         data = base64.b64encode((site / rel).read_bytes()).decode("ascii")
         uris[rel] = f"data:{mime};base64,{data}"
-    images = [{**image, "thumb": uris[image["thumb"]]} for image in report["images"]]
+    images = [
+        {
+            **image,
+            "thumb": uris[image["thumb"]],
+            **({"preview": uris[image["preview"]]} if image.get("preview") else {}),
+        }
+        for image in report["images"]
+    ]
     return {**report, "images": images}
 
 

@@ -22,8 +22,26 @@ log = logging.getLogger(__name__)
 
 MARKER = ".dinoclust-site"
 MARKER_TEXT = (
-    "This folder was written by dinoclust. The next `dinoclust build` into it replaces it whole;\n"
-    "keep files you want to keep elsewhere.\n"
+    "This folder was written by dinoclust. The next `dinoclust build` into it replaces what\n"
+    "dinoclust wrote; other files and folders at the top (a CNAME, a README) are kept.\n"
+)
+# Every name dinoclust writes at the top of a site: all else there was put in by someone else.
+SITE_NAMES = frozenset(
+    {
+        "index.html",
+        "report.json",
+        "report.md",
+        "assignments.csv",
+        "metrics.csv",
+        "tables",
+        "thumbs",
+        "previews",
+        "static",
+        "embeddings.npy",
+        "pca.npy",
+        ".nojekyll",
+        MARKER,
+    }
 )
 STAGING_TAG = ".dinoclust-tmp-"
 RETIRED_TAG = ".dinoclust-old-"
@@ -104,6 +122,31 @@ def publish(staging: Path, output: Path) -> None:
     os.replace(staging, output)
     if retired is not None:
         shutil.rmtree(retired, ignore_errors=True)
+
+
+def carry_foreign(output: Path, staging: Path) -> list[str]:
+    """Copy into the new site what someone added at the top of the old one (a CNAME for GitHub
+    Pages, a README, notes): a rebuild must not drop files dinoclust did not write. Copied, not
+    moved, so the old site keeps them until the new one is in place. Returns their names."""
+    if not output.is_dir() or output.is_symlink():
+        return []
+    kept = []
+    for entry in sorted(output.iterdir()):
+        if entry.name in SITE_NAMES or entry.name.startswith(".dinoclust"):
+            continue
+        target = staging / entry.name
+        if target.exists():
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.copytree(entry, target, symlinks=True)
+        else:
+            shutil.copy2(entry, target, follow_symlinks=False)
+        kept.append(entry.name)
+    if kept:
+        log.warning(
+            "kept %s in %s (not written by dinoclust)", ", ".join(kept), output.as_posix() + "/"
+        )
+    return kept
 
 
 def discard(folder: Path) -> None:

@@ -38,3 +38,8 @@ class Alias:
     rel: str
     same_as: str  # the `rel` of the image it reaches
     folder: str = ""
+
+
+# One line per build phase that can take more than a second ("loading model…"): the CLI shows
+# these between progress bars unless --quiet; a library caller sees them as INFO records.
+PHASE_LOGGER = "generator.phase"

@@ -76,11 +76,20 @@ class Opened:
 
 @contextmanager
 def open_page(
-    browser: Browser, html: Path, fragment: str = "", blocked: str | None = None
+    browser: Browser,
+    html: Path,
+    fragment: str = "",
+    blocked: str | None = None,
+    viewport: tuple[int, int] = (1200, 800),
+    bypass_csp: bool = False,
 ) -> Iterator[Opened]:
     """Open `html` (+ `#fragment`) offline and wait until the page says its first render is done.
-    A local file whose address contains `blocked` fails to load, as a broken copy would."""
-    context = browser.new_context(viewport={"width": 1200, "height": 800})
+    A local file whose address contains `blocked` fails to load, as a broken copy would.
+    `bypass_csp` lets a test inject a script of its own (axe-core)."""
+    width, height = viewport
+    context = browser.new_context(
+        viewport={"width": width, "height": height}, bypass_csp=bypass_csp
+    )
     page = context.new_page()
     opened = Opened(page)
 

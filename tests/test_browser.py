@@ -179,7 +179,7 @@ def test_slider_to_5_shows_the_k5_clustering(browser: Browser, site: Path) -> No
 
         centres = [t for t in plot_traces(page) if t["name"] == "Centres"]
         assert len(centres) == 1
-        assert centres[0]["symbol"] == "diamond" and centres[0]["color"] == "#000000"
+        assert centres[0]["symbol"] == "diamond-open" and centres[0]["color"] == "#000000"
         xyz = zip(centres[0]["x"], centres[0]["y"], centres[0]["z"], strict=True)
         assert [list(p) for p in xyz] == clustering["centers"]
         assert opened.errors == []

@@ -211,7 +211,7 @@ def test_budget_that_no_thumbnail_size_meets_says_what_would_fit(tmp_path, fake_
     assert ok.exit_code == 0, ok.output
     assert (tmp_path / "s.zip").stat().st_size <= parse_size(match.group(1))
     assert re.search(
-        r"--max-size [\d.]+ MB: thumbnails made \d+ px at quality \d+ to fit", ok.stderr
+        r"--max-size [\d.]+ MB: no previews, thumbnails \d+ px at quality \d+ to fit", ok.stderr
     )
 
 

@@ -100,7 +100,7 @@ def test_wheel_carries_templates_and_demo_images(wheel) -> None:
     assert not any(name.startswith(("tests/", "site/")) for name in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
-    assert "dinoclust = generator.cli:main" in text
+    assert "dinoclust = generator.cli:console" in text
 
 
 def test_wheel_installs_and_builds_in_a_fresh_venv(wheel, tmp_path) -> None:

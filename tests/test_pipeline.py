@@ -162,10 +162,12 @@ def test_a_foreign_output_folder_is_never_replaced(colour_folder, tmp_path) -> N
 def test_our_own_site_is_replaced(colour_folder, tmp_path) -> None:
     site = tmp_path / "site"
     build(colour_folder, site, title="first")
-    (site / "stale.txt").write_text("old")
+    (site / "thumbs" / "stale.webp").write_bytes(b"old")  # in a folder dinoclust writes
+    (site / "embeddings.npy").write_bytes(b"old")  # a name dinoclust writes, not this time
     build(colour_folder, site, title="second")
     assert (site / MARKER).is_file()
-    assert not (site / "stale.txt").exists()
+    assert not (site / "thumbs" / "stale.webp").exists()
+    assert not (site / "embeddings.npy").exists()
     assert json.loads((site / "report.json").read_text())["title"] == "second"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "site"]
 

@@ -110,8 +110,8 @@
     var after = data.clusterings[String(from + 1)];
     if (!before || !after) { div.textContent = ""; return Promise.resolve(); }
     var labels = [], colours = [];
-    before.sizes.forEach(function (n, c) { labels.push("k=" + from + " · " + c + " (" + n + ")"); colours.push(h.colour(c)); });
-    after.sizes.forEach(function (n, c) { labels.push("k=" + (from + 1) + " · " + c + " (" + n + ")"); colours.push(h.colour(c)); });
+    before.sizes.forEach(function (n, c) { labels.push(h.t("sankey_node", { c: c, k: from, n: n })); colours.push(h.colour(c)); });
+    after.sizes.forEach(function (n, c) { labels.push(h.t("sankey_node", { c: c, k: from + 1, n: n })); colours.push(h.colour(c)); });
     var flows = before.flows_to_next;
     var trace = {
       type: "sankey", orientation: "h", arrangement: "fixed",
@@ -177,6 +177,7 @@
     var labelMetrics = document.getElementById("label-metrics");
     var sankeyDiv = document.getElementById("sankey");
     var button = document.getElementById("download-csv");
+    var tableLink = document.getElementById("labels-table-link");
     if (button) { button.addEventListener("click", function () { download(data, h.state.k, h); }); }
     return {
       relabel: build,
@@ -184,6 +185,10 @@
         views.forEach(function (v) { v.update(k); });
         rows.forEach(function (row) { row.classList.toggle("current", row.getAttribute("data-k") === String(k)); });
         if (button) { button.textContent = h.t("download_csv", { k: k }); }
+        if (tableLink) {
+          tableLink.href = "tables/labels_k" + k + ".csv";
+          tableLink.textContent = "tables/labels_k" + k + ".csv";
+        }
         if (table && data.labels) {
           labelTable(data, k, table, h);
           var m = data.clusterings[String(k)].metrics;

@@ -71,7 +71,10 @@
   function duplicateInfo() {
     var info = data.images.map(function () { return []; });
     var dup = data.duplicates || { exact: [], near: [] };
-    [["exact", "identical", "identical_tip"], ["near", "near_dup", "near_tip"]].forEach(function (kind) {
+    // Untrained features make nearly every pair look alike (the banner says so): no near badges.
+    var kinds = [["exact", "identical", "identical_tip"]];
+    if (!data.model.random_weights) { kinds.push(["near", "near_dup", "near_tip"]); }
+    kinds.forEach(function (kind) {
       dup[kind[0]].forEach(function (group) {
         group.forEach(function (index) {
           var others = group.filter(function (j) { return j !== index; })
@@ -188,6 +191,7 @@
       var section = el("section", "cluster");
       section.setAttribute("data-cluster", String(cluster));
       var heading = el("h3", null, size === 1 ? t("cluster_heading_one", { c: cluster })
+        : size === 0 ? t("cluster_heading_empty", { c: cluster })
         : t("cluster_heading", { c: cluster, n: size }));
       var swatch = el("span", "swatch");
       swatch.style.background = colour(cluster);
@@ -262,8 +266,6 @@
 
   // Three traces: every image (one trace, coloured per point), the centres, the selected image.
   function traces(clustering, style) {
-    var hover = "%{text}<br>" + t("cluster") + " %{customdata[0]}" +
-      (data.labels ? " · " + t("label") + " %{customdata[1]}" : "") + "<extra></extra>";
     var c = centres(clustering);
     var s = selectedPoint();
     var dense = data.images.length > DENSE;
@@ -273,13 +275,14 @@
       y: data.points.map(function (p) { return p[1]; }),
       z: data.points.map(function (p) { return p[2]; }),
       text: data.images.map(function (image) { return plotText(image.path); }),
-      customdata: style.custom, hovertemplate: hover,
+      customdata: style.custom, hoverinfo: "none",
       marker: { size: dense ? 3 : 4, symbol: dense ? "square" : "circle", color: style.colours,
                 opacity: 0.85, line: { width: 0 } }
     }, {
       type: "scatter3d", mode: "markers", name: "Centres", uid: "centres", showlegend: false,
       x: c.x, y: c.y, z: c.z, text: c.text, hovertemplate: "%{text}<extra></extra>",
-      marker: { size: 7, color: "#000000", symbol: "diamond", line: { width: 0 } }
+      // open diamonds: a cluster of one image keeps its point visible inside its centre
+      marker: { size: 8, color: "#000000", symbol: "diamond-open", line: { width: 2 } }
     }, {
       type: "scatter3d", mode: "markers", name: "selected", uid: "selected", showlegend: false,
       x: s.x, y: s.y, z: s.z, hoverinfo: "skip",
@@ -363,14 +366,18 @@
       hoverBox = document.body.appendChild(el("div", "hover-thumb"));
       hoverBox.setAttribute("aria-hidden", "true");
       hoverBox.appendChild(el("img"));
-      hoverBox.appendChild(el("span"));
+      hoverBox.appendChild(el("span", "hover-name"));
+      hoverBox.appendChild(el("span", "hover-cluster"));
     }
     var image = data.images[index];
     var img = hoverBox.firstChild;
     img.src = image.thumb;
     img.alt = image.path;
     img.setAttribute("data-index", String(index));
-    hoverBox.lastChild.textContent = baseName(image.path);
+    hoverBox.querySelector(".hover-name").textContent = baseName(image.path);
+    var cluster = data.clusterings[String(state.k)].labels[index];
+    hoverBox.querySelector(".hover-cluster").textContent = t("cluster") + " " + cluster +
+      (data.labels ? " · " + t("label") + " " + data.labels[index] : "");
     hoverBox.hidden = false;
     var box = hoverBox.getBoundingClientRect();
     var x = mouse.x + 16, y = mouse.y + 16;
@@ -412,7 +419,10 @@
     var image = data.images[index];
     var clustering = data.clusterings[String(state.k)];
     var img = dialog.querySelector("img");
-    img.src = image.thumb;
+    // the larger image (--preview-size) is fetched only now; without one, the thumbnail
+    img.src = image.preview || image.thumb;
+    img.width = image.preview ? image.preview_width : image.thumb_width;
+    img.height = image.preview ? image.preview_height : image.thumb_height;
     img.alt = image.path;
     img.setAttribute("data-index", String(index));
     dialog.setAttribute("data-index", String(index));
