@@ -26,7 +26,7 @@ from generator.analyse import Analysis, analyse, compare_labels
 from generator.cache import CachedThumb, EmbeddingCache, analysis_key, namespace
 from generator.config import BuildConfig
 from generator.discover import IMAGE_SUFFIXES, discover
-from generator.duplicates import find_duplicates
+from generator.duplicates import find_similar
 from generator.embed import PREPROCESS, Embedder, ModelInfo, load_embedder, plan_model
 from generator.errors import InputError
 from generator.exports import write_arrays, write_exports
@@ -176,7 +176,7 @@ def analyse_all(
     cache: EmbeddingCache | None = None,
 ) -> tuple[Analysis, ReportExtras]:
     """PCA and K-means (from the cache when nothing changed), then what the report adds: known
-    labels and duplicates."""
+    labels, duplicates and each image's most similar images."""
     analysis = _cached_analysis(embedded.features, config, cache)
     comparison = None
     if label_source is not None:
@@ -184,9 +184,9 @@ def analyse_all(
         names = labels_for(label_source, rels, prefixed=len(config.inputs) > 1)
         comparison = compare_labels(analysis, names)
     digests = [r.digest for r in embedded.records]
-    duplicates = find_duplicates(digests, embedded.features)
+    duplicates, neighbours = find_similar(digests, embedded.features)
     source = label_source.name if label_source else None
-    return analysis, ReportExtras(comparison, source, duplicates)
+    return analysis, ReportExtras(comparison, source, duplicates, neighbours)
 
 
 def _cached_analysis(
