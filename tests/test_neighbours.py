@@ -119,4 +119,7 @@ def test_report_neighbours_match_the_exported_embeddings(tmp_path: Path) -> None
     data_js = (tmp_path / "site" / "data" / "neighbours.js").read_text(encoding="utf-8")
     packed = json.loads(data_js.split("window.dinoclustNeighbours = ", 1)[1].rstrip(";\n"))
     assert decode(packed, 21)[0].tolist() == report["neighbours"]
-    assert "neighbours" not in (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+    page = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+    block = page.split('id="dinoclust-data">', 1)[1].split("</script>", 1)[0]
+    assert "neighbours" not in json.loads(block)  # the page loads them on the first preview
+    assert 'id="dinoclust-neighbours"' not in page
