@@ -1,0 +1,131 @@
+"""Issue 16 in real Chromium: similar images in the preview, the per-cluster file lists and the
+experiment report panel, in the folder site and in the single file, from file:// offline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from generator.config import BuildConfig
+from generator.deliver import deliver
+from generator.pipeline import build_site
+from tests.browser import TIMEOUT_MS, open_page
+from tests.helpers import COLOURS, FakeEmbedder, make_image
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("use-photos")
+    for name, (r, g, b) in COLOURS.items():
+        for i in range(7):
+            shade = 9 * i - 27
+            colour = (r + shade, g + shade, b + shade)
+            make_image(root / name / f"{name} {i}.png", colour, noise=4 + 7 * i, seed=i)
+    return root
+
+
+@pytest.fixture(scope="module")
+def site(photos: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    output = tmp_path_factory.mktemp("use-site") / "site"
+    config = BuildConfig(inputs=(photos,), output=output, k_max=5, labels="folders")
+    build_site(config, embedder=FakeEmbedder())
+    return output
+
+
+@pytest.fixture(scope="module")
+def single(photos: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = tmp_path_factory.mktemp("use-single") / "report.html"
+    config = BuildConfig(
+        inputs=(photos,), output=target, k_max=5, labels="folders", single_file=True, lang="ja"
+    )
+    deliver(config, embedder=FakeEmbedder())
+    return target
+
+
+def report_of(site: Path) -> dict[str, Any]:
+    return json.loads((site / "report.json").read_text(encoding="utf-8"))
+
+
+def strip_of(page: Page) -> list[dict[str, Any]]:
+    page.wait_for_function(
+        "() => document.querySelectorAll('dialog#preview [data-neighbour]').length > 0",
+        timeout=TIMEOUT_MS,
+    )
+    return page.evaluate(
+        """() => [...document.querySelectorAll('dialog#preview [data-neighbour]')].map(b => ({
+             index: Number(b.dataset.neighbour), title: b.title,
+             src: b.querySelector('img').getAttribute('src')}))"""
+    )
+
+
+def check_neighbours(page: Page, report: dict[str, Any], thumbs: list[str]) -> None:
+    page.locator("#grid img[data-index='4']").click()
+    strip = strip_of(page)
+    assert [n["index"] for n in strip] == report["neighbours"][4]
+    assert len(strip) == 12
+    assert [n["src"] for n in strip] == [thumbs[i] for i in report["neighbours"][4]]
+    first = report["neighbour_similarity"][4][0]
+    assert strip[0]["title"].endswith(f"{first:.2f}")
+    assert report["images"][strip[0]["index"]]["path"] in strip[0]["title"]
+    ringed = page.evaluate("() => document.getElementById('plot').data[3]")
+    assert len(ringed["x"]) == 12
+    assert ringed["x"][0] == report["points"][report["neighbours"][4][0]][0]
+    # clicking a neighbour moves the preview to it, with its own neighbours
+    target = report["neighbours"][4][3]
+    page.locator(f"dialog#preview [data-neighbour='{target}']").click()
+    dialog = page.locator("dialog#preview")
+    page.wait_for_function(
+        "i => document.getElementById('preview').dataset.index === String(i)",
+        arg=target,
+        timeout=TIMEOUT_MS,
+    )
+    assert dialog.is_visible()
+    assert dialog.locator("img").first.get_attribute("alt") == report["images"][target]["path"]
+    page.wait_for_function(
+        "n => [...document.querySelectorAll('dialog#preview [data-neighbour]')]"
+        ".map(b => Number(b.dataset.neighbour)).join() === n.join()",
+        arg=report["neighbours"][target],
+        timeout=TIMEOUT_MS,
+    )
+    selected = page.evaluate("() => document.getElementById('plot').data[2]")
+    assert selected["x"][0] == report["points"][target][0]
+
+
+def test_preview_shows_12_similar_images_and_moves_to_one(browser: Browser, site: Path) -> None:
+    report = report_of(site)
+    with open_page(browser, site / "index.html", fragment="k=3") as opened:
+        page = opened.page
+        assert page.evaluate("() => window.dinoclustNeighbours === undefined")  # not yet loaded
+        check_neighbours(page, report, [image["thumb"] for image in report["images"]])
+        assert page.evaluate("() => document.querySelectorAll('script[src*=neighbours]').length")
+        assert opened.errors == [] and opened.external == []
+
+
+def test_similar_images_work_in_the_single_file(browser: Browser, site: Path, single: Path) -> None:
+    report = report_of(site)  # same images and options: same neighbours
+    with open_page(browser, single, fragment="k=3") as opened:
+        page = opened.page
+        thumbs = page.evaluate("() => window.dinoclust.data.images.map(i => i.thumb)")
+        assert all(src.startswith("data:image/webp;base64,") for src in thumbs)
+        check_neighbours(page, report, thumbs)
+        assert opened.errors == [] and opened.external == []
+
+
+def test_without_the_data_file_the_strip_says_so(browser: Browser, site: Path) -> None:
+    with open_page(browser, site / "index.html", blocked="data/neighbours.js") as opened:
+        page = opened.page
+        page.locator("#grid img[data-index='0']").click()
+        page.wait_for_function(
+            "() => document.querySelector('#preview .neighbour-strip').textContent.length > 0",
+            timeout=TIMEOUT_MS,
+        )
+        text = page.locator("#preview .neighbour-strip").text_content()
+        assert text is not None and "data/neighbours.js" in text
