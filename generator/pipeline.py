@@ -25,7 +25,7 @@ import numpy as np
 from generator.analyse import Analysis, analyse, compare_labels
 from generator.cache import CachedThumb, EmbeddingCache, analysis_key, namespace
 from generator.config import BuildConfig
-from generator.discover import IMAGE_SUFFIXES, discover
+from generator.discover import IMAGE_SUFFIXES, Discovery, discover
 from generator.duplicates import find_similar
 from generator.embed import PREPROCESS, Embedder, ModelInfo, load_embedder, plan_model
 from generator.errors import InputError
@@ -115,29 +115,14 @@ def build_site(
     the size budget there), so a failure in it leaves the previous site untouched.
     """
     start = time.perf_counter()
-    check_output(config.output, config.inputs)
-    exclude = [*staging_exclusions(config.output), *config.extra_excludes]
-    found = discover(config.inputs, exclude=exclude)
-    if not found.images:
-        raise InputError(
-            f"No images found in {', '.join(map(str, config.inputs))} (looked for "
-            f"{' '.join(sorted(IMAGE_SUFFIXES))}, in any letter case, in all sub-folders)."
-        )
-    log.info("found %d images", len(found.images))
+    found = discover_images(config)
     label_source = read_labels(config.labels) if config.labels else None  # fail before embedding
-    if embedder is None:
-        info = plan_model(config.weights, config.device, config.precision, config.seed)
-        embedder = LazyEmbedder(info, lambda: load_embedder(config.weights, info, config.seed))
+    embedder = plan_embedder(config) if embedder is None else embedder
     cache = EmbeddingCache(config.cache_dir) if config.cache_dir else None
     staging = open_staging(config.output)
     try:
         embedded = embed_images(found.images, embedder, cache, staging, config, progress)
-        skipped = found.skipped + embedded.skipped
-        if config.strict and skipped:
-            raise InputError(
-                f"--strict: {len(skipped)} file(s) could not be used, first {skipped[0].rel}: "
-                f"{skipped[0].reason}. Fix or remove them, or build without --strict."
-            )
+        skipped = check_skipped(config, found.skipped + embedded.skipped)
         analysis, extras = analyse_all(embedded, config, label_source, cache)
         title = config.title or Message.of(config.title_key)
         report = build_report(
@@ -169,6 +154,37 @@ def build_site(
     )
 
 
+def discover_images(config: BuildConfig) -> Discovery:
+    """The inputs' images, after checking that the output may be written (before any work)."""
+    check_output(config.output, config.inputs)
+    exclude = [*staging_exclusions(config.output), *config.extra_excludes]
+    found = discover(config.inputs, exclude=exclude)
+    if not found.images:
+        raise InputError(
+            f"No images found in {', '.join(map(str, config.inputs))} (looked for "
+            f"{' '.join(sorted(IMAGE_SUFFIXES))}, in any letter case, in all sub-folders)."
+        )
+    log.info("found %d images", len(found.images))
+    return found
+
+
+def plan_embedder(config: BuildConfig) -> Embedder:
+    """The model the options name, loaded only if an image is not in the cache."""
+    info = plan_model(config.weights, config.device, config.precision, config.seed)
+    return LazyEmbedder(info, lambda: load_embedder(config.weights, info, config.seed))
+
+
+def check_skipped(
+    config: BuildConfig, skipped: tuple[SkippedImage, ...]
+) -> tuple[SkippedImage, ...]:
+    if config.strict and skipped:
+        raise InputError(
+            f"--strict: {len(skipped)} file(s) could not be used, first {skipped[0].rel}: "
+            f"{skipped[0].reason}. Fix or remove them, or build without --strict."
+        )
+    return skipped
+
+
 def analyse_all(
     embedded: Embedded,
     config: BuildConfig,
@@ -177,7 +193,7 @@ def analyse_all(
 ) -> tuple[Analysis, ReportExtras]:
     """PCA and K-means (from the cache when nothing changed), then what the report adds: known
     labels, duplicates and each image's most similar images."""
-    analysis = _cached_analysis(embedded.features, config, cache)
+    analysis = cached_analysis(embedded.features, config, cache)
     comparison = None
     if label_source is not None:
         rels = [r.rel for r in embedded.records]
@@ -189,7 +205,7 @@ def analyse_all(
     return analysis, ReportExtras(comparison, source, duplicates, neighbours)
 
 
-def _cached_analysis(
+def cached_analysis(
     features: np.ndarray, config: BuildConfig, cache: EmbeddingCache | None
 ) -> Analysis:
     """A rebuild with the same features and options reuses the result: no scikit-learn import."""
