@@ -3,6 +3,7 @@ experiment report panel, in the folder site and in the single file, from file://
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -129,3 +130,26 @@ def test_without_the_data_file_the_strip_says_so(browser: Browser, site: Path) -
         )
         text = page.locator("#preview .neighbour-strip").text_content()
         assert text is not None and "data/neighbours.js" in text
+
+
+def test_each_cluster_downloads_its_file_list(browser: Browser, site: Path, tmp_path: Path) -> None:
+    report = report_of(site)
+    clustering = report["clusterings"]["3"]
+    with open_page(browser, site / "index.html", fragment="k=3") as opened:
+        page = opened.page
+        assert page.locator("[data-cluster-csv]").count() == 3
+        with page.expect_download(timeout=TIMEOUT_MS) as info:
+            page.locator("#grid [data-cluster-csv='1']").click()
+        download = info.value
+        assert download.suggested_filename == "cluster_1_k3.csv"
+        target = tmp_path / "c.csv"
+        download.save_as(target)
+        with target.open(encoding="utf-8", newline="") as f:
+            rows = list(csv.reader(f))
+        assert rows[0] == ["path", "cluster", "distance_to_centre", "label"]
+        members = [i for i, c in enumerate(clustering["labels"]) if c == 1]
+        assert [row[0] for row in rows[1:]] == [report["images"][i]["path"] for i in members]
+        assert {row[1] for row in rows[1:]} == {"1"}
+        assert [float(row[2]) for row in rows[1:]] == [clustering["distances"][i] for i in members]
+        assert [row[3] for row in rows[1:]] == [report["labels"][i] for i in members]
+        assert opened.errors == []
