@@ -14,10 +14,12 @@ from typing import Any
 from markupsafe import Markup, escape
 
 from generator import __version__
+from generator.experiment import experiment_markdown
 from generator.i18n import LANGS, templates_dir, translate, ui_strings
 from generator.payload import assignments_csv, page_data, page_neighbours, report_json
 
 NEIGHBOURS_JS = "data/neighbours.js"  # the packed neighbours, loaded by the first preview
+REPORT_MD = "report.md"  # the experiment report, in the build's language
 
 
 def plotly_js() -> tuple[Path, str]:
@@ -43,6 +45,7 @@ def render_site(report: dict[str, Any], site: Path, lang: str = "en") -> None:
         _environment(lang).get_template("neighbours.js").render(neighbours=page_neighbours(report)),
     )
     _write(site / "report.json", report_json(report))
+    _write(site / REPORT_MD, experiment_markdown(report, lang))
     _write(site / "assignments.csv", assignments_csv(report))
     _write(site / ".nojekyll", "")
 
@@ -63,6 +66,7 @@ def render_index(
         report=report,
         page=page_data(report),
         neighbours=page_neighbours(report) if single else None,
+        experiment={code: experiment_markdown(report, code) for code in LANGS},
         plotly_js=plotly_src,
         version=__version__,
         single=single,

@@ -60,10 +60,10 @@ def report_for(title: str, rels: list[str], skipped: list[str]) -> dict:
 def test_user_strings_never_become_markup(title, rels, skipped) -> None:
     report = report_for(title, rels, skipped)
     html = render_index(report, "static/js/plotly.min.js")
-    # exactly our eight script elements (data, UI strings, six scripts): nothing a name holds
-    # can open or close one
-    assert html.count("<script") == 8
-    assert html.count("</script>") == 8
+    # exactly our ten script elements (data, UI strings, report, seven scripts): nothing a name
+    # holds can open or close one
+    assert html.count("<script") == 10
+    assert html.count("</script>") == 10
     (block,) = DATA_BLOCK.findall(html)
     assert json.loads(block) == json.loads(json.dumps(page_data(report)))
     assert f"<h1>{escape(title)}</h1>" in html
