@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from generator.i18n import translate
+from generator.i18n import Message, translate
 
 PURITY_GOOD = 0.8  # the assessment rule's purity threshold (ASSESSMENTS)
 ASSESSMENTS = ("insufficient", "good", "over")  # xr_assess_<word>
@@ -22,7 +22,9 @@ MD_SPECIAL = "\\`*_[]<>|#"
 def experiment_markdown(report: dict[str, Any], lang: str) -> str:
     """report.md in `lang`, ending with one newline."""
     t = _Words(lang)
-    lines = [f"# {t('xr_title', title=md(report['title']))}", "", f"> {t('xr_intro')}", ""]
+    default = report.get("title_i18n")  # the default title follows the language
+    title = Message.from_json(default).text(lang) if default else report["title"]
+    lines = [f"# {t('xr_title', title=md(title))}", "", f"> {t('xr_intro')}", ""]
     for section in (_purpose, _plan, _method, _results, _observations, _discussion):
         lines += section(report, t) + [""]
     return "\n".join(lines).rstrip("\n") + "\n"

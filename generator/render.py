@@ -42,7 +42,7 @@ def render_site(report: dict[str, Any], site: Path, lang: str = "en") -> None:
     (site / NEIGHBOURS_JS).parent.mkdir(exist_ok=True)
     _write(
         site / NEIGHBOURS_JS,
-        _environment(lang).get_template("neighbours.js").render(neighbours=page_neighbours(report)),
+        environment(lang).get_template("neighbours.js").render(neighbours=page_neighbours(report)),
     )
     _write(site / "report.json", report_json(report))
     _write(site / REPORT_MD, experiment_markdown(report, lang))
@@ -61,7 +61,7 @@ def render_index(
     if lang not in LANGS:
         raise ValueError(f"unknown language {lang!r}: use one of {', '.join(LANGS)}")
     ui = {"lang": lang, "langs": list(LANGS), "strings": ui_strings()}
-    template = _environment(lang).get_template("index.html")
+    template = environment(lang).get_template("index.html")
     return template.render(
         report=report,
         page=page_data(report),
@@ -75,7 +75,8 @@ def render_index(
     )
 
 
-def _environment(lang: str) -> Any:
+def environment(lang: str) -> Any:
+    """The templates' Jinja environment for `lang`: autoescaping, strict undefined, tr/tx."""
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
     env = Environment(

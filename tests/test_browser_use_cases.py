@@ -153,3 +153,52 @@ def test_each_cluster_downloads_its_file_list(browser: Browser, site: Path, tmp_
         assert [float(row[2]) for row in rows[1:]] == [clustering["distances"][i] for i in members]
         assert [row[3] for row in rows[1:]] == [report["labels"][i] for i in members]
         assert opened.errors == []
+
+
+def test_experiment_report_panel_shows_and_downloads_it_in_the_readers_language(
+    browser: Browser, site: Path, single: Path, tmp_path: Path
+) -> None:
+    from generator.experiment import experiment_markdown
+
+    report = report_of(site)
+    with open_page(browser, site / "index.html") as opened:
+        page = opened.page
+        page.locator("#report-details summary").click()
+        body = page.locator("#report-body")
+        headings = body.locator("h4").all_text_contents()
+        assert headings == [
+            "1. Purpose",
+            "2. Plan",
+            "3. Method",
+            "4. Results",
+            "5. Discussion",
+            "6. Conclusion",
+        ]
+        table = body.locator("table").first
+        assert table.locator("thead th").first.text_content() == "Number of clusters"
+        assert table.locator("tbody tr").count() == len(report["k_values"])
+        assert body.locator("blockquote.report-prompt").count() == 3  # intro + the two prompts
+        for lang, name in (("en", "report.md"), ("ja", None)):
+            if lang == "ja":
+                page.locator(".lang-switch button[data-lang=ja]").click()
+                page.wait_for_function(
+                    "() => document.getElementById('report-body').dataset.lang === 'ja'",
+                    timeout=TIMEOUT_MS,
+                )
+                assert body.locator("h4").first.text_content() == "1. 目的"
+            with page.expect_download(timeout=TIMEOUT_MS) as info:
+                page.locator("#download-report").click()
+            assert info.value.suggested_filename == "report.md"
+            target = tmp_path / f"{lang}.md"
+            info.value.save_as(target)
+            got = target.read_text(encoding="utf-8")
+            if name:
+                assert got == (site / name).read_text(encoding="utf-8")
+            assert got == experiment_markdown(report, lang)
+        assert opened.errors == []
+    with open_page(browser, single) as opened:  # --lang ja, one file: the report is inside
+        page = opened.page
+        page.locator("#report-details summary").click()
+        assert page.locator("#report-body h4").first.text_content() == "1. 目的"
+        assert "不十分な分離" in (page.locator("#report-body table").first.text_content() or "")
+        assert opened.errors == []
