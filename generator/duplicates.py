@@ -85,11 +85,10 @@ def _similarity_pass(x: np.ndarray, threshold: float, count: int) -> tuple[np.nd
     step = max(1, BLOCK_ENTRIES // max(n, 1))
     for start in range(0, n, step):
         sims = x[start : start + step] @ x.T
-        if m:
-            indices[start : start + len(sims)], similarity[start : start + len(sims)] = _top(
-                sims.copy(), start, m
-            )
         rows, cols = np.nonzero(sims >= threshold)
+        if m:  # after the threshold: _top overwrites the diagonal
+            stop = start + len(sims)
+            indices[start:stop], similarity[start:stop] = _top(sims, start, m)
         a, b = component[rows + start], component[cols]
         joins = a != b  # pairs that join two components found so far
         if not joins.any():
