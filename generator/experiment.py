@@ -17,6 +17,7 @@ PURITY_GOOD = 0.8  # the assessment rule's purity threshold (ASSESSMENTS)
 ASSESSMENTS = ("insufficient", "good", "over")  # xr_assess_<word>
 PROMPT = "✎"  # marks what the student writes
 MD_SPECIAL = "\\`*_[]<>|#"
+SKIPPED_LISTED = 10  # skipped files named in the method (all are in report.json)
 
 
 def experiment_markdown(report: dict[str, Any], lang: str) -> str:
@@ -101,7 +102,9 @@ def _method(report: dict[str, Any], t: _Words) -> list[str]:
     skipped = report["skipped"]
     three, every = _variance(report)
     items = [t("xr_m_images", n=len(report["images"]), s=len(skipped))]
-    items += [f"  - {md(s['path'])}: {md(s['reason'])}" for s in skipped[:10]]
+    items += [f"  - {md(s['path'])}: {md(_reason(s, t.lang))}" for s in skipped[:SKIPPED_LISTED]]
+    if len(skipped) > SKIPPED_LISTED:
+        items.append(f"  - {t('xr_m_more', n=len(skipped) - SKIPPED_LISTED)}")
     if report["labels"] is not None:
         counts = _label_counts(report)
         listed = ", ".join(
@@ -126,6 +129,11 @@ def _method(report: dict[str, Any], t: _Words) -> list[str]:
         ),
     ]
     return [f"## {t('xr_h_method')}", "", *(i if i.startswith("  ") else f"- {i}" for i in items)]
+
+
+def _reason(skipped: dict[str, Any], lang: str) -> str:
+    why = skipped.get("reason_i18n")
+    return Message.from_json(why).text(lang) if why else str(skipped["reason"])
 
 
 def _label_counts(report: dict[str, Any]) -> list[int]:

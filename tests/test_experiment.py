@@ -109,6 +109,7 @@ def test_report_md_has_the_sections_prompts_and_no_placeholders(built, lang) -> 
 
 def test_report_md_without_labels_lists_sizes_and_metrics(tmp_path) -> None:
     photos = make_colour_folder(tmp_path / "photos", per_colour=3)
+    (photos / "broken.png").write_bytes(b"not an image")
     config = BuildConfig(inputs=(photos,), output=tmp_path / "site", k_max=4)
     report = build_site(config, embedder=FakeEmbedder()).report
     text = (tmp_path / "site" / "report.md").read_text(encoding="utf-8")
@@ -119,6 +120,8 @@ def test_report_md_without_labels_lists_sizes_and_metrics(tmp_path) -> None:
         sizes = report["clusterings"][row[0]]["sizes"]
         assert row[1] == " + ".join(map(str, sizes))
     assert f"Suggested k: {report['suggested_k']}." in text
+    assert "- Images: 9 used, 1 skipped." in text
+    assert f"  - broken.png: {report['skipped'][0]['reason']}" in text
     assert "{" not in text and "separation" not in text
 
 
