@@ -17,6 +17,7 @@ import numpy as np
 NEAR_DUPLICATE_COSINE = 0.97
 NEIGHBOURS = 12  # similar images per image
 BLOCK_ENTRIES = 1 << 21  # similarities per block: 8 MB of float32
+SAMPLE_COLUMNS = 1024  # columns whose top values bound each row's (see _top)
 
 
 @dataclass(frozen=True)
@@ -101,12 +102,20 @@ def _similarity_pass(x: np.ndarray, threshold: float, count: int) -> tuple[np.nd
 
 def _top(sims: np.ndarray, start: int, m: int) -> tuple[np.ndarray, np.ndarray]:
     """The `m` largest entries of each row of a block (rows start…), the row's own image left
-    out; exact, with ties to the smaller index whatever the partition picked."""
+    out; exact, with ties to the smaller index.
+
+    The m-th largest value among every few columns (SAMPLE_COLUMNS of them) is at most the row's
+    m-th largest, so the entries at or above it hold the top m: a few dozen candidates per row
+    to sort, for the price of one comparison pass instead of a partition of the whole row."""
     b, n = sims.shape
     rows = np.arange(b)
     sims[rows, rows + start] = -np.inf  # an image is not its own neighbour
-    kth = np.partition(sims, n - m, axis=1)[:, n - m]  # each row's m-th largest value
-    r, c = np.nonzero(sims >= kth[:, None])  # the m best and any ties with the m-th
+    sample = sims[:, :: max(1, n // SAMPLE_COLUMNS)]
+    if sample.shape[1] <= m:  # too few columns to leave out the diagonal: use them all
+        sample = sims
+    width = sample.shape[1]
+    floor = np.partition(sample, width - m, axis=1)[:, width - m]  # ≤ the row's m-th largest
+    r, c = np.nonzero(sims >= floor[:, None])  # the top m, and a few more
     s = sims[r, c]
     order = np.lexsort((c, -s, r))
     r, c, s = r[order], c[order], s[order]

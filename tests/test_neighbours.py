@@ -39,9 +39,14 @@ def assert_same_neighbours(indices, similarity, features, count) -> None:
         assert row not in got
 
 
+@pytest.mark.parametrize("sample", [13, 16, duplicates.SAMPLE_COLUMNS])
 @pytest.mark.parametrize("block", [50, 600, duplicates.BLOCK_ENTRIES])
-def test_neighbours_equal_a_brute_force_top_12_whatever_the_blocks(block, monkeypatch) -> None:
-    rng = np.random.default_rng(block)
+def test_neighbours_equal_a_brute_force_top_12_whatever_the_blocks(
+    block, sample, monkeypatch
+) -> None:
+    """Whatever the blocks and however few columns bound each row's 12th largest value."""
+    rng = np.random.default_rng(block + sample)
+    monkeypatch.setattr(duplicates, "SAMPLE_COLUMNS", sample)
     base = rng.normal(size=(80, 8)).astype(np.float32)
     features = np.concatenate([base, base[:10], base[5:8] * 3])  # exact and scaled copies: ties
     monkeypatch.setattr(duplicates, "BLOCK_ENTRIES", block)
