@@ -169,8 +169,8 @@ def page_data(report: dict[str, Any]) -> dict[str, Any]:
 def page_neighbours(report: dict[str, Any]) -> dict[str, Any]:
     """Every image's neighbours packed as base64: one big-endian integer of `bytes` bytes per
     neighbour, `index << sim_bits | q`, the similarity quantised to q = 0 … 2^sim_bits - 1 over
-    [lo, hi]. At 100,000 images a neighbour takes 3 bytes (17 bits of index, 7 of similarity,
-    a step under 0.01), so 12 neighbours cost 48 base64 characters per image: 4.8 MB."""
+    [lo, hi]. At 100,000 images a neighbour takes 3 bytes (17 bits of index, 7 of similarity: a
+    step of (hi - lo) / 127), so 12 neighbours cost 48 base64 characters per image: 4.8 MB."""
     indices = np.asarray(report["neighbours"], dtype=np.int64)
     sims = np.asarray(report["neighbour_similarity"], dtype=np.float64)
     n = len(report["images"])
@@ -180,7 +180,7 @@ def page_neighbours(report: dict[str, Any]) -> dict[str, Any]:
     sim_bits = min(16, 8 * width - index_bits)
     lo, hi = (float(sims.min()), float(sims.max())) if sims.size else (0.0, 0.0)
     scale = (2**sim_bits - 1) / (hi - lo) if hi > lo else 0.0
-    q = np.rint((sims - lo) * scale).astype(np.int64) if sims.size else indices
+    q = np.rint((sims - lo) * scale).astype(np.int64) if sims.size else np.zeros_like(indices)
     packed = (indices << sim_bits) | q
     raw = packed.astype(">u4").view(np.uint8).reshape(-1, 4)[:, 4 - width :]
     return {

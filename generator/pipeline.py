@@ -177,6 +177,7 @@ def plan_embedder(config: BuildConfig) -> Embedder:
 def check_skipped(
     config: BuildConfig, skipped: tuple[SkippedImage, ...]
 ) -> tuple[SkippedImage, ...]:
+    """The files that could not be used; under --strict, any of them stops the build."""
     if config.strict and skipped:
         raise InputError(
             f"--strict: {len(skipped)} file(s) could not be used, first {skipped[0].rel}: "
