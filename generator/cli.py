@@ -318,6 +318,10 @@ def sort_command(
         f"{result.output / 'clusters.csv'} lists path,cluster,distance_to_centre.",
         err=True,
     )
+    if build.random_weights:
+        click.echo(
+            "warning: --weights random: the clusters are meaningless (smoke test only).", err=True
+        )
 
 
 def _run(
