@@ -162,7 +162,8 @@ def _place(
     if copied:
         log.warning(
             "%s: %d file(s) (%.1f MB) were copied, not hard-linked: a hard link cannot cross "
-            "file systems (or this one has none). Use --mode symlink to save the space.",
+            "file systems (and some file systems or permissions allow none). Use --mode symlink "
+            "to save the space.",
             output,
             copied,
             copied_bytes / 1e6,
