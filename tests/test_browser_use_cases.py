@@ -101,6 +101,10 @@ def check_neighbours(page: Page, report: dict[str, Any], thumbs: list[str]) -> N
     )
     selected = page.evaluate("() => document.getElementById('plot').data[2]")
     assert selected["x"][0] == report["points"][target][0]
+    page.keyboard.press("Escape")  # closing the preview takes the rings away
+    page.wait_for_function(
+        "() => document.getElementById('plot').data[3].x.length === 0", timeout=TIMEOUT_MS
+    )
 
 
 def test_preview_shows_12_similar_images_and_moves_to_one(browser: Browser, site: Path) -> None:

@@ -55,6 +55,7 @@
         box.appendChild(h.el("h3", "neighbours-title"));
         box.appendChild(h.el("div", "neighbour-strip"));
         dialog.insertBefore(box, dialog.querySelector(".preview-close"));
+        dialog.addEventListener("close", function () { shown = null; h.ringPoints([]); });
       }
       box.querySelector(".neighbours-title").textContent = h.t("neighbours_title");
       return box.querySelector(".neighbour-strip");
