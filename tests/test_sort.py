@@ -213,3 +213,14 @@ def test_sort_has_help_with_the_build_model_options() -> None:
         assert option in result.output
     for option in ("--title", "--zip", "--single-file", "--lang"):  # site options: not here
         assert option not in result.output
+
+
+def test_k_above_k_max_runs_k_means_up_to_k(photos, tmp_path, fake_model) -> None:
+    out = tmp_path / "sorted"
+    result = run_sort(photos, out, "--k", "12", "--k-max", "4")
+    assert result.exit_code == 0, result.output
+    assert "(k = 12, as asked;" in result.output
+    with (out / "clusters.csv").open(encoding="utf-8", newline="") as f:
+        clusters = {row["cluster"] for row in csv.DictReader(f)}
+    assert clusters == {p.name.removeprefix("cluster_") for p in out.glob("cluster_*")}
+    assert max(map(int, clusters)) <= 11 and len(clusters) >= 10
