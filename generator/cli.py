@@ -214,6 +214,25 @@ def build_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+# The options of build that decide the clusters (model, cache, labels, k-means): sort takes these.
+MODEL_OPTIONS = frozenset(
+    ("weights", "device", "precision", "cache_dir", "no_cache", "batch_size", "k_max", "seed")
+    + ("thumb_size", "strict", "labels", "verbose", "quiet")
+)
+
+
+def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """build's options that decide the clusters, so that a sort after a build with the same
+    options only looks up the cache."""
+    func = build_options(func)
+    func.__click_params__ = [  # type: ignore[attr-defined]
+        p
+        for p in func.__click_params__
+        if p.name in MODEL_OPTIONS  # type: ignore[attr-defined]
+    ]
+    return func
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dinoclust")
 def cli() -> None:
@@ -268,6 +287,79 @@ def _demo_weights(quiet: bool) -> str:
             err=True,
         )
     return RANDOM
+
+
+@cli.command("sort")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    metavar="DIR",
+    help="Folder to write the clusters into (new, empty, or written by dinoclust).",
+)
+@click.option("--k", type=int, help="Number of clusters [default: the suggested k].")
+@click.option(
+    "--mode",
+    type=click.Choice(("link", "copy", "symlink")),
+    default="link",
+    show_default=True,
+    help="Hard links (no extra space; a copy where a link cannot be made, which is said), "
+    "copies, or symbolic links.",
+)
+@model_options
+def sort_command(
+    inputs: tuple[Path, ...],
+    output: Path,
+    k: int | None,
+    mode: str,
+    verbose: int,
+    quiet: bool,
+    cache_dir: Path | None,
+    no_cache: bool,
+    **options: Any,
+) -> None:
+    """Sort INPUTS into one folder per cluster: DIR/cluster_<id>/<relative path>.
+
+    The inputs are never moved or changed. DIR/clusters.csv lists path,cluster,distance_to_centre.
+    With the options of an earlier build it only reads the cache.
+
+    \b
+    Examples:
+      dinoclust sort ~/Pictures/trip -o trip-sorted/
+      dinoclust sort photos/ -o sorted/ --k 6 --mode copy
+    """
+    _setup_logging(verbose, quiet)
+    from generator.sort import SortConfig, sort_collection
+
+    try:
+        build = build_config(
+            inputs, output=output, cache_dir=cache_dir, no_cache=no_cache, **options
+        )
+        config = SortConfig(build, k=k, mode=mode)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
+    try:
+        result = sort_collection(config, progress=_progress_for(quiet))
+    except GeneratorError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if quiet:
+        return
+    how = {"link": "hard links, no extra space", "copy": "copies", "symlink": "symbolic links"}
+    which = "the suggested k" if result.suggested else "as asked"
+    copied = f"; {result.copied} copied instead of linked" if result.copied else ""
+    click.echo(
+        f"Sorted {result.images} images into {len(result.sizes)} folders in {result.output}/ "
+        f"(k = {result.k}, {which}; {how[result.mode]}{copied}; {len(result.skipped)} skipped, "
+        f"{result.embedded} newly embedded) in {result.seconds:.1f} s. "
+        f"{result.output / 'clusters.csv'} lists path,cluster,distance_to_centre.",
+        err=True,
+    )
+    if build.random_weights:
+        click.echo(
+            "warning: --weights random: the clusters are meaningless (smoke test only).", err=True
+        )
 
 
 def _run(

@@ -6,6 +6,7 @@ rounded and keys sorted when written, so the same inputs give byte-identical fil
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ import numpy as np
 
 from generator import __version__
 from generator.analyse import N_INIT, Analysis, LabelComparison, flows, to_view
-from generator.duplicates import NEAR_DUPLICATE_COSINE, Duplicates
+from generator.duplicates import NEAR_DUPLICATE_COSINE, Duplicates, Neighbours
 from generator.embed import PREPROCESS, ModelInfo
 from generator.exports import csv_text
 from generator.i18n import Message
@@ -24,6 +25,7 @@ from generator.structure import Alias, SkippedImage
 
 SCHEMA_VERSION = 1
 DECIMALS = 6
+NEIGHBOUR_KEYS = ("neighbours", "neighbour_similarity")  # in report.json; the page gets them packed
 PACKAGES = ("numpy", "scikit-learn", "scipy", "torch", "timm", "pillow", "plotly", "jinja2")
 
 
@@ -47,6 +49,7 @@ class ReportExtras:
     labels: LabelComparison | None = None
     label_source: str | None = None  # "folders" or the CSV's file name
     duplicates: Duplicates | None = None
+    neighbours: Neighbours | None = None
     aliases: tuple[Alias, ...] = ()  # further paths to images already included
     notes: tuple[Message, ...] = ()  # caveats the analysis does not know of (e.g. about labels)
 
@@ -118,6 +121,7 @@ def build_report(
         "labels": list(extras.labels.names) if extras.labels else None,
         "label_names": list(extras.labels.distinct) if extras.labels else [],
         "duplicates": _duplicates(extras.duplicates),
+        **_neighbours(extras.neighbours, len(images)),
     }
     report["provenance"] = provenance(report, model, extras.label_source)
     return report
@@ -151,6 +155,48 @@ def _duplicates(found: Duplicates | None) -> dict[str, Any]:
         "exact": [list(g) for g in found.exact] if found else [],
         "near": [list(g) for g in found.near] if found else [],
         "near_threshold": found.threshold if found else NEAR_DUPLICATE_COSINE,
+    }
+
+
+def _neighbours(found: Neighbours | None, n: int) -> dict[str, Any]:
+    if found is None:
+        return {key: [[] for _ in range(n)] for key in NEIGHBOUR_KEYS}
+    return {
+        "neighbours": found.indices.tolist(),
+        "neighbour_similarity": _floats(found.similarity),
+    }
+
+
+def page_data(report: dict[str, Any]) -> dict[str, Any]:
+    """The data object inlined in the page: the report without the neighbour lists, which come
+    packed (page_neighbours) and only when the first preview opens."""
+    return {key: value for key, value in report.items() if key not in NEIGHBOUR_KEYS}
+
+
+def page_neighbours(report: dict[str, Any]) -> dict[str, Any]:
+    """Every image's neighbours packed as base64: one big-endian integer of `bytes` bytes per
+    neighbour, `index << sim_bits | q`, the similarity quantised to q = 0 … 2^sim_bits - 1 over
+    [lo, hi]. At 100,000 images a neighbour takes 3 bytes (17 bits of index, 7 of similarity: a
+    step of (hi - lo) / 127), so 12 neighbours cost 48 base64 characters per image: 4.8 MB."""
+    indices = np.asarray(report["neighbours"], dtype=np.int64)
+    sims = np.asarray(report["neighbour_similarity"], dtype=np.float64)
+    n = len(report["images"])
+    count = indices.shape[1] if indices.ndim == 2 else 0
+    width = 3 if n <= 1 << 17 else 4
+    index_bits = max(1, (n - 1).bit_length())
+    sim_bits = min(16, 8 * width - index_bits)
+    lo, hi = (float(sims.min()), float(sims.max())) if sims.size else (0.0, 0.0)
+    scale = (2**sim_bits - 1) / (hi - lo) if hi > lo else 0.0
+    q = np.rint((sims - lo) * scale).astype(np.int64) if sims.size else np.zeros_like(indices)
+    packed = (indices << sim_bits) | q
+    raw = packed.astype(">u4").view(np.uint8).reshape(-1, 4)[:, 4 - width :]
+    return {
+        "count": int(count),
+        "bytes": width,
+        "sim_bits": sim_bits,
+        "lo": round(lo, DECIMALS),
+        "hi": round(hi, DECIMALS),
+        "data": base64.b64encode(raw.tobytes()).decode("ascii"),
     }
 
 

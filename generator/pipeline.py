@@ -25,8 +25,8 @@ import numpy as np
 from generator.analyse import Analysis, analyse, compare_labels
 from generator.cache import CachedThumb, EmbeddingCache, analysis_key, namespace
 from generator.config import BuildConfig
-from generator.discover import IMAGE_SUFFIXES, discover
-from generator.duplicates import find_duplicates
+from generator.discover import IMAGE_SUFFIXES, Discovery, discover
+from generator.duplicates import find_similar
 from generator.embed import PREPROCESS, Embedder, ModelInfo, load_embedder, plan_model
 from generator.errors import InputError
 from generator.exports import write_arrays, write_exports
@@ -125,29 +125,14 @@ def build_site(
     the size budget there), so a failure in it leaves the previous site untouched.
     """
     start = time.perf_counter()
-    check_output(config.output, config.inputs)
-    exclude = [*staging_exclusions(config.output), *config.extra_excludes]
-    found = discover(config.inputs, exclude=exclude)
-    if not found.images:
-        raise InputError(
-            f"No images found in {', '.join(map(str, config.inputs))} (looked for "
-            f"{' '.join(sorted(IMAGE_SUFFIXES))}, in any letter case, in all sub-folders)."
-        )
-    log.info("found %d images", len(found.images))
+    found = discover_images(config)
     labelling = assign_labels(read_labels(config.labels), found) if config.labels else None
-    if embedder is None:
-        info = plan_model(config.weights, config.device, config.precision, config.seed)
-        embedder = LazyEmbedder(info, lambda: load_embedder(config.weights, info, config.seed))
+    embedder = plan_embedder(config) if embedder is None else embedder
     cache = EmbeddingCache(config.cache_dir) if config.cache_dir else None
     staging = open_staging(config.output)
     try:
         embedded = embed_images(found.images, embedder, cache, staging, config, progress)
-        skipped = found.skipped + embedded.skipped
-        if config.strict and skipped:
-            raise InputError(
-                f"--strict: {len(skipped)} file(s) could not be used, first {skipped[0].rel}: "
-                f"{skipped[0].reason}. Fix or remove them, or build without --strict."
-            )
+        skipped = check_skipped(config, found.skipped + embedded.skipped)
         analysis, extras = analyse_all(embedded, config, labelling, cache)
         extras = replace(extras, aliases=found.aliases)
         title = config.title or Message.of(config.title_key)
@@ -183,6 +168,38 @@ def build_site(
     return replace(result, aliases=found.aliases)
 
 
+def discover_images(config: BuildConfig) -> Discovery:
+    """The inputs' images, after checking that the output may be written (before any work)."""
+    check_output(config.output, config.inputs)
+    exclude = [*staging_exclusions(config.output), *config.extra_excludes]
+    found = discover(config.inputs, exclude=exclude)
+    if not found.images:
+        raise InputError(
+            f"No images found in {', '.join(map(str, config.inputs))} (looked for "
+            f"{' '.join(sorted(IMAGE_SUFFIXES))}, in any letter case, in all sub-folders)."
+        )
+    log.info("found %d images", len(found.images))
+    return found
+
+
+def plan_embedder(config: BuildConfig) -> Embedder:
+    """The model the options name, loaded only if an image is not in the cache."""
+    info = plan_model(config.weights, config.device, config.precision, config.seed)
+    return LazyEmbedder(info, lambda: load_embedder(config.weights, info, config.seed))
+
+
+def check_skipped(
+    config: BuildConfig, skipped: tuple[SkippedImage, ...]
+) -> tuple[SkippedImage, ...]:
+    """The files that could not be used; under --strict, any of them stops the build."""
+    if config.strict and skipped:
+        raise InputError(
+            f"--strict: {len(skipped)} file(s) could not be used, first {skipped[0].rel}: "
+            f"{skipped[0].reason}. Fix or remove them, or build without --strict."
+        )
+    return skipped
+
+
 def analyse_all(
     embedded: Embedded,
     config: BuildConfig,
@@ -190,20 +207,20 @@ def analyse_all(
     cache: EmbeddingCache | None = None,
 ) -> tuple[Analysis, ReportExtras]:
     """PCA and K-means (from the cache when nothing changed), then what the report adds: known
-    labels and duplicates."""
-    analysis = _cached_analysis(embedded.features, config, cache)
+    labels, duplicates and each image's most similar images."""
+    analysis = cached_analysis(embedded.features, config, cache)
     comparison = None
     if labelling is not None:
         names = [labelling.by_rel[r.rel] for r in embedded.records]
         comparison = compare_labels(analysis, names)
     digests = [r.digest for r in embedded.records]
-    duplicates = find_duplicates(digests, embedded.features)
+    duplicates, neighbours = find_similar(digests, embedded.features)
     source = labelling.name if labelling else None
     notes = labelling.notes() if labelling else ()
-    return analysis, ReportExtras(comparison, source, duplicates, notes=notes)
+    return analysis, ReportExtras(comparison, source, duplicates, neighbours, notes=notes)
 
 
-def _cached_analysis(
+def cached_analysis(
     features: np.ndarray, config: BuildConfig, cache: EmbeddingCache | None
 ) -> Analysis:
     """A rebuild with the same features and options reuses the result: no scikit-learn import."""

@@ -14,8 +14,12 @@ from typing import Any
 from markupsafe import Markup, escape
 
 from generator import __version__
+from generator.experiment import experiment_markdown
 from generator.i18n import LANGS, templates_dir, translate, ui_strings
-from generator.payload import assignments_csv, report_json
+from generator.payload import assignments_csv, page_data, page_neighbours, report_json
+
+NEIGHBOURS_JS = "data/neighbours.js"  # the packed neighbours, loaded by the first preview
+REPORT_MD = "report.md"  # the experiment report, in the build's language
 
 
 def plotly_js() -> tuple[Path, str]:
@@ -35,7 +39,13 @@ def render_site(report: dict[str, Any], site: Path, lang: str = "en") -> None:
     shutil.copytree(templates / "static", site / "static", dirs_exist_ok=True)
     shutil.copyfile(plotly_path, site / plotly_name)
     _write(site / "index.html", render_index(report, plotly_name, lang=lang))
+    (site / NEIGHBOURS_JS).parent.mkdir(exist_ok=True)
+    _write(
+        site / NEIGHBOURS_JS,
+        environment(lang).get_template("neighbours.js").render(neighbours=page_neighbours(report)),
+    )
     _write(site / "report.json", report_json(report))
+    _write(site / REPORT_MD, experiment_markdown(report, lang))
     _write(site / "assignments.csv", assignments_csv(report))
     _write(site / ".nojekyll", "")
 
@@ -50,6 +60,23 @@ def render_index(
     """
     if lang not in LANGS:
         raise ValueError(f"unknown language {lang!r}: use one of {', '.join(LANGS)}")
+    ui = {"lang": lang, "langs": list(LANGS), "strings": ui_strings()}
+    template = environment(lang).get_template("index.html")
+    return template.render(
+        report=report,
+        page=page_data(report),
+        neighbours=page_neighbours(report) if single else None,
+        experiment={code: experiment_markdown(report, code) for code in LANGS},
+        plotly_js=plotly_src,
+        version=__version__,
+        single=single,
+        lang=lang,
+        ui=ui,
+    )
+
+
+def environment(lang: str) -> Any:
+    """The templates' Jinja environment for `lang`: autoescaping, strict undefined, tr/tx."""
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
     env = Environment(
@@ -60,11 +87,7 @@ def render_index(
     )
     env.globals["tr"] = lambda key, **args: translate(lang, key, **args)
     env.globals["tx"] = lambda key, **args: _translatable(lang, key, args)
-    ui = {"lang": lang, "langs": list(LANGS), "strings": ui_strings()}
-    template = env.get_template("index.html")
-    return template.render(
-        report=report, plotly_js=plotly_src, version=__version__, single=single, lang=lang, ui=ui
-    )
+    return env
 
 
 def _translatable(lang: str, key: str, args: dict[str, Any]) -> Markup:

@@ -228,7 +228,9 @@ def test_linked_views_hover_click_preview(browser: Browser, site: Path) -> None:
         page.keyboard.press("Enter")
         dialog = page.locator("dialog#preview")
         assert dialog.is_visible() and dialog.get_attribute("data-index") == "0"
-        assert dialog.locator("img").get_attribute("alt") == report["images"][0]["path"]
+        assert (
+            page.locator("dialog#preview > img").get_attribute("alt") == report["images"][0]["path"]
+        )
         page.wait_for_function(
             "p => document.getElementById('plot').data[2].x[0] === p[0]",
             arg=report["points"][0],

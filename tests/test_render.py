@@ -14,7 +14,7 @@ from markupsafe import escape
 from generator.analyse import analyse
 from generator.embed import ModelInfo
 from generator.i18n import Message
-from generator.payload import ImageRecord, build_report
+from generator.payload import ImageRecord, build_report, page_data
 from generator.render import render_index, render_site
 from generator.structure import SkippedImage
 
@@ -60,12 +60,12 @@ def report_for(title: str, rels: list[str], skipped: list[str]) -> dict:
 def test_user_strings_never_become_markup(title, rels, skipped) -> None:
     report = report_for(title, rels, skipped)
     html = render_index(report, "static/js/plotly.min.js")
-    # exactly our six script elements (data, UI strings, four scripts): nothing a name holds
-    # can open or close one
-    assert html.count("<script") == 6
-    assert html.count("</script>") == 6
+    # exactly our ten script elements (data, UI strings, report, seven scripts): nothing a name
+    # holds can open or close one
+    assert html.count("<script") == 10
+    assert html.count("</script>") == 10
     (block,) = DATA_BLOCK.findall(html)
-    assert json.loads(block) == json.loads(json.dumps(report))
+    assert json.loads(block) == json.loads(json.dumps(page_data(report)))
     assert f"<h1>{escape(title)}</h1>" in html
     assert f"<title>{escape(title)}</title>" in html
     for rel in skipped:

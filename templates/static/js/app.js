@@ -264,10 +264,19 @@
     return p ? { x: [p[0]], y: [p[1]], z: [p[2]] } : { x: [], y: [], z: [] };
   }
 
-  // Three traces: every image (one trace, coloured per point), the centres, the selected image.
+  // The neighbours of the previewed image (neighbours.js), ringed in the plot.
+  function ringedPoints() {
+    var ps = (state.ringed || []).map(function (i) { return data.points[i]; });
+    return { x: ps.map(function (p) { return p[0]; }), y: ps.map(function (p) { return p[1]; }),
+             z: ps.map(function (p) { return p[2]; }) };
+  }
+
+  // Four traces: every image (one trace, coloured per point), the centres, the selected image and
+  // its neighbours.
   function traces(clustering, style) {
     var c = centres(clustering);
     var s = selectedPoint();
+    var r = ringedPoints();
     var dense = data.images.length > DENSE;
     return [{
       type: "scatter3d", mode: "markers", name: "images", uid: "points", showlegend: false,
@@ -287,6 +296,10 @@
       type: "scatter3d", mode: "markers", name: "selected", uid: "selected", showlegend: false,
       x: s.x, y: s.y, z: s.z, hoverinfo: "skip",
       marker: { size: 12, color: "#E8A33D", symbol: "circle-open", line: { width: 3 } }
+    }, {
+      type: "scatter3d", mode: "markers", name: "neighbours", uid: "neighbours", showlegend: false,
+      x: r.x, y: r.y, z: r.z, hoverinfo: "skip",
+      marker: { size: 8, color: "#E8A33D", symbol: "circle-open", line: { width: 2 } }
     }];
   }
 
@@ -340,6 +353,13 @@
     if (!state.plotted || typeof window.Plotly === "undefined") { return Promise.resolve(); }
     var s = selectedPoint();
     return window.Plotly.restyle(plotDiv, { x: [s.x], y: [s.y], z: [s.z] }, [2]);
+  }
+
+  function ringPoints(indices) {
+    state.ringed = indices;
+    if (!state.plotted || typeof window.Plotly === "undefined") { return Promise.resolve(); }
+    var r = ringedPoints();
+    return window.Plotly.restyle(plotDiv, { x: [r.x], y: [r.y], z: [r.z] }, [3]);
   }
 
   // Linked views: hover a point → its thumbnail by the cursor; click → its image in the grid.
@@ -435,7 +455,8 @@
     grid.querySelectorAll("figure.highlight").forEach(function (f) { f.classList.remove("highlight"); });
     figureFor(index).classList.add("highlight");
     if (!dialog.open) { dialog.showModal(); }
-    return highlightPoint(index);
+    var hooks = views.map(function (view) { return view.preview ? view.preview(index, dialog) : null; });
+    return Promise.all([highlightPoint(index)].concat(hooks));
   }
 
   function writeHash(k) {
@@ -485,7 +506,8 @@
   }
 
   // Extra views (analysis.js) register a factory before this file runs; each gets update(k).
-  var helpers = { el: el, colour: colour, plotText: plotText, state: state, t: t };
+  var helpers = { el: el, colour: colour, plotText: plotText, state: state, t: t,
+                  baseName: baseName, openPreview: openPreview, ringPoints: ringPoints };
   var views = (window.dinoclustViews || []).map(function (make) { return make(data, helpers); });
 
   if (colourBy) {

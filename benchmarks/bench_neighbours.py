@@ -1,0 +1,83 @@
+"""Benchmark the similar-images pass and the page data it adds, at large N.
+
+    python benchmarks/bench_neighbours.py                    # 10,000 and 100,000 images
+    python benchmarks/bench_neighbours.py --sizes 10000      # quicker
+    python benchmarks/bench_neighbours.py --sizes 100000 --size-only   # the page data only
+
+Features are a fake collection (384-d, 200 Gaussian groups, float32, like DINO's), so no model
+and no images are needed: the pass (duplicates.find_similar: blocked products, exact top 12 and
+the near-duplicate components) sees the same shapes as in a build. Prints a Markdown table: the
+pass's time and peak memory (tracemalloc: NumPy's allocations), and the bytes of
+data/neighbours.js, the file a folder site loads on the first preview (in a single file the same
+JSON is inline). `--size-only` skips the pass and packs random neighbours: the file's size
+depends only on N.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from generator.duplicates import find_similar  # noqa: E402
+from generator.payload import page_neighbours  # noqa: E402
+from generator.render import environment  # noqa: E402
+
+
+def features(n: int, dim: int = 384, groups: int = 200) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(groups, dim)).astype(np.float32)
+    return centres[rng.integers(0, groups, n)] + rng.normal(size=(n, dim)).astype(np.float32)
+
+
+def measure(n: int, size_only: bool) -> str:
+    if size_only:
+        rng = np.random.default_rng(n)
+        indices = rng.integers(0, n, size=(n, 12))
+        similarity = -np.sort(-rng.uniform(0.3, 1.0, size=(n, 12)), axis=1)
+        seconds = peak = float("nan")
+    else:
+        digests = [f"{i:x}" for i in range(n)]
+        x = features(n)
+        tracemalloc.start()
+        start = time.perf_counter()
+        _, found = find_similar(digests, x)
+        seconds = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        indices, similarity = found.indices, found.similarity.astype(np.float64)
+    report = {
+        "images": [None] * n,
+        "neighbours": indices,
+        "neighbour_similarity": np.round(similarity, 6),
+    }
+    packed = page_neighbours(report)
+    script = environment("en").get_template("neighbours.js").render(neighbours=packed)
+    size = len(script.encode("utf-8"))
+    timing = "– | –" if size_only else f"{seconds:.1f} s | {peak / 1e6:.0f} MB"
+    return (
+        f"| {n:,} | {timing} | {size:,} bytes "
+        f"| {size / n:.1f} | {packed['bytes']} bytes ({packed['sim_bits']}-bit similarity) |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--size-only", action="store_true", help="skip the pass (see above)")
+    args = parser.parse_args()
+    print("| images | pass | peak (NumPy) | data/neighbours.js | bytes per image | per neighbour |")
+    print("|---:|---:|---:|---:|---:|---|")
+    for n in args.sizes:
+        print(measure(n, args.size_only), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,206 @@
+"""`dinoclust sort`: the collection written as one folder per cluster, for people who want folders
+rather than a page. Runs the build's stages (discover → embed, from the cache → analyse), then
+hard-links (or copies, or symlinks) each image to DIR/cluster_<id>/<its relative path>.
+
+The inputs are only read. DIR follows the output-folder rules of a build (empty, or carrying our
+marker) and is written beside itself and swapped in when complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import errno
+import io
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
+
+from generator.analyse import Analysis
+from generator.cache import EmbeddingCache
+from generator.config import K_MIN, BuildConfig
+from generator.embed import Embedder
+from generator.errors import ConfigError, InputError, OutputError
+from generator.labels import assign_labels, read_labels
+from generator.metrics import suggest_k
+from generator.payload import DECIMALS
+from generator.pipeline import (
+    Progress,
+    cached_analysis,
+    check_skipped,
+    discover_images,
+    embed_images,
+    no_progress,
+    plan_embedder,
+)
+from generator.sitedir import discard, open_staging, publish
+from generator.structure import SkippedImage, SourceImage
+
+log = logging.getLogger(__name__)
+
+MODES = ("link", "copy", "symlink")
+CLUSTERS_CSV = "clusters.csv"
+# a hard link cannot be made here: another file system, or one without hard links
+NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}
+
+
+@dataclass(frozen=True)
+class SortConfig:
+    """`build` carries the inputs, DIR as its output and the model, cache and label options."""
+
+    build: BuildConfig
+    k: int | None = None  # None: the suggested k
+    mode: str = "link"
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"Unknown mode {self.mode!r}: use one of {', '.join(MODES)}.")
+        if self.k is not None and not K_MIN <= self.k <= 50:
+            raise ConfigError(f"--k must be between {K_MIN} and 50 (got {self.k}).")
+
+
+@dataclass(frozen=True)
+class SortResult:
+    output: Path
+    k: int
+    suggested: bool  # k is the suggested k (no --k given)
+    sizes: tuple[int, ...]
+    images: int
+    skipped: tuple[SkippedImage, ...]
+    copied: int  # files copied because a hard link could not be made
+    mode: str
+    embedded: int
+    seconds: float
+
+
+def sort_collection(
+    config: SortConfig, progress: Progress = no_progress, embedder: Embedder | None = None
+) -> SortResult:
+    """Sort the inputs into DIR by cluster; raises GeneratorError subclasses with messages."""
+    start = time.perf_counter()
+    build = config.build
+    if config.k is not None and config.k > build.k_max:
+        build = replace(build, k_max=config.k)
+    found = discover_images(build)
+    labelling = assign_labels(read_labels(build.labels), found) if build.labels else None
+    embedder = plan_embedder(build) if embedder is None else embedder
+    cache = EmbeddingCache(build.cache_dir) if build.cache_dir else None
+    staging = open_staging(build.output)
+    try:
+        embedded = embed_images(found.images, embedder, cache, staging, build, progress)
+        for made in ("thumbs", "previews"):  # embed_images writes them; a sorted folder has none
+            shutil.rmtree(staging / made, ignore_errors=True)
+        skipped = check_skipped(build, found.skipped + embedded.skipped)
+        analysis = cached_analysis(embedded.features, build, cache)
+        k, suggested = _choose_k(analysis, config.k)
+        clustering = analysis.clusterings[k]
+        rels = [record.rel for record in embedded.records]
+        names = [labelling.by_rel[rel] for rel in rels] if labelling else None
+        sources = {image.rel: image for image in found.images}
+        files = [(sources[rel], int(c)) for rel, c in zip(rels, clustering.labels, strict=True)]
+        copied = _place(files, staging, config.mode, build.output, progress)
+        rows = zip(rels, clustering.labels.tolist(), clustering.distances.tolist(), strict=True)
+        _write_csv(staging / CLUSTERS_CSV, rows, names)
+        publish(staging, build.output)
+    except BaseException:
+        discard(staging)
+        raise
+    finally:
+        if cache is not None:
+            cache.close()
+    seconds = time.perf_counter() - start
+    return SortResult(
+        build.output,
+        k,
+        suggested,
+        clustering.sizes,
+        len(rels),
+        skipped,
+        copied,
+        config.mode,
+        embedded.embedded,
+        seconds,
+    )
+
+
+def _choose_k(analysis: Analysis, k: int | None) -> tuple[int, bool]:
+    """The k asked for, else the suggested k (else the smallest, when none can be suggested)."""
+    if k is not None:
+        if k not in analysis.clusterings:
+            n = len(analysis.coords)
+            raise InputError(f"--k {k}: only {n} images could be used; choose a k of at most {n}.")
+        return k, False
+    suggestion = suggest_k({k: c.metrics for k, c in analysis.clusterings.items()})
+    if suggestion is None:
+        smallest = min(analysis.clusterings)
+        log.warning("no k can be suggested (the images are all alike): using k = %d", smallest)
+        return smallest, False
+    return suggestion, True
+
+
+def _place(
+    files: list[tuple[SourceImage, int]], staging: Path, mode: str, output: Path, progress: Progress
+) -> int:
+    """Each image into cluster_<id>/<its relative path>; returns how many were copied because a
+    hard link could not be made (announced once, with the space they take)."""
+    copied, copied_bytes = 0, 0
+    with progress("Sorting files", len(files)) as advance:
+        for image, cluster in files:
+            target = staging / f"cluster_{cluster}" / _safe(image.rel)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                if _put(image.path, target, mode):
+                    copied, copied_bytes = copied + 1, copied_bytes + target.stat().st_size
+            except OSError as exc:
+                raise OutputError(
+                    f"Cannot write {output / target.relative_to(staging)} from {image.path} "
+                    f"({exc.strerror or exc}); check the space and permissions of {output}."
+                ) from exc
+            advance(1)
+    if copied:
+        log.warning(
+            "%s: %d file(s) (%.1f MB) were copied, not hard-linked: a hard link cannot cross "
+            "file systems (and some file systems or permissions allow none). Use --mode symlink "
+            "to save the space.",
+            output,
+            copied,
+            copied_bytes / 1e6,
+        )
+    return copied
+
+
+def _put(source: Path, target: Path, mode: str) -> bool:
+    """Link, copy or symlink one file; True when a hard link had to become a copy."""
+    if mode == "symlink":
+        os.symlink(os.path.abspath(source), target)
+        return False
+    if mode == "link":
+        try:
+            os.link(source, target)
+            return False
+        except OSError as exc:
+            if exc.errno not in NO_LINK:
+                raise
+    shutil.copy2(source, target)
+    return mode == "link"
+
+
+def _safe(rel: str) -> Path:
+    """A discovered path is relative and stays below its cluster folder; checked all the same."""
+    parts = PurePosixPath(rel).parts
+    if not parts or PurePosixPath(rel).is_absolute() or ".." in parts:
+        raise InputError(f"{rel}: not a relative path below the inputs; cannot sort it.")
+    return Path(*parts)
+
+
+def _write_csv(path: Path, rows: Iterable[tuple[str, int, float]], names: list[str] | None) -> None:
+    """path,cluster,distance_to_centre (and label with --labels), in the build's image order."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["path", "cluster", "distance_to_centre", *(["label"] if names else [])])
+    for i, (rel, cluster, distance) in enumerate(rows):
+        writer.writerow([rel, cluster, round(distance, DECIMALS), *([names[i]] if names else [])])
+    path.write_text(out.getvalue(), encoding="utf-8", newline="\n")
