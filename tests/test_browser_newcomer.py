@@ -160,12 +160,12 @@ def test_preview_shows_the_larger_image(browser: Browser, site, site_without_pre
         assert image["preview"].startswith("previews/")
         page.evaluate("i => window.dinoclust.openPreview(i)", index)
         page.wait_for_function(
-            "() => { const i = document.querySelector('#preview img'); "
+            "() => { const i = document.querySelector('dialog#preview > img'); "
             "return i.complete && i.naturalWidth > 0; }",
             timeout=TIMEOUT_MS,
         )
         shown = page.evaluate(
-            "() => { const i = document.querySelector('#preview img'); "
+            "() => { const i = document.querySelector('dialog#preview > img'); "
             "return {src: i.getAttribute('src'), natural: i.naturalWidth, "
             "width: i.getBoundingClientRect().width}; }"
         )
@@ -177,7 +177,7 @@ def test_preview_shows_the_larger_image(browser: Browser, site, site_without_pre
         page = opened.page
         index = large_index(page)
         page.evaluate("i => window.dinoclust.openPreview(i)", index)
-        src = page.locator("#preview img").get_attribute("src")
+        src = page.locator("dialog#preview > img").get_attribute("src")
         assert src == page.evaluate("i => window.dinoclust.data.images[i].thumb", index)
         assert not (site_without_previews / "previews").exists()
 
@@ -209,7 +209,10 @@ def test_two_identical_images_no_sankey_and_an_empty_cluster_said_so(browser, tm
     with open_page(browser, tmp_path / "s" / "index.html") as opened:
         page = opened.page
         assert page.locator("#sankey").count() == 0  # one k: nothing splits, no empty box
-        headings = page.locator("#grid h3").all_inner_texts()
+        headings = page.evaluate(  # the heading's own text, without the file-list button
+            "() => [...document.querySelectorAll('#grid h3')].map(h => [...h.childNodes]"
+            "  .filter(n => n.nodeName !== 'BUTTON').map(n => n.textContent).join('').trim())"
+        )
         assert headings == [
             "Cluster 0 · 2 images",
             "Cluster 1 · empty (fewer distinct images than k)",
