@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from generator.analyse import Analysis, analyse, compare_labels
-from generator.cache import CachedThumb, EmbeddingCache, analysis_key, namespace
+from generator.cache import CachedThumb, EmbeddingCache, analysis_key, namespace, thumb_spec
 from generator.config import BuildConfig
 from generator.discover import IMAGE_SUFFIXES, discover
 from generator.duplicates import find_duplicates
@@ -31,7 +31,7 @@ from generator.embed import PREPROCESS, Embedder, ModelInfo, load_embedder, plan
 from generator.errors import InputError
 from generator.exports import write_arrays, write_exports
 from generator.i18n import Message
-from generator.imaging import THUMB_FORMAT, THUMB_QUALITY, Decoded, DecodeError, decode
+from generator.imaging import THUMB_FORMAT, Decoded, DecodeError, decode
 from generator.labels import LabelSource, labels_for, read_labels
 from generator.payload import ImageRecord, ReportExtras, build_report
 from generator.render import render_site
@@ -214,7 +214,7 @@ def embed_images(
     """Features and thumbnails for every image: from the cache where possible, else decoded in
     worker threads while the model embeds full batches. Thumbnails go straight to disk."""
     (site / "thumbs").mkdir(exist_ok=True)
-    spec = f"{THUMB_FORMAT}-q{THUMB_QUALITY}-{config.thumb_size}"
+    spec = thumb_spec(config.thumb_size)
     work = _Work(images, embedder, cache, site, spec, config.batch_size)
     todo = work.from_cache()
     if todo:
