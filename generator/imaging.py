@@ -332,3 +332,22 @@ def _libraw_text(exc: BaseException) -> str:
 def _short(exc: BaseException) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text[:120]
+
+
+def thumb_dimensions(data: bytes) -> tuple[int, int]:
+    """An encoded thumbnail's (width, height), read from its header only."""
+    with Image.open(io.BytesIO(data)) as image:
+        return image.size
+
+
+def name_tile(name: str, size: int) -> bytes:
+    """A square tile showing a file name: the thumbnail of an image known only by its path."""
+    from PIL import ImageDraw, ImageFont
+
+    tile = Image.new("RGB", (size, size), (232, 232, 232))
+    draw = ImageDraw.Draw(tile)
+    font = ImageFont.load_default(size=max(10, size // 12))
+    chars = max(4, int(size / (size // 12 * 0.6 + 1)))
+    lines = [name[i : i + chars] for i in range(0, len(name), chars)][:6]
+    draw.multiline_text((size // 16, size // 16), "\n".join(lines), fill=(60, 60, 60), font=font)
+    return encode_thumb(tile)

@@ -21,7 +21,7 @@ import numpy as np
 from generator.analyse import Analysis, analyse, compare_labels
 from generator.cache import EmbeddingCache, analysis_key
 from generator.config import BuildConfig
-from generator.discover import IMAGE_SUFFIXES, discover
+from generator.discover import IMAGE_SUFFIXES, Discovery, discover
 from generator.duplicates import find_duplicates
 from generator.embed import Embedder, ModelInfo, load_embedder, plan_model
 from generator.engines.local import EmbedOptions, LocalEngine
@@ -34,6 +34,7 @@ from generator.mapper import Row
 from generator.payload import ImageRecord, ReportExtras, build_report
 from generator.render import render_site
 from generator.sitedir import check_output, discard, open_staging, publish, staging_exclusions
+from generator.store import Store, open_store, read_rows
 from generator.structure import SkippedImage, SourceImage
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class Embedded:
     skipped: tuple[SkippedImage, ...]
     info: ModelInfo
     embedded: int  # how many images went through the model (the rest came from the cache)
+    prefixed: bool = False  # paths start with their input folder's name (several inputs)
 
 
 class LazyEmbedder:
@@ -117,18 +119,14 @@ def build_site(
     the size budget there), so a failure in it leaves the previous site untouched.
     """
     start = time.perf_counter()
-    check_output(config.output, config.inputs)
-    exclude = [*staging_exclusions(config.output), *config.extra_excludes]
-    found = discover(config.inputs, exclude=exclude)
-    if not found.images:
-        raise InputError(
-            f"No images found in {', '.join(map(str, config.inputs))} (looked for "
-            f"{' '.join(sorted(IMAGE_SUFFIXES))}, in any letter case, in all sub-folders)."
-        )
-    log.info("found %d images", len(found.images))
+    check_output(config.output, config.inputs or (config.embeddings,))
+    if config.embeddings is not None:
+        store, found = open_store(config.embeddings), None  # checked before anything is written
+    else:
+        store, found = None, _discover(config)
     label_source = read_labels(config.labels) if config.labels else None  # fail before embedding
     with ExitStack() as stack:  # whatever happens: cache closed, loader and decoders shut down
-        if embedder is None:
+        if embedder is None and found is not None:
             info = plan_model(config.weights, config.device, config.precision, config.seed)
             lazy = LazyEmbedder(info, lambda: load_embedder(config.weights, info, config.seed))
             stack.callback(lazy.close)
@@ -138,8 +136,12 @@ def build_site(
             cache = stack.enter_context(closing(EmbeddingCache(config.cache_dir)))
         staging = open_staging(config.output)
         stack.callback(discard, staging)  # a no-op once published: the folder has moved
-        embedded = embed_images(found.images, embedder, cache, staging, config, progress)
-        skipped = found.skipped + embedded.skipped
+        if store is not None:
+            embedded = from_store(store, config, staging)
+            skipped = embedded.skipped
+        else:  # images: discovered above, embedder planned above
+            embedded = embed_images(found.images, embedder, cache, staging, config, progress)
+            skipped = found.skipped + embedded.skipped
         report = _report(embedded, skipped, config, label_source, cache, staging)
         if finish is not None:
             report = finish(report, staging)
@@ -148,6 +150,29 @@ def build_site(
     return BuildResult(
         config.output, len(embedded.records), skipped, seconds, report, embedded.embedded
     )
+
+
+def _discover(config: BuildConfig) -> Discovery:
+    exclude = [*staging_exclusions(config.output), *config.extra_excludes]
+    found = discover(config.inputs, exclude=exclude)
+    if not found.images:
+        raise InputError(
+            f"No images found in {', '.join(map(str, config.inputs))} (looked for "
+            f"{' '.join(sorted(IMAGE_SUFFIXES))}, in any letter case, in all sub-folders)."
+        )
+    log.info("found %d images", len(found.images))
+    return found
+
+
+def from_store(store: Store, config: BuildConfig, site: Path) -> Embedded:
+    """The site stage reading a Parquet store instead of the engine: no model, no originals
+    (unless --images-root is given for thumbnails the store lacks)."""
+    rows = read_rows(store, config.images_root, config.thumb_size)
+    with closing(rows):
+        records, features, skipped = collect_rows(rows, site)
+    dim = int(features.shape[1]) if len(records) else store.dim
+    log.info("read %d embeddings (D = %d) from %s", len(records), dim, config.embeddings)
+    return Embedded(records, features, skipped, store.model_info(dim), 0, store.prefixed)
 
 
 def _report(
@@ -195,7 +220,7 @@ def analyse_all(
     comparison = None
     if label_source is not None:
         rels = [r.rel for r in embedded.records]
-        names = labels_for(label_source, rels, prefixed=len(config.inputs) > 1)
+        names = labels_for(label_source, rels, prefixed=embedded.prefixed)
         comparison = compare_labels(analysis, names)
     digests = [r.digest for r in embedded.records]
     duplicates = find_duplicates(digests, embedded.features)
@@ -230,7 +255,8 @@ def embed_images(
     engine = LocalEngine(embedder, cache, EmbedOptions(config.thumb_size, config.batch_size))
     with closing(engine.run(images, progress)) as rows:
         records, features, skipped = collect_rows(rows, site)
-    return Embedded(records, features, skipped, embedder.info, engine.embedded)
+    prefixed = len(config.inputs) > 1
+    return Embedded(records, features, skipped, embedder.info, engine.embedded, prefixed)
 
 
 def collect_rows(
