@@ -258,6 +258,10 @@ def build(inputs: tuple[Path, ...], title: str | None, **options: Any) -> None:
       dinoclust build photos/ --weights dino_deitsmall16_pretrain.pth --k-max 6
       dinoclust build --embeddings emb/ -o site/
     """
+    if not inputs and options.get("embeddings") is None:
+        ctx = click.get_current_context()
+        param = next(p for p in ctx.command.params if p.name == "inputs")
+        raise click.MissingParameter(ctx=ctx, param=param, param_hint="'INPUTS...'")
     _run(inputs, title, **options)
 
 

@@ -351,4 +351,4 @@ def test_embed_and_build_from_the_command_line(photos, tmp_path, monkeypatch) ->
     run = CliRunner().invoke(cli, ["build", str(photos), "--embeddings", str(store)])
     assert run.exit_code == 2 and "Give either image INPUTS or --embeddings DIR" in run.output
     run = CliRunner().invoke(cli, ["build"])
-    assert run.exit_code == 2 and "No input given" in run.output
+    assert run.exit_code == 2 and "Error: Missing argument 'INPUTS...'" in run.output
