@@ -137,7 +137,7 @@ def build_site(
         staging = open_staging(config.output)
         stack.callback(discard, staging)  # a no-op once published: the folder has moved
         if store is not None:
-            embedded = from_store(store, config, staging)
+            embedded = from_store(store, config, staging, progress)
             skipped = embedded.skipped
         else:  # images: discovered above, embedder planned above
             embedded = embed_images(found.images, embedder, cache, staging, config, progress)
@@ -164,15 +164,29 @@ def _discover(config: BuildConfig) -> Discovery:
     return found
 
 
-def from_store(store: Store, config: BuildConfig, site: Path) -> Embedded:
+def from_store(
+    store: Store, config: BuildConfig, site: Path, progress: Progress = no_progress
+) -> Embedded:
     """The site stage reading a Parquet store instead of the engine: no model, no originals
     (unless --images-root is given for thumbnails the store lacks)."""
     rows = read_rows(store, config.images_root, config.thumb_size)
-    with closing(rows):
-        records, features, skipped = collect_rows(rows, site)
+    with closing(rows), progress("Reading embeddings", store.count()) as advance:
+        records, features, skipped = collect_rows(_counted(rows, advance), site)
     dim = int(features.shape[1]) if len(records) else store.dim
     log.info("read %d embeddings (D = %d) from %s", len(records), dim, config.embeddings)
     return Embedded(records, features, skipped, store.model_info(dim), 0, store.prefixed)
+
+
+def _counted(rows: Iterable[Row], advance: Callable[[int], None], step: int = 500) -> Iterator[Row]:
+    """Pass rows on, advancing the progress bar every `step` rows (a bar redraw is not free)."""
+    n = 0
+    for row in rows:
+        n += 1
+        if n == step:
+            advance(n)
+            n = 0
+        yield row
+    advance(n)
 
 
 def _report(

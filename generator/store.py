@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -232,6 +231,12 @@ class Store:
         value = self.metadata.get(META_THUMB_SIZE, "")
         return int(value) if value.isdigit() else None
 
+    def count(self) -> int:
+        """Rows in all parts, from the footers alone."""
+        import pyarrow.parquet as pq
+
+        return sum(pq.read_metadata(path).num_rows for path in self.files)
+
     @property
     def prefixed(self) -> bool:
         return self.metadata.get(META_PREFIXED) == "true"
@@ -434,32 +439,38 @@ def _vectors(
                 f"{path}, row {offset + i}: the embedding has {length} values, but earlier ones "
                 f"have {dim}. All embeddings must have the same dimension."
             )
-    if pa.types.is_fixed_size_list(column.type):
-        flat = column.values.to_numpy(zero_copy_only=False)
-        flat = flat[column.offset * column.type.list_size :][: len(column) * column.type.list_size]
-        vectors = np.asarray(flat, dtype=np.float32).reshape(len(column), -1)
-    else:
-        vectors = np.zeros((len(column), dim or 0), dtype=np.float32)
-        for i, value in enumerate(column.to_pylist()):
-            if value is not None:
-                vectors[i] = np.asarray(value, dtype=np.float32)
-    for i, ok in enumerate(valid):
-        if ok and not np.isfinite(vectors[i]).all():
-            raise InputError(
-                f"{path}, row {offset + i}: the embedding holds NaN or infinity. Fix or drop "
-                "that row."
-            )
-        if ok and column.type.value_type != pa.float32():
-            _check_range(column, i, path, offset)
+    vectors = np.zeros((len(column), dim or 0), dtype=np.float32)
+    mask = np.asarray(valid, dtype=bool)
+    if mask.any():
+        if pa.types.is_fixed_size_list(column.type):
+            size = column.type.list_size
+            flat = column.values.slice(column.offset * size, len(column) * size)
+            raw = flat.to_numpy(zero_copy_only=False).reshape(len(column), size)[mask]
+        else:
+            raw = pc.list_flatten(column).to_numpy(zero_copy_only=False).reshape(-1, dim)
+        raw = np.asarray(raw, dtype=np.float64)
+        with np.errstate(over="ignore"):
+            vectors[mask] = raw.astype(np.float32)
+        _check_finite(raw, vectors[mask], np.flatnonzero(mask), path, offset)
     return vectors, valid, dim
 
 
-def _check_range(column: pa.Array, i: int, path: Path, offset: int) -> None:
-    """A float64 value beyond float32's range becomes infinity once converted."""
-    value = column[i].as_py()
-    if value is not None and not all(math.isfinite(float(np.float32(v))) for v in value):
+def _check_finite(
+    raw: np.ndarray, converted: np.ndarray, rows: np.ndarray, path: Path, offset: int
+) -> None:
+    """NaN or infinity as given, or a float64 beyond float32's range (infinite once converted)."""
+    bad = ~np.isfinite(raw).all(axis=1)
+    if bad.any():
+        row = int(rows[np.argmax(bad)])
         raise InputError(
-            f"{path}, row {offset + i}: the embedding holds a value too large for float32. Fix "
+            f"{path}, row {offset + row}: the embedding holds NaN or infinity. Fix or drop "
+            "that row."
+        )
+    big = ~np.isfinite(converted).all(axis=1)
+    if big.any():
+        row = int(rows[np.argmax(big)])
+        raise InputError(
+            f"{path}, row {offset + row}: the embedding holds a value too large for float32. Fix "
             "or drop that row."
         )
 

@@ -266,6 +266,38 @@ def test_bad_parquet_is_named_and_the_previous_site_survives(tmp_path, case) -> 
     assert tree(site) == before
 
 
+def test_float16_lists_build_and_a_float64_beyond_float32_is_named(tmp_path) -> None:
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(6, 8))
+    schema = pa.schema([("path", pa.string()), ("embedding", pa.list_(pa.float16(), 8))])
+    table = pa.table({"path": [f"{i}.jpg" for i in range(6)], "embedding": vectors.tolist()})
+    pq.write_table(table.cast(schema), tmp_path / "half.parquet")
+    report = build_from(tmp_path / "half.parquet", tmp_path / "site", k_max=3).report
+    assert report["model"]["feature_dim"] == 8 and len(report["images"]) == 6
+    vectors[4, 2] = 1e300
+    pq.write_table(
+        pa.table({"path": [f"{i}.jpg" for i in range(6)], "embedding": vectors.tolist()}),
+        tmp_path / "big.parquet",
+    )
+    with pytest.raises(InputError) as caught:
+        build_from(tmp_path / "big.parquet", tmp_path / "site")
+    assert str(caught.value) == (
+        f"{tmp_path / 'big.parquet'}, row 4: the embedding holds a value too large for float32. "
+        "Fix or drop that row."
+    )
+
+
+def test_strict_embed_leaves_the_store_as_it_was(photos, tmp_path) -> None:
+    store = tmp_path / "emb"
+    (photos / "blue" / "broken.png").unlink()
+    embed(photos, store)
+    before = tree(store)
+    (photos / "blue" / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(InputError, match=r"^--strict: 1 file\(s\) could not be used, first blue"):
+        embed(photos, store, strict=True)
+    assert tree(store) == before
+
+
 def test_absolute_paths_never_reach_the_site(tmp_path) -> None:
     write_parts(tmp_path / "emb", vec_table(["/home/me/a.jpg", "b.jpg"], ok))
     with pytest.raises(InputError, match=r"part-00000.parquet, row 0: the path /home/me/a.jpg is"):
