@@ -108,7 +108,7 @@ def table(rows: Sequence[Row], dim: int, metadata: dict[str, str]) -> pa.Table:
         if row.vector is not None:
             flat[i] = row.vector
     values = pa.array(flat.reshape(-1), type=pa.float32())
-    mask = pa.array([row.vector is None for row in rows])
+    mask = pa.array([row.vector is None for row in rows], type=pa.bool_())
     embedding = pa.FixedSizeListArray.from_arrays(values, dim, mask=mask)
     errors = {row.rel: row.error.to_json() for row in rows if row.error is not None}
     meta = {**metadata, META_ERRORS_I18N: json.dumps(errors, sort_keys=True, ensure_ascii=False)}

@@ -384,3 +384,17 @@ def test_embed_and_build_from_the_command_line(photos, tmp_path, monkeypatch) ->
     assert run.exit_code == 2 and "Give either image INPUTS or --embeddings DIR" in run.output
     run = CliRunner().invoke(cli, ["build"])
     assert run.exit_code == 2 and "Error: Missing argument 'INPUTS...'" in run.output
+
+
+@pytest.mark.parametrize("part_rows", [3, 5])  # 10 rows: a last part of 1 row, or an empty one
+def test_many_parts_read_back_as_one_store(photos, tmp_path, monkeypatch, part_rows) -> None:
+    import generator.store as store_module
+
+    monkeypatch.setattr(store_module, "PART_ROWS", part_rows)
+    embed(photos, tmp_path / "emb")
+    parts = sorted(p.name for p in (tmp_path / "emb").glob("part-*.parquet"))
+    assert parts == [f"part-g0001-{i:05d}.parquet" for i in range(10 // part_rows + 1)]
+    assert len(read(tmp_path / "emb")) == 10
+    build_site(BuildConfig(inputs=(photos,), output=tmp_path / "one"), embedder=FakeEmbedder())
+    build_from(tmp_path / "emb", tmp_path / "two")
+    assert tree(tmp_path / "one") == tree(tmp_path / "two")
