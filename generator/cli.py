@@ -333,7 +333,7 @@ def _run(
     if quiet:
         return
     _summary(delivery)
-    if config.weights == RANDOM:
+    if delivery.result.report["model"]["random_weights"]:  # also a store made with them
         click.echo(
             "warning: --weights random: the clusters are meaningless (smoke test only).", err=True
         )
@@ -375,6 +375,11 @@ def _embed(
         f"{result.output} -o site/",
         err=True,
     )
+    if weights == RANDOM:
+        click.echo(
+            "warning: --weights random: the embeddings are meaningless (smoke test only).",
+            err=True,
+        )
 
 
 def _summary(delivery: Delivery) -> None:

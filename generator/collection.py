@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,13 +95,14 @@ def embed_collection(
 def _write(
     writer: StoreWriter,
     found_skipped: tuple[SkippedImage, ...],
-    rows: object,
+    rows: Iterator[Row],
     config: EmbedConfig,
 ) -> tuple[SkippedImage, ...]:
+    """Discovery's skips first, then every image's row, as `build` lists them."""
     skipped = list(found_skipped)
     for item in found_skipped:
         writer.add(Row.skipped(item.rel, item.why))
-    with closing(rows) as stream:  # type: ignore[type-var]
+    with closing(rows) as stream:  # type: ignore[type-var]  # a generator: closing() cancels
         for row in stream:
             writer.add(row)
             if row.error is not None:
