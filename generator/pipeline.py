@@ -1,7 +1,9 @@
 """The build, stage by stage: discover → decode → embed → analyse → render.
 
 `build_site` is the library's entry point; the CLI only fills in a BuildConfig and shows progress.
-Each stage is its own module and can be tested alone (e.g. with a fake embedder).
+Each stage is its own module and can be tested alone (e.g. with a fake embedder). The embed
+stage's rows come from the local engine (engines/local.py) or, with `--embeddings`, from a
+Parquet store (store.py); the site stage (`collect_rows`) reads either the same way.
 """
 
 from __future__ import annotations
