@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from pathlib import Path
@@ -100,3 +101,40 @@ def test_a_failure_opening_staging_closes_the_cache_and_the_loader(
     with pytest.raises(OutputError, match="no room"):
         build_site(config)
     assert sorted(map(str, closed)) == ["1", "loader"]
+
+
+def test_ctrl_c_in_the_site_stage_cancels_the_queued_decodes(tmp_path, monkeypatch) -> None:
+    """The interrupt arrives while the engine's generator is suspended: closing it cancels."""
+    import generator.pipeline as pipeline
+
+    photos = tmp_path / "photos"
+    for i in range(40):
+        make_image(photos / f"{i:02d}.png", (i * 5, 100, 100))
+    decoded = []
+    real_decode, real_save = local._try_decode, pipeline.save_thumb
+
+    def slow(path: Path, thumb_size: int):
+        time.sleep(0.05)
+        decoded.append(path.name)
+        return real_decode(path, thumb_size)
+
+    def interrupted(site, row):
+        if row.rel == "01.png":
+            raise KeyboardInterrupt
+        return real_save(site, row)
+
+    monkeypatch.setattr(local, "_try_decode", slow)
+    monkeypatch.setattr(pipeline, "save_thumb", interrupted)
+    config = BuildConfig(inputs=(photos,), output=tmp_path / "site", batch_size=1)
+    try:
+        build_site(config, embedder=FakeEmbedder())
+    except KeyboardInterrupt:
+        held = sys.exc_info()  # a caller still handling it keeps every frame alive
+        seen = len(decoded)
+        time.sleep(0.5)
+        assert len(decoded) == seen <= 2 + 2 * local.DECODE_THREADS
+        del held
+    else:
+        raise AssertionError("the interrupt did not propagate")
+    assert not [t for t in threading.enumerate() if t.name.startswith("decode")]
+    assert not list(tmp_path.glob(".site.dinoclust-*"))
