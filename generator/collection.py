@@ -120,7 +120,13 @@ def _previous(config: EmbedConfig, metadata: dict[str, str]) -> Known | None:
     """What the last run wrote, if it can be kept: same model, weights, precision and thumbs."""
     if config.overwrite or not any(config.output.glob(PART_GLOB)):
         return None
-    store = open_store(config.output)
+    try:
+        store = open_store(config.output)
+    except InputError as exc:
+        raise OutputError(
+            f"{exc} The previous embeddings in {config.output} cannot be kept: use --overwrite "
+            "to make them again."
+        ) from exc
     changed = [key for key in MATCHING if store.metadata.get(key) != metadata[key]]
     if changed:
         key = changed[0]

@@ -342,6 +342,21 @@ def test_a_rerun_with_other_weights_needs_overwrite(photos, tmp_path) -> None:
     assert embed(photos, store, other, overwrite=True).embedded == 9
 
 
+def test_a_damaged_previous_store_needs_overwrite(photos, tmp_path) -> None:
+    store = tmp_path / "emb"
+    embed(photos, store)
+    part = store / "part-g0001-00000.parquet"
+    part.write_bytes(b"garbage")
+    with pytest.raises(OutputError) as caught:
+        embed(photos, store)
+    assert str(caught.value).startswith(f"{part}: not a Parquet file (")
+    assert str(caught.value).endswith(
+        f"The previous embeddings in {store} cannot be kept: use --overwrite to make them again."
+    )
+    assert embed(photos, store, overwrite=True).rows == 10
+    assert [p.name for p in store.glob("part-*.parquet")] == ["part-g0002-00000.parquet"]
+
+
 def test_embed_never_writes_into_a_folder_that_is_not_ours(photos, tmp_path) -> None:
     mine = tmp_path / "mine"
     mine.mkdir()
