@@ -33,7 +33,7 @@ DEMO_IMAGES = Path(__file__).resolve().parent / "demo_images"  # the 30 bundled 
 
 
 def build(
-    inputs: StrPath | Sequence[StrPath],
+    inputs: StrPath | Sequence[StrPath] = (),
     output: StrPath | None = None,
     *,
     title: str | None = None,
@@ -54,6 +54,8 @@ def build(
     single_file: bool = False,
     max_size: int | str | None = None,
     lang: str = "en",
+    embeddings: StrPath | None = None,
+    images_root: StrPath | None = None,
     open: bool = False,
     verbose: int = 0,
     quiet: bool = False,
@@ -86,6 +88,8 @@ def build(
         single_file=single_file,
         max_size=max_size,
         lang=lang,
+        embeddings=Path(embeddings) if embeddings is not None else None,
+        images_root=Path(images_root) if images_root is not None else None,
     )
     with _log_level(log_level(verbose, quiet)):
         result = deliver(config, progress=progress_bar(quiet)).result

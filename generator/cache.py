@@ -5,8 +5,10 @@ One SQLite file in the user's cache folder holds three tables:
 - `embeddings`: (namespace, content hash) → feature vector, where the namespace hashes the model,
   weights identity, preprocessing and precision (renamed or moved files are still hits);
 - `thumbs`: (content hash, thumbnail spec) → encoded thumbnail and image size.
-SQLite makes every write atomic; a corrupt file is detected, discarded and rebuilt, never a crash.
-The cache lives only on the user's machine: absolute paths in it never reach the site.
+SQLite makes every write atomic (in WAL mode, so readers never wait for a writer). The cache never
+loses data it could keep: a locked, read-only or failing file means "build without the cache this
+time" and a warning; only a file that SQLite itself verifies is not a sound database is discarded
+and rebuilt. The cache lives only on the user's machine: absolute paths in it never reach the site.
 """
 
 from __future__ import annotations
@@ -21,13 +23,16 @@ import sqlite3
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 
 from generator.analyse import Analysis, Clustering
 from generator.embed import PREPROCESS, ModelInfo, file_sha256
+from generator.errors import ConfigError
 from generator.i18n import Message
+from generator.imaging import THUMB_FORMAT, THUMB_QUALITY
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +54,11 @@ CHUNK = 500  # SQLite's limit on bound variables is 999 in old builds
 ANALYSES_KEPT = 20  # recent PCA/K-means results; older ones are dropped
 # A change to the code that computes or packs the results invalidates old ones.
 ANALYSIS_SOURCES = ("analyse.py", "metrics.py", "cache.py")
+ANALYSIS_PACKAGES = ("numpy", "scikit-learn", "scipy")  # their versions key cached analyses
+# Vectors and thumbnails depend on the decoder: imaging.py and the libraries it decodes with.
+DECODE_SOURCES = ("imaging.py",)
+DECODE_PACKAGES = ("pillow", "pillow-heif", "rawpy")
+LOCK_TIMEOUT_S = 10.0  # how long to wait for another build holding the cache before going without
 
 
 @dataclass(frozen=True)
@@ -70,6 +80,26 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dinoclust"
 
 
+def package_version(name: str) -> str | None:
+    """An installed distribution's version, without importing it (None: not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+@cache
+def decode_version() -> str:
+    """The decoder's identity: a fix in imaging.py or a new Pillow gives new vectors and thumbs."""
+    digest = hashlib.sha256()
+    for name in DECODE_SOURCES:
+        digest.update((Path(__file__).parent / name).read_bytes())
+    digest.update(json.dumps({p: package_version(p) for p in DECODE_PACKAGES}).encode())
+    return digest.hexdigest()[:16]
+
+
 def namespace(info: ModelInfo, decode_side: int = 0) -> str:
     """Everything that changes a feature vector; the device does not. `decode_side`: the long
     side a decode with previews must keep, which changes the JPEG draft scale and so, slightly,
@@ -80,9 +110,21 @@ def namespace(info: ModelInfo, decode_side: int = 0) -> str:
         "weights": info.weights_id,
         "preprocess": asdict(PREPROCESS),
         "precision": info.precision,
-        **({"decode": decode_side} if decode_side else {}),
+        "decode": decode_version(),
+        **({"decode_side": decode_side} if decode_side else {}),
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def thumb_spec(thumb_size: int, decode_side: int = 0) -> str:
+    """Everything that changes a cached thumbnail (`decode_side`: as for `namespace`)."""
+    side = f"-d{decode_side}" if decode_side else ""
+    return f"{THUMB_FORMAT}-q{THUMB_QUALITY}-{thumb_size}{side}-{decode_version()}"
+
+
+def preview_spec(preview_size: int) -> str:
+    """Everything that changes a cached preview (empty data: the source needs none)."""
+    return f"{THUMB_FORMAT}-q{THUMB_QUALITY}-preview{preview_size}-{decode_version()}"
 
 
 def analysis_key(features: np.ndarray, k_max: int, seed: int) -> str:
@@ -90,7 +132,13 @@ def analysis_key(features: np.ndarray, k_max: int, seed: int) -> str:
     digest = hashlib.sha256()
     for name in ANALYSIS_SOURCES:
         digest.update((Path(__file__).parent / name).read_bytes())
-    options = {"version": CACHE_VERSION, "k_max": k_max, "seed": seed, "shape": features.shape}
+    options = {
+        "version": CACHE_VERSION,
+        "k_max": k_max,
+        "seed": seed,
+        "shape": features.shape,
+        "packages": {p: package_version(p) for p in ANALYSIS_PACKAGES},
+    }
     digest.update(json.dumps(options, sort_keys=True).encode())
     digest.update(np.ascontiguousarray(features, dtype="<f4").tobytes())
     return digest.hexdigest()
@@ -149,40 +197,94 @@ def unpack_analysis(data: bytes) -> Analysis:
 
 
 class EmbeddingCache:
-    """A SQLite-backed store; every method survives a damaged database by starting afresh."""
+    """A SQLite-backed store that never costs the build: when the file cannot be used (locked by
+    another build, read-only, failing disk) the build goes on without it (`usable` is False)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.path = folder / DB_NAME
+        _check_folder(folder)
+        self.db: sqlite3.Connection | None = None
         self.db = self._open()
 
-    def _open(self) -> sqlite3.Connection:
-        self.folder.mkdir(parents=True, exist_ok=True)
+    @property
+    def usable(self) -> bool:
+        return self.db is not None
+
+    def _open(self) -> sqlite3.Connection | None:
         try:
             return self._connect()
+        except sqlite3.OperationalError as exc:  # locked, read-only, I/O error: keep the file
+            self._give_up(exc)
         except sqlite3.DatabaseError as exc:
-            self._discard(exc)
-            return self._connect()
+            return self._replace_if_damaged(exc)
+        return None
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30)
-        db.executescript(SCHEMA)
-        db.execute("SELECT count(*) FROM files").fetchone()
+        db = sqlite3.connect(self.path, timeout=LOCK_TIMEOUT_S)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(SCHEMA)
+            db.execute("SELECT count(*) FROM files").fetchone()
+        except BaseException:
+            db.close()
+            raise
         return db
 
-    def _discard(self, exc: Exception) -> None:
+    def _replace_if_damaged(self, exc: sqlite3.DatabaseError) -> sqlite3.Connection | None:
+        """Discard the file only when SQLite verifies it is not a sound database."""
+        if not self._verified_damaged():
+            self._give_up(exc)
+            return None
         log.warning("embedding cache %s is damaged (%s); starting a new one", self.path, exc)
         for suffix in ("", "-journal", "-wal", "-shm"):
             Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        try:
+            return self._connect()
+        except sqlite3.DatabaseError as again:
+            self._give_up(again)
+            return None
 
-    def _recover(self, exc: Exception) -> None:
-        with contextlib.suppress(sqlite3.Error):
-            self.db.close()
-        self._discard(exc)
-        self.db = self._connect()
+    def _verified_damaged(self) -> bool:
+        """`PRAGMA quick_check` on a fresh connection: damaged if it fails (not merely locked)
+        or reports a problem."""
+        try:
+            db = sqlite3.connect(self.path, timeout=LOCK_TIMEOUT_S)
+        except sqlite3.Error:
+            return False
+        try:
+            return db.execute("PRAGMA quick_check").fetchall() != [("ok",)]
+        except sqlite3.OperationalError:
+            return False
+        except sqlite3.DatabaseError:
+            return True
+        finally:
+            db.close()
+
+    def _give_up(self, exc: Exception) -> None:
+        """Build without the cache from here on; the file is left as it is."""
+        log.warning(
+            "cannot use the embedding cache %s (%s); building without it this time (it is kept "
+            "as it is). If another build is using it, let it finish; else check the folder's "
+            "permissions, or choose another with --cache-dir.",
+            self.path,
+            exc,
+        )
+        self.close()
+
+    def _trouble(self, exc: sqlite3.Error) -> None:
+        """An error in the middle of a build: give up, or start afresh if verified damaged."""
+        self.close()
+        if isinstance(exc, sqlite3.OperationalError):
+            self._give_up(exc)
+        elif isinstance(exc, sqlite3.DatabaseError):
+            self.db = self._replace_if_damaged(exc)
 
     def close(self) -> None:
-        self.db.close()
+        if self.db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.close()
+        self.db = None
 
     # --- content hashes, memoised by (path, size, mtime) -------------------------------------
 
@@ -273,23 +375,38 @@ class EmbeddingCache:
     def _select(self, sql: str, keys: Sequence[str], prefix: tuple = ()) -> list[tuple]:
         """`sql … IN (keys)` in chunks; a damaged database yields no rows (and starts afresh)."""
         rows: list[tuple] = []
+        if self.db is None:
+            return rows
         try:
             for start in range(0, len(keys), CHUNK):
                 chunk = keys[start : start + CHUNK]
                 marks = ",".join("?" * len(chunk))
                 rows += self.db.execute(f"{sql} ({marks})", (*prefix, *chunk)).fetchall()
-        except sqlite3.DatabaseError as exc:
-            self._recover(exc)
+        except sqlite3.Error as exc:
+            self._trouble(exc)
             return []
         return rows
 
     def _write(self, sql: str, rows: list[tuple]) -> None:
-        if not rows:
+        if not rows or self.db is None:
             return
         try:
             with self.db:
                 self.db.executemany(sql, rows)
-        except sqlite3.OperationalError as exc:  # locked, disk full, read-only: not fatal
-            log.warning("could not write to the embedding cache %s (%s)", self.path, exc)
-        except sqlite3.DatabaseError as exc:
-            self._recover(exc)
+        except sqlite3.Error as exc:  # locked, disk full, read-only: not fatal
+            self._trouble(exc)
+
+
+def _check_folder(folder: Path) -> None:
+    """The cache folder must be a folder we can write in; else say which and what to do."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        usable = folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
+        why = "not writable"
+    except OSError as exc:
+        usable, why = False, exc.strerror or str(exc)
+    if not usable:
+        raise ConfigError(
+            f"Cannot use the cache folder {folder} ({why}). Choose a writable folder with "
+            "--cache-dir DIR, or build without the cache with --no-cache."
+        )

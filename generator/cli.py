@@ -243,18 +243,91 @@ def cli() -> None:
     """
 
 
+# `embed` takes the model, cache, thumbnail and skip options of `build`, and these of its own.
+EMBED_SHARED = (
+    "weights",
+    "device",
+    "precision",
+    "cache_dir",
+    "no_cache",
+    "batch_size",
+    "seed",
+    "thumb_size",
+    "strict",
+    "verbose",
+    "quiet",
+)
+
+
+def embed_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The options `embed` shares with `build` (same names, same defaults)."""
+    shared = build_options(lambda: None).__click_params__  # type: ignore[attr-defined]
+    params = [p for p in shared if p.name in EMBED_SHARED]
+    func.__click_params__ = [*getattr(func, "__click_params__", []), *params]  # type: ignore[attr-defined]
+    return func
+
+
 @cli.command()
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
 @build_options
+@click.option(
+    "--embeddings",
+    type=click.Path(path_type=Path),
+    metavar="DIR",
+    help="Build from the Parquet files in DIR (written by `dinoclust embed`, or any Parquet with "
+    "path and embedding columns) instead of from images: no model, no originals.",
+)
+@click.option(
+    "--images-root",
+    type=click.Path(path_type=Path, file_okay=False),
+    metavar="DIR",
+    help="With --embeddings: where the originals are (DIR/path), for thumbnails the Parquet "
+    "files lack; without it such images show their file name.",
+)
 def build(inputs: tuple[Path, ...], title: str | None, **options: Any) -> None:
-    """Build the site from INPUTS (folders and/or image files).
+    """Build the site from INPUTS (folders and/or image files), or from --embeddings DIR.
 
     \b
     Examples:
       dinoclust build ~/Pictures/trip -o site/
       dinoclust build photos/ --weights dino_deitsmall16_pretrain.pth --k-max 6
+      dinoclust build --embeddings emb/ -o site/
     """
+    if not inputs and options.get("embeddings") is None:
+        ctx = click.get_current_context()
+        param = next(p for p in ctx.command.params if p.name == "inputs")
+        raise click.MissingParameter(ctx=ctx, param=param, param_hint="'INPUTS...'")
     _run(inputs, title, **options)
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("embeddings"),
+    show_default=True,
+    help="Folder for the Parquet files (must be empty or made by `dinoclust embed`).",
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Make every embedding again instead of keeping the rows of unchanged files.",
+)
+@embed_options
+def embed(inputs: tuple[Path, ...], **options: Any) -> None:
+    """Embed INPUTS into a Parquet dataset (part-*.parquet in -o DIR), without a report.
+
+    A rerun brings DIR up to date: unchanged files are kept, new and changed ones are embedded,
+    missing ones dropped. Build the site from it with `dinoclust build --embeddings DIR`.
+
+    \b
+    Examples:
+      dinoclust embed ~/Pictures -o emb/
+      dinoclust build --embeddings emb/ -o site/
+    """
+    _embed(inputs, **options)
 
 
 @cli.command()
@@ -391,7 +464,9 @@ def _run(
     if not quiet:
         _summary(delivery)
         source = click.get_current_context().get_parameter_source("weights")
-        if config.weights == RANDOM and source is not click.core.ParameterSource.DEFAULT:
+        # a store made with random weights warns too; demo's own fallback has said it already
+        fell_back = config.weights == RANDOM and source is click.core.ParameterSource.DEFAULT
+        if delivery.result.report["model"]["random_weights"] and not fell_back:
             click.echo(
                 "warning: --weights random: the clusters are meaningless (smoke test only).",
                 err=True,
@@ -412,6 +487,49 @@ def _open(output: Path, quiet: bool) -> None:
         message = f"--open: no browser to open here ({why}); open {url} yourself."
     if not quiet:
         click.echo(message, err=True)
+
+
+def _embed(
+    inputs: tuple[Path, ...],
+    verbose: int,
+    quiet: bool,
+    cache_dir: Path | None,
+    no_cache: bool,
+    weights: str,
+    device: str,
+    precision: str,
+    seed: int,
+    **options: Any,
+) -> None:
+    _setup_logging(verbose, quiet)
+    from generator.cache import default_cache_dir
+    from generator.collection import embed_collection
+    from generator.config import EmbedConfig, ModelConfig
+
+    cache = None if no_cache else (cache_dir or default_cache_dir())
+    try:
+        model = ModelConfig(weights, device, precision, seed)
+        config = EmbedConfig(inputs=inputs, model=model, cache_dir=cache, **options)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
+    try:
+        result = embed_collection(config, progress=_progress_for(quiet))
+    except GeneratorError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if quiet:
+        return
+    click.echo(
+        f"Wrote {result.rows} rows to {result.output}/ ({result.images} images, "
+        f"{len(result.skipped)} skipped, {result.embedded} newly embedded) in "
+        f"{result.seconds:.1f} s. Build the site with: dinoclust build --embeddings "
+        f"{result.output} -o site/",
+        err=True,
+    )
+    if weights == RANDOM:
+        click.echo(
+            "warning: --weights random: the embeddings are meaningless (smoke test only).",
+            err=True,
+        )
 
 
 def _summary(delivery: Delivery) -> None:

@@ -19,7 +19,7 @@ K_MIN = 2
 class BuildConfig:
     """Everything that decides what a build produces; same config + same inputs → same site."""
 
-    inputs: tuple[Path, ...]
+    inputs: tuple[Path, ...] = ()  # folders and/or image files; empty with `embeddings`
     output: Path = Path("site")
     title: str | None = None  # None: the UI string `title_key`, in the page's language
     title_key: str = "default_title"
@@ -40,31 +40,29 @@ class BuildConfig:
     labels: str | None = None  # "folders" or the path of a path,label CSV
     export_embeddings: bool = False  # also write embeddings.npy and pca.npy
     lang: str = "en"  # the page's language at first opening (the reader can switch)
+    embeddings: Path | None = None  # build from this Parquet store instead of images
+    images_root: Path | None = None  # with `embeddings`: where originals are, for thumbnails
 
     def __post_init__(self) -> None:
-        if not self.inputs:
-            raise ConfigError("No input given: name at least one folder or image file.")
-        if self.device not in DEVICES:
-            raise ConfigError(f"Unknown device {self.device!r}: use one of {', '.join(DEVICES)}.")
-        if self.precision not in PRECISIONS:
+        if self.embeddings is not None and self.inputs:
             raise ConfigError(
-                f"Unknown precision {self.precision!r}: use one of {', '.join(PRECISIONS)}."
+                "Give either image INPUTS or --embeddings DIR, not both: --embeddings builds the "
+                "site from the Parquet files alone."
             )
+        if self.images_root is not None and self.embeddings is None:
+            raise ConfigError("--images-root only applies with --embeddings DIR.")
+        if not self.inputs and self.embeddings is None:
+            raise ConfigError("No input given: name at least one folder or image file.")
+        _check_model(self.device, self.precision, self.batch_size, self.thumb_size, self.seed)
         if self.k_max < K_MIN:
             raise ConfigError(f"--k-max must be at least {K_MIN} (got {self.k_max}).")
         if self.k_max > 50:
             raise ConfigError(f"--k-max must be at most 50 (got {self.k_max}).")
-        if self.batch_size < 1:
-            raise ConfigError(f"--batch-size must be at least 1 (got {self.batch_size}).")
-        if not 32 <= self.thumb_size <= 1024:
-            raise ConfigError(f"--thumb-size must be between 32 and 1024 (got {self.thumb_size}).")
         if self.preview_size != 0 and not self.thumb_size < self.preview_size <= 4096:
             raise ConfigError(
                 f"--preview-size must be 0 (no previews) or between --thumb-size "
                 f"({self.thumb_size}) and 4096 (got {self.preview_size})."
             )
-        if self.seed < 0:
-            raise ConfigError(f"--seed must be zero or positive (got {self.seed}).")
         if self.title is not None and not self.title.strip():
             raise ConfigError("--title must not be empty.")
         if self.lang not in LANGS:
@@ -91,3 +89,103 @@ class BuildConfig:
     @property
     def random_weights(self) -> bool:
         return self.weights == RANDOM
+
+    # The stages' own views of the flat options: each stage takes only what it needs.
+
+    @property
+    def model(self) -> ModelConfig:
+        return ModelConfig(self.weights, self.device, self.precision, self.seed)
+
+    @property
+    def embedding(self) -> EmbedConfig:
+        return EmbedConfig(
+            self.inputs,
+            self.output,
+            self.model,
+            self.cache_dir,
+            self.batch_size,
+            self.thumb_size,
+            self.strict,
+            self.extra_excludes,
+        )
+
+    @property
+    def analysis(self) -> AnalysisConfig:
+        return AnalysisConfig(self.k_max, self.seed, self.labels)
+
+    @property
+    def site(self) -> SiteConfig:
+        return SiteConfig(
+            self.output, self.title, self.title_key, self.lang, self.export_embeddings
+        )
+
+    @property
+    def delivery(self) -> DeliveryConfig:
+        return DeliveryConfig(self.zip_file, self.single_file, self.max_size)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which model makes the vectors (the embed stage; `dinoclust embed` and `build`)."""
+
+    weights: str = PRETRAINED
+    device: str = "auto"
+    precision: str = "auto"
+    seed: int = 0  # seeds --weights random
+
+
+@dataclass(frozen=True)
+class EmbedConfig:
+    """`dinoclust embed`: images in, a Parquet store out (no analysis, no site)."""
+
+    inputs: tuple[Path, ...]
+    output: Path
+    model: ModelConfig = field(default_factory=ModelConfig)
+    cache_dir: Path | None = None
+    batch_size: int = 32
+    thumb_size: int = 192
+    strict: bool = False
+    extra_excludes: tuple[Path, ...] = field(default=())
+    overwrite: bool = False  # start the store again instead of keeping unchanged rows
+
+    def __post_init__(self) -> None:
+        if not self.inputs:
+            raise ConfigError("No input given: name at least one folder or image file.")
+        m = self.model
+        _check_model(m.device, m.precision, self.batch_size, self.thumb_size, m.seed)
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    k_max: int = 10
+    seed: int = 0
+    labels: str | None = None
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    output: Path = Path("site")
+    title: str | None = None
+    title_key: str = "default_title"
+    lang: str = "en"
+    export_embeddings: bool = False
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    zip_file: Path | None = None
+    single_file: bool = False
+    max_size: int | None = None
+
+
+def _check_model(device: str, precision: str, batch_size: int, thumb_size: int, seed: int) -> None:
+    if device not in DEVICES:
+        raise ConfigError(f"Unknown device {device!r}: use one of {', '.join(DEVICES)}.")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"Unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}.")
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1 (got {batch_size}).")
+    if not 32 <= thumb_size <= 1024:
+        raise ConfigError(f"--thumb-size must be between 32 and 1024 (got {thumb_size}).")
+    if seed < 0:
+        raise ConfigError(f"--seed must be zero or positive (got {seed}).")

@@ -350,3 +350,30 @@ def _libraw_text(exc: BaseException) -> str:
 def _short(exc: BaseException) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text[:120]
+
+
+def thumb_dimensions(data: bytes) -> tuple[int, int]:
+    """An encoded thumbnail's (width, height), read from its header only."""
+    with Image.open(io.BytesIO(data)) as image:
+        return image.size
+
+
+def name_tile(name: str, size: int) -> bytes:
+    """A square tile showing a file name, wrapped and centred: the thumbnail of an image known
+    only by its path (`build --embeddings` without thumbnails or --images-root)."""
+    from PIL import ImageDraw, ImageFont
+
+    tile = Image.new("RGB", (size, size), (232, 232, 232))
+    draw = ImageDraw.Draw(tile)
+    font = ImageFont.load_default(size=max(9, size // 10))
+    margin = max(4, size // 12)
+    lines = [""]
+    for char in name:
+        if draw.textlength(lines[-1] + char, font=font) > size - 2 * margin:
+            lines.append("")
+        lines[-1] += char
+    text = "\n".join(lines[:5])
+    box = draw.multiline_textbbox((0, 0), text, font=font, align="center")
+    origin = ((size - (box[2] - box[0])) / 2, (size - (box[3] - box[1])) / 2)
+    draw.multiline_text(origin, text, fill=(60, 60, 60), font=font, align="center")
+    return encode_thumb(tile)

@@ -121,6 +121,23 @@ def assign_labels(source: LabelSource, found: Discovery) -> Labelling:
     return Labelling(source.name, by_rel, mixed)
 
 
+def labels_for_store(source: LabelSource, rels: list[str], prefixed: bool) -> Labelling:
+    """Labels for the paths of a Parquet store (`build --embeddings`), by the rule discovery
+    follows: a path's first folder below its input, or, with several inputs (`prefixed`: each
+    path starts with its input's name), the input's name for an image directly in it."""
+    from generator.discover import Discovery
+    from generator.structure import SourceImage
+
+    def folder(rel: str) -> str:
+        parts = rel.split("/")
+        if prefixed:
+            return parts[1] if len(parts) > 2 else parts[0]
+        return parts[0] if len(parts) > 1 else ""
+
+    images = tuple(SourceImage(Path(rel), rel, folder(rel)) for rel in rels)
+    return assign_labels(source, Discovery(images, ()))
+
+
 def _label(source: LabelSource, rel: str, folder: str) -> str | None:
     if source.kind == FOLDERS:
         return folder or TOP_LEVEL

@@ -1,38 +1,38 @@
 """The build, stage by stage: discover → decode → embed → analyse → render.
 
 `build_site` is the library's entry point; the CLI only fills in a BuildConfig and shows progress.
-Each stage is its own module and can be tested alone (e.g. with a fake embedder).
+Each stage is its own module and can be tested alone (e.g. with a fake embedder). The embed
+stage's rows come from the local engine (engines/local.py) or, with `--embeddings`, from a
+Parquet store (store.py); the site stage (`collect_rows`) reads either the same way.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
+import hashlib
 import logging
 import time
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, closing, contextmanager
 from dataclasses import dataclass, replace
-from functools import cache
-from itertools import islice
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from generator.analyse import Analysis, analyse, compare_labels
-from generator.cache import CachedThumb, EmbeddingCache, analysis_key, namespace
+from generator.cache import EmbeddingCache, analysis_key
 from generator.config import BuildConfig
 from generator.discover import IMAGE_SUFFIXES, Discovery, discover
 from generator.duplicates import find_similar
-from generator.embed import PREPROCESS, Embedder, ModelInfo, load_embedder, plan_model
+from generator.embed import Embedder, ModelInfo, load_embedder, plan_model
+from generator.engines.local import EmbedOptions, LocalEngine
 from generator.errors import InputError
 from generator.exports import write_arrays, write_exports
 from generator.i18n import Message
-from generator.imaging import THUMB_FORMAT, THUMB_QUALITY, Decoded, DecodeError, decode
-from generator.labels import Labelling, assign_labels, read_labels
+from generator.imaging import THUMB_FORMAT
+from generator.labels import Labelling, assign_labels, labels_for_store, read_labels
+from generator.mapper import Row
 from generator.payload import ImageRecord, ReportExtras, build_report
 from generator.render import render_site
 from generator.sitedir import (
@@ -43,13 +43,11 @@ from generator.sitedir import (
     publish,
     staging_exclusions,
 )
+from generator.store import Store, open_store, read_rows
 from generator.structure import PHASE_LOGGER, Alias, SkippedImage, SourceImage
 
 log = logging.getLogger(__name__)
 phase = logging.getLogger(PHASE_LOGGER)
-
-DECODE_THREADS = 2
-LOOKAHEAD = 64  # decoded images waiting for the model: bounds memory whatever N is
 
 
 class Progress(Protocol):
@@ -84,6 +82,7 @@ class Embedded:
     skipped: tuple[SkippedImage, ...]
     info: ModelInfo
     embedded: int  # how many images went through the model (the rest came from the cache)
+    prefixed: bool = False  # paths start with their input folder's name (several inputs)
 
 
 class LazyEmbedder:
@@ -98,13 +97,20 @@ class LazyEmbedder:
         self._load = load
         self._model: Embedder | None = None
         self._loading: Future[Embedder] | None = None
+        self._loader: ThreadPoolExecutor | None = None
 
     def prefetch(self) -> None:
         if self._model is None and self._loading is None:
             phase.info("loading model…")
-            self._loading = ThreadPoolExecutor(1, thread_name_prefix="load-model").submit(
-                self._load
-            )
+            self._loader = ThreadPoolExecutor(1, thread_name_prefix="load-model")
+            self._loading = self._loader.submit(self._load)
+
+    def close(self) -> None:
+        """Shut the loader down (a load not yet started is cancelled; one under way finishes
+        in its thread, which is then released)."""
+        if self._loader is not None:
+            self._loader.shutdown(wait=False, cancel_futures=True)
+            self._loader = None
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         if self._model is None:
@@ -125,47 +131,44 @@ def build_site(
     the size budget there), so a failure in it leaves the previous site untouched.
     """
     start = time.perf_counter()
-    found = discover_images(config)
-    labelling = assign_labels(read_labels(config.labels), found) if config.labels else None
-    embedder = plan_embedder(config) if embedder is None else embedder
-    cache = EmbeddingCache(config.cache_dir) if config.cache_dir else None
-    staging = open_staging(config.output)
-    try:
-        embedded = embed_images(found.images, embedder, cache, staging, config, progress)
-        skipped = check_skipped(config, found.skipped + embedded.skipped)
-        analysis, extras = analyse_all(embedded, config, labelling, cache)
-        extras = replace(extras, aliases=found.aliases)
-        title = config.title or Message.of(config.title_key)
-        report = build_report(
-            title,
-            embedded.records,
-            skipped,
-            analysis,
-            embedded.info,
-            config.seed,
-            extras,
-            lang=config.lang,
+    if config.embeddings is not None:
+        check_output(config.output, (config.embeddings,))
+        store, found = open_store(config.embeddings), None  # checked before anything is written
+        labelling = None  # assigned from the store's paths, once they are read
+    else:
+        found = discover_images(config)
+        store, labelling = (
+            None,
+            assign_labels(read_labels(config.labels), found) if config.labels else None,
         )
-        phase.info("writing site…")
-        render_site(report, staging, lang=config.lang)
-        write_exports(staging, report)
-        if config.export_embeddings:
-            write_arrays(staging, embedded.features, analysis.coords)
+    with ExitStack() as stack:  # whatever happens: cache closed, loader and decoders shut down
+        if embedder is None and found is not None:
+            embedder = plan_embedder(config)
+            stack.callback(embedder.close)
+        cache = None
+        if config.cache_dir:
+            cache = stack.enter_context(closing(EmbeddingCache(config.cache_dir)))
+        staging = open_staging(config.output)
+        stack.callback(discard, staging)  # a no-op once published: the folder has moved
+        if store is not None:
+            embedded = from_store(store, config, staging, progress)
+            skipped = embedded.skipped
+            if config.labels:
+                rels = [r.rel for r in embedded.records]
+                labelling = labels_for_store(read_labels(config.labels), rels, embedded.prefixed)
+        else:  # images: discovered above, embedder planned above
+            embedded = embed_images(found.images, embedder, cache, staging, config, progress)
+            skipped = found.skipped + embedded.skipped
+        aliases = found.aliases if found is not None else ()
+        report = _report(embedded, skipped, config, labelling, cache, staging, aliases)
         carry_foreign(config.output, staging)  # before the zip or size budget sees the site
         if finish is not None:
             report = finish(report, staging)
         publish(staging, config.output)
-    except BaseException:
-        discard(staging)
-        raise
-    finally:
-        if cache is not None:
-            cache.close()
     seconds = time.perf_counter() - start
-    result = BuildResult(
-        config.output, len(embedded.records), skipped, seconds, report, embedded.embedded
+    return BuildResult(
+        config.output, len(embedded.records), skipped, seconds, report, embedded.embedded, aliases
     )
-    return replace(result, aliases=found.aliases)
 
 
 def discover_images(config: BuildConfig) -> Discovery:
@@ -182,7 +185,7 @@ def discover_images(config: BuildConfig) -> Discovery:
     return found
 
 
-def plan_embedder(config: BuildConfig) -> Embedder:
+def plan_embedder(config: BuildConfig) -> LazyEmbedder:
     """The model the options name, loaded only if an image is not in the cache."""
     info = plan_model(config.weights, config.device, config.precision, config.seed)
     return LazyEmbedder(info, lambda: load_embedder(config.weights, info, config.seed))
@@ -198,6 +201,63 @@ def check_skipped(
             f"{skipped[0].reason}. Fix or remove them, or build without --strict."
         )
     return skipped
+
+
+def from_store(
+    store: Store, config: BuildConfig, site: Path, progress: Progress = no_progress
+) -> Embedded:
+    """The site stage reading a Parquet store instead of the engine: no model, no originals
+    (unless --images-root is given for thumbnails the store lacks)."""
+    rows = read_rows(store, config.images_root, config.thumb_size)
+    with closing(rows), progress("Reading embeddings", store.count()) as advance:
+        records, features, skipped = collect_rows(_counted(rows, advance), site)
+    dim = int(features.shape[1]) if len(records) else store.dim
+    log.info("read %d embeddings (D = %d) from %s", len(records), dim, config.embeddings)
+    return Embedded(records, features, skipped, store.model_info(dim), 0, store.prefixed)
+
+
+def _counted(rows: Iterable[Row], advance: Callable[[int], None], step: int = 500) -> Iterator[Row]:
+    """Pass rows on, advancing the progress bar every `step` rows (a bar redraw is not free)."""
+    n = 0
+    for row in rows:
+        n += 1
+        if n == step:
+            advance(n)
+            n = 0
+        yield row
+    advance(n)
+
+
+def _report(
+    embedded: Embedded,
+    skipped: tuple[SkippedImage, ...],
+    config: BuildConfig,
+    labelling: Labelling | None,
+    cache: EmbeddingCache | None,
+    staging: Path,
+    aliases: tuple[Alias, ...] = (),
+) -> dict[str, Any]:
+    """Analyse, then write the report and the site into `staging`."""
+    check_skipped(config, skipped)
+    analysis, extras = analyse_all(embedded, config, labelling, cache)
+    extras = replace(extras, aliases=aliases)
+    title = config.title or Message.of(config.title_key)
+    report = build_report(
+        title,
+        embedded.records,
+        skipped,
+        analysis,
+        embedded.info,
+        config.seed,
+        extras,
+        lang=config.lang,
+    )
+    phase.info("writing site…")
+    render_site(report, staging, lang=config.lang)
+    write_exports(staging, report)
+    if config.export_embeddings:
+        write_arrays(staging, embedded.features, analysis.coords)
+    return report
 
 
 def analyse_all(
@@ -248,244 +308,57 @@ def embed_images(
     config: BuildConfig,
     progress: Progress,
 ) -> Embedded:
-    """Features and thumbnails for every image: from the cache where possible, else decoded in
-    worker threads while the model embeds full batches. Thumbnails go straight to disk."""
+    """Features and thumbnails for every image, by the local engine (cache first, then decoded
+    in worker threads while the model embeds full batches); the site stage writes thumbnails."""
+    options = EmbedOptions(config.thumb_size, config.batch_size, config.preview_size)
+    engine = LocalEngine(embedder, cache, options)
+    with closing(engine.run(images, progress)) as rows:
+        records, features, skipped = collect_rows(rows, site)
+    prefixed = len(config.inputs) > 1
+    return Embedded(records, features, skipped, embedder.info, engine.embedded, prefixed)
+
+
+def collect_rows(
+    rows: Iterable[Row], site: Path
+) -> tuple[tuple[ImageRecord, ...], np.ndarray, tuple[SkippedImage, ...]]:
+    """The site stage's reader: thumbnails go straight to disk as rows stream by, vectors are
+    stacked in row order, skipped rows are listed."""
     (site / "thumbs").mkdir(exist_ok=True)
-    # previews need a larger decode, which changes the thumbnail and model input a little: the
-    # cache keeps those apart
-    side = (
-        max(PREPROCESS.size, config.thumb_size, config.preview_size) if config.preview_size else 0
+    (site / "previews").mkdir(exist_ok=True)
+    records: list[ImageRecord] = []
+    vectors: list[np.ndarray] = []
+    skipped: list[SkippedImage] = []
+    for row in rows:
+        if row.vector is None:
+            skipped.append(SkippedImage(row.rel, row.error or Message.of("skip_corrupt", error="")))
+            continue
+        records.append(save_thumb(site, row))
+        vectors.append(row.vector)
+    if not any((site / "previews").iterdir()):
+        (site / "previews").rmdir()
+    features = (
+        np.stack(vectors).astype(np.float32, copy=False)
+        if vectors
+        else np.empty((0, 0), dtype=np.float32)
     )
-    spec = f"{THUMB_FORMAT}-q{THUMB_QUALITY}-{config.thumb_size}" + (f"-d{side}" if side else "")
-    work = _Work(images, embedder, cache, site, spec, config.batch_size)
-    work.previews, work.side = Previews(site, config.preview_size, cache), side
-    todo = work.from_cache()
-    if todo:
-        sizes = (config.thumb_size, config.preview_size)
-        with progress("Embedding images", len(todo)) as advance:
-            for index, result in _decoded([images[i] for i in todo], todo, sizes):
-                advance(work.take(index, result))
-            advance(work.flush())
-    log.info(
-        "%d images embedded, %d from the cache", work.embedded, len(work.features) - work.embedded
+    return tuple(records), features, tuple(skipped)
+
+
+def save_thumb(site: Path, row: Row) -> ImageRecord:
+    """Thumbnails are named by content hash: no file name leaks, duplicates share one file. A row
+    without a hash (another tool's Parquet) is named by a hash of its path."""
+    key = row.sha256 or hashlib.sha256(f"path:{row.rel}".encode()).hexdigest()
+    rel = f"thumbs/{key[:20]}.{THUMB_FORMAT}"
+    target = site / rel
+    if not target.exists():
+        target.write_bytes(row.thumb or b"")
+    size = row.size or (0, 0)
+    preview = None
+    if row.preview:  # the preview dialog's larger image (--preview-size), named the same way
+        preview = f"previews/{key[:20]}.{THUMB_FORMAT}"
+        if not (site / preview).exists():
+            (site / preview).write_bytes(row.preview)
+    preview_size = row.preview_size if preview else None
+    return ImageRecord(
+        row.rel, rel, row.thumb_size or (0, 0), size, row.sha256 or "", preview, preview_size
     )
-    return work.result()
-
-
-class _Work:
-    """The per-image results of embed_images, in input order whatever order they arrive in."""
-
-    def __init__(
-        self,
-        images: Sequence[SourceImage],
-        embedder: Embedder,
-        cache: EmbeddingCache | None,
-        site: Path,
-        spec: str,
-        batch_size: int,
-    ) -> None:
-        self.images, self.embedder, self.cache = images, embedder, cache
-        self.site, self.spec, self.batch_size = site, spec, batch_size
-        self.records: dict[int, ImageRecord] = {}
-        self.features: dict[int, np.ndarray] = {}
-        self.skipped: dict[int, SkippedImage] = {}
-        self.batch: list[tuple[int, str, np.ndarray]] = []
-        self.new_thumbs: list[tuple[str, CachedThumb]] = []
-        self.vectors: dict[str, np.ndarray] = {}
-        self.embedded = 0
-        self.previews = Previews(site, 0)
-        self.side = 0  # the decode's long side when previews are made (cache namespace)
-
-    def from_cache(self) -> list[int]:
-        """Serve what the cache has; return the indices that must be decoded."""
-        if self.cache is None:
-            self._prefetch()
-            return list(range(len(self.images)))
-        digests = self.cache.digests([image.path for image in self.images])
-        known = [d for d in digests if isinstance(d, str)]
-        self.vectors = self.cache.vectors(namespace(self.embedder.info, self.side), known)
-        thumbs = self.cache.thumbs(self.spec, known)
-        self.previews.load(known)
-        todo = []
-        for index, digest in enumerate(digests):
-            if isinstance(digest, OSError):
-                self._skip(index, Message.of("skip_unreadable", error=digest.strerror or digest))
-            elif digest in self.vectors and digest in thumbs and self.previews.has(digest):
-                self.records[index] = self._save_thumb(index, digest, thumbs[digest])
-                self.features[index] = self.vectors[digest]
-            else:
-                todo.append(index)
-        if any(not isinstance(digests[i], str) or digests[i] not in self.vectors for i in todo):
-            self._prefetch()
-        return todo
-
-    def _prefetch(self) -> None:
-        prefetch = getattr(self.embedder, "prefetch", None)
-        if prefetch is not None:
-            prefetch()
-
-    def take(self, index: int, result: Decoded | DecodeError) -> int:
-        """Add one decoded image; returns how many images are now finished (for progress)."""
-        if isinstance(result, DecodeError):
-            self._skip(index, result.why)
-            return 1
-        thumb = CachedThumb(result.thumb, result.thumb_size, result.size)
-        self.previews.take(result)
-        self.records[index] = self._save_thumb(index, result.sha256, thumb)
-        if self.cache is not None:
-            self.new_thumbs.append((result.sha256, thumb))
-        if result.sha256 in self.vectors:
-            self.features[index] = self.vectors[result.sha256]
-            return 1
-        self.batch.append((index, result.sha256, result.pixels))
-        return self.flush() if len(self.batch) >= self.batch_size else 0
-
-    def flush(self) -> int:
-        """Embed the pending batch and store new results in the cache; returns the batch size."""
-        done = len(self.batch)
-        if self.batch:
-            vectors = self.embedder(np.stack([pixels for _, _, pixels in self.batch]))
-            for (index, _, _), vector in zip(self.batch, vectors, strict=True):
-                self.features[index] = vector
-            self.embedded += len(self.batch)
-            if self.cache is not None:
-                space = namespace(self.embedder.info, self.side)
-                self.cache.put_vectors(
-                    space, [(d, v) for (_, d, _), v in zip(self.batch, vectors, strict=True)]
-                )
-            self.batch = []
-            release_freed_memory()
-        if self.cache is not None and self.new_thumbs:
-            self.cache.put_thumbs(self.spec, self.new_thumbs)
-        if self.cache is not None and self.previews.new:
-            self.cache.put_thumbs(self.previews.spec, self.previews.new)
-        self.new_thumbs = []
-        self.previews.new = []
-        return done
-
-    def result(self) -> Embedded:
-        order = sorted(self.records)
-        features = (
-            np.stack([self.features[i] for i in order]).astype(np.float32)
-            if order
-            else np.empty((0, 0), dtype=np.float32)
-        )
-        return Embedded(
-            tuple(self.records[i] for i in order),
-            features,
-            tuple(self.skipped[i] for i in sorted(self.skipped)),
-            self.embedder.info,
-            self.embedded,
-        )
-
-    def _skip(self, index: int, why: Message) -> None:
-        rel = self.images[index].rel
-        log.warning("skipped %s: %s", rel, why)
-        self.skipped[index] = SkippedImage(rel, why)
-
-    def _save_thumb(self, index: int, digest: str, thumb: CachedThumb) -> ImageRecord:
-        """Thumbnails are named by content hash: no file name leaks, duplicates share one file."""
-        rel = f"thumbs/{digest[:20]}.{THUMB_FORMAT}"
-        target = self.site / rel
-        if not target.exists():
-            target.write_bytes(thumb.data)
-        preview, preview_size = self.previews.record(digest)
-        return ImageRecord(
-            self.images[index].rel, rel, thumb.thumb_size, thumb.size, digest, preview, preview_size
-        )
-
-
-class Previews:
-    """The larger images of the preview dialog (--preview-size): written to previews/ by content
-    hash as they come, cached like thumbnails. A source no larger than its thumbnail gets none
-    (cached as empty data, so a warm rebuild still needs no decode). Only names and sizes stay in
-    memory: previews are about 15 times the bytes of a thumbnail."""
-
-    CHUNK = 256  # previews read from the cache at a time
-
-    def __init__(self, site: Path, size: int, cache: EmbeddingCache | None = None) -> None:
-        self.site, self.size, self.on, self.cache = site, size, size > 0, cache
-        self.spec = f"{THUMB_FORMAT}-q{THUMB_QUALITY}-preview{size}"
-        self.saved: dict[str, tuple[str | None, tuple[int, int] | None]] = {}
-        self.new: list[tuple[str, CachedThumb]] = []
-
-    def load(self, digests: Sequence[str]) -> None:
-        """Write the previews the cache has for `digests` into the site."""
-        if not self.on or self.cache is None:
-            return
-        known = sorted(set(digests))
-        for start in range(0, len(known), self.CHUNK):
-            chunk = known[start : start + self.CHUNK]
-            for digest, preview in self.cache.thumbs(self.spec, chunk).items():
-                self._keep(digest, preview)
-
-    def has(self, digest: str) -> bool:
-        return not self.on or digest in self.saved
-
-    def take(self, result: Decoded) -> None:
-        """Keep a decoded image's preview (before its record is made)."""
-        if not self.on:
-            return
-        preview = CachedThumb(result.preview or b"", result.preview_size or (0, 0), result.size)
-        self._keep(result.sha256, preview)
-        if self.cache is not None:
-            self.new.append((result.sha256, preview))
-
-    def record(self, digest: str) -> tuple[str | None, tuple[int, int] | None]:
-        """The preview's path in the site and its size, or (None, None)."""
-        return self.saved.get(digest, (None, None)) if self.on else (None, None)
-
-    def _keep(self, digest: str, preview: CachedThumb) -> None:
-        if not preview.data:
-            self.saved[digest] = (None, None)
-            return
-        rel = f"previews/{digest[:20]}.{THUMB_FORMAT}"
-        target = self.site / rel
-        if not target.exists():
-            target.parent.mkdir(exist_ok=True)
-            target.write_bytes(preview.data)
-        self.saved[digest] = (rel, preview.thumb_size)
-
-
-def _decoded(
-    images: Sequence[SourceImage], indices: Sequence[int], sizes: tuple[int, int]
-) -> Iterator[tuple[int, Decoded | DecodeError]]:
-    """Results in input order, with at most LOOKAHEAD decodes in flight."""
-    with ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="decode") as pool:
-        pending: deque[tuple[int, Future[Decoded | DecodeError]]] = deque()
-        todo = iter(zip(indices, images, strict=True))
-        for index, image in islice(todo, LOOKAHEAD):
-            pending.append((index, pool.submit(_try_decode, image.path, sizes)))
-        while pending:
-            index, future = pending.popleft()
-            for following, image in islice(todo, 1):
-                pending.append((following, pool.submit(_try_decode, image.path, sizes)))
-            yield index, future.result()
-
-
-@cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's malloc_trim, or None where the C library has none (macOS, Windows, musl)."""
-    name = ctypes.util.find_library("c")
-    try:
-        return ctypes.CDLL(name).malloc_trim if name else None
-    except (OSError, AttributeError):
-        return None
-
-
-def release_freed_memory() -> bool:
-    """Give the memory freed by the last batch back to the OS. Under glibc, the model's freed
-    temporaries and the decoded pixels otherwise stay in a fragmented heap: a 10,000-image build
-    grew by about 90 KB per image. Returns whether anything could be asked of the C library."""
-    trim = _malloc_trim()
-    if trim is None:
-        return False
-    trim(0)
-    return True
-
-
-def _try_decode(path: Path, sizes: tuple[int, int]) -> Decoded | DecodeError:
-    try:
-        return decode(path, PREPROCESS.size, *sizes)
-    except DecodeError as exc:
-        return exc

@@ -186,3 +186,141 @@ def test_analysis_round_trips_exactly_and_is_reused(colour_folder, tmp_path) -> 
     with cache.db:
         cache.db.execute("UPDATE analyses SET data = x'00'")
     assert cache.analysis("key") is None  # damaged entry: computed again, never a crash
+
+
+def rows_in(cache: Path) -> int:
+    db = sqlite3.connect(cache / DB_NAME)
+    try:
+        return db.execute("SELECT count(*) FROM embeddings").fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_the_cache_is_in_wal_mode(colour_folder, tmp_path) -> None:
+    cache = tmp_path / "cache"
+    build(colour_folder, tmp_path / "site", cache)
+    db = sqlite3.connect(cache / DB_NAME)
+    assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    db.close()
+
+
+@pytest.mark.parametrize("journal", ["wal", "delete"])
+def test_a_locked_cache_is_kept_and_the_build_goes_on_without_it(
+    colour_folder, tmp_path, monkeypatch, caplog, journal
+) -> None:
+    import generator.cache
+
+    cache = tmp_path / "cache"
+    build(colour_folder, tmp_path / "site", cache)
+    assert rows_in(cache) == 12
+    monkeypatch.setattr(generator.cache, "LOCK_TIMEOUT_S", 0.1)
+    holder = sqlite3.connect(cache / DB_NAME, isolation_level=None)
+    holder.execute(f"PRAGMA journal_mode={journal}")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        result, _ = build(colour_folder, tmp_path / "site", cache, k_max=4)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert result.images == 12
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    assert warnings[0].startswith(f"cannot use the embedding cache {cache / DB_NAME} (database is")
+    assert "building without it this time (it is kept as it is)" in warnings[0]
+    assert not any("damaged" in w for w in warnings)
+    assert rows_in(cache) == 12  # nothing lost
+    again, embedder = build(colour_folder, tmp_path / "site", cache)
+    assert (again.embedded, embedder.calls) == (0, 0)
+
+
+def test_a_read_only_cache_is_read_and_kept(colour_folder, tmp_path, monkeypatch, caplog) -> None:
+    import generator.cache
+
+    cache = tmp_path / "cache"
+    build(colour_folder, tmp_path / "site", cache)
+    before = (cache / DB_NAME).read_bytes()
+    connect = sqlite3.connect
+
+    def read_only(path, timeout):  # root ignores file modes: open it the way a read-only FS would
+        return connect(f"file:{path}?mode=ro", uri=True, timeout=timeout)
+
+    monkeypatch.setattr(generator.cache.sqlite3, "connect", read_only)
+    result, embedder = build(colour_folder, tmp_path / "site", cache, k_max=3)
+    assert (result.images, result.embedded, embedder.calls) == (12, 0, 0)  # vectors were read
+    assert "readonly database" in caplog.text and "building without it" in caplog.text
+    monkeypatch.undo()
+    assert rows_in(cache) == 12
+    assert (cache / DB_NAME).read_bytes() == before
+
+
+def test_an_error_on_a_sound_database_does_not_discard_it(
+    colour_folder, tmp_path, monkeypatch, caplog
+) -> None:
+    cache = tmp_path / "cache"
+    build(colour_folder, tmp_path / "site", cache)
+    calls = []
+
+    def failing(self):
+        calls.append(1)
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+    monkeypatch.setattr(EmbeddingCache, "_connect", failing)
+    result, embedder = build(colour_folder, tmp_path / "site", cache)
+    assert result.images == 12 and embedder.calls == 1 and calls == [1]
+    assert "damaged" not in caplog.text  # quick_check said the file is sound: kept
+    monkeypatch.undo()
+    assert rows_in(cache) == 12
+
+
+def test_an_unusable_cache_folder_is_a_clear_error(colour_folder, tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from generator.cli import cli
+    from generator.errors import ConfigError
+
+    (tmp_path / "afile").write_text("x")
+    folder = tmp_path / "afile" / "cache"
+    with pytest.raises(ConfigError) as caught:
+        build(colour_folder, tmp_path / "site", folder)
+    assert str(caught.value) == (
+        f"Cannot use the cache folder {folder} (Not a directory). Choose a writable folder "
+        "with --cache-dir DIR, or build without the cache with --no-cache."
+    )
+    assert not (tmp_path / "site").exists()
+    args = ["build", str(colour_folder), "-o", str(tmp_path / "s"), "--cache-dir", str(folder)]
+    run = CliRunner().invoke(cli, args)
+    assert run.exit_code == 1
+    assert run.output.splitlines()[-1] == f"Error: {caught.value}"
+
+
+def test_vectors_and_thumbs_are_keyed_by_the_decoder_and_analyses_by_libraries(
+    monkeypatch,
+) -> None:
+    import generator.cache as cache_module
+
+    features = np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32)
+    space = namespace(FakeEmbedder.info)
+    spec = cache_module.thumb_spec(192)
+    key = cache_module.analysis_key(features, 4, 0)
+    real = cache_module.package_version
+    for package in ("pillow", "pillow-heif"):
+        monkeypatch.setattr(
+            cache_module,
+            "package_version",
+            lambda p, bumped=package: "999" if p == bumped else real(p),
+        )
+        cache_module.decode_version.cache_clear()
+        assert namespace(FakeEmbedder.info) != space and cache_module.thumb_spec(192) != spec
+        assert cache_module.analysis_key(features, 4, 0) == key
+    for package in ("numpy", "scikit-learn", "scipy"):
+        monkeypatch.setattr(
+            cache_module,
+            "package_version",
+            lambda p, bumped=package: "999" if p == bumped else real(p),
+        )
+        cache_module.decode_version.cache_clear()
+        assert cache_module.analysis_key(features, 4, 0) != key
+        assert namespace(FakeEmbedder.info) == space
+    monkeypatch.undo()
+    cache_module.decode_version.cache_clear()
+    assert namespace(FakeEmbedder.info) == space

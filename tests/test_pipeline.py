@@ -241,12 +241,12 @@ def test_memory_freed_after_each_batch_goes_back_to_the_os(colour_folder, tmp_pa
     """Under glibc (Linux) each batch ends with malloc_trim; bench_memory.py measures the effect."""
     import platform
 
-    from generator import pipeline
+    from generator.engines import local
 
     calls = []
-    monkeypatch.setattr(pipeline, "release_freed_memory", lambda: calls.append(1))
+    monkeypatch.setattr(local, "release_freed_memory", lambda: calls.append(1))
     build(colour_folder, tmp_path / "site", batch_size=5)  # 12 images: batches of 5, 5, 2
     assert len(calls) == 3
     monkeypatch.undo()
     if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
-        assert pipeline.release_freed_memory() is True
+        assert local.release_freed_memory() is True

@@ -1,0 +1,140 @@
+"""`dinoclust embed`: images in, a Parquet store of their embeddings out (no analysis, no site).
+
+The same discovery, decoder, model, cache and local engine as `build`; the rows go to the store
+writer instead of the site. A rerun makes the store match the inputs: rows of unchanged files
+(same path and content hash) are kept without decoding or embedding, new and changed files are
+embedded, rows of files no longer found are dropped, and nothing is duplicated.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, closing
+from dataclasses import dataclass
+from pathlib import Path
+
+from generator.cache import EmbeddingCache
+from generator.config import EmbedConfig
+from generator.discover import IMAGE_SUFFIXES, discover
+from generator.embed import Embedder, load_embedder, plan_model
+from generator.engines.local import EmbedOptions, Known, LocalEngine
+from generator.errors import InputError, OutputError
+from generator.mapper import Row
+from generator.pipeline import LazyEmbedder, Progress, no_progress
+from generator.store import (
+    META_MODEL,
+    META_PRECISION,
+    META_PREPROCESS,
+    META_THUMB_SIZE,
+    META_WEIGHTS_ID,
+    PART_GLOB,
+    StoreWriter,
+    check_store_dir,
+    model_metadata,
+    open_store,
+    rows_by_digest,
+)
+from generator.structure import SkippedImage
+
+log = logging.getLogger(__name__)
+
+MATCHING = (META_MODEL, META_WEIGHTS_ID, META_PRECISION, META_PREPROCESS, META_THUMB_SIZE)
+
+
+@dataclass(frozen=True)
+class EmbedResult:
+    output: Path
+    rows: int  # rows written: images and skipped files
+    images: int
+    skipped: tuple[SkippedImage, ...]
+    embedded: int  # images that went through the model
+    kept: int  # images served from the previous run or the cache: not decoded again
+    seconds: float
+
+
+def embed_collection(
+    config: EmbedConfig, progress: Progress = no_progress, embedder: Embedder | None = None
+) -> EmbedResult:
+    """Write (or bring up to date) the store at `config.output`; raises GeneratorError."""
+    start = time.perf_counter()
+    check_store_dir(config.output, config.inputs)
+    found = discover(config.inputs, exclude=[config.output, *config.extra_excludes])
+    if not found.images:
+        raise InputError(
+            f"No images found in {', '.join(map(str, config.inputs))} (looked for "
+            f"{' '.join(sorted(IMAGE_SUFFIXES))}, in any letter case, in all sub-folders)."
+        )
+    with ExitStack() as stack:
+        if embedder is None:
+            m = config.model
+            info = plan_model(m.weights, m.device, m.precision, m.seed)
+            lazy = LazyEmbedder(info, lambda: load_embedder(m.weights, info, m.seed))
+            stack.callback(lazy.close)
+            embedder = lazy
+        prefixed = len(config.inputs) > 1
+        metadata = model_metadata(embedder.info, config.thumb_size, prefixed)
+        known = _previous(config, metadata)
+        cache = None
+        if config.cache_dir:
+            cache = stack.enter_context(closing(EmbeddingCache(config.cache_dir)))
+        options = EmbedOptions(config.thumb_size, config.batch_size)
+        engine = LocalEngine(embedder, cache, options, known)
+        writer = StoreWriter(config.output, metadata)
+        stack.callback(writer.abort)
+        skipped = _write(writer, found.skipped, engine.run(found.images, progress), config)
+        writer.metadata = model_metadata(embedder.info, config.thumb_size, prefixed)
+        rows = writer.commit()
+    kept = engine.served  # from the previous run or the cache: neither decoded nor embedded
+    seconds = time.perf_counter() - start
+    images = rows - len(skipped)
+    return EmbedResult(config.output, rows, images, skipped, engine.embedded, kept, seconds)
+
+
+def _write(
+    writer: StoreWriter,
+    found_skipped: tuple[SkippedImage, ...],
+    rows: Iterator[Row],
+    config: EmbedConfig,
+) -> tuple[SkippedImage, ...]:
+    """Discovery's skips first, then every image's row, as `build` lists them."""
+    skipped = list(found_skipped)
+    for item in found_skipped:
+        writer.add(Row.skipped(item.rel, item.why))
+    with closing(rows) as stream:  # type: ignore[type-var]  # a generator: closing() cancels
+        for row in stream:
+            writer.add(row)
+            if row.error is not None:
+                skipped.append(SkippedImage(row.rel, row.error))
+    if config.strict and skipped:
+        raise InputError(
+            f"--strict: {len(skipped)} file(s) could not be used, first {skipped[0].rel}: "
+            f"{skipped[0].reason}. Fix or remove them, or embed without --strict. "
+            f"{config.output} was left as it was."
+        )
+    return tuple(skipped)
+
+
+def _previous(config: EmbedConfig, metadata: dict[str, str]) -> Known | None:
+    """What the last run wrote, if it can be kept: same model, weights, precision and thumbs."""
+    if config.overwrite or not any(config.output.glob(PART_GLOB)):
+        return None
+    try:
+        store = open_store(config.output)
+    except InputError as exc:
+        raise OutputError(
+            f"{exc} The previous embeddings in {config.output} cannot be kept: use --overwrite "
+            "to make them again."
+        ) from exc
+    changed = [key for key in MATCHING if store.metadata.get(key) != metadata[key]]
+    if changed:
+        key = changed[0]
+        raise OutputError(
+            f"{config.output} holds embeddings made with another {key.split('.')[1]} "
+            f"({store.metadata.get(key)}; this run: {metadata[key]}). Use --overwrite to make "
+            "them again, or write to another folder with -o."
+        )
+    vectors, thumbs = rows_by_digest(store)
+    log.info("%d embeddings in %s can be kept", len(vectors), config.output)
+    return Known(vectors, thumbs)

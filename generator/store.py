@@ -1,0 +1,545 @@
+"""The embedding store: a Parquet dataset of one row per image (what `dinoclust embed` writes and
+`dinoclust build --embeddings` reads).
+
+The schema is a contract that other tools (Ray Data, DuckDB, Spark, clip-retrieval) and a later
+distributed engine share: `path, sha256, embedding fixed_size_list<float32>[D] (null when skipped),
+width, height int32, thumb binary, error string`, with the model's identity in the file metadata.
+Each part is written under a temporary name and renamed when complete, so an interrupted run never
+leaves a half-written part; a run writes a new generation of parts and removes the old one only
+once the new one is whole. Reading validates everything and names the file (and row) at fault.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from generator import __version__
+from generator.embed import PREPROCESS, ModelInfo
+from generator.errors import InputError, OutputError
+from generator.i18n import Message
+from generator.mapper import Row
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+log = logging.getLogger(__name__)
+
+MARKER = ".dinoclust-embeddings"
+MARKER_TEXT = (
+    "This folder holds embeddings written by `dinoclust embed`. The next `dinoclust embed` into\n"
+    "it updates it (keeping the rows of unchanged files); other files here are left alone.\n"
+)
+PART_ROWS = 10_000  # rows per part file: bounds the memory a part's thumbnails take
+PART_GLOB = "part-*.parquet"
+COLUMNS = ("path", "sha256", "embedding", "width", "height", "thumb", "error")
+UNKNOWN_MODEL = "unknown model"
+# File metadata keys: the first six are the contract; the others let a site built from the store
+# say exactly what a one-step build says.
+META_MODEL = "dinoclust.model"
+META_WEIGHTS_ID = "dinoclust.weights_id"
+META_PRECISION = "dinoclust.precision"
+META_PREPROCESS = "dinoclust.preprocess"
+META_THUMB_SIZE = "dinoclust.thumb_size"
+META_VERSION = "dinoclust.version"
+META_WEIGHTS = "dinoclust.weights"
+META_WEIGHTS_I18N = "dinoclust.weights_i18n"
+META_RANDOM = "dinoclust.random_weights"
+META_PREFIXED = "dinoclust.prefixed"
+META_ERRORS_I18N = "dinoclust.errors_i18n"
+META_GENERATION = "dinoclust.generation"
+META_PARTS = "dinoclust.parts"  # only in a generation's last part: how many it has
+
+
+def schema(dim: int, metadata: dict[str, str] | None = None) -> pa.Schema:
+    import pyarrow as pa
+
+    fields = [
+        pa.field("path", pa.string(), nullable=False),
+        pa.field("sha256", pa.string()),
+        pa.field("embedding", pa.list_(pa.float32(), dim)),
+        pa.field("width", pa.int32()),
+        pa.field("height", pa.int32()),
+        pa.field("thumb", pa.binary()),
+        pa.field("error", pa.string()),
+    ]
+    return pa.schema(fields, metadata=metadata)
+
+
+def model_metadata(info: ModelInfo, thumb_size: int, prefixed: bool) -> dict[str, str]:
+    """The file metadata that says which model made the vectors."""
+    i18n = info.weights_i18n.to_json() if info.weights_i18n else None
+    return {
+        META_MODEL: info.name,
+        META_WEIGHTS_ID: info.weights_id,
+        META_PRECISION: info.precision,
+        META_PREPROCESS: json.dumps(_preprocess(), sort_keys=True),
+        META_THUMB_SIZE: str(thumb_size),
+        META_VERSION: __version__,
+        META_WEIGHTS: info.weights,
+        META_WEIGHTS_I18N: json.dumps(i18n, sort_keys=True, ensure_ascii=False),
+        META_RANDOM: json.dumps(info.random_weights),
+        META_PREFIXED: json.dumps(prefixed),
+    }
+
+
+def _preprocess() -> dict[str, Any]:
+    return {
+        "size": PREPROCESS.size,
+        "mean": list(PREPROCESS.mean),
+        "std": list(PREPROCESS.std),
+        "resize": PREPROCESS.resize,
+    }
+
+
+def table(rows: Sequence[Row], dim: int, metadata: dict[str, str]) -> pa.Table:
+    """Rows → one Arrow table of the store's schema; the skip reasons' UI keys go in metadata."""
+    import pyarrow as pa
+
+    flat = np.zeros((len(rows), dim), dtype=np.float32)
+    for i, row in enumerate(rows):
+        if row.vector is not None:
+            flat[i] = row.vector
+    values = pa.array(flat.reshape(-1), type=pa.float32())
+    mask = pa.array([row.vector is None for row in rows], type=pa.bool_())
+    embedding = pa.FixedSizeListArray.from_arrays(values, dim, mask=mask)
+    errors = {row.rel: row.error.to_json() for row in rows if row.error is not None}
+    meta = {**metadata, META_ERRORS_I18N: json.dumps(errors, sort_keys=True, ensure_ascii=False)}
+    columns = [
+        pa.array([row.rel for row in rows], pa.string()),
+        pa.array([row.sha256 for row in rows], pa.string()),
+        embedding,
+        pa.array([row.size[0] if row.size else None for row in rows], pa.int32()),
+        pa.array([row.size[1] if row.size else None for row in rows], pa.int32()),
+        pa.array([row.thumb for row in rows], pa.binary()),
+        pa.array([row.error.text() if row.error else None for row in rows], pa.string()),
+    ]
+    return pa.Table.from_arrays(columns, schema=schema(dim, meta))
+
+
+# --- the folder ----------------------------------------------------------------------------
+
+
+def check_store_dir(folder: Path, inputs: Sequence[Path]) -> None:
+    """Refuse, before any work, a folder that is not ours, or one the inputs are inside."""
+    out = Path(os.path.realpath(folder))
+    for given in inputs:
+        src = Path(os.path.realpath(given))
+        if src == out or out in src.parents:
+            raise InputError(
+                f"{given} is inside the embeddings folder {folder}. Choose another folder with -o."
+            )
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise OutputError(f"{folder} exists and is not a folder; choose another folder with -o.")
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / MARKER).is_file():
+        raise OutputError(
+            f"{folder} already exists, is not empty and was not made by `dinoclust embed` (no "
+            f"{MARKER} file), so nothing will be written there. Choose a new or empty folder "
+            "with -o."
+        )
+
+
+class StoreWriter:
+    """Writes one generation of parts into `folder`; `commit()` makes it the current one."""
+
+    def __init__(self, folder: Path, metadata: dict[str, str]) -> None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / MARKER).write_text(MARKER_TEXT, encoding="utf-8")
+        except OSError as exc:
+            raise OutputError(
+                f"Cannot write into {folder} ({exc.strerror or exc}); choose a writable folder "
+                "with -o."
+            ) from exc
+        self.folder = folder
+        self.metadata = metadata
+        self.old = sorted(folder.glob(PART_GLOB))
+        self.generation = 1 + max((_generation_of(p) for p in self.old), default=0)
+        self.buffer: list[Row] = []
+        self.pending: list[tuple[Path, Path]] = []  # (temporary, final) names
+        self.dim: int | None = None
+        self.rows = 0
+        for leftover in folder.glob(".part-*.parquet.tmp"):  # a killed run's: ours to remove
+            leftover.unlink(missing_ok=True)
+
+    def add(self, row: Row) -> None:
+        if row.vector is not None and self.dim is None:
+            self.dim = len(row.vector)
+        self.buffer.append(row)
+        if len(self.buffer) >= PART_ROWS:
+            self._write(last=False)
+
+    def commit(self) -> int:
+        """Write the last part, rename every part into place (the last one last), then remove
+        the previous generation. Returns the number of rows."""
+        self._write(last=True)
+        for tmp, final in self.pending:
+            os.replace(tmp, final)
+        for old in self.old:
+            old.unlink(missing_ok=True)
+        return self.rows
+
+    def abort(self) -> None:
+        for tmp, _ in self.pending:
+            tmp.unlink(missing_ok=True)
+
+    def _write(self, last: bool) -> None:
+        import pyarrow.parquet as pq
+
+        if not self.buffer and not last:
+            return
+        index = len(self.pending)
+        name = f"part-g{self.generation:04d}-{index:05d}.parquet"
+        meta = {**self.metadata, META_GENERATION: str(self.generation)}
+        if last:
+            meta[META_PARTS] = str(index + 1)
+        data = table(self.buffer, self.dim or 384, meta)
+        tmp = self.folder / f".{name}.tmp"
+        pq.write_table(data, tmp, compression="zstd")
+        self.pending.append((tmp, self.folder / name))
+        self.rows += len(self.buffer)
+        self.buffer = []
+
+
+def _generation_of(path: Path) -> int:
+    parts = path.stem.split("-")
+    if len(parts) == 3 and parts[1].startswith("g") and parts[1][1:].isdigit():
+        return int(parts[1][1:])
+    return 0
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Store:
+    """A validated dataset: its part files (in order), metadata and vector dimension."""
+
+    files: tuple[Path, ...]
+    metadata: dict[str, str]
+    dim: int
+
+    @property
+    def thumb_size(self) -> int | None:
+        value = self.metadata.get(META_THUMB_SIZE, "")
+        return int(value) if value.isdigit() else None
+
+    def count(self) -> int:
+        """Rows in all parts, from the footers alone."""
+        import pyarrow.parquet as pq
+
+        return sum(pq.read_metadata(path).num_rows for path in self.files)
+
+    @property
+    def prefixed(self) -> bool:
+        return self.metadata.get(META_PREFIXED) == "true"
+
+    def model_info(self, dim: int | None = None) -> ModelInfo:
+        """What made the vectors, as the report shows it; another tool's file is an "unknown
+        model" with its dimension (`dim`, known once variable-length lists are read) in the
+        weights."""
+        meta = self.metadata
+        if META_MODEL not in meta:
+            said = Message.of("weights_unknown", dim=dim or self.dim)
+            return ModelInfo(UNKNOWN_MODEL, said.text(), "unknown", False, "cpu", "unknown", said)
+        i18n = json.loads(meta.get(META_WEIGHTS_I18N) or "null")
+        said = Message.from_json(i18n) if i18n else None
+        weights = meta.get(META_WEIGHTS) or (said.text() if said else meta.get(META_WEIGHTS_ID))
+        return ModelInfo(
+            meta[META_MODEL],
+            weights or "unknown",
+            meta.get(META_WEIGHTS_ID, "unknown"),
+            meta.get(META_RANDOM) == "true",
+            "cpu",
+            meta.get(META_PRECISION, "unknown"),
+            said,
+        )
+
+
+def open_store(location: Path) -> Store:
+    """The current generation of parts in `location` (a folder, or one Parquet file), checked:
+    each is Parquet, has `path` and a list-of-floats `embedding`, one dimension, one weights_id."""
+    import pyarrow.parquet as pq
+
+    files = _current_parts(location)
+    metadata: dict[str, str] | None = None
+    dim: int | None = None
+    for path in files:
+        meta, file_dim = _check_part(path, pq)
+        if metadata is None:
+            metadata = meta
+        elif meta.get(META_WEIGHTS_ID) != metadata.get(META_WEIGHTS_ID):
+            raise InputError(
+                f"{path}: made with weights {meta.get(META_WEIGHTS_ID) or 'unknown'}, but "
+                f"{files[0]} with {metadata.get(META_WEIGHTS_ID) or 'unknown'}. Embeddings of "
+                "different weights cannot be compared: make them again with one `dinoclust embed`."
+            )
+        if file_dim is not None and dim is not None and file_dim != dim:
+            raise InputError(
+                f"{path}: embeddings have {file_dim} values, but those in {files[0]} have {dim}. "
+                "All embeddings must have the same dimension."
+            )
+        dim = dim or file_dim
+    return Store(files, metadata or {}, dim or 0)
+
+
+def _current_parts(location: Path) -> tuple[Path, ...]:
+    if location.is_file():
+        return (location,)
+    if not location.is_dir():
+        raise InputError(
+            f"{location}: no such folder. Give --embeddings the folder written by "
+            "`dinoclust embed -o DIR`, or a Parquet file."
+        )
+    files = sorted(location.glob(PART_GLOB)) or sorted(
+        p for p in location.glob("*.parquet") if p.is_file()
+    )
+    if not files:
+        raise InputError(
+            f"{location}: no Parquet files (part-*.parquet or *.parquet) in this folder. Make "
+            "them with `dinoclust embed INPUTS -o DIR`."
+        )
+    generations = sorted({_generation_of(p) for p in files})
+    if generations == [0]:
+        return tuple(files)
+    for generation in reversed(generations):  # the newest complete generation wins
+        parts = [p for p in files if _generation_of(p) == generation]
+        if _complete(parts):
+            return tuple(parts)
+    raise InputError(
+        f"{location}: the embeddings are incomplete (an interrupted `dinoclust embed`). Run "
+        "`dinoclust embed` again to finish them."
+    )
+
+
+def _complete(parts: list[Path]) -> bool:
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_schema(parts[-1]).metadata or {}
+    except Exception:  # noqa: BLE001 - a broken part is reported when it is read
+        return True
+    count = meta.get(META_PARTS.encode())
+    return count is not None and int(count) == len(parts)
+
+
+def _check_part(path: Path, pq: Any) -> tuple[dict[str, str], int | None]:
+    import pyarrow as pa
+
+    try:
+        found = pq.read_schema(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(
+            f"{path}: not a Parquet file ({_first_line(exc)}). Give --embeddings the folder "
+            "written by `dinoclust embed`, or Parquet files with path and embedding columns."
+        ) from exc
+    names = found.names
+    for column in ("path", "embedding"):
+        if column not in names:
+            raise InputError(
+                f"{path}: no '{column}' column (it has: {', '.join(names) or 'none'}). A Parquet "
+                "file for --embeddings needs at least 'path' and 'embedding'."
+            )
+    kind = found.field("embedding").type
+    if not (pa.types.is_list(kind) or pa.types.is_large_list(kind)) and not (
+        pa.types.is_fixed_size_list(kind)
+    ):
+        raise InputError(
+            f"{path}: the 'embedding' column is {kind}, not a list of numbers. Store each "
+            "embedding as a list of float16, float32 or float64."
+        )
+    if not pa.types.is_floating(kind.value_type):
+        raise InputError(
+            f"{path}: the 'embedding' column holds {kind.value_type}, not floats. Store each "
+            "embedding as a list of float16, float32 or float64."
+        )
+    dim = kind.list_size if pa.types.is_fixed_size_list(kind) else None
+    meta = {k.decode(): v.decode() for k, v in (found.metadata or {}).items()}
+    return meta, dim
+
+
+def read_rows(
+    store: Store, images_root: Path | None = None, thumb_size: int = 192
+) -> Iterator[Row]:
+    """Every row of the store, validated, in order. Missing thumbnails are made from
+    `images_root / path` when given, else a tile with the file name (imaging.name_tile)."""
+    for row in read_rows_raw(store):
+        yield _with_thumb(row, images_root, thumb_size)
+
+
+def _batch_rows(
+    batch: pa.RecordBatch,
+    path: Path,
+    offset: int,
+    dim: int | None,
+    errors: dict[str, Any],
+    seen: dict[str, tuple[Path, int]],
+) -> tuple[list[Row], int | None]:
+    names = batch.schema.names
+    paths = batch.column("path").to_pylist()
+    vectors, valid, dim = _vectors(batch.column("embedding"), path, offset, dim)
+    column = {
+        n: batch.column(n).to_pylist() for n in COLUMNS[1:] if n in names and n != "embedding"
+    }
+    out = []
+    for i, rel in enumerate(paths):
+        where = f"{path}, row {offset + i}"
+        rel = _relative(rel, where)
+        if rel in seen:
+            first, row = seen[rel]
+            raise InputError(
+                f"{where}: path {rel} appears twice (first in {first}, row {row}). Each image "
+                "must appear once."
+            )
+        seen[rel] = (path, offset + i)
+        get = lambda name, i=i: column[name][i] if name in column else None  # noqa: E731
+        width, height = get("width"), get("height")
+        size = (int(width), int(height)) if width is not None and height is not None else None
+        if not valid[i]:
+            why = errors.get(rel)
+            message = Message.from_json(why) if why else None
+            if message is None:
+                text = get("error")
+                message = (
+                    Message.of("skip_from_store", error=text)
+                    if text
+                    else Message.of("skip_no_embedding")
+                )
+            out.append(Row.skipped(rel, message, get("sha256")))
+            continue
+        out.append(Row(rel, get("sha256"), size, get("thumb"), None, vectors[i]))
+    return out, dim
+
+
+def _vectors(
+    column: pa.Array, path: Path, offset: int, dim: int | None
+) -> tuple[np.ndarray, list[bool], int | None]:
+    """(rows, D) float32 from any list of floats; checks one dimension and finite values."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    valid = column.is_valid().to_pylist()
+    lengths = pc.list_value_length(column).fill_null(0).to_numpy(zero_copy_only=False)
+    for i, (ok, length) in enumerate(zip(valid, lengths, strict=True)):
+        if not ok:
+            continue
+        if length == 0:
+            raise InputError(f"{path}, row {offset + i}: the embedding is empty.")
+        if dim is None:
+            dim = int(length)
+        if length != dim:
+            raise InputError(
+                f"{path}, row {offset + i}: the embedding has {length} values, but earlier ones "
+                f"have {dim}. All embeddings must have the same dimension."
+            )
+    vectors = np.zeros((len(column), dim or 0), dtype=np.float32)
+    mask = np.asarray(valid, dtype=bool)
+    if mask.any():
+        if pa.types.is_fixed_size_list(column.type):
+            size = column.type.list_size
+            flat = column.values.slice(column.offset * size, len(column) * size)
+            raw = flat.to_numpy(zero_copy_only=False).reshape(len(column), size)[mask]
+        else:
+            raw = pc.list_flatten(column).to_numpy(zero_copy_only=False).reshape(-1, dim)
+        raw = np.asarray(raw, dtype=np.float64)
+        with np.errstate(over="ignore"):
+            vectors[mask] = raw.astype(np.float32)
+        _check_finite(raw, vectors[mask], np.flatnonzero(mask), path, offset)
+    return vectors, valid, dim
+
+
+def _check_finite(
+    raw: np.ndarray, converted: np.ndarray, rows: np.ndarray, path: Path, offset: int
+) -> None:
+    """NaN or infinity as given, or a float64 beyond float32's range (infinite once converted)."""
+    bad = ~np.isfinite(raw).all(axis=1)
+    if bad.any():
+        row = int(rows[np.argmax(bad)])
+        raise InputError(
+            f"{path}, row {offset + row}: the embedding holds NaN or infinity. Fix or drop "
+            "that row."
+        )
+    big = ~np.isfinite(converted).all(axis=1)
+    if big.any():
+        row = int(rows[np.argmax(big)])
+        raise InputError(
+            f"{path}, row {offset + row}: the embedding holds a value too large for float32. Fix "
+            "or drop that row."
+        )
+
+
+def _relative(rel: Any, where: str) -> str:
+    if not isinstance(rel, str) or not rel:
+        raise InputError(f"{where}: the path is empty. Every row needs its image's path.")
+    posix = rel.replace("\\", "/")
+    pure = PurePosixPath(posix)
+    if pure.is_absolute() or (len(posix) > 1 and posix[1] == ":") or ".." in pure.parts:
+        raise InputError(
+            f"{where}: the path {rel} is not relative. Paths must be relative (as the page "
+            "shows them), e.g. holidays/beach.jpg; they never reach the page as absolute paths."
+        )
+    return posix
+
+
+def _with_thumb(row: Row, images_root: Path | None, thumb_size: int) -> Row:
+    from dataclasses import replace
+
+    from generator.imaging import DecodeError, decode, name_tile, thumb_dimensions
+
+    if row.vector is None:
+        return row
+    if row.thumb:
+        return replace(row, thumb_size=thumb_dimensions(row.thumb))
+    if images_root is not None:
+        try:
+            decoded = decode(images_root / row.rel, PREPROCESS.size, thumb_size)
+        except DecodeError as exc:
+            log.warning("%s: no thumbnail (%s); showing its name", images_root / row.rel, exc)
+        else:
+            size = row.size or decoded.size
+            return replace(row, thumb=decoded.thumb, thumb_size=decoded.thumb_size, size=size)
+    tile = name_tile(PurePosixPath(row.rel).name, thumb_size)
+    return replace(row, thumb=tile, thumb_size=(thumb_size, thumb_size))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
+
+
+def rows_by_digest(store: Store) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Vectors and thumbnails of a store by content hash (what a rerun can keep)."""
+    from generator.cache import CachedThumb
+    from generator.imaging import thumb_dimensions
+
+    vectors: dict[str, np.ndarray] = {}
+    thumbs: dict[str, CachedThumb] = {}
+    for row in read_rows_raw(store):
+        if row.sha256 and row.vector is not None:
+            vectors[row.sha256] = row.vector
+            if row.thumb and row.size:
+                thumbs[row.sha256] = CachedThumb(row.thumb, thumb_dimensions(row.thumb), row.size)
+    return vectors, thumbs
+
+
+def read_rows_raw(store: Store) -> Iterator[Row]:
+    """Rows without thumbnail filling (for reuse by a rerun)."""
+    import pyarrow.parquet as pq
+
+    seen: dict[str, tuple[Path, int]] = {}
+    dim = store.dim or None
+    for path in store.files:
+        meta, _ = _check_part(path, pq)
+        errors = json.loads(meta.get(META_ERRORS_I18N) or "{}")
+        offset = 0
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=4096):
+            rows, dim = _batch_rows(batch, path, offset, dim, errors, seen)
+            offset += batch.num_rows
+            yield from rows

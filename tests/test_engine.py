@@ -1,0 +1,140 @@
+"""The local engine and the mapper: rows in input order, prompt cancelling, clean shutdown."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from generator.config import BuildConfig
+from generator.discover import discover
+from generator.engines import local
+from generator.engines.local import EmbedOptions, LocalEngine
+from generator.pipeline import LazyEmbedder, build_site, no_progress
+from tests.helpers import FakeEmbedder, make_colour_folder, make_image
+
+
+class Boom(FakeEmbedder):
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        raise RuntimeError("model failed")
+
+
+def test_rows_come_in_input_order_with_skips_in_place(tmp_path) -> None:
+    photos = make_colour_folder(tmp_path / "photos", per_colour=3)
+    (photos / "green" / "broken.png").write_bytes(b"not a png")
+    images = discover([photos]).images
+    engine = LocalEngine(FakeEmbedder(), None, EmbedOptions(thumb_size=64, batch_size=4))
+    rows = list(engine.run(images, no_progress))
+    assert [r.rel for r in rows] == [i.rel for i in images]
+    broken = [r for r in rows if r.error is not None]
+    assert [(r.rel, r.vector, r.thumb) for r in broken] == [("green/broken.png", None, None)]
+    good = [r for r in rows if r.error is None]
+    assert len(good) == 9 and engine.embedded == 9
+    assert all(r.vector.shape == (16,) and r.vector.dtype == np.float32 for r in good)
+    assert all(len(r.sha256) == 64 and r.thumb[:4] == b"RIFF" for r in good)
+    assert all(max(r.thumb_size) == 64 and r.size == (64, 48) for r in good)
+
+
+def test_an_error_cancels_the_queued_decodes(tmp_path, monkeypatch) -> None:
+    photos = tmp_path / "photos"
+    for i in range(40):
+        make_image(photos / f"{i:02d}.png", (i * 5, 100, 100))
+    decoded = []
+    real = local._try_decode
+
+    def slow(path: Path, thumb_size: int, preview_size: int = 0):
+        time.sleep(0.05)
+        decoded.append(path.name)
+        return real(path, thumb_size, preview_size)
+
+    monkeypatch.setattr(local, "_try_decode", slow)
+    config = BuildConfig(inputs=(photos,), output=tmp_path / "site", batch_size=2)
+    started = time.perf_counter()
+    with pytest.raises(RuntimeError, match="model failed"):
+        build_site(config, embedder=Boom())
+    assert time.perf_counter() - started < 1.0
+    assert len(decoded) <= 2 + local.DECODE_THREADS  # the first batch, and those under way
+    time.sleep(0.3)
+    assert len(decoded) <= 2 + local.DECODE_THREADS  # nothing ran on after the error
+    assert not [t for t in threading.enumerate() if t.name.startswith("decode")]
+    assert not list(tmp_path.glob(".site.dinoclust-*"))  # staging removed
+
+
+def test_the_model_loader_is_shut_down(tmp_path) -> None:
+    gate = threading.Event()
+
+    def load() -> FakeEmbedder:
+        gate.wait(5)
+        return FakeEmbedder()
+
+    lazy = LazyEmbedder(FakeEmbedder.info, load)
+    lazy.prefetch()
+    assert [t.name for t in threading.enumerate() if t.name.startswith("load-model")]
+    lazy.close()
+    gate.set()
+    time.sleep(0.2)
+    assert not [t for t in threading.enumerate() if t.name.startswith("load-model")]
+
+
+def test_a_failure_opening_staging_closes_the_cache_and_the_loader(
+    colour_folder, tmp_path, monkeypatch
+) -> None:
+    import generator.pipeline as pipeline
+    from generator.cache import EmbeddingCache
+    from generator.errors import OutputError
+
+    closed = []
+    real_close = EmbeddingCache.close
+    monkeypatch.setattr(EmbeddingCache, "close", lambda self: (closed.append(1), real_close(self)))
+    monkeypatch.setattr(
+        pipeline, "open_staging", lambda output: (_ for _ in ()).throw(OutputError("no room"))
+    )
+    monkeypatch.setattr(LazyEmbedder, "close", lambda self: closed.append("loader"))
+    monkeypatch.setattr(pipeline, "plan_model", lambda *a, **k: FakeEmbedder.info)
+    config = BuildConfig(
+        inputs=(colour_folder,), output=tmp_path / "site", cache_dir=tmp_path / "cache"
+    )
+    with pytest.raises(OutputError, match="no room"):
+        build_site(config)
+    assert sorted(map(str, closed)) == ["1", "loader"]
+
+
+def test_ctrl_c_in_the_site_stage_cancels_the_queued_decodes(tmp_path, monkeypatch) -> None:
+    """The interrupt arrives while the engine's generator is suspended: closing it cancels."""
+    import generator.pipeline as pipeline
+
+    photos = tmp_path / "photos"
+    for i in range(40):
+        make_image(photos / f"{i:02d}.png", (i * 5, 100, 100))
+    decoded = []
+    real_decode, real_save = local._try_decode, pipeline.save_thumb
+
+    def slow(path: Path, thumb_size: int, preview_size: int = 0):
+        time.sleep(0.05)
+        decoded.append(path.name)
+        return real_decode(path, thumb_size, preview_size)
+
+    def interrupted(site, row):
+        if row.rel == "01.png":
+            raise KeyboardInterrupt
+        return real_save(site, row)
+
+    monkeypatch.setattr(local, "_try_decode", slow)
+    monkeypatch.setattr(pipeline, "save_thumb", interrupted)
+    config = BuildConfig(inputs=(photos,), output=tmp_path / "site", batch_size=1)
+    try:
+        build_site(config, embedder=FakeEmbedder())
+    except KeyboardInterrupt:
+        held = sys.exc_info()  # a caller still handling it keeps every frame alive
+        seen = len(decoded)
+        time.sleep(0.5)
+        assert len(decoded) == seen <= 2 + 2 * local.DECODE_THREADS
+        del held
+    else:
+        raise AssertionError("the interrupt did not propagate")
+    assert not [t for t in threading.enumerate() if t.name.startswith("decode")]
+    assert not list(tmp_path.glob(".site.dinoclust-*"))
