@@ -49,7 +49,7 @@ class Projection:
     components: np.ndarray  # (C, D), each with its largest loading positive (sklearn's sign)
     explained_variance_ratio: np.ndarray  # (C,)
     rows: int  # rows with an embedding
-    sample: np.ndarray  # (S,) the sampled rows' positions among all rows, in store order
+    sample: np.ndarray  # (S,) the sampled rows' numbers (over all parts' rows), ascending
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return (np.asarray(x, dtype=np.float64) - self.mean) @ self.components.T
@@ -90,8 +90,8 @@ def project(store: Store, sample_size: int | None = None) -> Projection:
             total += x.sum(axis=0)
             outer += x.T @ x
             n += len(x)
-        positions = seen + np.arange(len(x))
-        seen += len(x)
+        positions = seen + np.flatnonzero(valid)  # row numbers over all parts
+        seen += len(valid)
         kept_paths = [p for p, ok in zip(paths, valid, strict=True) if ok]
         keep = np.concatenate([ranks, path_rank(kept_paths)])
         at = np.concatenate([where, positions])
@@ -126,23 +126,19 @@ def sample_rows(store: Store, projection: Projection) -> list[Row]:
     import pyarrow.parquet as pq
 
     rows: list[Row] = []
-    wanted = projection.sample
-    valid_seen = 0
+    start = 0
     for path in store.files:
-        meta, _ = _check_part(path, pq)
-        errors = json.loads(meta.get(META_ERRORS_I18N) or "{}")
-        table = pq.read_table(path, columns=["embedding"])
-        valid = np.asarray(table.column("embedding").is_valid(), dtype=bool)
-        positions = np.flatnonzero(valid)  # rows of this part with an embedding
-        global_positions = valid_seen + np.arange(len(positions))
-        valid_seen += len(positions)
-        hit = np.isin(global_positions, wanted)
-        if not hit.any():
-            continue
-        picked = pq.read_table(path).take(positions[hit])
-        for batch in picked.to_batches():
-            found, _ = _batch_rows(batch, path, 0, store.dim or None, errors, {})
-            rows.extend(found)
+        count = pq.read_metadata(path).num_rows
+        sample = projection.sample
+        wanted = sample[(sample >= start) & (sample < start + count)]
+        if len(wanted):
+            meta, _ = _check_part(path, pq)
+            errors = json.loads(meta.get(META_ERRORS_I18N) or "{}")
+            picked = pq.read_table(path).take(wanted - start)
+            for batch in picked.to_batches():
+                found, _ = _batch_rows(batch, path, 0, store.dim or None, errors, {})
+                rows.extend(found)
+        start += count
     return rows
 
 
