@@ -63,9 +63,30 @@ def vector_batches(store: Store) -> Iterator[tuple[list[str], np.ndarray, np.nda
     for path in store.files:
         offset = 0
         for batch in pq.ParquetFile(path).iter_batches(BATCH_ROWS, columns=["path", "embedding"]):
-            vectors, valid, dim = _vectors(batch.column("embedding"), path, offset, dim)
+            column = batch.column("embedding")
+            fast = _fast_vectors(column)
+            if fast is None:  # another tool's lists: the row-by-row checks that name the row
+                vectors, valid, dim = _vectors(column, path, offset, dim)
+                fast = vectors, np.asarray(valid, dtype=bool)
             offset += batch.num_rows
-            yield batch.column("path").to_pylist(), vectors, np.asarray(valid, dtype=bool)
+            yield batch.column("path").to_pylist(), *fast
+
+
+def _fast_vectors(column: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """float32 fixed-size lists with finite values (what `dinoclust embed` writes), without a
+    loop over rows; None when the general reader must check them row by row."""
+    import pyarrow as pa
+
+    kind = column.type
+    if not pa.types.is_fixed_size_list(kind) or kind.value_type != pa.float32():
+        return None
+    size = kind.list_size
+    flat = column.values.slice(column.offset * size, len(column) * size)
+    vectors = flat.to_numpy(zero_copy_only=False).reshape(len(column), size)
+    valid = column.is_valid().to_numpy(zero_copy_only=False)
+    if not np.isfinite(vectors[valid]).all():
+        return None  # the general reader names the row
+    return vectors, valid
 
 
 def path_rank(paths: list[str]) -> np.ndarray:
