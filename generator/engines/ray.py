@@ -269,7 +269,7 @@ def connect(address: str | None) -> bool:
         import ray
     except ImportError as exc:
         raise ConfigError("--engine ray needs Ray Data: pip install 'dinoclust[ray]'.") from exc
-    remote = bool(address) and address != "auto"
+    remote = bool(address) and address not in ("auto", "local")
     if remote:
         _check_reachable(address)
     if ray.is_initialized():  # the caller's session (a notebook, the tests)
@@ -281,6 +281,9 @@ def connect(address: str | None) -> bool:
             ray.init(address=address, **quiet)
         except (ConnectionError, TimeoutError, RuntimeError) as exc:
             raise RayError(_unreachable(address, str(exc))) from exc
+        return True
+    if address == "local":  # Ray's word for a new cluster on this machine
+        ray.init(include_dashboard=False, **quiet)
         return True
     try:
         ray.init(address="auto", **quiet)
