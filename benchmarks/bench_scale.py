@@ -229,7 +229,9 @@ def run_ray(n: int, work: Path) -> None:
         command = [sys.executable, "-m", "generator", "embed", str(photos), "-o"]
         command += [str(work / engine), "--engine", engine, "--weights", "random", "--no-cache"]
         start = time.perf_counter()
-        subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+        if done.returncode:
+            sys.exit(f"embed --engine {engine} failed:\n{done.stderr}")
         seconds[engine] = time.perf_counter() - start
     same = pq.read_table(work / "local").equals(pq.read_table(work / "ray"))
     print(f"| {n:,} images, --weights random, CPU | s |")

@@ -159,13 +159,15 @@ def _previous(config: EmbedConfig, metadata: dict[str, str]) -> Known | None:
     the current generation, and the finished parts of an interrupted run after it."""
     if config.overwrite or not any(config.output.glob(PART_GLOB)):
         return None
-    stores = [open_store(part) for part in unfinished_parts(config.output)]
-    if len(stores) < len(list(config.output.glob(PART_GLOB))):
-        stores.insert(0, open_store(config.output))
+    unfinished = [open_store(part) for part in unfinished_parts(config.output)]
+    stores = [s for s in unfinished if all(s.metadata.get(k) == metadata[k] for k in MATCHING)]
+    if len(unfinished) < len(list(config.output.glob(PART_GLOB))):
+        current = open_store(config.output)
+        _check_same_model(config, current.metadata, metadata)
+        stores.insert(0, current)
     vectors: dict[str, Any] = {}
     thumbs: dict[str, Any] = {}
-    for store in stores:
-        _check_same_model(config, store.metadata, metadata)
+    for store in stores:  # an interrupted run's parts of another model are not reused
         found, found_thumbs = rows_by_digest(store)
         vectors |= found
         thumbs |= found_thumbs
