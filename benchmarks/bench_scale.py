@@ -2,6 +2,14 @@
 
     python benchmarks/bench_scale.py                      # 10,000 and 100,000 rows
     python benchmarks/bench_scale.py --sizes 10000 30000  # quicker
+    python benchmarks/bench_scale.py --streamed 10000000  # the streamed report (no thumbnails)
+    python benchmarks/bench_scale.py --ray-images 1000    # local engine against a local Ray
+
+--streamed N writes N synthetic 384-d rows (vectorised, in parts of 500,000 rows, no thumbnails)
+and builds the site in a fresh process: above 1M rows the streamed passes (PCA, sample, K-means,
+assignment). Reports the time of each pass, the peak RSS and the site's size.
+--ray-images N embeds the same N generated images with `dinoclust embed --engine local` and
+`--engine ray` (a local cluster, --weights random, CPU) and says whether the stores are equal.
 
 For each size, writes a store the way `dinoclust embed` does (store.StoreWriter, the real schema
 and metadata): 384-d float32 vectors drawn around 24 centres, and a distinct small WebP thumbnail
@@ -115,12 +123,139 @@ def run(n: int, work: Path) -> dict[str, float]:
     }
 
 
+STREAMED_DRIVER = """
+import json, sys, time
+from pathlib import Path
+import generator.streamed as streamed
+times = {}
+def timed(name, func):
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            times[name] = times.get(name, 0.0) + time.perf_counter() - start
+    return wrapper
+for name, attr in [("PCA + sample pass", "project"), ("read the sample", "sample_rows"),
+                   ("K-means on the sample", "fit"), ("assignment pass", "assign"),
+                   ("near-duplicates + report", "_report")]:
+    setattr(streamed, attr, timed(name, getattr(streamed, attr)))
+from generator.config import BuildConfig
+from generator.pipeline import build_site
+start = time.perf_counter()
+build_site(BuildConfig(embeddings=Path(sys.argv[1]), output=Path(sys.argv[2])))
+times["total"] = time.perf_counter() - start
+print(json.dumps(times))
+"""
+STREAMED_PART = 500_000
+
+
+def write_synthetic(folder: Path, n: int) -> float:
+    """n rows of the store's schema (no thumbnails), written vectorised; returns the seconds."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from generator.embed import ModelInfo
+    from generator.store import META_GENERATION, META_PARTS, model_metadata, schema
+
+    start = time.perf_counter()
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(CENTRES, DIM)).astype(np.float32)
+    info = ModelInfo("bench-model", "none", "bench:1", False, "cpu", "fp32")
+    parts = -(-n // STREAMED_PART)
+    for part in range(parts):
+        rows = np.arange(part * STREAMED_PART, min(n, (part + 1) * STREAMED_PART))
+        groups = rows % CENTRES
+        noise = rng.standard_normal((len(rows), DIM), dtype=np.float32)
+        vectors = centres[groups] + np.float32(0.6) * noise
+        meta = {**model_metadata(info, 48, False), META_GENERATION: "1"}
+        if part == parts - 1:
+            meta[META_PARTS] = str(parts)
+        columns = [
+            pa.array([f"g{g:02d}/{i:08d}.png" for g, i in zip(groups, rows, strict=True)]),
+            pa.array([None] * len(rows), pa.string()),
+            pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), DIM),
+            pa.array(np.full(len(rows), 160, dtype=np.int32)),
+            pa.array(np.full(len(rows), 120, dtype=np.int32)),
+            pa.array([None] * len(rows), pa.binary()),
+            pa.array([None] * len(rows), pa.string()),
+        ]
+        table = pa.Table.from_arrays(columns, schema=schema(DIM, meta))
+        pq.write_table(table, folder / f"part-g0001-{part:05d}.parquet", compression="none")
+    return time.perf_counter() - start
+
+
+def run_streamed(n: int, work: Path) -> None:
+    store, site = work / f"emb-{n}", work / f"site-{n}"
+    made = write_synthetic(store, n)
+    print(f"wrote {n:,} rows in {made:.0f} s", file=sys.stderr)
+    out = subprocess.run(
+        [sys.executable, "-c", STREAMED_DRIVER, str(store), str(site)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    times = json.loads(out.strip().splitlines()[-1])
+    total, html = site_bytes(site)
+    assignments = (site / "assignments.parquet").stat().st_size
+    print(f"| {n:,} rows | s |")
+    print("|---|---:|")
+    for stage, seconds in times.items():
+        print(f"| {stage} | {seconds:.1f} |")
+    print(f"| peak RSS MB | {peak:,.0f} |")
+    print(f"| site MB (without assignments.parquet) | {(total - assignments) / 1e6:.1f} |")
+    print(f"| assignments.parquet MB | {assignments / 1e6:.1f} |")
+    print(f"| index.html MB | {html / 1e6:.1f} |")
+
+
+def run_ray(n: int, work: Path) -> None:
+    """The same n images through both engines, in fresh processes."""
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    photos = work / "photos"
+    for i in range(n):
+        pixels = rng.integers(0, 256, size=(48, 64, 3), dtype=np.uint8)
+        pixels[:, :, i % 3] = 200
+        path = photos / f"g{i % 10}" / f"{i:05d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(path)
+    seconds = {}
+    for engine in ("local", "ray"):
+        command = [sys.executable, "-m", "generator", "embed", str(photos), "-o"]
+        command += [str(work / engine), "--engine", engine, "--weights", "random", "--no-cache"]
+        start = time.perf_counter()
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+        if done.returncode:
+            sys.exit(f"embed --engine {engine} failed:\n{done.stderr}")
+        seconds[engine] = time.perf_counter() - start
+    same = pq.read_table(work / "local").equals(pq.read_table(work / "ray"))
+    print(f"| {n:,} images, --weights random, CPU | s |")
+    print("|---|---:|")
+    for engine, value in seconds.items():
+        print(f"| embed --engine {engine} | {value:.1f} |")
+    print(f"| stores equal | {same} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--streamed", type=int, metavar="N", help="the streamed report of N rows")
+    parser.add_argument("--ray-images", type=int, metavar="N", help="local vs Ray on N images")
     args = parser.parse_args()
+    if args.streamed or args.ray_images:
+        with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+            if args.streamed:
+                run_streamed(args.streamed, Path(tmp))
+            if args.ray_images:
+                run_ray(args.ray_images, Path(tmp))
+        return
     stages = [
         "read store + thumbs",
         "PCA + K-means",

@@ -301,7 +301,7 @@ def build(inputs: tuple[Path, ...], title: str | None, **options: Any) -> None:
 
 
 @cli.command()
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
 @click.option(
     "-o",
     "--output",
@@ -315,6 +315,41 @@ def build(inputs: tuple[Path, ...], title: str | None, **options: Any) -> None:
     is_flag=True,
     help="Make every embedding again instead of keeping the rows of unchanged files.",
 )
+@click.option(
+    "--manifest",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="FILE",
+    help="Embed the images listed in FILE (one path a line, or Parquet with a 'path' column) "
+    "instead of walking INPUTS.",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Who schedules the batches: this machine, or a Ray cluster (pip install "
+    "'dinoclust[ray]').",
+)
+@click.option(
+    "--ray-address",
+    metavar="ADDR",
+    help="With --engine ray: the cluster to join (host:6379, ray://host:10001, auto). Default: "
+    "the one `ray start` made on this machine, else a new local one.",
+)
+@click.option(
+    "--workers",
+    type=int,
+    metavar="N",
+    help="With --engine ray: model actors (each loads the model once). Default: every CPU of "
+    "the cluster but one.",
+)
+@click.option(
+    "--gpus-per-worker",
+    type=float,
+    default=0.0,
+    metavar="F",
+    help="With --engine ray: GPUs each actor asks for (0.5: two actors share one GPU).",
+)
 @embed_options
 def embed(inputs: tuple[Path, ...], **options: Any) -> None:
     """Embed INPUTS into a Parquet dataset (part-*.parquet in -o DIR), without a report.
@@ -325,8 +360,13 @@ def embed(inputs: tuple[Path, ...], **options: Any) -> None:
     \b
     Examples:
       dinoclust embed ~/Pictures -o emb/
+      dinoclust embed --manifest files.txt --engine ray --gpus-per-worker 1 -o /shared/emb/
       dinoclust build --embeddings emb/ -o site/
     """
+    if not inputs and options.get("manifest") is None:
+        ctx = click.get_current_context()
+        param = next(p for p in ctx.command.params if p.name == "inputs")
+        raise click.MissingParameter(ctx=ctx, param=param, param_hint="'INPUTS...'")
     _embed(inputs, **options)
 
 
@@ -520,7 +560,8 @@ def _embed(
         return
     click.echo(
         f"Wrote {result.rows} rows to {result.output}/ ({result.images} images, "
-        f"{len(result.skipped)} skipped, {result.embedded} newly embedded) in "
+        f"{len(result.skipped)} skipped, {result.embedded} newly embedded, {result.kept} kept) "
+        "in "
         f"{result.seconds:.1f} s. Build the site with: dinoclust build --embeddings "
         f"{result.output} -o site/",
         err=True,

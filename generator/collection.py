@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from generator.cache import EmbeddingCache
 from generator.config import EmbedConfig
-from generator.discover import IMAGE_SUFFIXES, discover
+from generator.discover import IMAGE_SUFFIXES, Discovery, discover
 from generator.embed import Embedder, load_embedder, plan_model
 from generator.engines.local import EmbedOptions, Known, LocalEngine
-from generator.errors import InputError, OutputError
+from generator.errors import GeneratorError, InputError, OutputError
+from generator.manifest import read_manifest
 from generator.mapper import Row
 from generator.pipeline import LazyEmbedder, Progress, no_progress
 from generator.store import (
@@ -35,6 +37,7 @@ from generator.store import (
     model_metadata,
     open_store,
     rows_by_digest,
+    unfinished_parts,
 )
 from generator.structure import SkippedImage
 
@@ -59,13 +62,8 @@ def embed_collection(
 ) -> EmbedResult:
     """Write (or bring up to date) the store at `config.output`; raises GeneratorError."""
     start = time.perf_counter()
-    check_store_dir(config.output, config.inputs)
-    found = discover(config.inputs, exclude=[config.output, *config.extra_excludes])
-    if not found.images:
-        raise InputError(
-            f"No images found in {', '.join(map(str, config.inputs))} (looked for "
-            f"{' '.join(sorted(IMAGE_SUFFIXES))}, in any letter case, in all sub-folders)."
-        )
+    found = _find(config)
+    given = embedder  # a caller's embedder also runs on the Ray actors (a copy each)
     with ExitStack() as stack:
         if embedder is None:
             m = config.model
@@ -80,9 +78,12 @@ def embed_collection(
         if config.cache_dir:
             cache = stack.enter_context(closing(EmbeddingCache(config.cache_dir)))
         options = EmbedOptions(config.thumb_size, config.batch_size)
-        engine = LocalEngine(embedder, cache, options, known)
+        if config.engine == "ray":
+            engine: LocalEngine = _ray_engine(config, embedder, given, options, known, stack)
+        else:
+            engine = LocalEngine(embedder, cache, options, known)
         writer = StoreWriter(config.output, metadata)
-        stack.callback(writer.abort)
+        stack.push(_on_exit(writer))
         skipped = _write(writer, found.skipped, engine.run(found.images, progress), config)
         writer.metadata = model_metadata(embedder.info, config.thumb_size, prefixed)
         rows = writer.commit()
@@ -90,6 +91,43 @@ def embed_collection(
     seconds = time.perf_counter() - start
     images = rows - len(skipped)
     return EmbedResult(config.output, rows, images, skipped, engine.embedded, kept, seconds)
+
+
+def _find(config: EmbedConfig) -> Discovery:
+    """The images to embed: walked from INPUTS, or listed by --manifest."""
+    if config.manifest is not None:
+        found = read_manifest(config.manifest)
+        check_store_dir(config.output, [image.path for image in found.images[:1]])
+        return found
+    check_store_dir(config.output, config.inputs)
+    found = discover(config.inputs, exclude=[config.output, *config.extra_excludes])
+    if not found.images:
+        raise InputError(
+            f"No images found in {', '.join(map(str, config.inputs))} (looked for "
+            f"{' '.join(sorted(IMAGE_SUFFIXES))}, in any letter case, in all sub-folders)."
+        )
+    return found
+
+
+def _ray_engine(
+    config: EmbedConfig,
+    embedder: Embedder,
+    given: Embedder | None,
+    options: EmbedOptions,
+    known: Known | None,
+    stack: ExitStack,
+) -> LocalEngine:
+    """The Ray engine on a connected cluster (shut down on leaving, if this run started it)."""
+    from generator.engines.ray import Given, ModelLoader, RayEngine, RayOptions, connect
+
+    ray_options = RayOptions(config.ray_address, config.workers, config.gpus_per_worker)
+    if connect(ray_options.address):
+        import ray
+
+        stack.callback(ray.shutdown)
+    m = config.model
+    load = ModelLoader(m.weights, m.device, m.precision, m.seed) if given is None else Given(given)
+    return RayEngine(embedder, load, options, ray_options, known)
 
 
 def _write(
@@ -117,24 +155,52 @@ def _write(
 
 
 def _previous(config: EmbedConfig, metadata: dict[str, str]) -> Known | None:
-    """What the last run wrote, if it can be kept: same model, weights, precision and thumbs."""
+    """What the last runs wrote, if it can be kept (same model, weights, precision and thumbs):
+    the current generation, and the finished parts of an interrupted run after it."""
     if config.overwrite or not any(config.output.glob(PART_GLOB)):
         return None
-    try:
-        store = open_store(config.output)
-    except InputError as exc:
-        raise OutputError(
-            f"{exc} The previous embeddings in {config.output} cannot be kept: use --overwrite "
-            "to make them again."
-        ) from exc
-    changed = [key for key in MATCHING if store.metadata.get(key) != metadata[key]]
+    unfinished = [open_store(part) for part in unfinished_parts(config.output)]
+    stores = [s for s in unfinished if all(s.metadata.get(k) == metadata[k] for k in MATCHING)]
+    if len(unfinished) < len(list(config.output.glob(PART_GLOB))):
+        try:
+            current = open_store(config.output)
+        except InputError as exc:
+            raise OutputError(
+                f"{exc} The previous embeddings in {config.output} cannot be kept: use "
+                "--overwrite to make them again."
+            ) from exc
+        _check_same_model(config, current.metadata, metadata)
+        stores.insert(0, current)
+    vectors: dict[str, Any] = {}
+    thumbs: dict[str, Any] = {}
+    for store in stores:  # an interrupted run's parts of another model are not reused
+        found, found_thumbs = rows_by_digest(store)
+        vectors |= found
+        thumbs |= found_thumbs
+    log.info("%d embeddings in %s can be kept", len(vectors), config.output)
+    return Known(vectors, thumbs)
+
+
+def _check_same_model(config: EmbedConfig, found: dict[str, str], wanted: dict[str, str]) -> None:
+    changed = [key for key in MATCHING if found.get(key) != wanted[key]]
     if changed:
         key = changed[0]
         raise OutputError(
             f"{config.output} holds embeddings made with another {key.split('.')[1]} "
-            f"({store.metadata.get(key)}; this run: {metadata[key]}). Use --overwrite to make "
+            f"({found.get(key)}; this run: {wanted[key]}). Use --overwrite to make "
             "them again, or write to another folder with -o."
         )
-    vectors, thumbs = rows_by_digest(store)
-    log.info("%d embeddings in %s can be kept", len(vectors), config.output)
-    return Known(vectors, thumbs)
+
+
+def _on_exit(writer: StoreWriter) -> Callable[..., bool]:
+    """A refused run (--strict, bad input) leaves the store as it was; an interrupted one (Ctrl-C,
+    a crash) keeps its finished parts for the next run."""
+
+    def leave(kind: type[BaseException] | None, exc: object, tb: object) -> bool:
+        if kind is not None and issubclass(kind, GeneratorError):
+            writer.abort()
+        elif kind is not None:
+            writer.interrupted()
+        return False
+
+    return leave

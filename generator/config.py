@@ -13,6 +13,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 PRETRAINED = "pretrained"
 RANDOM = "random"
 K_MIN = 2
+ENGINES = ("local", "ray")
 
 
 @dataclass(frozen=True)
@@ -147,10 +148,33 @@ class EmbedConfig:
     strict: bool = False
     extra_excludes: tuple[Path, ...] = field(default=())
     overwrite: bool = False  # start the store again instead of keeping unchanged rows
+    manifest: Path | None = None  # a text file of paths, or Parquet with a `path` column
+    engine: str = "local"  # who schedules the batches: "local" or "ray"
+    ray_address: str | None = None  # --engine ray: None is Ray's `auto`, else a local cluster
+    workers: int | None = None  # --engine ray: actors (None: every CPU but one)
+    gpus_per_worker: float = 0.0
 
     def __post_init__(self) -> None:
-        if not self.inputs:
-            raise ConfigError("No input given: name at least one folder or image file.")
+        if not self.inputs and self.manifest is None:
+            raise ConfigError(
+                "No input given: name at least one folder or image file, or --manifest FILE."
+            )
+        if self.inputs and self.manifest is not None:
+            raise ConfigError("Give either image INPUTS or --manifest FILE, not both.")
+        if self.engine not in ENGINES:
+            raise ConfigError(f"Unknown engine {self.engine!r}: use one of {', '.join(ENGINES)}.")
+        ray_only = {
+            "--ray-address": self.ray_address is not None,
+            "--workers": self.workers is not None,
+            "--gpus-per-worker": self.gpus_per_worker != 0,
+        }
+        given = [name for name, set_ in ray_only.items() if set_]
+        if self.engine != "ray" and given:
+            raise ConfigError(f"{given[0]} only applies with --engine ray.")
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"--workers must be at least 1 (got {self.workers}).")
+        if self.gpus_per_worker < 0:
+            raise ConfigError(f"--gpus-per-worker must be 0 or more (got {self.gpus_per_worker}).")
         m = self.model
         _check_model(m.device, m.precision, self.batch_size, self.thumb_size, m.seed)
 

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from generator import streamed
 from generator.analyse import Analysis, analyse, compare_labels
 from generator.cache import EmbeddingCache, analysis_key
 from generator.config import BuildConfig
@@ -150,6 +151,14 @@ def build_site(
             cache = stack.enter_context(closing(EmbeddingCache(config.cache_dir)))
         staging = open_staging(config.output)
         stack.callback(discard, staging)  # a no-op once published: the folder has moved
+        if store is not None and store.count() > streamed.SAMPLED_ROWS:
+            source = read_labels(config.labels) if config.labels else None
+            report, images = streamed.build_sampled(store, config, staging, progress, source)
+            if finish is not None:
+                report = finish(report, staging)
+            publish(staging, config.output)
+            seconds = time.perf_counter() - start
+            return BuildResult(config.output, images, (), seconds, report, 0)
         if store is not None:
             embedded = from_store(store, config, staging, progress)
             skipped = embedded.skipped

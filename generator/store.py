@@ -177,18 +177,26 @@ class StoreWriter:
             self._write(last=False)
 
     def commit(self) -> int:
-        """Write the last part, rename every part into place (the last one last), then remove
-        the previous generation. Returns the number of rows."""
+        """Write the last part (the one that says the generation is whole), rename it into
+        place, then remove the previous generation. Returns the number of rows."""
         self._write(last=True)
-        for tmp, final in self.pending:
-            os.replace(tmp, final)
+        tmp, final = self.pending[-1]
+        os.replace(tmp, final)
         for old in self.old:
             old.unlink(missing_ok=True)
         return self.rows
 
     def abort(self) -> None:
-        for tmp, _ in self.pending:
+        """Give this generation up: its parts go, the previous generation stays current."""
+        for tmp, final in self.pending:
             tmp.unlink(missing_ok=True)
+            final.unlink(missing_ok=True)
+
+    def interrupted(self) -> None:
+        """A run stopped before `commit`: only the unfinished part goes. The finished parts stay
+        (not current: the generation lacks its last part) for the next run to reuse."""
+        if self.pending:
+            self.pending[-1][0].unlink(missing_ok=True)
 
     def _write(self, last: bool) -> None:
         import pyarrow.parquet as pq
@@ -204,6 +212,8 @@ class StoreWriter:
         tmp = self.folder / f".{name}.tmp"
         pq.write_table(data, tmp, compression="zstd")
         self.pending.append((tmp, self.folder / name))
+        if not last:  # finished: a killed run loses only the rows after it
+            os.replace(tmp, self.folder / name)
         self.rows += len(self.buffer)
         self.buffer = []
 
@@ -317,6 +327,18 @@ def _current_parts(location: Path) -> tuple[Path, ...]:
         f"{location}: the embeddings are incomplete (an interrupted `dinoclust embed`). Run "
         "`dinoclust embed` again to finish them."
     )
+
+
+def unfinished_parts(location: Path) -> list[Path]:
+    """The finished parts of generations newer than the current one (an interrupted run's):
+    what a rerun can reuse before they are removed."""
+    files = sorted(location.glob(PART_GLOB))
+    current = [p for p in files if _generation_of(p) > 0]
+    try:
+        whole = _generation_of(_current_parts(location)[0])
+    except InputError:
+        whole = 0
+    return [p for p in current if _generation_of(p) > whole]
 
 
 def _complete(parts: list[Path]) -> bool:

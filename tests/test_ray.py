@@ -1,0 +1,135 @@
+"""The Ray engine (`dinoclust embed --engine ray`) on one local 2-CPU cluster shared by the module.
+
+The same inputs must give the same store whichever engine schedules the batches (clip-retrieval's
+distributor test). Kept few and small: each Ray dataset takes a few seconds to start.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from generator.cli import cli
+from generator.collection import embed_collection
+from generator.config import EmbedConfig
+from generator.engines.ray import RayError
+from tests.helpers import FakeEmbedder, make_colour_folder, make_image
+
+ray = pytest.importorskip("ray")
+
+pytestmark = [pytest.mark.ray, pytest.mark.timeout(240)]
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cluster(tmp_path_factory):
+    """One local cluster for the module; its workers import this checkout (tests.helpers)."""
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), saved) if p)
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+    if saved is None:
+        os.environ.pop("PYTHONPATH", None)
+    else:
+        os.environ["PYTHONPATH"] = saved
+
+
+@pytest.fixture
+def photos(tmp_path) -> Path:
+    root = make_colour_folder(tmp_path / "photos", per_colour=3)
+    (root / "broken.png").write_bytes(b"not a png")
+    return root
+
+
+def embed(photos: Path, out: Path, engine: str = "ray", **options):
+    config = EmbedConfig(inputs=(photos,), output=out, engine=engine, batch_size=4, **options)
+    return embed_collection(config, embedder=FakeEmbedder())
+
+
+def test_the_ray_store_equals_the_local_one_with_an_error_row(photos, tmp_path) -> None:
+    ray_result = embed(photos, tmp_path / "ray")
+    local_result = embed(photos, tmp_path / "local", engine="local")
+    by_ray, by_local = pq.read_table(tmp_path / "ray"), pq.read_table(tmp_path / "local")
+    assert by_ray.equals(by_local)  # features, thumbnails, sizes, hashes, order
+    assert by_ray.schema.metadata == by_local.schema.metadata
+    assert (ray_result.rows, ray_result.embedded) == (local_result.rows, 9) == (10, 9)
+    rows = by_ray.to_pylist()
+    assert [(r["path"], r["error"], r["embedding"]) for r in rows if r["error"]] == [
+        ("broken.png", "not an image that Pillow can read", None)
+    ]
+    assert sorted(p.name for p in (tmp_path / "ray").iterdir()) == [
+        ".dinoclust-embeddings",
+        "part-g0001-00000.parquet",
+    ]
+
+
+def test_a_ray_rerun_adds_nothing_and_five_new_files_add_five_rows(photos, tmp_path) -> None:
+    store = tmp_path / "emb"
+    embed(photos, store)
+    first = pq.read_table(store)
+    again = embed(photos, store)
+    assert (again.embedded, again.kept, again.rows) == (0, 9, 10)
+    assert pq.read_table(store).equals(first)
+    for i in range(5):
+        make_image(photos / "new" / f"n{i}.png", (20 * i, 90, 160), noise=8, seed=i)
+    more = embed(photos, store)
+    assert (more.embedded, more.kept, more.rows) == (5, 9, 15)
+    paths = pq.read_table(store).column("path").to_pylist()
+    assert len(paths) == len(set(paths)) == 15
+    overwritten = embed(photos, store, overwrite=True)
+    assert (overwritten.embedded, overwritten.kept, overwritten.rows) == (14, 0, 15)
+    assert [p.name for p in store.glob("part-*.parquet")] == ["part-g0004-00000.parquet"]
+
+
+def test_an_unreachable_address_fails_fast_with_what_to_change(photos, tmp_path) -> None:
+    start = time.monotonic()
+    run = CliRunner().invoke(
+        cli,
+        ["embed", str(photos), "-o", str(tmp_path / "emb"), "--engine", "ray"]
+        + ["--ray-address", "127.0.0.1:9", "--weights", "random"],
+    )
+    assert time.monotonic() - start < 60
+    assert run.exit_code == 1, run.output
+    assert run.output.splitlines()[-1] == (
+        "Error: --ray-address 127.0.0.1:9: cannot reach a Ray cluster there (Connection refused). "
+        "Check the address that `ray start --head` printed (host:6379, or ray://host:10001 for "
+        "Ray Client), that the port is open from here, or leave --ray-address out to start a "
+        "local cluster."
+    )
+    assert not (tmp_path / "emb").exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            {"workers": 2},
+            "--workers 2 asks for 2 CPUs, but the Ray cluster has 2, and Ray Data needs at "
+            "least one more for reading and writing blocks. Use --workers 1 or fewer, or add "
+            "nodes to the cluster.",
+        ),
+        (
+            {"gpus_per_worker": 1.0},
+            "--workers 1 with --gpus-per-worker 1 asks for 1 GPUs, but the Ray cluster has 0. Use "
+            "fewer workers, a smaller --gpus-per-worker (e.g. 0.5 puts two actors on one GPU), "
+            "or 0 for CPUs only.",
+        ),
+    ],
+)
+def test_a_request_the_cluster_can_never_meet_fails_at_once(
+    photos, tmp_path, options, message
+) -> None:
+    start = time.monotonic()
+    with pytest.raises(RayError) as raised:
+        embed(photos, tmp_path / "emb", **options)
+    assert str(raised.value) == message
+    assert time.monotonic() - start < 60
+    assert list((tmp_path / "emb").glob("part-*")) == []

@@ -1,0 +1,106 @@
+"""The streamed report (`build --embeddings` above SAMPLED_ROWS rows) against the in-memory one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import generator.streamed as streamed
+from generator.analyse import analyse
+from generator.config import BuildConfig
+from generator.pipeline import build_site
+from generator.store import open_store
+
+
+def blobs(n: int = 90, dim: int = 24, seed: int = 3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 4, size=(3, dim))
+    return (centres[np.arange(n) % 3] + rng.normal(0, 0.5, size=(n, dim))).astype(np.float32)
+
+
+def write_store(folder: Path, vectors: np.ndarray, parts: int = 3) -> Path:
+    folder.mkdir()
+    n, dim = vectors.shape
+    for i, rows in enumerate(np.array_split(np.arange(n), parts)):
+        embedding = pa.FixedSizeListArray.from_arrays(pa.array(vectors[rows].ravel()), dim)
+        paths = [f"img/{j:04d}.png" for j in rows]
+        pq.write_table(pa.table({"path": paths, "embedding": embedding}), folder / f"{i}.parquet")
+    return folder
+
+
+def test_the_streamed_pca_and_labels_equal_the_in_memory_ones(tmp_path) -> None:
+    vectors = blobs()
+    store = open_store(write_store(tmp_path / "emb", vectors))
+    projection = streamed.project(store, sample_size=len(vectors))  # the sample: every row
+    assert projection.rows == 90 and list(projection.sample) == list(range(90))
+    memory = analyse(vectors, 6, 0)
+    coords = projection(vectors)
+    assert coords.shape == memory.coords.shape == (90, 24)
+    signs = np.sign((coords * memory.coords).sum(axis=0))  # the same PCA up to sign
+    np.testing.assert_allclose(coords * signs, memory.coords, atol=1e-4)
+    np.testing.assert_allclose(
+        projection.explained_variance_ratio, memory.explained_variance_ratio, atol=1e-9
+    )
+    fitted = streamed.fit(projection, vectors, 6, 0)
+    sizes = streamed.assign(store, projection, fitted, tmp_path / "assignments.parquet")
+    for k, clustering in memory.clusterings.items():
+        assert fitted.clusterings[k].labels.tolist() == clustering.labels.tolist()
+        assert sizes[k] == list(clustering.sizes)
+    table = pq.read_table(tmp_path / "assignments.parquet")
+    assert table.num_rows == 90
+    assert table.column("cluster_k3").to_pylist() == memory.clusterings[3].labels.tolist()
+    np.testing.assert_allclose(
+        table.column("distance_k3").to_numpy(), memory.clusterings[3].distances, atol=1e-3
+    )
+
+
+def test_the_sample_is_deterministic_whatever_the_parts(tmp_path) -> None:
+    vectors = blobs()
+    one = open_store(write_store(tmp_path / "one", vectors, parts=1))
+    five = open_store(write_store(tmp_path / "five", vectors, parts=5))
+    a, b = streamed.project(one, sample_size=20), streamed.project(five, sample_size=20)
+    assert a.sample.tolist() == b.sample.tolist() and len(a.sample) == 20
+    ranks = streamed.path_rank([f"img/{j:04d}.png" for j in range(90)])
+    assert a.sample.tolist() == sorted(np.argsort(ranks, kind="stable")[:20].tolist())
+
+
+def test_above_the_threshold_the_site_holds_the_sample_and_the_totals(
+    tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setattr(streamed, "SAMPLED_ROWS", 50)
+    monkeypatch.setattr(streamed, "SAMPLE_SIZE", 30)
+    store = write_store(tmp_path / "emb", blobs())
+    site = tmp_path / "site"
+    build_site(BuildConfig(embeddings=store, output=site, k_max=4))
+    report = json.loads((site / "report.json").read_text())
+    assert report["sampled"] is True and report["rows"] == 90 and report["skipped_rows"] == 0
+    assert len(report["images"]) == 30 and len(report["clusterings"]["3"]["labels"]) == 30
+    for k in ("2", "3", "4"):
+        assert sum(report["clusterings"][k]["sizes_all"]) == 90
+        assert sum(report["clusterings"][k]["sizes"]) == 30
+    assert report["notes_i18n"] == [{"key": "note_sampled", "args": {"rows": "90", "shown": "30"}}]
+    assignments = pq.read_table(site / "assignments.parquet")
+    assert assignments.num_rows == 90
+    assert assignments.column_names == ["path"] + [
+        f"{what}_k{k}" for k in (2, 3, 4) for what in ("cluster", "distance")
+    ]
+    assert len(list((site / "thumbs").iterdir())) == 30
+    again = tmp_path / "again"
+    build_site(BuildConfig(embeddings=store, output=again, k_max=4))
+    assert (again / "report.json").read_bytes() == (site / "report.json").read_bytes()
+    assert (again / "assignments.parquet").read_bytes() == (
+        site / "assignments.parquet"
+    ).read_bytes()
+
+
+@pytest.mark.parametrize("rows", [50])
+def test_below_the_threshold_nothing_is_sampled(tmp_path, rows) -> None:
+    store = write_store(tmp_path / "emb", blobs(rows))
+    build_site(BuildConfig(embeddings=store, output=tmp_path / "site", k_max=3))
+    report = json.loads((tmp_path / "site" / "report.json").read_text())
+    assert "sampled" not in report and len(report["images"]) == rows
