@@ -201,6 +201,23 @@ def test_hover_shows_our_card_only_and_labels_read_as_words(browser: Browser, si
         assert opened.errors == []
 
 
+def test_the_top_level_label_is_words_in_the_readers_language(browser, tmp_path) -> None:
+    from generator.i18n import ui_strings
+    from generator.labels import TOP_LEVEL
+
+    assert ui_strings()["en"]["label_top_level"] == TOP_LEVEL  # what lang.js compares with
+    for i in range(3):
+        make_image(tmp_path / "in" / f"top_{i}.png", (200, 40, 40), noise=8, seed=i)
+        make_image(tmp_path / "in" / "sub" / f"s_{i}.png", (40, 60, 200), noise=8, seed=i)
+    config = BuildConfig(inputs=(tmp_path / "in",), output=tmp_path / "s", labels="folders")
+    build_site(config, embedder=FakeEmbedder())
+    for lang, shown in (("ja", "（フォルダ直下）"), ("en", TOP_LEVEL)):
+        with open_page(browser, tmp_path / "s" / "index.html", f"k=2&lang={lang}") as opened:
+            rows = opened.page.locator("#labels-section tbody th").all_inner_texts()
+            assert sorted(rows) == sorted([shown, "sub"])
+            assert opened.errors == []
+
+
 def test_two_identical_images_no_sankey_and_an_empty_cluster_said_so(browser, tmp_path) -> None:
     for name in ("a.png", "b.png"):
         make_image(tmp_path / "two" / name, (90, 90, 200))

@@ -86,7 +86,7 @@
     var body = table.appendChild(h.el("tbody"));
     clustering.label_table.forEach(function (counts, row) {
       var tr = h.el("tr");
-      var th = h.el("th", null, data.label_names[row]);
+      var th = h.el("th", null, window.dinoclustI18n.label(data.label_names[row]));
       th.scope = "row";
       tr.appendChild(th);
       var best = Math.max.apply(null, counts);

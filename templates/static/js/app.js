@@ -146,7 +146,7 @@
     var figure = figureFor(index);
     var img = figure.querySelector("img");
     var distance = clustering.distances[index];
-    var label = data.labels ? "\n" + t("label") + ": " + data.labels[index] : "";
+    var label = data.labels ? "\n" + t("label") + ": " + i18n.label(data.labels[index]) : "";
     img.title = data.images[index].path + label + "\n" + t("distance") + ": " + distance.toFixed(3) +
       (role ? " (" + t(role) + ")" : "");
     figure.setAttribute("data-distance", String(distance));
@@ -237,14 +237,14 @@
       return byLabel ? labelColour(labelIndex[data.labels[index]]) : colour(cluster);
     });
     var custom = clustering.labels.map(function (cluster, index) {
-      return [cluster, data.labels ? plotText(data.labels[index]) : ""];
+      return [cluster, data.labels ? plotText(i18n.label(data.labels[index])) : ""];
     });
     var counts = (byLabel ? labelNames : clustering.sizes).map(function () { return 0; });
     clustering.labels.forEach(function (cluster, index) {
       counts[byLabel ? labelIndex[data.labels[index]] : cluster] += 1;
     });
     var entries = counts.map(function (n, g) {
-      return { name: (byLabel ? labelNames[g] : t("cluster_n", { c: g })) + " (" + n + ")",
+      return { name: (byLabel ? i18n.label(labelNames[g]) : t("cluster_n", { c: g })) + " (" + n + ")",
                colour: byLabel ? labelColour(g) : colour(g) };
     });
     return { colours: colours, custom: custom, entries: entries };
@@ -397,7 +397,7 @@
     hoverBox.querySelector(".hover-name").textContent = baseName(image.path);
     var cluster = data.clusterings[String(state.k)].labels[index];
     hoverBox.querySelector(".hover-cluster").textContent = t("cluster") + " " + cluster +
-      (data.labels ? " · " + t("label") + " " + data.labels[index] : "");
+      (data.labels ? " · " + t("label") + " " + i18n.label(data.labels[index]) : "");
     hoverBox.hidden = false;
     var box = hoverBox.getBoundingClientRect();
     var x = mouse.x + 16, y = mouse.y + 16;
@@ -448,7 +448,7 @@
     dialog.setAttribute("data-index", String(index));
     dialog.setAttribute("aria-label", t("preview_label"));
     dialog.querySelector(".preview-path").textContent = image.path +
-      (data.labels ? " · " + t("label") + ": " + data.labels[index] : "");
+      (data.labels ? " · " + t("label") + ": " + i18n.label(data.labels[index]) : "");
     dialog.querySelector(".preview-info").textContent = t("preview_info",
       { c: clustering.labels[index], d: clustering.distances[index].toFixed(3) });
     dialog.querySelector(".preview-close").textContent = t("close");
