@@ -80,8 +80,12 @@ def declared(extra: str | None = None) -> set[str]:
 
 def test_dependencies_are_exactly_what_generator_imports() -> None:
     """Declared and imported are the same set: nothing used undeclared, nothing declared unused
-    (rawpy is the `raw` extra)."""
-    assert imported_distributions() - declared("raw") == declared()
+    (rawpy, Ray and IPython are the `raw`, `ray` and `notebook` extras, imported only inside the
+    functions that need them)."""
+    extras = declared("raw") | {"ray"} | declared("notebook")
+    assert declared("ray") == {"ray"}  # ray[data]
+    assert imported_distributions() - extras == declared()
+    assert extras <= imported_distributions()
 
 
 def test_wheel_carries_templates_and_demo_images(wheel) -> None:
