@@ -14,7 +14,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-from generator.config import BuildConfig
+from generator.config import DEVICES, LANGS, PRECISIONS, BuildConfig
 from generator.errors import ConfigError
 from generator.sizes import parse_size
 
@@ -41,6 +41,7 @@ def build_config(
     """
     from generator.cache import default_cache_dir
 
+    _check_choices(options)
     single = bool(options.get("single_file"))
     return BuildConfig(
         inputs=tuple(Path(p) for p in inputs),
@@ -51,6 +52,15 @@ def build_config(
         labels=os.fspath(labels) if labels is not None else None,  # "folders" or a CSV's path
         **options,
     )
+
+
+def _check_choices(options: dict[str, Any]) -> None:
+    """The options with a fixed list of values, refused in the words click uses for the CLI."""
+    for name, choices in (("device", DEVICES), ("precision", PRECISIONS), ("lang", LANGS)):
+        value = options.get(name)
+        if value is not None and value not in choices:
+            allowed = ", ".join(repr(c) for c in choices)
+            raise ConfigError(f"Invalid value for '--{name}': {value!r} is not one of {allowed}.")
 
 
 def _size(value: int | str | None) -> int | None:

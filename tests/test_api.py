@@ -96,6 +96,9 @@ def test_options_and_defaults_are_the_clis() -> None:
         ({"max_size": "20MB"}, ["--max-size", "20MB"]),
         ({"single_file": True, "zip_file": "a.zip"}, ["--single-file", "--zip", "a.zip"]),
         ({"single_file": True, "output": "out"}, ["--single-file", "-o", "out"]),
+        ({"device": "tpu"}, ["--device", "tpu"]),
+        ({"precision": "int4"}, ["--precision", "int4"]),
+        ({"lang": "fr"}, ["--lang", "fr"]),
     ],
 )
 def test_a_bad_option_gives_the_clis_error(tmp_path, monkeypatch, options, cli_args) -> None:
