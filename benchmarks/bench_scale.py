@@ -38,11 +38,10 @@ sys.path.insert(0, str(ROOT))
 CENTRES = 24
 DIM = 384
 
-# Runs in the child: times each stage by wrapping the pipeline's own functions.
-DRIVER = """
+# The children time each stage by wrapping the pipeline's own functions with this.
+TIMER = """
 import json, sys, time
 from pathlib import Path
-import generator.pipeline as pipeline
 times = {}
 def timed(name, func):
     def wrapper(*args, **kwargs):
@@ -52,8 +51,14 @@ def timed(name, func):
         finally:
             times[name] = times.get(name, 0.0) + time.perf_counter() - start
     return wrapper
-for name, attr in [("read store + thumbs", "from_store"), ("PCA + K-means", "_cached_analysis"),
-                   ("near-duplicates", "find_duplicates"), ("report", "build_report"),
+"""
+
+DRIVER = (
+    TIMER
+    + """
+import generator.pipeline as pipeline
+for name, attr in [("read store + thumbs", "from_store"), ("PCA + K-means", "cached_analysis"),
+                   ("near-duplicates + neighbours", "find_similar"), ("report", "build_report"),
                    ("page", "render_site"), ("exports", "write_exports"), ("publish", "publish")]:
     setattr(pipeline, attr, timed(name, getattr(pipeline, attr)))
 from generator.config import BuildConfig
@@ -62,6 +67,7 @@ pipeline.build_site(BuildConfig(embeddings=Path(sys.argv[1]), output=Path(sys.ar
 times["total"] = time.perf_counter() - start
 print(json.dumps(times))
 """
+)
 
 
 def write_store(folder: Path, n: int) -> float:
@@ -123,19 +129,10 @@ def run(n: int, work: Path) -> dict[str, float]:
     }
 
 
-STREAMED_DRIVER = """
-import json, sys, time
-from pathlib import Path
+STREAMED_DRIVER = (
+    TIMER
+    + """
 import generator.streamed as streamed
-times = {}
-def timed(name, func):
-    def wrapper(*args, **kwargs):
-        start = time.perf_counter()
-        try:
-            return func(*args, **kwargs)
-        finally:
-            times[name] = times.get(name, 0.0) + time.perf_counter() - start
-    return wrapper
 for name, attr in [("PCA + sample pass", "project"), ("read the sample", "sample_rows"),
                    ("K-means on the sample", "fit"), ("assignment pass", "assign"),
                    ("near-duplicates + report", "_report")]:
@@ -147,6 +144,7 @@ build_site(BuildConfig(embeddings=Path(sys.argv[1]), output=Path(sys.argv[2])))
 times["total"] = time.perf_counter() - start
 print(json.dumps(times))
 """
+)
 STREAMED_PART = 500_000
 
 
@@ -259,7 +257,7 @@ def main() -> None:
     stages = [
         "read store + thumbs",
         "PCA + K-means",
-        "near-duplicates",
+        "near-duplicates + neighbours",
         "report",
         "page",
         "exports",
