@@ -333,7 +333,6 @@ def collect_rows(
     """The site stage's reader: thumbnails go straight to disk as rows stream by, vectors are
     stacked in row order, skipped rows are listed."""
     (site / "thumbs").mkdir(exist_ok=True)
-    (site / "previews").mkdir(exist_ok=True)
     records: list[ImageRecord] = []
     vectors: list[np.ndarray] = []
     skipped: list[SkippedImage] = []
@@ -343,8 +342,6 @@ def collect_rows(
             continue
         records.append(save_thumb(site, row))
         vectors.append(row.vector)
-    if not any((site / "previews").iterdir()):
-        (site / "previews").rmdir()
     features = (
         np.stack(vectors).astype(np.float32, copy=False)
         if vectors
@@ -366,6 +363,7 @@ def save_thumb(site: Path, row: Row) -> ImageRecord:
     if row.preview:  # the preview dialog's larger image (--preview-size), named the same way
         preview = f"previews/{key[:20]}.{THUMB_FORMAT}"
         if not (site / preview).exists():
+            (site / "previews").mkdir(exist_ok=True)  # only where some image has a preview
             (site / preview).write_bytes(row.preview)
     preview_size = row.preview_size if preview else None
     return ImageRecord(
