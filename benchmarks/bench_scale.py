@@ -3,11 +3,13 @@
     python benchmarks/bench_scale.py                      # 10,000 and 100,000 rows
     python benchmarks/bench_scale.py --sizes 10000 30000  # quicker
     python benchmarks/bench_scale.py --streamed 10000000  # the streamed report (no thumbnails)
+    python benchmarks/bench_scale.py --streamed 10000000 --store /big/emb-10m  # made once, reused
     python benchmarks/bench_scale.py --ray-images 1000    # local engine against a local Ray
 
---streamed N writes N synthetic 384-d rows (vectorised, in parts of 500,000 rows, no thumbnails)
-and builds the site in a fresh process: above 1M rows the streamed passes (PCA, sample, K-means,
-assignment). Reports the time of each pass, the peak RSS and the site's size.
+--streamed N writes N synthetic 384-d rows (vectorised, in parts of 500,000 rows, no thumbnails;
+10M rows take 15.4 GB) and builds the site in a fresh process: above 1M rows the streamed passes
+(PCA, sample, K-means, assignment). Reports the time of each pass, the peak RSS and the site's
+size. With --store DIR the rows are written there once and reused by later runs (not timed).
 --ray-images N embeds the same N generated images with `dinoclust embed --engine local` and
 `--engine ray` (a local cluster, --weights random, CPU) and says whether the stores are equal.
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -178,16 +181,20 @@ def write_synthetic(folder: Path, n: int) -> float:
             pa.array(np.full(len(rows), 120, dtype=np.int32)),
             pa.array([None] * len(rows), pa.binary()),
             pa.array([None] * len(rows), pa.string()),
+            pa.array([None] * len(rows), pa.binary()),  # preview
         ]
         table = pa.Table.from_arrays(columns, schema=schema(DIM, meta))
         pq.write_table(table, folder / f"part-g0001-{part:05d}.parquet", compression="none")
     return time.perf_counter() - start
 
 
-def run_streamed(n: int, work: Path) -> None:
-    store, site = work / f"emb-{n}", work / f"site-{n}"
-    made = write_synthetic(store, n)
-    print(f"wrote {n:,} rows in {made:.0f} s", file=sys.stderr)
+def run_streamed(n: int, work: Path, store: Path | None = None) -> None:
+    site = work / f"site-{n}"
+    if store is None or not (store / "part-g0001-00000.parquet").exists():
+        store = store or work / f"emb-{n}"
+        made = write_synthetic(store, n)
+        print(f"wrote {n:,} rows in {made:.0f} s", file=sys.stderr)
+    load = os.getloadavg()
     out = subprocess.run(
         [sys.executable, "-c", STREAMED_DRIVER, str(store), str(site)],
         cwd=ROOT,
@@ -196,6 +203,7 @@ def run_streamed(n: int, work: Path) -> None:
         text=True,
     ).stdout
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"load average before: {load[0]:.1f}, after: {os.getloadavg()[0]:.1f}", file=sys.stderr)
     times = json.loads(out.strip().splitlines()[-1])
     total, html = site_bytes(site)
     assignments = (site / "assignments.parquet").stat().st_size
@@ -245,12 +253,15 @@ def main() -> None:
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--streamed", type=int, metavar="N", help="the streamed report of N rows")
+    parser.add_argument(
+        "--store", type=Path, metavar="DIR", help="--streamed: write the rows here once, reuse them"
+    )
     parser.add_argument("--ray-images", type=int, metavar="N", help="local vs Ray on N images")
     args = parser.parse_args()
     if args.streamed or args.ray_images:
         with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
             if args.streamed:
-                run_streamed(args.streamed, Path(tmp))
+                run_streamed(args.streamed, Path(tmp), args.store)
             if args.ray_images:
                 run_ray(args.ray_images, Path(tmp))
         return

@@ -253,6 +253,7 @@ EMBED_SHARED = (
     "batch_size",
     "seed",
     "thumb_size",
+    "preview_size",
     "strict",
     "verbose",
     "quiet",

@@ -29,6 +29,7 @@ from generator.store import (
     META_MODEL,
     META_PRECISION,
     META_PREPROCESS,
+    META_PREVIEW_SIZE,
     META_THUMB_SIZE,
     META_WEIGHTS_ID,
     PART_GLOB,
@@ -43,7 +44,14 @@ from generator.structure import SkippedImage
 
 log = logging.getLogger(__name__)
 
-MATCHING = (META_MODEL, META_WEIGHTS_ID, META_PRECISION, META_PREPROCESS, META_THUMB_SIZE)
+MATCHING = (
+    META_MODEL,
+    META_WEIGHTS_ID,
+    META_PRECISION,
+    META_PREPROCESS,
+    META_THUMB_SIZE,
+    META_PREVIEW_SIZE,  # a decode for previews keeps more pixels: the vectors differ a little
+)
 
 
 @dataclass(frozen=True)
@@ -72,12 +80,12 @@ def embed_collection(
             stack.callback(lazy.close)
             embedder = lazy
         prefixed = len(config.inputs) > 1
-        metadata = model_metadata(embedder.info, config.thumb_size, prefixed)
+        metadata = model_metadata(embedder.info, config.thumb_size, prefixed, config.preview_size)
         known = _previous(config, metadata)
         cache = None
         if config.cache_dir:
             cache = stack.enter_context(closing(EmbeddingCache(config.cache_dir)))
-        options = EmbedOptions(config.thumb_size, config.batch_size)
+        options = EmbedOptions(config.thumb_size, config.batch_size, config.preview_size)
         if config.engine == "ray":
             engine: LocalEngine = _ray_engine(config, embedder, given, options, known, stack)
         else:
@@ -85,7 +93,9 @@ def embed_collection(
         writer = StoreWriter(config.output, metadata)
         stack.push(_on_exit(writer))
         skipped = _write(writer, found.skipped, engine.run(found.images, progress), config)
-        writer.metadata = model_metadata(embedder.info, config.thumb_size, prefixed)
+        writer.metadata = model_metadata(
+            embedder.info, config.thumb_size, prefixed, config.preview_size
+        )
         rows = writer.commit()
     kept = engine.served  # from the previous run or the cache: neither decoded nor embedded
     seconds = time.perf_counter() - start
@@ -173,12 +183,14 @@ def _previous(config: EmbedConfig, metadata: dict[str, str]) -> Known | None:
         stores.insert(0, current)
     vectors: dict[str, Any] = {}
     thumbs: dict[str, Any] = {}
+    previews: dict[str, Any] = {}
     for store in stores:  # an interrupted run's parts of another model are not reused
-        found, found_thumbs = rows_by_digest(store)
+        found, found_thumbs, found_previews = rows_by_digest(store)
         vectors |= found
         thumbs |= found_thumbs
+        previews |= found_previews
     log.info("%d embeddings in %s can be kept", len(vectors), config.output)
-    return Known(vectors, thumbs)
+    return Known(vectors, thumbs, previews)
 
 
 def _check_same_model(config: EmbedConfig, found: dict[str, str], wanted: dict[str, str]) -> None:

@@ -59,11 +59,7 @@ class BuildConfig:
             raise ConfigError(f"--k-max must be at least {K_MIN} (got {self.k_max}).")
         if self.k_max > 50:
             raise ConfigError(f"--k-max must be at most 50 (got {self.k_max}).")
-        if self.preview_size != 0 and not self.thumb_size < self.preview_size <= 4096:
-            raise ConfigError(
-                f"--preview-size must be 0 (no previews) or between --thumb-size "
-                f"({self.thumb_size}) and 4096 (got {self.preview_size})."
-            )
+        _check_preview(self.thumb_size, self.preview_size)
         if self.title is not None and not self.title.strip():
             raise ConfigError("--title must not be empty.")
         if self.lang not in LANGS:
@@ -145,6 +141,7 @@ class EmbedConfig:
     cache_dir: Path | None = None
     batch_size: int = 32
     thumb_size: int = 192
+    preview_size: int = 800  # stored in the `preview` column, as `build` makes them; 0: none
     strict: bool = False
     extra_excludes: tuple[Path, ...] = field(default=())
     overwrite: bool = False  # start the store again instead of keeping unchanged rows
@@ -177,6 +174,7 @@ class EmbedConfig:
             raise ConfigError(f"--gpus-per-worker must be 0 or more (got {self.gpus_per_worker}).")
         m = self.model
         _check_model(m.device, m.precision, self.batch_size, self.thumb_size, m.seed)
+        _check_preview(self.thumb_size, self.preview_size)
 
 
 @dataclass(frozen=True)
@@ -200,6 +198,14 @@ class DeliveryConfig:
     zip_file: Path | None = None
     single_file: bool = False
     max_size: int | None = None
+
+
+def _check_preview(thumb_size: int, preview_size: int) -> None:
+    if preview_size != 0 and not thumb_size < preview_size <= 4096:
+        raise ConfigError(
+            f"--preview-size must be 0 (no previews) or between --thumb-size "
+            f"({thumb_size}) and 4096 (got {preview_size})."
+        )
 
 
 def _check_model(device: str, precision: str, batch_size: int, thumb_size: int, seed: int) -> None:

@@ -217,7 +217,7 @@ def from_store(
 ) -> Embedded:
     """The site stage reading a Parquet store instead of the engine: no model, no originals
     (unless --images-root is given for thumbnails the store lacks)."""
-    rows = read_rows(store, config.images_root, config.thumb_size)
+    rows = read_rows(store, config.images_root, config.thumb_size, config.preview_size > 0)
     with closing(rows), progress("Reading embeddings", store.count()) as advance:
         records, features, skipped = collect_rows(_counted(rows, advance), site)
     dim = int(features.shape[1]) if len(records) else store.dim

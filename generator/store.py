@@ -3,7 +3,9 @@
 
 The schema is a contract that other tools (Ray Data, DuckDB, Spark, clip-retrieval) and a later
 distributed engine share: `path, sha256, embedding fixed_size_list<float32>[D] (null when skipped),
-width, height int32, thumb binary, error string`, with the model's identity in the file metadata.
+width, height int32, thumb binary, error string, preview binary` (the preview dialog's larger image,
+null when the original is small or previews are off), with the model's identity in the file
+metadata.
 Each part is written under a temporary name and renamed when complete, so an interrupted run never
 leaves a half-written part; a run writes a new generation of parts and removes the old one only
 once the new one is whole. Reading validates everything and names the file (and row) at fault.
@@ -15,7 +17,7 @@ import json
 import logging
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +41,7 @@ MARKER_TEXT = (
 )
 PART_ROWS = 10_000  # rows per part file: bounds the memory a part's thumbnails take
 PART_GLOB = "part-*.parquet"
-COLUMNS = ("path", "sha256", "embedding", "width", "height", "thumb", "error")
+COLUMNS = ("path", "sha256", "embedding", "width", "height", "thumb", "error", "preview")
 UNKNOWN_MODEL = "unknown model"
 # File metadata keys: the first six are the contract; the others let a site built from the store
 # say exactly what a one-step build says.
@@ -48,6 +50,7 @@ META_WEIGHTS_ID = "dinoclust.weights_id"
 META_PRECISION = "dinoclust.precision"
 META_PREPROCESS = "dinoclust.preprocess"
 META_THUMB_SIZE = "dinoclust.thumb_size"
+META_PREVIEW_SIZE = "dinoclust.preview_size"  # 0: no previews
 META_VERSION = "dinoclust.version"
 META_WEIGHTS = "dinoclust.weights"
 META_WEIGHTS_I18N = "dinoclust.weights_i18n"
@@ -69,12 +72,16 @@ def schema(dim: int, metadata: dict[str, str] | None = None) -> pa.Schema:
         pa.field("height", pa.int32()),
         pa.field("thumb", pa.binary()),
         pa.field("error", pa.string()),
+        pa.field("preview", pa.binary()),  # an addition: readers of the first seven columns work
     ]
     return pa.schema(fields, metadata=metadata)
 
 
-def model_metadata(info: ModelInfo, thumb_size: int, prefixed: bool) -> dict[str, str]:
-    """The file metadata that says which model made the vectors."""
+def model_metadata(
+    info: ModelInfo, thumb_size: int, prefixed: bool, preview_size: int = 0
+) -> dict[str, str]:
+    """The file metadata that says which model made the vectors (and how the images were
+    decoded: the thumbnail and preview sizes)."""
     i18n = info.weights_i18n.to_json() if info.weights_i18n else None
     return {
         META_MODEL: info.name,
@@ -82,6 +89,7 @@ def model_metadata(info: ModelInfo, thumb_size: int, prefixed: bool) -> dict[str
         META_PRECISION: info.precision,
         META_PREPROCESS: json.dumps(_preprocess(), sort_keys=True),
         META_THUMB_SIZE: str(thumb_size),
+        META_PREVIEW_SIZE: str(preview_size),
         META_VERSION: __version__,
         META_WEIGHTS: info.weights,
         META_WEIGHTS_I18N: json.dumps(i18n, sort_keys=True, ensure_ascii=False),
@@ -120,6 +128,7 @@ def table(rows: Sequence[Row], dim: int, metadata: dict[str, str]) -> pa.Table:
         pa.array([row.size[1] if row.size else None for row in rows], pa.int32()),
         pa.array([row.thumb for row in rows], pa.binary()),
         pa.array([row.error.text() if row.error else None for row in rows], pa.string()),
+        pa.array([row.preview for row in rows], pa.binary()),
     ]
     return pa.Table.from_arrays(columns, schema=schema(dim, meta))
 
@@ -246,6 +255,12 @@ class Store:
         import pyarrow.parquet as pq
 
         return sum(pq.read_metadata(path).num_rows for path in self.files)
+
+    @property
+    def preview_size(self) -> int:
+        """The previews' longest side (0: the store has none)."""
+        value = self.metadata.get(META_PREVIEW_SIZE, "")
+        return int(value) if value.isdigit() else 0
 
     @property
     def prefixed(self) -> bool:
@@ -388,12 +403,13 @@ def _check_part(path: Path, pq: Any) -> tuple[dict[str, str], int | None]:
 
 
 def read_rows(
-    store: Store, images_root: Path | None = None, thumb_size: int = 192
+    store: Store, images_root: Path | None = None, thumb_size: int = 192, previews: bool = True
 ) -> Iterator[Row]:
     """Every row of the store, validated, in order. Missing thumbnails are made from
-    `images_root / path` when given, else a tile with the file name (imaging.name_tile)."""
+    `images_root / path` when given, else a tile with the file name (imaging.name_tile).
+    `previews=False` (--preview-size 0) leaves the stored previews out."""
     for row in read_rows_raw(store):
-        yield _with_thumb(row, images_root, thumb_size)
+        yield _with_thumb(row if previews else replace(row, preview=None), images_root, thumb_size)
 
 
 def _batch_rows(
@@ -436,7 +452,8 @@ def _batch_rows(
                 )
             out.append(Row.skipped(rel, message, get("sha256")))
             continue
-        out.append(Row(rel, get("sha256"), size, get("thumb"), None, vectors[i]))
+        row = Row(rel, get("sha256"), size, get("thumb"), None, vectors[i])
+        out.append(replace(row, preview=get("preview")) if get("preview") else row)
     return out, dim
 
 
@@ -511,12 +528,12 @@ def _relative(rel: Any, where: str) -> str:
 
 
 def _with_thumb(row: Row, images_root: Path | None, thumb_size: int) -> Row:
-    from dataclasses import replace
-
     from generator.imaging import DecodeError, decode, name_tile, thumb_dimensions
 
     if row.vector is None:
         return row
+    if row.preview:
+        row = replace(row, preview_size=thumb_dimensions(row.preview))
     if row.thumb:
         return replace(row, thumb_size=thumb_dimensions(row.thumb))
     if images_root is not None:
@@ -536,19 +553,28 @@ def _first_line(exc: BaseException) -> str:
     return (text[0] if text else type(exc).__name__)[:200]
 
 
-def rows_by_digest(store: Store) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Vectors and thumbnails of a store by content hash (what a rerun can keep)."""
+def rows_by_digest(
+    store: Store,
+) -> tuple[dict[str, np.ndarray], dict[str, Any], dict[str, Any]]:
+    """Vectors, thumbnails and previews of a store by content hash (what a rerun can keep). A
+    store made with previews has one for every image: empty where the original needed none."""
     from generator.cache import CachedThumb
     from generator.imaging import thumb_dimensions
 
     vectors: dict[str, np.ndarray] = {}
     thumbs: dict[str, CachedThumb] = {}
+    previews: dict[str, CachedThumb] = {}
+    with_previews = store.preview_size > 0
     for row in read_rows_raw(store):
         if row.sha256 and row.vector is not None:
             vectors[row.sha256] = row.vector
             if row.thumb and row.size:
                 thumbs[row.sha256] = CachedThumb(row.thumb, thumb_dimensions(row.thumb), row.size)
-    return vectors, thumbs
+            if with_previews and row.size:
+                data = row.preview or b""
+                size = thumb_dimensions(data) if data else (0, 0)
+                previews[row.sha256] = CachedThumb(data, size, row.size)
+    return vectors, thumbs, previews
 
 
 def read_rows_raw(store: Store) -> Iterator[Row]:

@@ -63,6 +63,7 @@ def test_the_schema_and_metadata_are_exact(photos, tmp_path) -> None:
             pa.field("height", pa.int32()),
             pa.field("thumb", pa.binary()),
             pa.field("error", pa.string()),
+            pa.field("preview", pa.binary()),
         ]
     )
     assert schema.remove_metadata() == expected
@@ -77,6 +78,7 @@ def test_the_schema_and_metadata_are_exact(photos, tmp_path) -> None:
         "std": [0.229, 0.224, 0.225],
     }
     assert meta["dinoclust.thumb_size"] == "192"
+    assert meta["dinoclust.preview_size"] == "800"
     assert meta["dinoclust.version"] == __version__
     assert json.loads(meta["dinoclust.errors_i18n"]) == {
         "blue/broken.png": {"key": "skip_not_image", "args": {}}
@@ -115,6 +117,44 @@ def test_two_steps_give_the_one_step_site_byte_for_byte(photos, tmp_path, option
     one, two = tree(tmp_path / "one"), tree(tmp_path / "two")
     assert sorted(one) == sorted(two)
     assert [name for name in one if one[name] != two[name]] == []
+
+
+def large_photos(root: Path) -> Path:
+    """Photos larger than the default 800 px preview, and one small enough to need none."""
+    for i, (name, colour) in enumerate([("red", (200, 40, 40)), ("blue", (40, 40, 200))]):
+        for j in range(3):
+            size = (1200 + 40 * j, 900) if j < 2 else (160, 120)
+            make_image(root / name / f"{name}_{j}.jpg", colour, size=size, noise=20, seed=i + j)
+    return root
+
+
+def test_two_steps_keep_the_previews_of_large_photos_byte_for_byte(tmp_path) -> None:
+    photos = large_photos(tmp_path / "photos")
+    build_site(BuildConfig(inputs=(photos,), output=tmp_path / "one"), embedder=FakeEmbedder())
+    embed(photos, tmp_path / "emb")
+    build_from(tmp_path / "emb", tmp_path / "two")
+    one, two = tree(tmp_path / "one"), tree(tmp_path / "two")
+    previews = sorted(name for name in one if name.startswith("previews/"))
+    assert len(previews) == 4  # the four large photos; the small ones show their thumbnail
+    assert sorted(one) == sorted(two)
+    assert [name for name in one if one[name] != two[name]] == []
+    table = read(tmp_path / "emb")
+    stored = [p for p in table.column("preview").to_pylist() if p is not None]
+    assert sorted(stored) == sorted(one[name] for name in previews)
+    assert read(tmp_path / "emb").schema.metadata[b"dinoclust.preview_size"] == b"800"
+    none = build_from(tmp_path / "emb", tmp_path / "three", preview_size=0)
+    assert not (tmp_path / "three" / "previews").exists() and none.images == 6
+
+
+def test_a_rerun_keeps_the_stored_previews_without_decoding(tmp_path) -> None:
+    photos = large_photos(tmp_path / "photos")
+    embed(photos, tmp_path / "emb")
+    first = read(tmp_path / "emb")
+    again = embed(photos, tmp_path / "emb", embedder=FakeEmbedder())
+    assert (again.embedded, again.kept) == (0, 6)
+    assert read(tmp_path / "emb").equals(first)
+    with pytest.raises(OutputError, match=r"another preview_size \(800; this run: 600\)\. Use"):
+        embed(photos, tmp_path / "emb", preview_size=600)
 
 
 def test_two_inputs_keep_their_prefixes_and_folder_labels(tmp_path) -> None:

@@ -143,7 +143,7 @@ class RayEngine(LocalEngine):
             warnings.simplefilter("ignore", DeprecationWarning)
             return dataset.map_batches(
                 EmbedActor,
-                fn_constructor_args=(self.load, self.options.thumb_size),
+                fn_constructor_args=(self.load, self.options.thumb_size, self.options.preview_size),
                 batch_size=self.options.batch_size,
                 batch_format="pyarrow",
                 compute=ray.data.ActorPoolStrategy(size=workers),
@@ -167,16 +167,18 @@ class _NoPrefetch:
 class EmbedActor:
     """One per worker: loads the model in `__init__`, then decodes and embeds a batch per call."""
 
-    def __init__(self, load: Callable[[], Embedder], thumb_size: int) -> None:
+    def __init__(
+        self, load: Callable[[], Embedder], thumb_size: int, preview_size: int = 0
+    ) -> None:
         self.embedder = load()
         self.mapper = Mapper(self.embedder)
-        self.thumb_size = thumb_size
+        self.thumb_size, self.preview_size = thumb_size, preview_size
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         indices = batch.column("index").to_pylist()
         rels = batch.column("rel").to_pylist()
         paths = batch.column("path").to_pylist()
-        results = [_try_decode(Path(path), self.thumb_size) for path in paths]
+        results = [_try_decode(Path(path), self.thumb_size, self.preview_size) for path in paths]
         good = [(rel, r) for rel, r in zip(rels, results, strict=True) if not _failed(r)]
         mapped = iter(self.mapper(good))
         rows = [
@@ -208,6 +210,9 @@ def rows_to_arrow(indices: Sequence[int], rows: Sequence[Row], info: Any) -> pa.
             "thumb": pa.array([row.thumb for row in rows], pa.binary()),
             "thumb_width": sizes(lambda r: r.thumb_size, 0),
             "thumb_height": sizes(lambda r: r.thumb_size, 1),
+            "preview": pa.array([row.preview for row in rows], pa.binary()),
+            "preview_width": sizes(lambda r: r.preview_size, 0),
+            "preview_height": sizes(lambda r: r.preview_size, 1),
             "vector": pa.array(
                 [None if r.vector is None else r.vector.tobytes() for r in rows], pa.binary()
             ),
@@ -233,7 +238,18 @@ def rows_from_arrow(batch: pa.Table) -> tuple[list[tuple[int, Row]], Any]:
         size = (col["width"][i], col["height"][i])
         thumb_size = (col["thumb_width"][i], col["thumb_height"][i])
         vector = np.frombuffer(col["vector"][i], dtype=np.float32).copy()
-        row = Row(col["rel"][i], col["sha256"][i], size, col["thumb"][i], thumb_size, vector)
+        preview = col["preview"][i]
+        preview_size = (col["preview_width"][i], col["preview_height"][i]) if preview else None
+        row = Row(
+            col["rel"][i],
+            col["sha256"][i],
+            size,
+            col["thumb"][i],
+            thumb_size,
+            vector,
+            preview=preview,
+            preview_size=preview_size,
+        )
         out.append((index, row))
     info = _info_from_json(json.loads(col["info"][0]), ModelInfo) if col["info"] else None
     return out, info
