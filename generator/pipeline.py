@@ -264,6 +264,8 @@ def _report(
     phase.info("writing site…")
     render_site(report, staging, lang=config.lang)
     write_exports(staging, report)
+    paths = [record.rel for record in embedded.records]
+    streamed.write_assignments(staging / streamed.ASSIGNMENTS, paths, analysis)
     if config.export_embeddings:
         write_arrays(staging, embedded.features, analysis.coords)
     return report

@@ -32,6 +32,7 @@ SITE_NAMES = frozenset(
         "report.json",
         "report.md",
         "assignments.csv",
+        "assignments.parquet",
         "metrics.csv",
         "tables",
         "thumbs",

@@ -429,6 +429,21 @@ def assign(
     return {k: [int(s) for s in sizes[k]] for k in ks}
 
 
+def write_assignments(target: Path, paths: Sequence[str], analysis: Analysis) -> None:
+    """assignments.parquet of an in-memory build: the streamed pass's columns (path, then
+    cluster_k<k> int32 and distance_k<k> float32 for each k), one row per image, in the
+    report's order."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns: dict[str, Any] = {"path": pa.array(list(paths), pa.string())}
+    for k in sorted(analysis.clusterings):
+        clustering = analysis.clusterings[k]
+        columns[f"cluster_k{k}"] = pa.array(np.asarray(clustering.labels, dtype=np.int32))
+        columns[f"distance_k{k}"] = pa.array(np.asarray(clustering.distances, dtype=np.float32))
+    pq.write_table(pa.table(columns), target, compression="zstd")
+
+
 def _nearest(
     coords: np.ndarray, centers: np.ndarray, squares: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -104,3 +104,19 @@ def test_below_the_threshold_nothing_is_sampled(tmp_path, rows) -> None:
     build_site(BuildConfig(embeddings=store, output=tmp_path / "site", k_max=3))
     report = json.loads((tmp_path / "site" / "report.json").read_text())
     assert "sampled" not in report and len(report["images"]) == rows
+    # every row's clusters in assignments.parquet here too, in the report's order
+    table = pq.read_table(tmp_path / "site" / "assignments.parquet")
+    assert table.column_names == ["path"] + [
+        f"{what}_k{k}" for k in (2, 3) for what in ("cluster", "distance")
+    ]
+    assert table.column("path").to_pylist() == [image["path"] for image in report["images"]]
+    for k in ("2", "3"):
+        clustering = report["clusterings"][k]
+        assert table.column(f"cluster_k{k}").to_pylist() == clustering["labels"]
+        np.testing.assert_allclose(
+            table.column(f"distance_k{k}").to_numpy(), clustering["distances"], atol=1e-5
+        )
+    assert table.schema.field("cluster_k2").type == pa.int32()
+    build_site(BuildConfig(embeddings=store, output=tmp_path / "again", k_max=3))
+    again = (tmp_path / "again" / "assignments.parquet").read_bytes()
+    assert again == (tmp_path / "site" / "assignments.parquet").read_bytes()
