@@ -49,9 +49,24 @@ def photos(tmp_path) -> Path:
     return root
 
 
-def embed(photos: Path, out: Path, engine: str = "ray", **options):
+def embed(photos: Path, out: Path, engine: str = "ray", embedder=None, **options):
     config = EmbedConfig(inputs=(photos,), output=out, engine=engine, batch_size=4, **options)
-    return embed_collection(config, embedder=FakeEmbedder())
+    return embed_collection(config, embedder=embedder or FakeEmbedder())
+
+
+class DiesOnce(FakeEmbedder):
+    """The first actor to embed a batch kills its process (no exception, no cleanup), as an
+    out-of-memory kill or a lost node would; the actors after it embed normally."""
+
+    def __init__(self, marker: Path) -> None:
+        super().__init__()
+        self.marker = marker
+
+    def __call__(self, pixels):
+        if not self.marker.exists():
+            self.marker.write_text(str(os.getpid()))
+            os._exit(1)
+        return super().__call__(pixels)
 
 
 def test_the_ray_store_equals_the_local_one_with_an_error_row(photos, tmp_path) -> None:
@@ -87,6 +102,16 @@ def test_a_ray_rerun_adds_nothing_and_five_new_files_add_five_rows(photos, tmp_p
     overwritten = embed(photos, store, overwrite=True)
     assert (overwritten.embedded, overwritten.kept, overwritten.rows) == (14, 0, 15)
     assert [p.name for p in store.glob("part-*.parquet")] == ["part-g0004-00000.parquet"]
+
+
+def test_an_actor_that_dies_is_restarted_and_every_row_is_written(photos, tmp_path) -> None:
+    marker = tmp_path / "died"
+    result = embed(photos, tmp_path / "ray", embedder=DiesOnce(marker), workers=1)
+    assert marker.is_file()  # an actor did die
+    assert int(marker.read_text()) != os.getpid()  # ... on the cluster, not the driver
+    assert (result.rows, result.embedded, len(result.skipped)) == (10, 9, 1)
+    embed(photos, tmp_path / "local", engine="local")
+    assert pq.read_table(tmp_path / "ray").equals(pq.read_table(tmp_path / "local"))
 
 
 def test_an_unreachable_address_fails_fast_with_what_to_change(photos, tmp_path) -> None:
