@@ -40,6 +40,7 @@ from generator.store import (
     rows_by_digest,
     unfinished_parts,
 )
+from generator.streamed import logged
 from generator.structure import SkippedImage
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,7 @@ def embed_collection(
         options = EmbedOptions(config.thumb_size, config.batch_size, config.preview_size)
         if config.engine == "ray":
             engine: LocalEngine = _ray_engine(config, embedder, given, options, known, stack)
+            progress = logged(progress)  # a cluster run's log says how far it is
         else:
             engine = LocalEngine(embedder, cache, options, known)
         writer = StoreWriter(config.output, metadata)

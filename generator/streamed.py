@@ -15,9 +15,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -29,6 +31,7 @@ from generator.config import K_MIN
 from generator.errors import InputError
 from generator.i18n import Message
 from generator.store import META_ERRORS_I18N, Store, _batch_rows, _check_part, _vectors
+from generator.structure import PHASE_LOGGER
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -39,6 +42,7 @@ if TYPE_CHECKING:
     from generator.pipeline import Progress
 
 log = logging.getLogger(__name__)
+phase = logging.getLogger(PHASE_LOGGER)
 
 SAMPLED_ROWS = 1_000_000  # above this, the page and report.json hold the sample only
 SAMPLE_SIZE = 20_000  # rows K-means is fitted on and the page shows (documented in README)
@@ -53,6 +57,63 @@ _T = TypeVar("_T")
 
 def _ignore(n: int) -> None:
     """No progress to show."""
+
+
+LOG_EVERY_S = 30.0
+
+
+class _Logged:
+    """A stage's progress as log lines (-v) with its rate and time left, every LOG_EVERY_S
+    seconds and at the end: what a run on a cluster shows in its log, where no bar is drawn."""
+
+    def __init__(
+        self,
+        label: str,
+        total: int,
+        advance: Callable[[int], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.label, self.total, self.advance, self.clock = label, total, advance, clock
+        self.start = self.last = clock()
+        self.done = 0
+
+    def __call__(self, n: int) -> None:
+        self.advance(n)
+        self.done += n
+        now = self.clock()
+        if now - self.last >= LOG_EVERY_S or (n and self.done >= self.total):
+            self.last = now
+            log.info("%s", self.line(now))
+
+    def line(self, now: float) -> str:
+        seconds = max(now - self.start, 1e-9)
+        rate = self.done / seconds
+        head = f"{self.label}: {self.done:,} of {self.total:,} ({rate:,.0f}/s"
+        if self.done >= self.total:
+            return f"{head}, done in {_duration(seconds)})"
+        left = (self.total - self.done) / rate if rate > 0 else float("inf")
+        return f"{head}, about {_duration(left)} left)"
+
+
+def _duration(seconds: float) -> str:
+    if seconds == float("inf"):
+        return "unknown time"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def logged(progress: Progress) -> Progress:
+    """`progress` that also logs each stage's rate and time left (see _Logged)."""
+
+    @contextmanager
+    def both(label: str, total: int) -> Iterator[Callable[[int], None]]:
+        with progress(label, total) as advance:
+            yield _Logged(label, total, advance)
+
+    return both
 
 
 @dataclass(frozen=True)
@@ -110,7 +171,7 @@ def chunk_batches(chunk: Chunk, dim: int | None) -> Iterator[Batch]:
     import pyarrow.parquet as pq
 
     offset = chunk.offset
-    reader = pq.ParquetFile(chunk.path)
+    reader = pq.ParquetFile(chunk.path, memory_map=True)  # no copy out of the page cache
     for batch in reader.iter_batches(
         BATCH_ROWS, row_groups=[chunk.group], columns=["path", "embedding"], use_threads=False
     ):
@@ -468,17 +529,24 @@ def build_sampled(
     from generator.render import render_site
     from generator.store import _with_thumb
 
+    progress = logged(progress)
     total = store.count()
     with progress("Streaming the PCA", total) as advance:
         projection = project(store, advance=advance)
     log.info("PCA of %d rows; %d sampled rows", projection.rows, len(projection.sample))
-    size = config.thumb_size
-    rows = [_with_thumb(r, config.images_root, size) for r in sample_rows(store, projection)]
+    phase.info("reading the sample's %d rows…", len(projection.sample))
+    size, previews = config.thumb_size, config.preview_size > 0
+    rows = [
+        _with_thumb(r if previews else replace(r, preview=None), config.images_root, size)
+        for r in sample_rows(store, projection)
+    ]
     records, features, _ = collect_rows(rows, site)
+    phase.info("clustering the sample, k = 2…%d…", min(config.k_max, len(records)))
     analysis = fit(projection, features, config.k_max, config.seed)
     analysis = replace(analysis, notes=(sampled_note(projection.rows, len(records)),))
     with progress("Assigning every row", total) as advance:
         sizes = assign(store, projection, analysis, site / ASSIGNMENTS, advance)
+    phase.info("similar images in the sample, report…")
     report = _report(store, config, records, features, analysis, labels)
     report["sampled"] = True
     report["rows"] = projection.rows

@@ -120,3 +120,22 @@ def test_below_the_threshold_nothing_is_sampled(tmp_path, rows) -> None:
     build_site(BuildConfig(embeddings=store, output=tmp_path / "again", k_max=3))
     again = (tmp_path / "again" / "assignments.parquet").read_bytes()
     assert again == (tmp_path / "site" / "assignments.parquet").read_bytes()
+
+
+def test_each_stage_logs_its_rate_and_the_time_left(caplog) -> None:
+    now = [0.0]
+    seen: list[int] = []
+    rate = streamed._Logged("Assigning every row", 10_000_000, seen.append, lambda: now[0])
+    with caplog.at_level("INFO", logger="generator.streamed"):
+        rate(1_000_000)  # at once: no line yet
+        now[0] = 40.0
+        rate(1_000_000)
+        now[0] = 50.0
+        rate(1_000_000)  # ten seconds after the last line: none
+        now[0] = 200.0
+        rate(7_000_000)
+    assert seen == [1_000_000, 1_000_000, 1_000_000, 7_000_000]
+    assert [r.getMessage() for r in caplog.records] == [
+        "Assigning every row: 2,000,000 of 10,000,000 (50,000/s, about 3 min left)",
+        "Assigning every row: 10,000,000 of 10,000,000 (50,000/s, done in 3 min)",
+    ]
