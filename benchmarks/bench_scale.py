@@ -10,7 +10,8 @@
 10M rows take 15.4 GB) and builds the site in a fresh process: above 1M rows the streamed passes
 (PCA, sample, K-means, assignment). Reports the time of each pass, the peak RSS and the site's
 size. With --store DIR the rows are written there once and reused by later runs (not timed).
---ray-images N embeds the same N generated images with `dinoclust embed --engine local` and
+--ray-images N embeds the same N images (the first N clip-art PNGs of Debian's openclipart-png
+under /usr/share/openclipart/png, else generated ones) with `dinoclust embed --engine local` and
 `--engine ray` (a local cluster, --weights random, CPU) and says whether the stores are equal.
 
 For each size, writes a store the way `dinoclust embed` does (store.StoreWriter, the real schema
@@ -217,34 +218,60 @@ def run_streamed(n: int, work: Path, store: Path | None = None) -> None:
     print(f"| index.html MB | {html / 1e6:.1f} |")
 
 
-def run_ray(n: int, work: Path) -> None:
-    """The same n images through both engines, in fresh processes."""
-    import pyarrow.parquet as pq
+CLIPART = Path("/usr/share/openclipart/png")
+
+
+def ray_photos(n: int, work: Path) -> Path:
+    """The first n clip-art PNGs (Debian's openclipart-png, sorted by path), else n generated
+    ones: the same images for both engines."""
+    photos = work / "photos"
+    found = sorted(CLIPART.rglob("*.png"))[:n] if CLIPART.is_dir() else []
+    if len(found) == n:
+        for i, source in enumerate(found):
+            target = photos / source.relative_to(CLIPART).parent / f"{i:05d}-{source.name}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(source.read_bytes())
+        return photos
     from PIL import Image
 
     rng = np.random.default_rng(0)
-    photos = work / "photos"
     for i in range(n):
         pixels = rng.integers(0, 256, size=(48, 64, 3), dtype=np.uint8)
         pixels[:, :, i % 3] = 200
         path = photos / f"g{i % 10}" / f"{i:05d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(pixels).save(path)
-    seconds = {}
+    return photos
+
+
+def run_ray(n: int, work: Path) -> None:
+    """The same n images through both engines, in fresh processes (wall time, peak RSS of the
+    driver; Ray's workers are other processes)."""
+    import pyarrow.parquet as pq
+
+    photos = ray_photos(n, work)
+    seconds, peaks = {}, {}
     for engine in ("local", "ray"):
-        command = [sys.executable, "-m", "generator", "embed", str(photos), "-o"]
-        command += [str(work / engine), "--engine", engine, "--weights", "random", "--no-cache"]
+        command = ["/usr/bin/time", "-f", "%M", sys.executable, "-m", "generator", "embed"]
+        command += [str(photos), "-o", str(work / engine), "--engine", engine]
+        command += ["--weights", "random", "--no-cache", "--device", "cpu"]
+        load = os.getloadavg()[0]
         start = time.perf_counter()
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
         if done.returncode:
             sys.exit(f"embed --engine {engine} failed:\n{done.stderr}")
         seconds[engine] = time.perf_counter() - start
+        peaks[engine] = int(done.stderr.strip().splitlines()[-1]) / 1024
+        print(
+            f"{engine}: load average {load:.1f} before, {os.getloadavg()[0]:.1f} after",
+            file=sys.stderr,
+        )
     same = pq.read_table(work / "local").equals(pq.read_table(work / "ray"))
-    print(f"| {n:,} images, --weights random, CPU | s |")
-    print("|---|---:|")
+    print(f"| {n:,} images, --weights random, CPU | s | images/s | driver peak RSS MB |")
+    print("|---|---:|---:|---:|")
     for engine, value in seconds.items():
-        print(f"| embed --engine {engine} | {value:.1f} |")
-    print(f"| stores equal | {same} |")
+        print(f"| embed --engine {engine} | {value:.1f} | {n / value:.1f} | {peaks[engine]:,.0f} |")
+    print(f"| stores equal | {same} | | |")
 
 
 def main() -> None:

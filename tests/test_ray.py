@@ -114,6 +114,28 @@ def test_an_actor_that_dies_is_restarted_and_every_row_is_written(photos, tmp_pa
     assert pq.read_table(tmp_path / "ray").equals(pq.read_table(tmp_path / "local"))
 
 
+class Broken(FakeEmbedder):
+    """A model that fails on every batch (e.g. out of memory on the device)."""
+
+    def __call__(self, pixels):
+        raise ValueError("the model ran out of memory")
+
+
+def test_a_failing_model_is_a_clear_error_that_names_the_batch(photos, tmp_path) -> None:
+    start = time.monotonic()
+    with pytest.raises(RayError) as raised:
+        embed(photos, tmp_path / "emb", embedder=Broken(), workers=1)
+    assert time.monotonic() - start < 120
+    message = str(raised.value)
+    assert message.startswith(
+        "The Ray cluster could not embed the images: ValueError: the model ran out of memory "
+        f"(in the batch of 4 files from {photos / 'blue' / 'blue_0.png'} to "
+    ), message
+    assert message.endswith("/tmp/ray/session_latest/logs).")
+    assert "Traceback" not in message
+    assert list((tmp_path / "emb").glob("part-*")) == []
+
+
 def test_an_unreachable_address_fails_fast_with_what_to_change(photos, tmp_path) -> None:
     start = time.monotonic()
     run = CliRunner().invoke(

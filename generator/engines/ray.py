@@ -114,7 +114,25 @@ class RayEngine(LocalEngine):
         order: _InOrder,
         advance: Callable[[int], None],
     ) -> Iterator[Row]:
+        import ray.exceptions
+
         dataset = self._dataset(images, todo)
+        try:
+            yield from self._collect(dataset, images, order, advance)
+        except ray.exceptions.RayError as exc:
+            raise RayError(
+                f"The Ray cluster could not embed the images: {_cause(exc)}. The finished parts "
+                "are kept: fix the cause and run the same command again to finish the job (the "
+                "workers' logs are in Ray's session folder, /tmp/ray/session_latest/logs)."
+            ) from exc
+
+    def _collect(
+        self,
+        dataset: Any,
+        images: Sequence[SourceImage],
+        order: _InOrder,
+        advance: Callable[[int], None],
+    ) -> Iterator[Row]:
         for batch in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
             rows, info = rows_from_arrow(batch)
             for index, row in rows:
@@ -175,9 +193,18 @@ class EmbedActor:
         self.thumb_size, self.preview_size = thumb_size, preview_size
 
     def __call__(self, batch: pa.Table) -> pa.Table:
+        paths = batch.column("path").to_pylist()
+        try:
+            return self._embed(batch, paths)
+        except Exception as exc:  # noqa: BLE001 - named with its files, for the driver's message
+            raise BatchError(
+                f"{type(exc).__name__}: {exc} (in the batch of {len(paths)} files from "
+                f"{paths[0]} to {paths[-1]})"
+            ) from None
+
+    def _embed(self, batch: pa.Table, paths: list[str]) -> pa.Table:
         indices = batch.column("index").to_pylist()
         rels = batch.column("rel").to_pylist()
-        paths = batch.column("path").to_pylist()
         results = [_try_decode(Path(path), self.thumb_size, self.preview_size) for path in paths]
         good = [(rel, r) for rel, r in zip(rels, results, strict=True) if not _failed(r)]
         mapped = iter(self.mapper(good))
@@ -186,6 +213,25 @@ class EmbedActor:
             for rel, r in zip(rels, results, strict=True)
         ]
         return rows_to_arrow(indices, rows, self.embedder.info)
+
+
+class BatchError(RuntimeError):
+    """An actor's batch failed for another reason than a file that does not decode (those are
+    rows with `error`): the message names the batch's files."""
+
+
+def _cause(exc: BaseException) -> str:
+    """The first line of what failed on the cluster (our BatchError's message when it was the
+    actor's code), not Ray's traceback."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, BatchError):
+            return str(cause).splitlines()[0]
+        cause = getattr(cause, "cause", None) or cause.__cause__
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    named = [line for line in lines if "BatchError" in line]
+    text = (named or lines or [type(exc).__name__])[-1]
+    return text.split("BatchError: ", 1)[-1].strip()[:500]
 
 
 def _failed(result: object) -> bool:
