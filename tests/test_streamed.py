@@ -23,13 +23,17 @@ def blobs(n: int = 90, dim: int = 24, seed: int = 3) -> np.ndarray:
     return (centres[np.arange(n) % 3] + rng.normal(0, 0.5, size=(n, dim))).astype(np.float32)
 
 
-def write_store(folder: Path, vectors: np.ndarray, parts: int = 3) -> Path:
+def write_store(
+    folder: Path, vectors: np.ndarray, parts: int = 3, group: int | None = None
+) -> Path:
+    """`parts` Parquet files, each of row groups of `group` rows (None: one per file)."""
     folder.mkdir()
     n, dim = vectors.shape
     for i, rows in enumerate(np.array_split(np.arange(n), parts)):
         embedding = pa.FixedSizeListArray.from_arrays(pa.array(vectors[rows].ravel()), dim)
         paths = [f"img/{j:04d}.png" for j in rows]
-        pq.write_table(pa.table({"path": paths, "embedding": embedding}), folder / f"{i}.parquet")
+        table = pa.table({"path": paths, "embedding": embedding})
+        pq.write_table(table, folder / f"{i}.parquet", row_group_size=group)
     return folder
 
 
@@ -63,8 +67,14 @@ def test_the_sample_is_deterministic_whatever_the_parts(tmp_path) -> None:
     vectors = blobs()
     one = open_store(write_store(tmp_path / "one", vectors, parts=1))
     five = open_store(write_store(tmp_path / "five", vectors, parts=5))
+    groups = open_store(write_store(tmp_path / "groups", vectors, parts=2, group=7))
+    assert len(streamed.chunks(groups)) == 14  # 45 rows a part: six row groups of 7, one of 3
     a, b = streamed.project(one, sample_size=20), streamed.project(five, sample_size=20)
-    assert a.sample.tolist() == b.sample.tolist() and len(a.sample) == 20
+    c = streamed.project(groups, sample_size=20)
+    assert a.sample.tolist() == b.sample.tolist() == c.sample.tolist() and len(a.sample) == 20
+    np.testing.assert_array_equal(a.sample_vectors, vectors[a.sample])
+    np.testing.assert_array_equal(c.sample_vectors, vectors[a.sample])
+    np.testing.assert_allclose(c.components, a.components, atol=1e-9)
     ranks = streamed.path_rank([f"img/{j:04d}.png" for j in range(90)])
     assert a.sample.tolist() == sorted(np.argsort(ranks, kind="stable")[:20].tolist())
 
