@@ -4,10 +4,15 @@ Nothing of size N is held in memory but one column of ints per k:
 1. a streamed pass computes the exact PCA from the covariance (sum of x and of x xᵀ over every row,
    float64) and ranks every row by a hash of its path, keeping the SAMPLE_SIZE lowest: the
    deterministic sample (the same store gives the same sample, whatever the part sizes);
-2. the sample's rows are read whole (thumbnails included): they are the page's images, and
-   K-means for each k is fitted on their PCA coordinates (metrics, near-duplicates: the sample);
+2. the sample's rows are read (their small columns, thumbnails included; pass 1 kept their
+   vectors): they are the page's images, and K-means for each k is fitted on their PCA
+   coordinates (metrics, near-duplicates: the sample);
 3. a streamed pass assigns every row to its nearest centre for each k, counts the sizes over all
    rows and writes `assignments.parquet` (path, cluster and distance for each k) beside the site.
+
+Both passes split the store into row groups (`Chunk`), computed on WORKERS threads and combined
+in store order, so the result does not depend on the threads. In-memory builds write the same
+assignments.parquet (`write_assignments`).
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ SAMPLE_SIZE = 20_000  # rows K-means is fitted on and the page shows (documented
 BATCH_ROWS = 16_384
 BLOCK_ROWS = 4_096
 ASSIGNMENTS = "assignments.parquet"
-WORKERS = min(4, os.cpu_count() or 1)  # batches computed at once, each BLAS call on one thread
+WORKERS = min(4, os.cpu_count() or 1)  # chunks computed at once, each BLAS call on one thread
 _T = TypeVar("_T")
 
 
