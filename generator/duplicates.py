@@ -266,9 +266,11 @@ def _torch_block(
     empty = np.empty(0, dtype=np.int64)
     top = (empty, empty)
     if m:
-        best = peaks.topk(m, dim=1).indices  # the runs holding the row's m largest products
-        cols = (best[:, :, None] * CHUNK + torch.arange(CHUNK)).reshape(b, -1)
-        floor = sims.gather(1, cols).topk(m, dim=1).values[:, -1] - 2 * eps_t
+        values = sims
+        if peaks.shape[1] > m:  # the runs holding the row's m largest products
+            best = peaks.topk(m, dim=1).indices
+            values = sims.gather(1, (best[:, :, None] * CHUNK + torch.arange(CHUNK)).reshape(b, -1))
+        floor = values.topk(m, dim=1).values[:, -1] - 2 * eps_t
         rows, cols = _run_candidates(runs, peaks, floor)
         top = (rows + start, cols)
     near = (peaks.amax(dim=1) >= torch.from_numpy(limit - eps)).nonzero()[:, 0].numpy()
