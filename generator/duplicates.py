@@ -28,7 +28,7 @@ NEIGHBOURS = 12  # similar images per image
 BLOCK_ENTRIES = 1 << 21  # similarities per block of the NumPy pass: 8 MB of float32
 SAMPLE_COLUMNS = 1024  # columns whose top values bound each row's (see _numpy_blocks)
 TORCH_ROWS = 20_000  # from this many images, the products run in torch (see _torch_blocks)
-TORCH_BLOCK_ENTRIES = 1 << 26  # similarities per block of the torch pass: 256 MB of float32
+TORCH_BLOCK_ENTRIES = 1 << 25  # similarities per block of the torch pass: 128 MB of float32
 CHUNK = 32  # the torch pass bounds each run of CHUNK columns by its largest product
 SLACK = 1e-6  # added to every error bound: the float32 rounding of the bounds and thresholds
 
