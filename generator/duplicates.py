@@ -30,6 +30,7 @@ SAMPLE_COLUMNS = 1024  # columns whose top values bound each row's (see _numpy_b
 TORCH_ROWS = 20_000  # from this many images, the products run in torch (see _torch_blocks)
 TORCH_BLOCK_ENTRIES = 1 << 25  # similarities per block of the torch pass: 128 MB of float32
 CHUNK = 32  # the torch pass bounds each run of CHUNK columns by its largest product
+DENSE = 96  # candidates per row above which float32 products are cheaper than bfloat16 ones
 SLACK = 1e-6  # added to every error bound: the float32 rounding of the bounds and thresholds
 
 
@@ -134,8 +135,9 @@ def _similarity_pass(x: np.ndarray, threshold: float, count: int) -> tuple[np.nd
     indices = np.empty((n, m), dtype=np.int64)
     similarity = np.empty((n, m), dtype=np.float32)
     limit = np.float32(threshold)
+    shared = [component]  # the labels so far, which the torch pass reads to skip joined runs
     blocks = _torch_blocks if n >= TORCH_ROWS else _numpy_blocks
-    for block in blocks(x, limit, m):
+    for block in blocks(x, limit, m, shared):
         if m:
             rows, cols = block.top
             exact = exact_similarity(x, rows, cols)
@@ -147,6 +149,7 @@ def _similarity_pass(x: np.ndarray, threshold: float, count: int) -> tuple[np.nd
         rows, cols = rows[joins], cols[joins]
         near = exact_similarity(x, rows, cols) >= limit
         component = _join(component, rows[near], cols[near])
+        shared[0] = component
     return component, Neighbours(indices, similarity)
 
 
@@ -187,7 +190,9 @@ def _near_pairs(
     return (rows[sure], cols[sure]), (rows[~sure], cols[~sure])
 
 
-def _numpy_blocks(x: np.ndarray, limit: np.float32, m: int) -> Iterator[_Block]:
+def _numpy_blocks(
+    x: np.ndarray, limit: np.float32, m: int, shared: list[np.ndarray]
+) -> Iterator[_Block]:
     """Float32 products in NumPy, for small N (no torch import for a small build).
 
     The m-th largest value among every few columns (SAMPLE_COLUMNS of them) is at most the row's
@@ -217,9 +222,13 @@ def _numpy_blocks(x: np.ndarray, limit: np.float32, m: int) -> Iterator[_Block]:
         yield _Block(start, start + b, top, sure, maybe)
 
 
-def _torch_blocks(x: np.ndarray, limit: np.float32, m: int) -> Iterator[_Block]:
+def _torch_blocks(
+    x: np.ndarray, limit: np.float32, m: int, shared: list[np.ndarray]
+) -> Iterator[_Block]:
     """The products in torch, for large N: bfloat16 inputs with float32 sums where the CPU has
-    bfloat16 units (embed.cpu_has_bf16), float32 elsewhere.
+    bfloat16 units (embed.cpu_has_bf16), float32 elsewhere, or once bfloat16's wider bound
+    leaves more than DENSE candidates per row to score (dense collections: many images within
+    a few thousandths of each other). Either way the decisions are the same: exact.
 
     Each row's products are cut into runs of CHUNK columns and each run is bounded by its
     largest value: one pass over the block. The row's m-th largest product lies in the runs
@@ -229,17 +238,10 @@ def _torch_blocks(x: np.ndarray, limit: np.float32, m: int) -> Iterator[_Block]:
 
     from generator.embed import cpu_has_bf16
 
-    n, dim = x.shape
+    n = len(x)
     padded = -(-n // CHUNK) * CHUNK
     low = cpu_has_bf16()
-    q = torch.zeros((padded, dim), dtype=torch.float32)
-    q[:n] = torch.from_numpy(x).to(torch.bfloat16).float() if low else torch.from_numpy(x)
-    rounding = np.linalg.norm(q[:n].numpy() - x, axis=1)  # |x' − x| per row: 0 in float32
-    norm = float(np.linalg.norm(q.numpy(), axis=1).max(initial=0.0))
-    unit = float(np.linalg.norm(x, axis=1).max(initial=0.0))
-    # |x'·y' − x·y| ≤ |x'−x|·|y'| + |x|·|y'−y|, plus float32 sums of `dim` exact products
-    bound = rounding * norm + float(rounding.max(initial=0.0)) * unit
-    eps_all = (bound + dim * 2.0**-23 * norm * norm + SLACK).astype(np.float32)
+    q, eps_all = _operands(torch, x, padded, low)
     rows_per_block = max(CHUNK, min(1024, TORCH_BLOCK_ENTRIES // padded))
     buffer = torch.empty((rows_per_block, padded), dtype=torch.float32)
     for start in range(0, n, rows_per_block):
@@ -247,16 +249,36 @@ def _torch_blocks(x: np.ndarray, limit: np.float32, m: int) -> Iterator[_Block]:
         sims = buffer[: stop - start]
         with _matmul_precision(torch, "bf16" if low else None):
             torch.mm(q[start:stop], q.T, out=sims)
-        yield _torch_block(sims, start, stop, eps_all[start:stop], limit, m, n)
+        block = _torch_block(sims, start, eps_all[start:stop], limit, m, shared[0])
+        if low and len(block.top[0]) + len(block.maybe[0]) > DENSE * (stop - start):
+            low = False  # scoring the candidates costs more than float32 products
+            q, eps_all = _operands(torch, x, padded, low)
+        yield block
+
+
+def _operands(torch: Any, x: np.ndarray, padded: int, low: bool) -> tuple[Any, np.ndarray]:
+    """The rows as the products read them (zero-padded to `padded`; rounded to bfloat16 if
+    `low`) and each row's error bound `eps`."""
+    n, dim = x.shape
+    q = torch.zeros((padded, dim), dtype=torch.float32)
+    q[:n] = torch.from_numpy(x).to(torch.bfloat16).float() if low else torch.from_numpy(x)
+    rounding = np.linalg.norm(q[:n].numpy() - x, axis=1)  # |x' − x| per row: 0 in float32
+    norm = float(np.linalg.norm(q.numpy(), axis=1).max(initial=0.0))
+    unit = float(np.linalg.norm(x, axis=1).max(initial=0.0))
+    # |x'·y' − x·y| ≤ |x'−x|·|y'| + |x|·|y'−y|, plus float32 sums of `dim` exact products
+    bound = rounding * norm + float(rounding.max(initial=0.0)) * unit
+    return q, (bound + dim * 2.0**-23 * norm * norm + SLACK).astype(np.float32)
 
 
 def _torch_block(
-    sims: Any, start: int, stop: int, eps: np.ndarray, limit: np.float32, m: int, n: int
+    sims: Any, start: int, eps: np.ndarray, limit: np.float32, m: int, labels: np.ndarray
 ) -> _Block:
-    """Candidates of one block of approximate products `sims` (rows start…stop, torch)."""
+    """Candidates of one block of approximate products `sims` (rows start…, torch); `labels`:
+    the components so far (a run of columns all in the row's component needs no look)."""
     import torch
 
     b, padded = sims.shape
+    n = len(labels)
     local = torch.arange(b)
     sims[:, n:] = -torch.inf
     sims[local, local + start] = -torch.inf  # an image is not its own neighbour
@@ -271,36 +293,47 @@ def _torch_block(
             best = peaks.topk(m, dim=1).indices
             values = sims.gather(1, (best[:, :, None] * CHUNK + torch.arange(CHUNK)).reshape(b, -1))
         floor = values.topk(m, dim=1).values[:, -1] - 2 * eps_t
-        rows, cols = _run_candidates(runs, peaks, floor)
+        rows, cols = _run_candidates(runs, peaks >= floor[:, None], floor)
         top = (rows + start, cols)
-    near = (peaks.amax(dim=1) >= torch.from_numpy(limit - eps)).nonzero()[:, 0].numpy()
-    sure, maybe = [], []
-    step = max(1, BLOCK_ENTRIES // padded)
-    for first in range(0, len(near), step):  # few rows, or a bounded few at a time
-        chosen = near[first : first + step]
-        pairs = _near_pairs(sims[torch.from_numpy(chosen)].numpy(), 0, limit, eps[chosen])
-        for found, (rows, cols) in zip((sure, maybe), pairs, strict=True):
-            found.append((chosen[rows] + start, cols))
-    return _Block(start, stop, top, _stack(sure), _stack(maybe))
+    low = torch.from_numpy(limit - eps)
+    hit = (peaks >= low[:, None]) & _unjoined(labels, start, b, padded)
+    rows, cols = _run_candidates(runs, hit, low)
+    approx = sims[torch.from_numpy(rows), torch.from_numpy(cols)].numpy()
+    sure = approx - eps[rows] >= limit
+    rows = rows + start
+    return _Block(start, start + b, top, (rows[sure], cols[sure]), (rows[~sure], cols[~sure]))
 
 
-def _run_candidates(runs: Any, peaks: Any, floor: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(row, column) of every product at or above its row's `floor`, found in the runs whose
-    maximum reaches it."""
-    hit = (peaks >= floor[:, None]).nonzero()
-    row, run = hit[:, 0], hit[:, 1]
-    values = runs.reshape(-1, CHUNK).index_select(0, row * runs.shape[1] + run)
-    keep = (values >= floor.index_select(0, row)[:, None]).nonzero()
-    rows = row.index_select(0, keep[:, 0])
-    cols = run.index_select(0, keep[:, 0]) * CHUNK + keep[:, 1]
-    return rows.numpy(), cols.numpy()
+def _unjoined(labels: np.ndarray, start: int, b: int, padded: int) -> Any:
+    """(b, runs) bool, torch: False where no pair of the run can join anything: every column
+    of the run is already in the row's component (dense near-duplicates, untrained weights),
+    or every column comes before the row (its row saw the pair in an earlier block)."""
+    import torch
+
+    runs = np.full(padded, -1, dtype=np.int64)
+    runs[: len(labels)] = labels
+    runs = runs.reshape(-1, CHUNK)
+    uniform = np.where(runs.min(axis=1) == runs.max(axis=1), runs[:, 0], -2)
+    rows = np.arange(start, start + b)[:, None]
+    later = (np.arange(len(runs)) + 1) * CHUNK > rows  # the run's last column is after the row
+    return torch.from_numpy((uniform[None, :] != labels[start : start + b, None]) & later)
 
 
-def _stack(pairs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    if not pairs:
-        empty = np.empty(0, dtype=np.int64)
-        return empty, empty
-    return np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
+def _run_candidates(runs: Any, hit: Any, floor: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(row, column) of every product at or above its row's `floor`, looked for in the runs
+    marked in `hit` (rows × runs), a bounded number of runs at a time."""
+    found = hit.nonzero()
+    step = max(1, BLOCK_ENTRIES // CHUNK)
+    rows, cols = [], []
+    for first in range(0, len(found), step):
+        row, run = found[first : first + step, 0], found[first : first + step, 1]
+        values = runs.reshape(-1, CHUNK).index_select(0, row * runs.shape[1] + run)
+        keep = (values >= floor.index_select(0, row)[:, None]).nonzero()
+        rows.append(row.index_select(0, keep[:, 0]).numpy())
+        cols.append((run.index_select(0, keep[:, 0]) * CHUNK + keep[:, 1]).numpy())
+    if not rows:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    return np.concatenate(rows), np.concatenate(cols)
 
 
 @contextmanager

@@ -31,7 +31,7 @@ def reference(features: np.ndarray, m: int, threshold: float = NEAR_DUPLICATE_CO
     return order, np.take_along_axis(sims, order, axis=1), near
 
 
-@pytest.fixture(params=["numpy", "torch-fp32", "torch-bf16"])
+@pytest.fixture(params=["numpy", "torch-fp32", "torch-bf16", "torch-bf16-then-fp32"])
 def products(request, monkeypatch):
     """Each way of computing the products, with small blocks so that rows span several."""
     if request.param == "numpy":
@@ -41,8 +41,10 @@ def products(request, monkeypatch):
         pytest.importorskip("torch")
         import generator.embed
 
-        bf16 = request.param == "torch-bf16"
+        bf16 = request.param.startswith("torch-bf16")
         monkeypatch.setattr(generator.embed, "cpu_has_bf16", lambda: bf16)
+        if request.param == "torch-bf16-then-fp32":  # dense: float32 after the first block
+            monkeypatch.setattr(duplicates, "DENSE", 0)
         monkeypatch.setattr(duplicates, "TORCH_ROWS", 0)
         monkeypatch.setattr(duplicates, "TORCH_BLOCK_ENTRIES", 200 * 1024)
     return request.param
