@@ -5,6 +5,13 @@
     python benchmarks/bench_scale.py --streamed 10000000  # the streamed report (no thumbnails)
     python benchmarks/bench_scale.py --streamed 10000000 --store /big/emb-10m  # made once, reused
     python benchmarks/bench_scale.py --ray-images 1000    # local engine against a local Ray
+    python benchmarks/bench_scale.py --one-step 100000    # 100k end to end, then from Parquet
+
+--one-step N generates N pictures (bench_page.py's 160×120 PNGs), builds the site from them in
+one step with bench_page.py's fake embedder (no model), then `build --embeddings` from a store of
+N rows; each build in a fresh process, timed per stage, with its peak RSS. Then the one-step site
+is opened in headless Chromium (bench_page.py's load and k-switch measures; `--no-page` skips
+it). `--keep DIR` keeps the pictures and the store in DIR for the next run.
 
 --streamed N writes N synthetic 384-d rows (vectorised, in parts of 500,000 rows, no thumbnails;
 10M rows take 15.4 GB) and builds the site in a fresh process: above 1M rows the streamed passes
@@ -28,6 +35,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -274,6 +282,128 @@ def run_ray(n: int, work: Path) -> None:
     print(f"| stores equal | {same} | | |")
 
 
+ONE_STEP_DRIVER = (
+    TIMER
+    + """
+import generator.pipeline as pipeline
+from benchmarks.bench_page import ProjectionEmbedder
+for name, attr in [("discover", "discover_images"), ("decode + embed + thumbnails", "embed_images"),
+                   ("read store + thumbs", "from_store"), ("PCA + K-means", "cached_analysis"),
+                   ("near-duplicates + neighbours", "find_similar"), ("report", "build_report"),
+                   ("page", "render_site"), ("exports", "write_exports"), ("publish", "publish")]:
+    setattr(pipeline, attr, timed(name, getattr(pipeline, attr)))
+import resource
+from generator.config import BuildConfig
+source, site = Path(sys.argv[2]), Path(sys.argv[3])
+if sys.argv[1] == "images":
+    config, embedder = BuildConfig(inputs=(source,), output=site, cache_dir=None), ProjectionEmbedder()
+else:
+    config, embedder = BuildConfig(embeddings=source, output=site, cache_dir=None), None
+start = time.perf_counter()
+result = pipeline.build_site(config, embedder=embedder)
+times["total"] = time.perf_counter() - start
+times["peak RSS MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+times["near-duplicate groups"] = len(result.report["duplicates"]["near"])
+print(json.dumps(times))
+"""
+)
+ONE_STEP_STAGES = (
+    "discover",
+    "decode + embed + thumbnails",
+    "read store + thumbs",
+    "PCA + K-means",
+    "near-duplicates + neighbours",
+    "report",
+    "page",
+    "exports",
+    "publish",
+    "total",
+)
+
+
+def one_step_build(kind: str, source: Path, site: Path) -> dict[str, float]:
+    """One build (`kind` "images" or "store") in a fresh process; its stage times and RSS."""
+    done = subprocess.run(
+        [sys.executable, "-c", ONE_STEP_DRIVER, kind, str(source), str(site)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode:
+        sys.exit(f"the {kind} build failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def page_figures(site: Path) -> dict[str, float]:
+    """bench_page.py's measures of a built site: load to ready, k switch median / worst."""
+    import statistics
+
+    from benchmarks.bench_page import SWITCH_JS
+    from tests.browser import launch, open_page
+
+    loads, switches = [], []
+    with launch() as browser:
+        for _ in range(2):  # a cold-ish and a warm load; report the worse
+            start = time.perf_counter()
+            with open_page(browser, site / "index.html") as opened:
+                loads.append(time.perf_counter() - start)
+                ks = opened.page.evaluate("() => window.dinoclust.data.k_values")
+                for k in [*ks[1:], *reversed(ks[:-1])]:
+                    switches.append(opened.page.evaluate(SWITCH_JS, k))
+                if opened.errors:
+                    sys.exit(f"console errors: {opened.errors}")
+    return {
+        "load to ready s": max(loads),
+        "k switch median ms": statistics.median(switches),
+        "k switch worst ms": max(switches),
+    }
+
+
+def folder_mb(folder: Path, first: str | None = None) -> float:
+    """MB of the files under `folder` (only those under its `first` sub-folder, if given)."""
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    if first:
+        files = [p for p in files if p.relative_to(folder).parts[0] == first]
+    return sum(p.stat().st_size for p in files) / 1e6
+
+
+def run_one_step(n: int, work: Path, page: bool) -> None:
+    """N pictures end to end, then the same N rows from Parquet; prints a Markdown table."""
+    from benchmarks.bench_page import make_images
+
+    photos, store = work / f"photos-{n}", work / f"emb-{n}"
+    if not photos.exists():
+        start = time.perf_counter()
+        make_images(photos, n)
+        print(f"made {n:,} pictures in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    if not store.exists():
+        print(f"wrote the {n:,}-row store in {write_store(store, n):.0f} s", file=sys.stderr)
+    columns = {}
+    for kind, source in (("images", photos), ("store", store)):
+        site = work / f"site-{kind}-{n}"
+        shutil.rmtree(site, ignore_errors=True)
+        figures = one_step_build(kind, source, site)
+        figures["site MB"] = folder_mb(site)
+        figures["thumbs MB"] = folder_mb(site, "thumbs")
+        figures["index.html MB"] = (site / "index.html").stat().st_size / 1e6
+        figures["data/ MB"] = folder_mb(site, "data") if (site / "data").exists() else 0.0
+        if page and kind == "images":
+            figures.update(page_figures(site))
+        columns[kind] = figures
+        print(f"{kind} build done", file=sys.stderr)
+    print(f"| {n:,} images (s) | one step, fake embedder | `build --embeddings` |")
+    print("|---|---:|---:|")
+    keys = [*ONE_STEP_STAGES, "peak RSS MB", "near-duplicate groups", "site MB", "thumbs MB"]
+    keys += ["index.html MB", "data/ MB", "load to ready s", "k switch median ms"]
+    keys += ["k switch worst ms"]
+    for key in keys:
+        cells = [columns[kind].get(key) for kind in ("images", "store")]
+        if all(cell is None for cell in cells):
+            continue
+        text = ["–" if cell is None else f"{cell:,.1f}" for cell in cells]
+        print(f"| {key} | {text[0]} | {text[1]} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -284,7 +414,18 @@ def main() -> None:
         "--store", type=Path, metavar="DIR", help="--streamed: write the rows here once, reuse them"
     )
     parser.add_argument("--ray-images", type=int, metavar="N", help="local vs Ray on N images")
+    parser.add_argument("--one-step", type=int, metavar="N", help="N images end to end")
+    parser.add_argument("--no-page", action="store_true", help="--one-step without the browser")
+    parser.add_argument("--keep", type=Path, metavar="DIR", help="--one-step's pictures, store")
     args = parser.parse_args()
+    if args.one_step:
+        if args.keep:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            run_one_step(args.one_step, args.keep, not args.no_page)
+        else:
+            with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+                run_one_step(args.one_step, Path(tmp), not args.no_page)
+        return
     if args.streamed or args.ray_images:
         with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
             if args.streamed:

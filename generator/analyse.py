@@ -17,10 +17,18 @@ import numpy as np
 from generator.config import K_MIN
 from generator.errors import InputError
 from generator.i18n import Message
-from generator.metrics import contingency, encode, label_metrics, quality_metrics
+from generator.metrics import (
+    SilhouetteSample,
+    contingency,
+    encode,
+    label_metrics,
+    quality_metrics,
+    silhouette_sample,
+)
 
 MAX_COMPONENTS = 50
 N_INIT = 10
+COVARIANCE_ROWS = 10  # PCA from the covariance when N ≥ this × D (scikit-learn's own rule)
 VIEW_DIMS = 3
 
 
@@ -73,13 +81,17 @@ def analyse(features: np.ndarray, k_max: int, seed: int) -> Analysis:
         notes.append(Message.of("note_distinct", distinct=distinct, n=n))
     clusterings: dict[int, Clustering] = {}
     previous: np.ndarray | None = None
+    sample = silhouette_sample(coords, seed)  # the same distances serve every k
     for k in range(K_MIN, min(k_max, n) + 1):
-        clusterings[k] = kmeans(coords, k, seed, previous)
+        clusterings[k] = kmeans(coords, k, seed, previous, sample)
         previous = clusterings[k].labels
     return Analysis(coords, ratio, clusterings, dim, distinct, tuple(notes))
 
 
 def pca(features: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Many more images than dimensions: the eigenvectors of the D×D covariance, the same
+    components as the full SVD (and its signs) at a fraction of the time (2 s instead of 25 s
+    at 100,000 × 384); otherwise the full SVD."""
     from sklearn.decomposition import PCA
 
     n, dim = features.shape
@@ -87,13 +99,21 @@ def pca(features: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     x = features.astype(np.float64)
     if float(np.var(x, axis=0).sum()) == 0.0:  # all identical: no direction carries variance
         return np.zeros((n, components)), np.zeros(components)
-    model = PCA(n_components=components, svd_solver="full", random_state=seed)
+    solver = "covariance_eigh" if n >= COVARIANCE_ROWS * dim and dim <= 1000 else "full"
+    model = PCA(n_components=components, svd_solver=solver, random_state=seed)
     coords = model.fit_transform(x)
     return coords, np.nan_to_num(model.explained_variance_ratio_)
 
 
-def kmeans(coords: np.ndarray, k: int, seed: int, previous: np.ndarray | None = None) -> Clustering:
-    """K-means for one k; ids by size when `previous` is None, else matched to `previous`."""
+def kmeans(
+    coords: np.ndarray,
+    k: int,
+    seed: int,
+    previous: np.ndarray | None = None,
+    sample: SilhouetteSample | None = None,
+) -> Clustering:
+    """K-means for one k; ids by size when `previous` is None, else matched to `previous`.
+    `sample`: the silhouette's distances, computed once for every k (metrics.silhouette_sample)."""
     from sklearn.cluster import KMeans
     from sklearn.exceptions import ConvergenceWarning
 
@@ -117,7 +137,7 @@ def kmeans(coords: np.ndarray, k: int, seed: int, previous: np.ndarray | None = 
         [coords[labels == c].mean(axis=0) if counts[c] else raw_centers[c] for c in range(k)]
     )
     distances = np.linalg.norm(coords - centers[labels], axis=1)
-    metrics = quality_metrics(coords, labels, counts, distances, seed)
+    metrics = quality_metrics(coords, labels, counts, distances, seed, sample)
     return Clustering(
         k=k,
         labels=labels,
