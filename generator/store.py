@@ -409,7 +409,7 @@ def read_rows(
     `images_root / path` when given, else a tile with the file name (imaging.name_tile).
     `previews=False` (--preview-size 0) leaves the stored previews out."""
     for row in read_rows_raw(store):
-        yield _with_thumb(row if previews else replace(row, preview=None), images_root, thumb_size)
+        yield _with_thumb(row, images_root, thumb_size, previews)
 
 
 def _batch_rows(
@@ -452,8 +452,8 @@ def _batch_rows(
                 )
             out.append(Row.skipped(rel, message, get("sha256")))
             continue
-        row = Row(rel, get("sha256"), size, get("thumb"), None, vectors[i])
-        out.append(replace(row, preview=get("preview")) if get("preview") else row)
+        preview = get("preview") or None  # an empty preview is none
+        out.append(Row(rel, get("sha256"), size, get("thumb"), None, vectors[i], preview=preview))
     return out, dim
 
 
@@ -527,9 +527,13 @@ def _relative(rel: Any, where: str) -> str:
     return posix
 
 
-def _with_thumb(row: Row, images_root: Path | None, thumb_size: int) -> Row:
+def _with_thumb(row: Row, images_root: Path | None, thumb_size: int, previews: bool = True) -> Row:
+    """The row as the site stage takes it: sizes of its stored images, a thumbnail made when the
+    store has none, and its preview left out when `previews` is False (--preview-size 0)."""
     from generator.imaging import DecodeError, decode, name_tile, thumb_dimensions
 
+    if not previews and row.preview is not None:
+        row = replace(row, preview=None)
     if row.vector is None:
         return row
     if row.preview:

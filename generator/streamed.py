@@ -363,20 +363,24 @@ def project(
 
 
 def _pca(
-    total: np.ndarray, outer: np.ndarray, n: int, sample: np.ndarray, vectors: np.ndarray | None
+    total: np.ndarray,
+    outer: np.ndarray,
+    n: int,
+    sample: np.ndarray,
+    sample_vectors: np.ndarray | None,
 ) -> Projection:
     mean = total / n
     covariance = (outer - n * np.outer(mean, mean)) / max(n - 1, 1)
-    values, vectors_ = np.linalg.eigh(covariance)
+    values, vectors = np.linalg.eigh(covariance)
     order = np.argsort(values)[::-1]
     components = min(MAX_COMPONENTS, n, len(mean))
-    values, vectors_ = np.clip(values[order], 0, None), vectors_[:, order].T
-    kept = vectors_[:components]
+    values, vectors = np.clip(values[order], 0, None), vectors[:, order].T
+    kept = vectors[:components]
     signs = np.sign(kept[np.arange(components), np.argmax(np.abs(kept), axis=1)])
     kept = kept * np.where(signs == 0, 1, signs)[:, None]
     variance = values.sum()
     ratio = values[:components] / variance if variance > 0 else np.zeros(components)
-    return Projection(mean, kept, ratio, n, sample, vectors)
+    return Projection(mean, kept, ratio, n, sample, sample_vectors)
 
 
 def sample_rows(store: Store, projection: Projection) -> list[Row]:
@@ -542,8 +546,7 @@ def build_sampled(
     phase.info("reading the sample's %d rows…", len(projection.sample))
     size, previews = config.thumb_size, config.preview_size > 0
     rows = [
-        _with_thumb(r if previews else replace(r, preview=None), config.images_root, size)
-        for r in sample_rows(store, projection)
+        _with_thumb(r, config.images_root, size, previews) for r in sample_rows(store, projection)
     ]
     records, features, _ = collect_rows(rows, site)
     phase.info("clustering the sample, k = 2…%d…", min(config.k_max, len(records)))
