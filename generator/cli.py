@@ -20,7 +20,7 @@ import click
 
 from generator import __version__
 from generator.api import DEMO_IMAGES
-from generator.config import DEVICES, LANGS, PRECISIONS, PRETRAINED, RANDOM
+from generator.config import DEVICES, DISPLAY_POINTS, LANGS, PRECISIONS, PRETRAINED, RANDOM
 from generator.errors import ConfigError, GeneratorError
 from generator.options import build_config, log_level
 from generator.sizes import format_size, parse_size
@@ -161,6 +161,14 @@ def build_options(func: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             help="Longest side of the larger image the preview shows, in pixels (0: none; "
             "the preview then shows the thumbnail).",
+        ),
+        click.option(
+            "--display-points",
+            metavar="N|all",
+            default=str(DISPLAY_POINTS),
+            show_default=True,
+            help="Above N images the 3D view draws a fixed sample of N (every cluster in it); "
+            "sizes, grid and downloads still count every image. 'all': draw every image.",
         ),
         click.option("--strict", is_flag=True, help="Fail (exit 1) if any file cannot be used."),
         click.option(
