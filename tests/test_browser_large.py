@@ -83,3 +83,25 @@ def test_30k_points_draw_the_sample_and_stay_usable(browser: Browser, large: Pat
         section.locator("button.show-more").click()
         assert section.locator(f"img[data-index='{hidden}']").count() == 1
         assert opened.errors == []
+
+
+def test_sampled_report_sizes_count_every_row(browser: Browser, tmp_path: Path) -> None:
+    """A streamed report (above a million rows) draws its sample, but the size panel shows
+    sizes_all, over every row, and says that the rest is the sample's."""
+    from generator.render import render_site
+
+    site = tmp_path / "site"
+    report = large_site(site, 3_000, k_max=3)
+    report["sampled"] = True
+    for c in report["clusterings"].values():
+        c["sizes_all"] = [1_000 * s for s in c["sizes"]]
+    render_site(report, site)
+    with open_page(browser, site / "index.html", fragment="k=3") as opened:
+        page = opened.page
+        wait_for_k(page, 3)
+        bars = page.locator("#sizes li").evaluate_all("rows => rows.map(r => r.dataset.size)")
+        assert [int(b) for b in bars] == report["clusterings"]["3"]["sizes_all"]
+        text = page.locator("#sizes-text").inner_text()
+        assert f"= {3_000_000} images" in text
+        assert "the sample of 3,000" in text
+        assert opened.errors == []
