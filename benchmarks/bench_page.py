@@ -161,7 +161,7 @@ def main() -> None:
         for n in args.sizes:
             for points in choices:
                 rows.append(measure(n, Path(tmp), browser, args.synthetic, points))
-                print(f"done {n} ({points})", file=sys.stderr)
+                print(rows[-1], file=sys.stderr, flush=True)
     print(
         "| images | drawn | load to ready | k switch (median / worst) | loaded at open | "
         "KB per image beyond fixed assets (thumbnails) | site | (build) |"

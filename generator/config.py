@@ -14,7 +14,7 @@ PRETRAINED = "pretrained"
 RANDOM = "random"
 K_MIN = 2
 ENGINES = ("local", "ray")
-DISPLAY_POINTS = 20_000  # --display-points: chosen with benchmarks/bench_page.py (README)
+DISPLAY_POINTS = 5_000  # --display-points: chosen with benchmarks/bench_page.py (README)
 MIN_DISPLAY_POINTS = 1_000  # so that each cluster of each k (≤ 50) can keep its own point
 
 

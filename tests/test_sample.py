@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from generator.analyse import analyse
-from generator.config import BuildConfig
+from generator.config import DISPLAY_POINTS, BuildConfig
 from generator.embed import ModelInfo
 from generator.errors import ConfigError
 from generator.options import build_config
@@ -74,7 +74,7 @@ def test_hash_ranks_follow_sha256_of_the_path() -> None:
 def test_display_points_option() -> None:
     assert build_config(["x"], display_points="all").display_points is None
     assert build_config(["x"], display_points="5,000").display_points == 5_000
-    assert build_config(["x"]).display_points == 20_000
+    assert build_config(["x"]).display_points == DISPLAY_POINTS == 5_000
     with pytest.raises(ConfigError, match="at least 1,000"):
         BuildConfig(inputs=(Path("x"),), display_points=10)
     with pytest.raises(ConfigError, match="a number or 'all'"):
