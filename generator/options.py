@@ -51,7 +51,7 @@ def build_config(
         max_size=_size(max_size),
         zip_file=Path(zip_file) if zip_file is not None else None,
         labels=os.fspath(labels) if labels is not None else None,  # "folders" or a CSV's path
-        display_points=_points(display_points),
+        display_points=parse_points(display_points),
         **options,
     )
 
@@ -75,7 +75,7 @@ def _size(value: int | str | None) -> int | None:
         raise ConfigError(f"--max-size: {exc}") from exc
 
 
-def _points(value: int | str | None) -> int | None:
+def parse_points(value: int | str | None) -> int | None:
     """`--display-points N|all`: a number of points, or None for all of them."""
     if value is None or isinstance(value, int):
         return value

@@ -84,6 +84,7 @@
     var clustering = data.clusterings[String(k)];
     rendering = ns.loadDistances(k).then(function () {
       if (state.k !== k) { return rendering; }
+      state.shown = k;  // the k whose distances the grid, preview and downloads use
       document.body.setAttribute("data-k", String(k));
       ns.panels.renderSizes(k, clustering);
       ns.grid.render(k, clustering);

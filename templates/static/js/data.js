@@ -165,5 +165,6 @@
     }
   };
   ns.state = { k: null, plotted: false, plotLang: null, ready: false, colourBy: "cluster",
-               lang: i18n.lang, selected: null, ringed: [], pending: Promise.resolve() };
+               lang: i18n.lang, selected: null, ringed: [], shown: null,
+               pending: Promise.resolve() };
 })();

@@ -27,7 +27,7 @@
     img.alt = image.path;
     img.setAttribute("data-index", String(index));
     hoverBox.querySelector(".hover-name").textContent = u.baseName(image.path);
-    var cluster = data.clusterings[String(state.k)].labels[index];
+    var cluster = data.clusterings[String(state.shown)].labels[index];
     hoverBox.querySelector(".hover-cluster").textContent = t("cluster") + " " + cluster +
       (data.labels ? " · " + t("label") + " " + i18n.label(data.labels[index]) : "");
     hoverBox.hidden = false;
@@ -58,7 +58,7 @@
   function open(index) {
     if (!dialog) { make(); }
     var image = data.images[index];
-    var clustering = data.clusterings[String(state.k)];
+    var clustering = data.clusterings[String(state.shown)];
     var img = dialog.querySelector("img");
     // the larger image (--preview-size) is fetched only now; without one, the thumbnail
     img.src = image.preview || image.thumb;
