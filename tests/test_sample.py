@@ -132,3 +132,24 @@ def test_page_data_is_compact() -> None:
     report_bytes = len(json.dumps(full))
     assert opening < report_bytes / 4
     assert set(full) >= {"images", "points", "clusterings", "display_sample"}  # report keeps all
+
+
+REPORT_KEYS = {  # README, "report.json schema (version 1)": the contract, plus display_sample
+    "schema_version", "generator", "title", "title_i18n", "model", "seed", "images", "points",
+    "display_sample", "pca", "k_values", "clusterings", "suggested_k", "suggested_k_rule",
+    "labels", "label_names", "neighbours", "neighbour_similarity", "duplicates", "provenance",
+    "distinct_points", "notes", "notes_i18n", "skipped", "aliases",
+}  # fmt: skip
+
+
+def test_report_json_keeps_its_keys() -> None:
+    full = report(400, None)
+    assert set(full) == REPORT_KEYS
+    assert set(full["clusterings"]["2"]) == {
+        "labels", "centers", "sizes", "inertia", "distances", "metrics", "flows_to_next",
+    }  # fmt: skip
+    assert set(full["images"][0]) == {
+        "path", "thumb", "thumb_width", "thumb_height", "width", "height", "preview",
+        "preview_width", "preview_height",
+    }  # fmt: skip
+    assert full["display_sample"] == list(range(400))  # all, when nothing is sampled
