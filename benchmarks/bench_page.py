@@ -2,6 +2,12 @@
 
     python benchmarks/bench_page.py                  # 1,000 and 10,000 images
     python benchmarks/bench_page.py --sizes 1000     # quicker
+    python benchmarks/bench_page.py --synthetic --sizes 1000 10000 100000   # the README table
+    python benchmarks/bench_page.py --synthetic --sizes 100000 --display-points 5000 20000 all
+
+`--synthetic` skips the images and the pipeline: blob features go through the real analysis,
+report and page (tests/largesite.py), so that 100,000 images take minutes, not a 10-minute
+build. `--display-points` compares the 3D view's sample sizes (how the default was chosen).
 
 Builds each site with the real pipeline but without the model: the images are generated (a base
 colour per group plus random shapes, so that thumbnails compress like simple pictures) and a fake
@@ -10,7 +16,9 @@ embedder projects their pixels at random. Then, in the browser the tests use (te
 (b) k switch: from the slider's input event until the page's render promise resolved and two
 animation frames were painted, for every k in the range, median and worst; (c) size: the site's
 bytes beyond the fixed assets (static/, the same for every site), per image, with the
-thumbnails' share. Prints a Markdown table.
+thumbnails' share; (d) loaded at open: index.html, the page's own JS and CSS and the data files
+it loads before it is ready (the first k's distances), not the thumbnails nor Plotly's file.
+Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -28,10 +36,11 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from generator.config import BuildConfig  # noqa: E402
+from generator.config import DISPLAY_POINTS, BuildConfig  # noqa: E402
 from generator.embed import ModelInfo  # noqa: E402
 from generator.pipeline import build_site  # noqa: E402
 from tests.browser import launch, open_page  # noqa: E402
+from tests.largesite import large_site  # noqa: E402
 
 GROUPS = 12
 SWITCH_JS = """async k => {
@@ -86,12 +95,33 @@ def site_bytes(site: Path) -> tuple[int, int, int]:
     return total, total - fixed, thumbs
 
 
-def measure(n: int, work: Path, browser: object) -> dict[str, float]:
-    photos, site = work / f"photos-{n}", work / f"site-{n}"
-    start = time.perf_counter()
-    make_images(photos, n)
-    config = BuildConfig(inputs=(photos,), output=site, cache_dir=None, k_max=10)
+def opening_bytes(site: Path, k: int) -> int:
+    """What the page loads before it is ready, beyond thumbnails and Plotly's file."""
+    static = [p for p in (site / "static").rglob("*") if p.is_file() and "plotly" not in p.name]
+    files = [site / "index.html", site / "data" / f"distances-k{k}.js", *static]
+    return sum(p.stat().st_size for p in files if p.is_file())
+
+
+def build(n: int, work: Path, synthetic: bool, points: int | None) -> Path:
+    site = work / f"site-{n}-{points}"
+    if synthetic:
+        large_site(site, n, display_points=points)
+        return site
+    photos = work / f"photos-{n}"
+    if not photos.exists():
+        make_images(photos, n)
+    config = BuildConfig(
+        inputs=(photos,), output=site, cache_dir=None, k_max=10, display_points=points
+    )
     build_site(config, embedder=ProjectionEmbedder())
+    return site
+
+
+def measure(
+    n: int, work: Path, browser: object, synthetic: bool, points: int | None
+) -> dict[str, float]:
+    start = time.perf_counter()
+    site = build(n, work, synthetic, points)
     build_s = time.perf_counter() - start
     total, beyond, thumbs = site_bytes(site)
     loads, switches = [], []
@@ -105,6 +135,8 @@ def measure(n: int, work: Path, browser: object) -> dict[str, float]:
             assert opened.errors == [], opened.errors
     return {
         "n": n,
+        "drawn": min(n, points or n),
+        "open_mb": opening_bytes(site, 2) / 1e6,
         "build_s": build_s,
         "load_s": max(loads),
         "switch_median_ms": statistics.median(switches),
@@ -118,22 +150,28 @@ def measure(n: int, work: Path, browser: object) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--synthetic", action="store_true", help="no images, no pipeline")
+    parser.add_argument(
+        "--display-points", nargs="+", default=[str(DISPLAY_POINTS)], metavar="N|all"
+    )
     args = parser.parse_args()
+    choices = [None if p == "all" else int(p) for p in args.display_points]
     rows = []
     with tempfile.TemporaryDirectory() as tmp, launch() as browser:
         for n in args.sizes:
-            rows.append(measure(n, Path(tmp), browser))
-            print(f"done {n}", file=sys.stderr)
+            for points in choices:
+                rows.append(measure(n, Path(tmp), browser, args.synthetic, points))
+                print(rows[-1], file=sys.stderr, flush=True)
     print(
-        "| images | load to ready | k switch (median / worst) | KB per image beyond "
-        "fixed assets (thumbnails) | site | (build) |"
+        "| images | drawn | load to ready | k switch (median / worst) | loaded at open | "
+        "KB per image beyond fixed assets (thumbnails) | site | (build) |"
     )
-    print("|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(
-            f"| {r['n']:,} | {r['load_s']:.2f} s | {r['switch_median_ms']:.0f} / "
-            f"{r['switch_max_ms']:.0f} ms | {r['kb_per_image']:.2f} ({r['thumb_kb_per_image']:.2f})"
-            f" | {r['total_mb']:.1f} MB | {r['build_s']:.0f} s |"
+            f"| {r['n']:,} | {r['drawn']:,} | {r['load_s']:.2f} s | {r['switch_median_ms']:.0f} / "
+            f"{r['switch_max_ms']:.0f} ms | {r['open_mb']:.2f} MB | {r['kb_per_image']:.2f} "
+            f"({r['thumb_kb_per_image']:.2f}) | {r['total_mb']:.1f} MB | {r['build_s']:.0f} s |"
         )
 
 

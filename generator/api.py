@@ -19,7 +19,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from generator.config import PRETRAINED, RANDOM
+from generator.config import DISPLAY_POINTS, PRETRAINED, RANDOM
 from generator.errors import GeneratorError
 from generator.options import StrPath, build_config, log_level
 
@@ -47,6 +47,7 @@ def build(
     seed: int = 0,
     thumb_size: int = 192,
     preview_size: int = 800,
+    display_points: int | str | None = DISPLAY_POINTS,
     strict: bool = False,
     labels: StrPath | None = None,
     export_embeddings: bool = False,
@@ -81,6 +82,7 @@ def build(
         seed=seed,
         thumb_size=thumb_size,
         preview_size=preview_size,
+        display_points=display_points,
         strict=strict,
         labels=labels,
         export_embeddings=export_embeddings,

@@ -20,9 +20,9 @@ import click
 
 from generator import __version__
 from generator.api import DEMO_IMAGES
-from generator.config import DEVICES, LANGS, PRECISIONS, PRETRAINED, RANDOM
+from generator.config import DEVICES, DISPLAY_POINTS, LANGS, PRECISIONS, PRETRAINED, RANDOM
 from generator.errors import ConfigError, GeneratorError
-from generator.options import build_config, log_level
+from generator.options import build_config, log_level, parse_points
 from generator.sizes import format_size, parse_size
 from generator.structure import PHASE_LOGGER
 
@@ -58,6 +58,23 @@ class _Size(click.ParamType):
 
 
 SIZE = _Size()
+
+
+class _Points(click.ParamType):
+    """`--display-points N|all`: a number, or None for every image (options.parse_points)."""
+
+    name = "points"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> int | None:
+        try:
+            return parse_points(value)
+        except ConfigError:
+            self.fail(f"{value!r} is not a number or 'all'.", param, ctx)
+
+
+POINTS = _Points()
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
@@ -161,6 +178,15 @@ def build_options(func: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             help="Longest side of the larger image the preview shows, in pixels (0: none; "
             "the preview then shows the thumbnail).",
+        ),
+        click.option(
+            "--display-points",
+            type=POINTS,
+            metavar="N|all",
+            default=DISPLAY_POINTS,
+            show_default=True,
+            help="Above N images the 3D view draws a fixed sample of N (every cluster in it); "
+            "sizes, grid and downloads still count every image. 'all': draw every image.",
         ),
         click.option("--strict", is_flag=True, help="Fail (exit 1) if any file cannot be used."),
         click.option(

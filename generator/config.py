@@ -14,6 +14,8 @@ PRETRAINED = "pretrained"
 RANDOM = "random"
 K_MIN = 2
 ENGINES = ("local", "ray")
+DISPLAY_POINTS = 5_000  # --display-points: chosen with benchmarks/bench_page.py (README)
+MIN_DISPLAY_POINTS = 1_000  # so that each cluster of each k (≤ 50) can keep its own point
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class BuildConfig:
     lang: str = "en"  # the page's language at first opening (the reader can switch)
     embeddings: Path | None = None  # build from this Parquet store instead of images
     images_root: Path | None = None  # with `embeddings`: where originals are, for thumbnails
+    display_points: int | None = DISPLAY_POINTS  # the most points the 3D view draws; None: all
 
     def __post_init__(self) -> None:
         if self.embeddings is not None and self.inputs:
@@ -60,6 +63,11 @@ class BuildConfig:
         if self.k_max > 50:
             raise ConfigError(f"--k-max must be at most 50 (got {self.k_max}).")
         _check_preview(self.thumb_size, self.preview_size)
+        if self.display_points is not None and self.display_points < MIN_DISPLAY_POINTS:
+            raise ConfigError(
+                f"--display-points must be 'all' or at least {MIN_DISPLAY_POINTS:,} "
+                f"(got {self.display_points})."
+            )
         if self.title is not None and not self.title.strip():
             raise ConfigError("--title must not be empty.")
         if self.lang not in LANGS:
@@ -113,7 +121,12 @@ class BuildConfig:
     @property
     def site(self) -> SiteConfig:
         return SiteConfig(
-            self.output, self.title, self.title_key, self.lang, self.export_embeddings
+            self.output,
+            self.title,
+            self.title_key,
+            self.lang,
+            self.export_embeddings,
+            self.display_points,
         )
 
     @property
@@ -191,6 +204,7 @@ class SiteConfig:
     title_key: str = "default_title"
     lang: str = "en"
     export_embeddings: bool = False
+    display_points: int | None = DISPLAY_POINTS
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-from generator.config import DEVICES, LANGS, PRECISIONS, BuildConfig
+from generator.config import DEVICES, DISPLAY_POINTS, LANGS, PRECISIONS, BuildConfig
 from generator.errors import ConfigError
 from generator.sizes import parse_size
 
@@ -33,6 +33,7 @@ def build_config(
     max_size: int | str | None = None,
     zip_file: StrPath | None = None,
     labels: StrPath | None = None,
+    display_points: int | str | None = DISPLAY_POINTS,
     **options: Any,
 ) -> BuildConfig:
     """The BuildConfig for these options; `output=None` means the default (site/ or report.html).
@@ -50,6 +51,7 @@ def build_config(
         max_size=_size(max_size),
         zip_file=Path(zip_file) if zip_file is not None else None,
         labels=os.fspath(labels) if labels is not None else None,  # "folders" or a CSV's path
+        display_points=parse_points(display_points),
         **options,
     )
 
@@ -71,6 +73,19 @@ def _size(value: int | str | None) -> int | None:
         return parse_size(str(value))
     except ValueError as exc:
         raise ConfigError(f"--max-size: {exc}") from exc
+
+
+def parse_points(value: int | str | None) -> int | None:
+    """`--display-points N|all`: a number of points, or None for all of them."""
+    if value is None or isinstance(value, int):
+        return value
+    text = str(value).strip().lower().replace(",", "").replace("_", "")
+    if text == "all":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"--display-points must be a number or 'all' (got {value!r}).") from None
 
 
 def log_level(verbose: int, quiet: bool) -> int:

@@ -1,13 +1,16 @@
-"""Analysis results → report.json, the one data object the page reads.
+"""Analysis results → report.json (public, stable), and apart from it the page's own compact data.
 
 Kept apart from rendering so that tests can assert on the data without a browser. Floats are
-rounded and keys sorted when written, so the same inputs give byte-identical files.
+rounded and keys sorted when written, so the same inputs give byte-identical files. The page does
+not read report.json: page_data() packs every N-sized list as a little-endian typed array
+(base64), so that 100,000 images load in a few MB (see README, "The page with large collections").
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +24,7 @@ from generator.embed import PREPROCESS, ModelInfo
 from generator.exports import csv_text
 from generator.i18n import Message
 from generator.metrics import SILHOUETTE_SAMPLE, SUGGESTED_K_RULE, suggest_k
+from generator.sample import DEFAULT_DISPLAY_POINTS, display_sample
 from generator.structure import Alias, SkippedImage
 
 SCHEMA_VERSION = 1
@@ -63,9 +67,17 @@ def build_report(
     seed: int,
     extras: ReportExtras | None = None,
     lang: str = "en",
+    display_points: int | None = DEFAULT_DISPLAY_POINTS,
 ) -> dict[str, Any]:
-    """The whole report as plain JSON-able data (the schema is documented in README)."""
+    """The whole report as plain JSON-able data (the schema is documented in README).
+
+    `display_points`: how many images the 3D view draws at most (None: all), see sample.py."""
     extras = extras or ReportExtras()
+    drawn = display_sample(
+        [r.rel for r in images],
+        {k: c.labels for k, c in analysis.clusterings.items()},
+        display_points,
+    )
     ratio = analysis.explained_variance_ratio
     report = {
         "schema_version": SCHEMA_VERSION,
@@ -102,6 +114,7 @@ def build_report(
             for r in images
         ],
         "points": _floats(analysis.view),
+        "display_sample": drawn.tolist(),
         "pca": {
             "n_components": analysis.n_components,
             "explained_variance_ratio": _floats(ratio),
@@ -167,10 +180,151 @@ def _neighbours(found: Neighbours | None, n: int) -> dict[str, Any]:
     }
 
 
-def page_data(report: dict[str, Any]) -> dict[str, Any]:
-    """The data object inlined in the page: the report without the neighbour lists, which come
-    packed (page_neighbours) and only when the first preview opens."""
-    return {key: value for key, value in report.items() if key not in NEIGHBOUR_KEYS}
+# What the page reads as the report has it: everything that does not grow with N.
+PAGE_KEYS = (
+    "schema_version", "generator", "title", "title_i18n", "model", "seed", "pca", "k_values",
+    "suggested_k", "suggested_k_rule", "distinct_points", "notes", "notes_i18n", "skipped",
+    "aliases", "label_names", "duplicates", "provenance", "sampled", "rows", "skipped_rows",
+)  # fmt: skip
+PER_K = ("labels", "distances")  # the N-sized lists of each clustering: packed, not copied
+HASHED = re.compile(r"^(.*?)([0-9a-f]{20})(\.[A-Za-z0-9]+)$")  # thumbs/<key>.webp
+MICRO = 1_000_000  # distances travel as whole millionths: exactly the report's 6 decimals
+POINT_STEPS = 65_535  # PC coordinates as 16-bit steps of their range: far below a pixel
+
+
+@dataclass(frozen=True)
+class PageData:
+    """The page's data: `meta` (JSON) and its columns, name → base64 of a little-endian array.
+
+    Which dtype each column has is in meta["columns"]; the page decodes them once (data.js)."""
+
+    meta: dict[str, Any]
+    columns: dict[str, str]
+
+
+def page_data(report: dict[str, Any]) -> PageData:
+    """Everything the page loads when it opens. The neighbours come later (page_neighbours) and
+    each k's distances too (page_distances), when first needed."""
+    images = report["images"]
+    meta: dict[str, Any] = {key: report[key] for key in PAGE_KEYS if key in report}
+    meta["n"] = len(images)
+    meta["clusterings"] = {
+        k: {key: value for key, value in c.items() if key not in PER_K}
+        for k, c in report["clusterings"].items()
+    }
+    arrays: dict[str, np.ndarray] = {}
+    shared, rest = _front_coded([image["path"] for image in images])
+    arrays["path_shared"], meta["path_rest"] = shared, rest
+    thumbs = [image["thumb"] for image in images]
+    meta["thumbs"], stems = _names(thumbs)
+    if stems is not None:
+        arrays["thumb_hex"] = stems
+    meta["previews"] = _previews(images, meta["thumbs"])
+    arrays["thumb_width"] = np.array([i["thumb_width"] for i in images])
+    arrays["thumb_height"] = np.array([i["thumb_height"] for i in images])
+    if meta["previews"] is not None:
+        arrays["preview_width"] = np.array([i.get("preview_width") or 0 for i in images])
+        arrays["preview_height"] = np.array([i.get("preview_height") or 0 for i in images])
+    points = np.asarray(report["points"], dtype=np.float64).reshape(-1, 3)
+    meta["points_range"], arrays["points"] = _quantised(points)
+    for k, c in report["clusterings"].items():
+        arrays[f"labels_{k}"] = np.asarray(c["labels"], dtype=np.int64)
+    if report.get("labels") is not None:
+        index = {name: i for i, name in enumerate(report["label_names"])}
+        arrays["label_index"] = np.array([index[name] for name in report["labels"]])
+    arrays["display_sample"] = np.asarray(report["display_sample"], dtype=np.int64)
+    columns = {name: _packed(values) for name, values in arrays.items()}
+    meta["columns"] = {name: dtype for name, (dtype, _) in columns.items()}
+    return PageData(meta, {name: data for name, (_, data) in columns.items()})
+
+
+def page_distances(report: dict[str, Any], k: int | str) -> dict[str, str]:
+    """One k's distances to the centre, as the page loads them when it first shows that k:
+    whole millionths (uint32), so that they decode to exactly the report's numbers; float64
+    where a distance is too large for that."""
+    values = np.asarray(report["clusterings"][str(k)]["distances"], dtype=np.float64)
+    if values.size and float(values.max()) * MICRO >= 2**32 - 1:
+        return {"dtype": "f8", "data": _b64(values.astype("<f8"))}
+    micro = np.rint(values * MICRO).astype("<u4")
+    return {"dtype": "micro", "data": _b64(micro)}
+
+
+def _front_coded(paths: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Each path as the number of UTF-16 units it shares with the one before (≤ 255) and the rest:
+    sorted paths share most of their folders and name, so this halves what they weigh."""
+    shared = np.zeros(len(paths), dtype=np.int64)
+    rest: list[str] = []
+    previous = ""
+    for i, path in enumerate(paths):
+        same = 0
+        for a, b in zip(previous, path, strict=False):
+            if a != b or same >= 255:
+                break
+            same += 1
+        while same and len(path[:same].encode("utf-16-le")) // 2 > 255:
+            same -= 1
+        units = len(path[:same].encode("utf-16-le")) // 2
+        shared[i] = units
+        rest.append(path[same:])
+        previous = path
+    return shared, rest
+
+
+def _names(names: list[str]) -> tuple[dict[str, Any], np.ndarray | None]:
+    """Thumbnail names: one prefix and suffix and 10 bytes of hex key each, when they all have
+    the form the site stage gives them; else (e.g. data: URIs in one file) the names as they are."""
+    matches = [HASHED.match(name) for name in names]
+    forms = {(m.group(1), m.group(3)) for m in matches if m}
+    if names and all(matches) and len(forms) == 1:
+        prefix, suffix = forms.pop()
+        hexes = "".join(m.group(2) for m in matches if m)
+        stems = np.frombuffer(bytes.fromhex(hexes), dtype=np.uint8).reshape(len(names), -1)
+        return {"prefix": prefix, "suffix": suffix}, stems
+    return {"list": names}, None
+
+
+def _previews(images: list[dict[str, Any]], thumbs: dict[str, Any]) -> dict[str, Any] | None:
+    """The previews: none; each named like its thumbnail in another folder; or listed."""
+    previews = [image.get("preview") for image in images]
+    if not any(previews):
+        return None
+    forms = set()
+    for preview, image in zip(previews, images, strict=True):
+        if not preview:
+            continue
+        mine, theirs = HASHED.match(preview), HASHED.match(image["thumb"])
+        if not (mine and theirs and mine.group(2) == theirs.group(2)):
+            forms.add(None)
+            break
+        forms.add((mine.group(1), mine.group(3)))
+    if "prefix" in thumbs and len(forms) == 1 and None not in forms:
+        prefix, suffix = forms.pop()  # type: ignore[misc]
+        return {"prefix": prefix, "suffix": suffix}
+    return {"list": previews}
+
+
+def _quantised(points: np.ndarray) -> tuple[list[list[float]], np.ndarray]:
+    """PC1–PC3 as uint16 steps over each axis's range (the 3D view cannot show finer)."""
+    if not len(points):
+        return [[0.0, 0.0]] * 3, np.zeros((0, 3), dtype=np.int64)
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    steps = np.rint((points - lo) / span * POINT_STEPS).astype(np.int64)
+    ranges = [
+        [round(float(a), DECIMALS), round(float(b), DECIMALS)] for a, b in zip(lo, hi, strict=True)
+    ]
+    return ranges, steps
+
+
+def _packed(values: np.ndarray) -> tuple[str, str]:
+    """(dtype, base64) of non-negative integers in the smallest unsigned type that holds them."""
+    top = int(values.max()) if values.size else 0
+    dtype = "u1" if top < 1 << 8 else "u2" if top < 1 << 16 else "u4"
+    return dtype, _b64(values.astype("<" + dtype))
+
+
+def _b64(values: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(values).tobytes()).decode("ascii")
 
 
 def page_neighbours(report: dict[str, Any]) -> dict[str, Any]:

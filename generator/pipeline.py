@@ -260,6 +260,7 @@ def _report(
         config.seed,
         extras,
         lang=config.lang,
+        display_points=config.display_points,
     )
     phase.info("writing site…")
     render_site(report, staging, lang=config.lang)

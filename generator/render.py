@@ -1,7 +1,9 @@
 """Stage 5 — render: write the static site through the Jinja templates.
 
-The page gets its data as one inline JSON block (no fetch(): it must work from file://); JS and CSS
-are real files under templates/static/, copied verbatim; Plotly's JS comes from the plotly package.
+The page gets its data (payload.page_data) as one inline JSON block and a base64 block per typed
+column (no fetch(): it must work from file://); what it needs only later, each k's distances and
+the neighbours, are .js files that set a global, added when first used. JS and CSS are real files
+under templates/static/, copied verbatim; Plotly's JS comes from the plotly package.
 """
 
 from __future__ import annotations
@@ -16,9 +18,16 @@ from markupsafe import Markup, escape
 from generator import __version__
 from generator.experiment import experiment_markdown
 from generator.i18n import LANGS, templates_dir, translate, ui_strings
-from generator.payload import assignments_csv, page_data, page_neighbours, report_json
+from generator.payload import (
+    assignments_csv,
+    page_data,
+    page_distances,
+    page_neighbours,
+    report_json,
+)
 
 NEIGHBOURS_JS = "data/neighbours.js"  # the packed neighbours, loaded by the first preview
+DISTANCES_JS = "data/distances-k{k}.js"  # one k's distances, loaded when the page first shows k
 REPORT_MD = "report.md"  # the experiment report, in the build's language
 
 
@@ -40,10 +49,16 @@ def render_site(report: dict[str, Any], site: Path, lang: str = "en") -> None:
     shutil.copyfile(plotly_path, site / plotly_name)
     _write(site / "index.html", render_index(report, plotly_name, lang=lang))
     (site / NEIGHBOURS_JS).parent.mkdir(exist_ok=True)
+    env = environment(lang)
     _write(
         site / NEIGHBOURS_JS,
-        environment(lang).get_template("neighbours.js").render(neighbours=page_neighbours(report)),
+        env.get_template("neighbours.js").render(neighbours=page_neighbours(report)),
     )
+    for k in report["k_values"]:
+        _write(
+            site / DISTANCES_JS.format(k=k),
+            env.get_template("distances.js").render(k=k, distances=page_distances(report, k)),
+        )
     _write(site / "report.json", report_json(report))
     _write(site / REPORT_MD, experiment_markdown(report, lang))
     _write(site / "assignments.csv", assignments_csv(report))
@@ -66,6 +81,7 @@ def render_index(
         report=report,
         page=page_data(report),
         neighbours=page_neighbours(report) if single else None,
+        distances={k: page_distances(report, k) for k in report["k_values"]} if single else None,
         experiment={code: experiment_markdown(report, code) for code in LANGS},
         plotly_js=plotly_src,
         version=__version__,

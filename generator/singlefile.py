@@ -1,5 +1,6 @@
-"""One self-contained HTML file: the site's page with Plotly, app.js, the CSS, the data and every
-thumbnail inlined, so that it works opened from an e-mail attachment or copied anywhere alone.
+"""One self-contained HTML file: the site's page with Plotly, its scripts, the CSS, the data (every
+k's distances and the neighbours too, which a folder site loads later) and every thumbnail
+inlined, so that it works opened from an e-mail attachment or copied anywhere alone.
 
 The file carries its own Content-Security-Policy (see index.html): only the inline scripts whose
 SHA-256 hashes are listed may run, and it may load nothing but data: images.

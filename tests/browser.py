@@ -141,3 +141,11 @@ def hue_pixels(png: bytes, hex_colour: str, tolerance: int = 8) -> int:
     distance = np.abs(hue - swatch[0])  # type: ignore[index]
     distance = np.minimum(distance, 256 - distance)
     return int(((distance <= tolerance) & (saturation >= 50) & (value >= 40)).sum())
+
+
+def point_step(report: dict) -> float:
+    """How far the page's 3D positions may be from report.json's: they travel as 16-bit steps of
+    each axis's range (payload.POINT_STEPS), half a step at most, plus float rounding."""
+    points = report["points"]
+    spans = [max(p[a] for p in points) - min(p[a] for p in points) for a in range(3)]
+    return max(spans) / 65535 / 2 + 1e-9

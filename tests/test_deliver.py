@@ -24,6 +24,7 @@ from generator.imaging import THUMB_QUALITY
 from generator.render import plotly_js, templates_dir
 from generator.sitedir import MARKER
 from generator.sizes import format_size, parse_size, round_up
+from tests import pagedata
 from tests.helpers import COLOURS, FakeEmbedder, make_image
 
 
@@ -276,11 +277,11 @@ def test_single_file_inlines_everything_under_a_strict_policy(photos, tmp_path) 
     }
     assert set(policy["script-src"].split()) == expected  # hashes only: no 'unsafe-inline'
 
-    data = json.loads(next(t for a, t in page.scripts if a.get("id") == "dinoclust-data"))
+    data = pagedata.decode(target.read_text(encoding="utf-8"))
     report = delivery.result.report
     assert [i["path"] for i in data["images"]] == [i["path"] for i in report["images"]]
     assert all(i["thumb"].startswith("data:image/webp;base64,") for i in data["images"])
-    assert data["clusterings"] == report["clusterings"]
+    assert data["clusterings"] == report["clusterings"]  # every k's distances inline too
 
 
 def test_single_file_with_budget_fits(photos, tmp_path) -> None:

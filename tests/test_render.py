@@ -60,12 +60,14 @@ def report_for(title: str, rels: list[str], skipped: list[str]) -> dict:
 def test_user_strings_never_become_markup(title, rels, skipped) -> None:
     report = report_for(title, rels, skipped)
     html = render_index(report, "static/js/plotly.min.js")
-    # exactly our ten script elements (data, UI strings, report, seven scripts): nothing a name
-    # holds can open or close one
-    assert html.count("<script") == 10
-    assert html.count("</script>") == 10
+    # exactly our script elements (data, its base64 columns, UI strings, report, twelve scripts):
+    # nothing a name holds can open or close one
+    page = page_data(report)
+    expected = 3 + len(page.columns) + 12
+    assert html.count("<script") == expected
+    assert html.count("</script>") == expected
     (block,) = DATA_BLOCK.findall(html)
-    assert json.loads(block) == json.loads(json.dumps(page_data(report)))
+    assert json.loads(block) == json.loads(json.dumps(page.meta))
     assert f"<h1>{escape(title)}</h1>" in html
     assert f"<title>{escape(title)}</title>" in html
     for rel in skipped:

@@ -178,7 +178,7 @@
     var sankeyDiv = document.getElementById("sankey");
     var button = document.getElementById("download-csv");
     var tableLink = document.getElementById("labels-table-link");
-    if (button) { button.addEventListener("click", function () { download(data, h.state.k, h); }); }
+    if (button) { button.addEventListener("click", function () { download(data, h.state.shown, h); }); }
     return {
       relabel: build,
       update: function (k) {

@@ -1,0 +1,53 @@
+/* dinoclust panels: the cluster sizes of the current k. A sampled report (above a million rows,
+   generator/streamed.py) counts every row in sizes_all: the bars show those, and say that the
+   plot, grid and metrics are the sample's. */
+(function () {
+  "use strict";
+
+  var ns = window.dinoclust, data = ns.data, u = ns.util;
+  var sizesList = document.getElementById("sizes");
+  var sizesText = document.getElementById("sizes-text");
+  var t = u.t;
+
+  function render(k, clustering) {
+    var sizes = clustering.sizes_all || clustering.sizes;
+    var n = sizes.reduce(function (a, b) { return a + b; }, 0);
+    var largest = Math.max.apply(null, sizes);
+    sizesList.textContent = "";
+    sizes.forEach(function (size, cluster) {
+      var row = u.el("li", "bar-row");
+      row.setAttribute("data-cluster", String(cluster));
+      row.setAttribute("data-size", String(size));
+      var label = u.el("span", "bar-label", t("cluster_n", { c: cluster }));
+      var swatch = u.el("span", "swatch");
+      swatch.style.background = u.colour(cluster);
+      label.prepend(swatch);
+      var track = u.el("span", "bar-track");
+      var bar = u.el("span", "bar");
+      bar.style.width = (largest ? (100 * size / largest) : 0) + "%";
+      bar.style.background = u.colour(cluster);
+      track.appendChild(bar);
+      var pct = n ? Math.round(1000 * size / n) / 10 : 0;
+      row.appendChild(label);
+      row.appendChild(track);
+      row.appendChild(u.el("span", "bar-value", size + " (" + pct + " %)"));
+      sizesList.appendChild(row);
+    });
+    var text = t("sizes_text", { k: k, sum: sizes.join(" + "), n: n });
+    if (clustering.sizes_all) {
+      text += " " + t("sizes_all_note", { n: data.images.length.toLocaleString("en") });
+    }
+    sizesText.textContent = text;
+  }
+
+  // "showing M of N points" under the plot, when the 3D view draws a sample.
+  function sampleNote() {
+    var note = document.getElementById("plot-sample");
+    if (!note) { return; }
+    var m = data.sample.length, n = data.images.length;
+    note.hidden = m >= n;
+    note.textContent = m >= n ? "" : t("plot_sample", { m: m.toLocaleString("en"), n: n.toLocaleString("en") });
+  }
+
+  ns.panels = { renderSizes: render, sampleNote: sampleNote };
+})();

@@ -1,0 +1,82 @@
+/* dinoclust preview: a larger view of an image in a modal dialog (Escape closes it), with the
+   thumbnail by the cursor when a point is hovered. Views may add to the dialog (neighbours.js). */
+(function () {
+  "use strict";
+
+  var ns = window.dinoclust, data = ns.data, u = ns.util, state = ns.state;
+  var i18n = window.dinoclustI18n;
+  var t = u.t;
+
+  var mouse = { x: 0, y: 0 };
+  var hoverBox = null;
+  function track(node) {
+    node.addEventListener("mousemove", function (event) { mouse.x = event.clientX; mouse.y = event.clientY; });
+  }
+
+  function showHover(index) {
+    if (!hoverBox) {
+      hoverBox = document.body.appendChild(u.el("div", "hover-thumb"));
+      hoverBox.setAttribute("aria-hidden", "true");
+      hoverBox.appendChild(u.el("img"));
+      hoverBox.appendChild(u.el("span", "hover-name"));
+      hoverBox.appendChild(u.el("span", "hover-cluster"));
+    }
+    var image = data.images[index];
+    var img = hoverBox.firstChild;
+    img.src = image.thumb;
+    img.alt = image.path;
+    img.setAttribute("data-index", String(index));
+    hoverBox.querySelector(".hover-name").textContent = u.baseName(image.path);
+    var cluster = data.clusterings[String(state.shown)].labels[index];
+    hoverBox.querySelector(".hover-cluster").textContent = t("cluster") + " " + cluster +
+      (data.labels ? " · " + t("label") + " " + i18n.label(data.labels[index]) : "");
+    hoverBox.hidden = false;
+    var box = hoverBox.getBoundingClientRect();
+    var x = mouse.x + 16, y = mouse.y + 16;
+    if (x + box.width > window.innerWidth) { x = Math.max(0, mouse.x - box.width - 16); }
+    if (y + box.height > window.innerHeight) { y = Math.max(0, mouse.y - box.height - 16); }
+    hoverBox.style.left = x + "px";
+    hoverBox.style.top = y + "px";
+  }
+
+  function hideHover() { if (hoverBox) { hoverBox.hidden = true; } }
+
+  var dialog = null;
+  function make() {
+    dialog = document.body.appendChild(u.el("dialog", "preview"));
+    dialog.id = "preview";
+    dialog.appendChild(u.el("img"));
+    dialog.appendChild(u.el("p", "preview-path"));
+    dialog.appendChild(u.el("p", "preview-info"));
+    var close = dialog.appendChild(u.el("button", "preview-close"));
+    close.type = "button";
+    close.addEventListener("click", function () { dialog.close(); });
+    dialog.addEventListener("click", function (event) { if (event.target === dialog) { dialog.close(); } });
+  }
+
+  // Fills and opens the dialog for `index` at the current k; returns it.
+  function open(index) {
+    if (!dialog) { make(); }
+    var image = data.images[index];
+    var clustering = data.clusterings[String(state.shown)];
+    var img = dialog.querySelector("img");
+    // the larger image (--preview-size) is fetched only now; without one, the thumbnail
+    img.src = image.preview || image.thumb;
+    img.width = image.preview ? image.preview_width : image.thumb_width;
+    img.height = image.preview ? image.preview_height : image.thumb_height;
+    img.alt = image.path;
+    img.setAttribute("data-index", String(index));
+    dialog.setAttribute("data-index", String(index));
+    dialog.setAttribute("aria-label", t("preview_label"));
+    dialog.querySelector(".preview-path").textContent = image.path +
+      (data.labels ? " · " + t("label") + ": " + i18n.label(data.labels[index]) : "");
+    dialog.querySelector(".preview-info").textContent = t("preview_info",
+      { c: clustering.labels[index], d: clustering.distances[index].toFixed(3) });
+    dialog.querySelector(".preview-close").textContent = t("close");
+    if (!dialog.open) { dialog.showModal(); }
+    return dialog;
+  }
+
+  ns.preview = { open: open, showHover: showHover, hideHover: hideHover, track: track,
+                 isOpen: function () { return Boolean(dialog && dialog.open); } };
+})();

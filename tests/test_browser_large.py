@@ -1,0 +1,107 @@
+"""The page at ~30k points: the plot draws the display sample and says so, and the slider,
+hover, click-to-grid and "Show more" still work, with no console errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.browser import TIMEOUT_MS, open_page, wait_for_k
+from tests.largesite import large_site
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
+N = 30_000
+M = 20_000
+EMIT = """([name, j]) => document.getElementById('plot').emit(
+    name, {points: [{curveNumber: 0, pointNumber: j}]})"""
+
+
+@pytest.fixture(scope="module")
+def large(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    site = tmp_path_factory.mktemp("large") / "site"
+    large_site(site, N, k_max=6, display_points=M)
+    return site
+
+
+def test_30k_points_draw_the_sample_and_stay_usable(browser: Browser, large: Path) -> None:
+    report = json.loads((large / "report.json").read_text(encoding="utf-8"))
+    sample = report["display_sample"]
+    assert len(sample) == M and len(report["images"]) == N
+    with open_page(browser, large / "index.html") as opened:
+        page = opened.page
+        wait_for_k(page, 2)
+        drawn = page.evaluate("() => document.getElementById('plot').data[0].x.length")
+        assert drawn == M
+        note = page.locator("#plot-sample")
+        assert note.is_visible()
+        assert "Showing 20,000 of 30,000 points" in note.inner_text()
+        # sizes count every image, not the sample
+        sizes = [
+            int(s)
+            for s in page.locator("#sizes li").evaluate_all("rows => rows.map(r => r.dataset.size)")
+        ]
+        assert sizes == report["clusterings"]["2"]["sizes"] and sum(sizes) == N
+
+        page.locator("#k-slider").fill("5")
+        wait_for_k(page, 5)
+        labels = report["clusterings"]["5"]["labels"]
+        colours = page.evaluate("() => document.getElementById('plot').data[0].marker.color")
+        assert colours == [labels[i] % 10 for i in sample]  # numeric ids, one per drawn point
+        legend = page.locator("#plot-legend li").all_inner_texts()
+        assert legend[:5] == [
+            f"Cluster {c} ({n})" for c, n in enumerate(report["clusterings"]["5"]["sizes"])
+        ]
+
+        # hover and click map a drawn point back to its image
+        j = M - 1
+        page.evaluate(EMIT, ["plotly_hover", j])
+        assert page.locator(".hover-thumb img").get_attribute("data-index") == str(sample[j])
+        page.evaluate(EMIT, ["plotly_click", j])
+        figure = page.locator(f"#grid figure.highlight img[data-index='{sample[j]}']")
+        figure.wait_for(timeout=TIMEOUT_MS)
+        shown = page.locator("#grid figure").count()
+        assert shown <= 5 * 60 + 240  # paged to the image, not every figure before it
+
+        # an image that is not drawn is still in the grid, through "Show more"
+        distances = report["clusterings"]["5"]["distances"]
+        drawn_set = set(sample)
+        cluster = labels[sample[0]]
+        members = sorted(
+            (i for i in range(N) if labels[i] == cluster), key=lambda i: (distances[i], i)
+        )
+        hidden = next(i for r, i in enumerate(members) if r >= 60 and i not in drawn_set)
+        assert members.index(hidden) < 60 + 240
+        section = page.locator(f"#grid > section[data-cluster='{cluster}']")
+        if section.locator("button.show-first").is_visible():
+            section.locator("button.show-first").click()
+        assert section.locator(f"img[data-index='{hidden}']").count() == 0
+        section.locator("button.show-more").click()
+        assert section.locator(f"img[data-index='{hidden}']").count() == 1
+        assert opened.errors == []
+
+
+def test_sampled_report_sizes_count_every_row(browser: Browser, tmp_path: Path) -> None:
+    """A streamed report (above a million rows) draws its sample, but the size panel shows
+    sizes_all, over every row, and says that the rest is the sample's."""
+    from generator.render import render_site
+
+    site = tmp_path / "site"
+    report = large_site(site, 3_000, k_max=3)
+    report["sampled"] = True
+    for c in report["clusterings"].values():
+        c["sizes_all"] = [1_000 * s for s in c["sizes"]]
+    render_site(report, site)
+    with open_page(browser, site / "index.html", fragment="k=3") as opened:
+        page = opened.page
+        wait_for_k(page, 3)
+        bars = page.locator("#sizes li").evaluate_all("rows => rows.map(r => r.dataset.size)")
+        assert [int(b) for b in bars] == report["clusterings"]["3"]["sizes_all"]
+        text = page.locator("#sizes-text").inner_text()
+        assert f"= {3_000_000} images" in text
+        assert "the sample of 3,000" in text
+        assert opened.errors == []
