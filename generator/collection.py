@@ -67,8 +67,9 @@ def embed_collection(
     with ExitStack() as stack:
         if embedder is None:
             m = config.model
-            info = plan_model(m.weights, m.device, m.precision, m.seed)
-            lazy = LazyEmbedder(info, lambda: load_embedder(m.weights, info, m.seed))
+            info = plan_model(m.weights, m.device, m.precision, m.seed, m.backend)
+            cache_dir = config.cache_dir
+            lazy = LazyEmbedder(info, lambda: load_embedder(m.weights, info, m.seed, cache_dir))
             stack.callback(lazy.close)
             embedder = lazy
         prefixed = len(config.inputs) > 1
@@ -77,7 +78,8 @@ def embed_collection(
         cache = None
         if config.cache_dir:
             cache = stack.enter_context(closing(EmbeddingCache(config.cache_dir)))
-        options = EmbedOptions(config.thumb_size, config.batch_size)
+        workers = config.workers if config.engine == "local" else None  # ray: the actors
+        options = EmbedOptions(config.thumb_size, config.batch_size, workers=workers)
         if config.engine == "ray":
             engine: LocalEngine = _ray_engine(config, embedder, given, options, known, stack)
         else:
