@@ -17,6 +17,7 @@ import os
 import shutil
 import tempfile
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -138,9 +139,11 @@ def _converted(weights: str, seed: int) -> Any:
     import torch
 
     model = create_model(weights, seed).eval()
-    example = torch.zeros(1, 3, PREPROCESS.size, PREPROCESS.size)
-    with torch.inference_mode():
-        return ov.convert_model(model, example_input=example, input=[(-1, 3, 224, 224)])
+    size = PREPROCESS.size
+    example = torch.zeros(1, 3, size, size)
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit.trace's deprecation and tracer notes
+        return ov.convert_model(model, example_input=example, input=[(-1, 3, size, size)])
 
 
 def _convert(weights: str, seed: int, folder: Path) -> None:
