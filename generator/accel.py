@@ -31,7 +31,9 @@ log = logging.getLogger(__name__)
 BACKENDS = ("auto", "torch", "openvino")
 INSTALL = 'pip install "dinoclust[accel]"'
 CONVERTED = "openvino"  # the folder under the cache folder
-CHUNK = 16  # images per inference request: 16 ran fastest on 2 cores (bench_build.py)
+# Images per inference request: 16 ran fastest on 2 cores (bench_build.py). Not more: OpenVINO
+# 2026.4 crashed now and then (SIGSEGV) on requests of 32 images in bf16 on an AMX Xeon.
+CHUNK = 16
 HINTS = {"fp32": "f32", "bf16": "bf16"}
 
 
