@@ -81,6 +81,14 @@ class DecodeError(Exception):
         self.why = Message.of(key, **args)
         super().__init__(self.why.text())
 
+    def __reduce__(self) -> tuple[type[DecodeError], tuple[str], dict[str, Message]]:
+        """Picklable, so that a decode worker process can send it back unchanged."""
+        return (DecodeError, ("skip_empty",), {"why": self.why, "args": self.args})
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.why = state["why"]  # type: ignore[assignment]
+        self.args = state["args"]  # type: ignore[assignment]
+
 
 @dataclass(frozen=True)
 class Decoded:

@@ -14,6 +14,7 @@ from generator.cache import DB_NAME
 from generator.cli import cli
 from generator.config import BuildConfig
 from generator.engines import local
+from generator.imaging import DecodeError, decode
 from generator.pipeline import build_site
 from tests.helpers import FakeEmbedder, make_colour_folder, make_image
 
@@ -69,6 +70,9 @@ def test_a_crashing_decoder_costs_only_its_file(photos, tmp_path, monkeypatch) -
     skipped = {s.rel: s.reason for s in result.skipped}
     assert sorted(skipped) == ["green/green_2.png", "red/broken.png"]
     assert skipped["green/green_2.png"] == "the image decoder crashed on this file"
+    with pytest.raises(DecodeError) as raised:  # a reason comes back from a worker unchanged
+        decode(photos / "red" / "broken.png", 224, 192)
+    assert skipped["red/broken.png"] == str(raised.value) == "not an image that Pillow can read"
     assert result.images == 13  # every other file, those in flight at the crash included
     shown = [s["path"] for s in result.report["skipped"]]
     assert "green/green_2.png" in shown

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LOOKAHEAD = 64  # images decoded or being decoded ahead of the model: bounds memory at any N
+WORKER_NICENESS = 5  # decode workers yield the CPU to the model
 REORDER_BATCHES = 4  # finished rows held for an earlier image's batch before it is sent early
 
 
@@ -379,8 +380,12 @@ def _main_unseen() -> Iterator[None]:
 
 
 def _worker_start(big: Any) -> None:
-    """Ctrl-C is the parent's to handle: a worker does not print its own traceback."""
+    """Ctrl-C is the parent's to handle: a worker does not print its own traceback. Workers run
+    at a lower priority, so that on the CPU decoding fills the time the model leaves idle and
+    does not take the cores it needs."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(os, "nice"):  # not on Windows
+        os.nice(WORKER_NICENESS)
     share_big_decodes(big)
 
 
