@@ -87,10 +87,11 @@ def test_a_cold_build_hashes_in_the_workers_and_remembers(photos, tmp_path, monk
         raise AssertionError(f"{path} was hashed in the main process")
 
     monkeypatch.setattr(embed, "file_sha256", no_hashing_here)
+    (photos / "red" / "broken.png").unlink()  # a file never hashed would be decoded again
     cache = tmp_path / "cache"
     config = BuildConfig(inputs=(photos,), output=tmp_path / "a", cache_dir=cache, workers=2)
     cold = build_site(config, embedder=FakeEmbedder())
-    assert cold.embedded == 14
+    assert cold.embedded == 14 and not cold.skipped
     with sqlite3.connect(cache / DB_NAME) as db:
         assert db.execute("SELECT count(*) FROM files").fetchone() == (14,)
     monkeypatch.setattr(local, "_try_decode", CrashOn("*"))  # a decode would skip the file
