@@ -104,6 +104,15 @@ class Decoded:
     stat: tuple[int, int] | None = None  # (size, mtime_ns) before reading: memoises the hash
 
 
+def unsupported(path: Path) -> DecodeError | None:
+    """The reason `path` cannot be decoded here because its format's support is not installed
+    (logged once per process), or None."""
+    missing = _missing_support(path.suffix.lower())
+    if missing:
+        return DecodeError("skip_not_installed", what=missing[0], remedy=missing[1])
+    return None
+
+
 def decode(path: Path, model_size: int, thumb_size: int, preview_size: int = 0) -> Decoded:
     """Decode `path` once; raise DecodeError with a one-line reason if it cannot be used.
     With `preview_size`, a second, larger image comes from the same decode."""

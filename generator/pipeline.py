@@ -320,7 +320,7 @@ def embed_images(
     progress: Progress,
 ) -> Embedded:
     """Features and thumbnails for every image, by the local engine (cache first, then decoded
-    in worker threads while the model embeds full batches); the site stage writes thumbnails."""
+    in worker processes while the model embeds full batches); the site stage writes thumbnails."""
     options = EmbedOptions(
         config.thumb_size, config.batch_size, config.preview_size, config.workers
     )

@@ -1,4 +1,4 @@
-"""The local engine: decode in worker threads while the model embeds full batches, on this machine.
+"""The local engine: decode in worker processes while the model embeds full batches, here.
 
 It schedules the mapper and nothing more: what is known already (the SQLite cache, or the rows of
 an earlier `dinoclust embed`) is served without decoding; everything else is decoded, batched and
@@ -30,7 +30,7 @@ import numpy as np
 from generator.cache import CachedThumb, EmbeddingCache, namespace, preview_spec, thumb_spec
 from generator.embed import PREPROCESS, Embedder, file_sha256
 from generator.i18n import Message
-from generator.imaging import Decoded, DecodeError, decode, share_big_decodes
+from generator.imaging import Decoded, DecodeError, decode, share_big_decodes, unsupported
 from generator.mapper import Mapper, Row
 from generator.structure import SourceImage
 
@@ -323,6 +323,11 @@ class _Decoder:
     def _submit(
         self, path: Path, pool: ProcessPoolExecutor | None = None
     ) -> Future[Decoded | DecodeError]:
+        missing = unsupported(path)  # decided here: the hint is logged once, by this process
+        if missing is not None:
+            done: Future[Decoded | DecodeError] = Future()
+            done.set_result(missing)
+            return done
         with _main_unseen():  # a submit may start a worker
             return (pool or self.pool).submit(_try_decode, path, self.thumb_size, self.preview_size)
 
