@@ -57,6 +57,8 @@ def build(
     lang: str = "en",
     embeddings: StrPath | None = None,
     images_root: StrPath | None = None,
+    backend: str = "auto",
+    workers: int | None = None,
     open: bool = False,
     verbose: int = 0,
     quiet: bool = False,
@@ -92,6 +94,8 @@ def build(
         lang=lang,
         embeddings=Path(embeddings) if embeddings is not None else None,
         images_root=Path(images_root) if images_root is not None else None,
+        backend=backend,
+        workers=workers,
     )
     with _log_level(log_level(verbose, quiet)):
         result = deliver(config, progress=progress_bar(quiet)).result

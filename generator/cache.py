@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from generator.analyse import Analysis, Clustering
-from generator.embed import PREPROCESS, ModelInfo, file_sha256
+from generator.embed import PREPROCESS, ModelInfo
 from generator.errors import ConfigError
 from generator.i18n import Message
 from generator.imaging import THUMB_FORMAT, THUMB_QUALITY
@@ -101,7 +101,8 @@ def decode_version() -> str:
 
 
 def namespace(info: ModelInfo, decode_side: int = 0) -> str:
-    """Everything that changes a feature vector; the device does not. `decode_side`: the long
+    """Everything that changes a feature vector: the backend does (OpenVINO's kernels round
+    differently), the device does not. `decode_side`: the long
     side a decode with previews must keep, which changes the JPEG draft scale and so, slightly,
     the model input (0: no previews, as before)."""
     key = {
@@ -112,6 +113,7 @@ def namespace(info: ModelInfo, decode_side: int = 0) -> str:
         "precision": info.precision,
         "decode": decode_version(),
         **({"decode_side": decode_side} if decode_side else {}),
+        **({"backend": info.backend} if info.backend != "torch" else {}),  # torch: as before
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
 
@@ -288,28 +290,28 @@ class EmbeddingCache:
 
     # --- content hashes, memoised by (path, size, mtime) -------------------------------------
 
-    def digests(self, paths: Sequence[Path]) -> list[str | OSError]:
-        """Content hash per path (or the OSError that stopped reading it)."""
+    def digests(self, paths: Sequence[Path]) -> list[str | OSError | None]:
+        """Content hash per path from the (path, size, mtime) memo, the OSError that stopped
+        reading it, or None: not known, the decode workers hash it (`remember` keeps it)."""
         keys = [str(p.resolve()) for p in paths]
         known = self._select("SELECT path, size, mtime_ns, sha256 FROM files WHERE path IN", keys)
         memo = {row[0]: row[1:] for row in known}
-        out: list[str | OSError] = []
-        fresh = []
+        out: list[str | OSError | None] = []
         for path, key in zip(paths, keys, strict=True):
             try:
                 st = path.stat()
-                hit = memo.get(key)
-                if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
-                    out.append(hit[2])
-                    continue
-                digest = file_sha256(path)
             except OSError as exc:
                 out.append(exc)
                 continue
-            out.append(digest)
-            fresh.append((key, st.st_size, st.st_mtime_ns, digest))
-        self._write("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)", fresh)
+            hit = memo.get(key)
+            fresh = hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns
+            out.append(hit[2] if fresh else None)
         return out
+
+    def remember(self, items: Iterable[tuple[Path, tuple[int, int], str]]) -> None:
+        """Memoise content hashes the workers found: (path, (size, mtime_ns) read, sha256)."""
+        rows = [(str(p.resolve()), size, mtime, digest) for p, (size, mtime), digest in items]
+        self._write("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)", rows)
 
     # --- embeddings ---------------------------------------------------------------------------
 

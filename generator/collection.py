@@ -26,6 +26,7 @@ from generator.manifest import read_manifest
 from generator.mapper import Row
 from generator.pipeline import LazyEmbedder, Progress, no_progress
 from generator.store import (
+    META_BACKEND,
     META_MODEL,
     META_PRECISION,
     META_PREPROCESS,
@@ -49,6 +50,7 @@ MATCHING = (
     META_MODEL,
     META_WEIGHTS_ID,
     META_PRECISION,
+    META_BACKEND,  # torch and OpenVINO agree to cosine 0.999, not exactly: one store, one backend
     META_PREPROCESS,
     META_THUMB_SIZE,
     META_PREVIEW_SIZE,  # a decode for previews keeps more pixels: the vectors differ a little
@@ -76,8 +78,9 @@ def embed_collection(
     with ExitStack() as stack:
         if embedder is None:
             m = config.model
-            info = plan_model(m.weights, m.device, m.precision, m.seed)
-            lazy = LazyEmbedder(info, lambda: load_embedder(m.weights, info, m.seed))
+            info = plan_model(m.weights, m.device, m.precision, m.seed, m.backend)
+            cache_dir = config.cache_dir
+            lazy = LazyEmbedder(info, lambda: load_embedder(m.weights, info, m.seed, cache_dir))
             stack.callback(lazy.close)
             embedder = lazy
         prefixed = len(config.inputs) > 1
@@ -86,7 +89,10 @@ def embed_collection(
         cache = None
         if config.cache_dir:
             cache = stack.enter_context(closing(EmbeddingCache(config.cache_dir)))
-        options = EmbedOptions(config.thumb_size, config.batch_size, config.preview_size)
+        workers = config.workers if config.engine == "local" else None  # ray: the actors
+        options = EmbedOptions(
+            config.thumb_size, config.batch_size, config.preview_size, workers=workers
+        )
         if config.engine == "ray":
             engine: LocalEngine = _ray_engine(config, embedder, given, options, known, stack)
             progress = logged(progress)  # a cluster run's log says how far it is

@@ -10,6 +10,7 @@ from generator.i18n import LANGS
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+BACKENDS = ("auto", "torch", "openvino")
 PRETRAINED = "pretrained"
 RANDOM = "random"
 K_MIN = 2
@@ -46,6 +47,8 @@ class BuildConfig:
     embeddings: Path | None = None  # build from this Parquet store instead of images
     images_root: Path | None = None  # with `embeddings`: where originals are, for thumbnails
     display_points: int | None = DISPLAY_POINTS  # the most points the 3D view draws; None: all
+    backend: str = "auto"  # what runs the model: auto, torch or openvino (the accel extra)
+    workers: int | None = None  # decode processes (None: every CPU this process may use)
 
     def __post_init__(self) -> None:
         if self.embeddings is not None and self.inputs:
@@ -58,6 +61,7 @@ class BuildConfig:
         if not self.inputs and self.embeddings is None:
             raise ConfigError("No input given: name at least one folder or image file.")
         _check_model(self.device, self.precision, self.batch_size, self.thumb_size, self.seed)
+        _check_backend(self.backend, self.workers)
         if self.k_max < K_MIN:
             raise ConfigError(f"--k-max must be at least {K_MIN} (got {self.k_max}).")
         if self.k_max > 50:
@@ -99,7 +103,7 @@ class BuildConfig:
 
     @property
     def model(self) -> ModelConfig:
-        return ModelConfig(self.weights, self.device, self.precision, self.seed)
+        return ModelConfig(self.weights, self.device, self.precision, self.seed, self.backend)
 
     @property
     def embedding(self) -> EmbedConfig:
@@ -142,6 +146,7 @@ class ModelConfig:
     device: str = "auto"
     precision: str = "auto"
     seed: int = 0  # seeds --weights random
+    backend: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -161,7 +166,7 @@ class EmbedConfig:
     manifest: Path | None = None  # a text file of paths, or Parquet with a `path` column
     engine: str = "local"  # who schedules the batches: "local" or "ray"
     ray_address: str | None = None  # --engine ray: None is Ray's `auto`, else a local cluster
-    workers: int | None = None  # --engine ray: actors (None: every CPU but one)
+    workers: int | None = None  # decode processes; --engine ray: actors (every CPU but one)
     gpus_per_worker: float = 0.0
 
     def __post_init__(self) -> None:
@@ -175,14 +180,12 @@ class EmbedConfig:
             raise ConfigError(f"Unknown engine {self.engine!r}: use one of {', '.join(ENGINES)}.")
         ray_only = {
             "--ray-address": self.ray_address is not None,
-            "--workers": self.workers is not None,
             "--gpus-per-worker": self.gpus_per_worker != 0,
         }
         given = [name for name, set_ in ray_only.items() if set_]
         if self.engine != "ray" and given:
             raise ConfigError(f"{given[0]} only applies with --engine ray.")
-        if self.workers is not None and self.workers < 1:
-            raise ConfigError(f"--workers must be at least 1 (got {self.workers}).")
+        _check_backend(self.model.backend, self.workers)
         if self.gpus_per_worker < 0:
             raise ConfigError(f"--gpus-per-worker must be 0 or more (got {self.gpus_per_worker}).")
         m = self.model
@@ -220,6 +223,13 @@ def _check_preview(thumb_size: int, preview_size: int) -> None:
             f"--preview-size must be 0 (no previews) or between --thumb-size "
             f"({thumb_size}) and 4096 (got {preview_size})."
         )
+
+
+def _check_backend(backend: str, workers: int | None) -> None:
+    if backend not in BACKENDS:
+        raise ConfigError(f"Unknown backend {backend!r}: use one of {', '.join(BACKENDS)}.")
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers must be at least 1 (got {workers}).")
 
 
 def _check_model(device: str, precision: str, batch_size: int, thumb_size: int, seed: int) -> None:

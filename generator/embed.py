@@ -16,7 +16,7 @@ import shutil
 import socket
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlparse
@@ -39,6 +39,7 @@ FEATURE_DIM = 384
 HUB_FILES = ("model.safetensors", "pytorch_model.bin")  # what the hub repo may hold
 HUB_TIMEOUT_S = 5.0
 PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+NVIDIA_DRIVER = Path("/proc/driver/nvidia/version")
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class ModelInfo:
     device: str
     precision: str
     weights_i18n: Message | None = None
+    backend: str = "torch"  # what runs the model: "torch" or "openvino" (--backend)
 
 
 class Embedder(Protocol):
@@ -92,11 +94,16 @@ class VitEmbedder:
         return embed_pixels(self.model, pixels, self.preprocess, self.info.device)
 
 
-def plan_model(weights: str, device: str, precision: str, seed: int = 0) -> ModelInfo:
-    """Decide model, weights, device and precision without importing torch (warm rebuilds stay
-    cheap). A missing checkpoint is reported here, before any image is decoded."""
+def plan_model(
+    weights: str, device: str, precision: str, seed: int = 0, backend: str = "auto"
+) -> ModelInfo:
+    """Settle model, weights, device, precision and backend before anything is loaded, so that
+    the cache namespace comes from the identity the model will really run with. torch is asked
+    only where an NVIDIA driver makes CUDA likely (a CPU-only warm rebuild never imports it).
+    A missing checkpoint or backend is reported here, before any image is decoded."""
     chosen = probe_device(device)
-    resolved = resolve_precision(precision, chosen)
+    resolved = settle_precision(resolve_precision(precision, chosen), chosen, precision)
+    runner = resolve_backend(backend, chosen, resolved)
     if weights == RANDOM:
         said, weights_id = Message.of("weights_random", seed=seed), f"random:{seed}"
     elif weights == PRETRAINED:
@@ -109,7 +116,7 @@ def plan_model(weights: str, device: str, precision: str, seed: int = 0) -> Mode
         said = Message.of("weights_checkpoint", name=path.name, sha=digest[:12])
         weights_id = f"sha256:{digest}"
     random = weights == RANDOM
-    return ModelInfo(MODEL_NAME, str(said), weights_id, random, chosen, resolved, said)
+    return ModelInfo(MODEL_NAME, str(said), weights_id, random, chosen, resolved, said, runner)
 
 
 def weights_not_found(weights: str, path: Path) -> str:
@@ -128,36 +135,79 @@ def weights_not_found(weights: str, path: Path) -> str:
     )
 
 
-def load_embedder(weights: str, info: ModelInfo, seed: int = 0) -> VitEmbedder:
-    """Create the model with the requested weights on the planned device and precision."""
+def load_embedder(
+    weights: str, info: ModelInfo, seed: int = 0, cache_dir: Path | None = None
+) -> Embedder:
+    """Create the model with the requested weights exactly as planned: the loaded identity is
+    the planned one, so vectors are read and written under one cache namespace. `cache_dir`
+    keeps OpenVINO's one-off conversion (None: convert again)."""
+    if info.backend == "openvino":
+        from generator.accel import load_openvino
+
+        return load_openvino(weights, info, seed, cache_dir)
     import torch
 
     device = pick_device(info.device)
-    precision = info.precision
-    if device == "cuda" and precision == "bf16" and not torch.cuda.is_bf16_supported():
-        precision = "fp16"  # pre-Ampere GPUs: fp16 tensor cores instead of emulated bf16
     model = create_model(weights, seed)
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[info.precision]
     model = model.to(device=device, dtype=dtype).eval()
     torch.set_grad_enabled(False)
-    info = replace(info, device=device, precision=precision)
-    log.info("model %s, weights %s, %s on %s", info.name, info.weights, precision, device)
+    log.info("model %s, weights %s, %s on %s", info.name, info.weights, info.precision, device)
     return VitEmbedder(model, info)
 
 
 def probe_device(requested: str) -> str:
-    """`auto` without importing torch: CUDA if an NVIDIA driver is present, MPS on Apple silicon."""
+    """`auto`: CUDA if torch sees a device, MPS on Apple silicon, else the CPU. torch is imported
+    only when an NVIDIA driver is present; a driver without a usable device (a CPU-only torch,
+    a broken install, CUDA_VISIBLE_DEVICES empty) means the CPU, with a warning saying why."""
+    if requested == "cuda":
+        if not _driver_present() or not _torch_sees_cuda():
+            raise ModelError(
+                "--device cuda was requested but is not available here (torch sees no CUDA "
+                "device); use --device auto or --device cpu."
+            )
+        return requested
     if requested != "auto":
         return requested
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible not in ("", "-1") and (
-        Path("/proc/driver/nvidia/version").exists()
-        or (os.name == "nt" and shutil.which("nvidia-smi"))
-    ):
-        return "cuda"
+    if _driver_present():
+        if _torch_sees_cuda():
+            return "cuda"
+        log.warning(
+            "an NVIDIA driver is installed but torch sees no CUDA device (a CPU-only torch "
+            "build, or CUDA_VISIBLE_DEVICES hides them): the model runs on the CPU"
+        )
     if sys.platform == "darwin" and platform.machine() == "arm64":
         return "mps"
     return "cpu"
+
+
+def _driver_present() -> bool:
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible in ("", "-1"):
+        return False
+    return NVIDIA_DRIVER.exists() or bool(os.name == "nt" and shutil.which("nvidia-smi"))
+
+
+def _torch_sees_cuda() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def _cuda_bf16() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_bf16_supported())
+
+
+def settle_precision(precision: str, device: str, requested: str) -> str:
+    """bf16 on a GPU without bf16 tensor cores (T4, V100: pre-Ampere) becomes fp16, decided here
+    rather than at load, so the cache namespace names the precision that really runs."""
+    if device != "cuda" or precision != "bf16" or _cuda_bf16():
+        return precision
+    if requested != "auto":
+        log.warning("--precision bf16: this GPU has no bf16 tensor cores; using fp16")
+    return "fp16"
 
 
 def resolve_precision(requested: str, device: str) -> str:
@@ -178,6 +228,21 @@ def cpu_has_bf16() -> bool:
     except OSError:
         return False
     return any(flag in flags.split() for flag in ("amx_bf16", "avx512_bf16"))
+
+
+def resolve_backend(requested: str, device: str, precision: str) -> str:
+    """`auto`: OpenVINO for the CPU when the `accel` extra is installed (fp32 or bf16), else
+    torch. `openvino` without the extra, or off the CPU, is an error naming the fix."""
+    from generator.accel import BACKENDS, check_openvino, openvino_installed
+
+    if requested not in BACKENDS:
+        raise ModelError(f"Unknown backend {requested!r}: use one of {', '.join(BACKENDS)}.")
+    if requested == "auto":
+        fits = device == "cpu" and precision in ("fp32", "bf16")
+        return "openvino" if fits and openvino_installed() else "torch"
+    if requested == "openvino":
+        check_openvino(device, precision)
+    return requested
 
 
 def pick_device(requested: str) -> str:

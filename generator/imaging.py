@@ -81,6 +81,14 @@ class DecodeError(Exception):
         self.why = Message.of(key, **args)
         super().__init__(self.why.text())
 
+    def __reduce__(self) -> tuple[type[DecodeError], tuple[str], dict[str, Message]]:
+        """Picklable, so that a decode worker process can send it back unchanged."""
+        return (DecodeError, ("skip_empty",), {"why": self.why, "args": self.args})
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.why = state["why"]  # type: ignore[assignment]
+        self.args = state["args"]  # type: ignore[assignment]
+
 
 @dataclass(frozen=True)
 class Decoded:
@@ -93,6 +101,16 @@ class Decoded:
     sha256: str
     preview: bytes | None = None  # the larger image for the preview dialog, metadata-free
     preview_size: tuple[int, int] | None = None  # None: the source is no larger than the thumb
+    stat: tuple[int, int] | None = None  # (size, mtime_ns) before reading: memoises the hash
+
+
+def unsupported(path: Path) -> DecodeError | None:
+    """The reason `path` cannot be decoded here because its format's support is not installed
+    (logged once per process), or None."""
+    missing = _missing_support(path.suffix.lower())
+    if missing:
+        return DecodeError("skip_not_installed", what=missing[0], remedy=missing[1])
+    return None
 
 
 def decode(path: Path, model_size: int, thumb_size: int, preview_size: int = 0) -> Decoded:
@@ -102,7 +120,8 @@ def decode(path: Path, model_size: int, thumb_size: int, preview_size: int = 0) 
     if missing:
         raise DecodeError("skip_not_installed", what=missing[0], remedy=missing[1])
     try:
-        mode = path.stat().st_mode
+        st = path.stat()
+        mode = st.st_mode
         if stat.S_ISDIR(mode):
             raise DecodeError("skip_is_folder")
         if not stat.S_ISREG(mode):  # reading a named pipe or device would block or never end
@@ -138,7 +157,16 @@ def decode(path: Path, model_size: int, thumb_size: int, preview_size: int = 0) 
         sha256=hashlib.sha256(data).hexdigest(),
         preview=None if preview is None else encode_thumb(preview),
         preview_size=None if preview is None else preview.size,
+        stat=(st.st_size, st.st_mtime_ns),
     )
+
+
+def share_big_decodes(semaphore: threading.BoundedSemaphore | None) -> None:
+    """In a decode worker process: one semaphore shared by all workers, so that at most one
+    very large image is decoded at a time across processes, as across threads."""
+    global _BIG_DECODES
+    if semaphore is not None:
+        _BIG_DECODES = semaphore
 
 
 def _preview(image: Image.Image, thumb: tuple[int, int], preview_size: int) -> Image.Image | None:

@@ -2,7 +2,7 @@
 
 A row is what every later stage needs from one file: its relative path, content hash, size,
 thumbnail and feature vector, or the reason it was skipped. The local engine feeds the mapper
-batches from its decode threads; a distributed engine would call the same mapper per partition.
+batches from its decode processes; a distributed engine would call the same mapper per partition.
 `store.table` turns rows into the Parquet schema; the site stage reads rows back (pipeline.py).
 """
 

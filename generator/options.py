@@ -14,7 +14,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-from generator.config import DEVICES, DISPLAY_POINTS, LANGS, PRECISIONS, BuildConfig
+from generator.config import BACKENDS, DEVICES, DISPLAY_POINTS, LANGS, PRECISIONS, BuildConfig
 from generator.errors import ConfigError
 from generator.sizes import parse_size
 
@@ -58,7 +58,12 @@ def build_config(
 
 def _check_choices(options: dict[str, Any]) -> None:
     """The options with a fixed list of values, refused in the words click uses for the CLI."""
-    for name, choices in (("device", DEVICES), ("precision", PRECISIONS), ("lang", LANGS)):
+    for name, choices in (
+        ("device", DEVICES),
+        ("precision", PRECISIONS),
+        ("lang", LANGS),
+        ("backend", BACKENDS),
+    ):
         value = options.get(name)
         if value is not None and value not in choices:
             allowed = ", ".join(repr(c) for c in choices)

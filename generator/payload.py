@@ -90,6 +90,7 @@ def build_report(
             "weights_i18n": model.weights_i18n.to_json() if model.weights_i18n else None,
             "random_weights": model.random_weights,
             "precision": model.precision,
+            "backend": model.backend,
             "feature_dim": analysis.feature_dim,
             "preprocess": {
                 "size": PREPROCESS.size,
@@ -363,6 +364,7 @@ def provenance(
         "weights": model.weights,
         "weights_id": model.weights_id,
         "precision": model.precision,
+        "backend": model.backend,
         "preprocess": report["model"]["preprocess"],
         "seed": report["seed"],
         "feature_dim": report["model"]["feature_dim"],

@@ -196,8 +196,10 @@ def discover_images(config: BuildConfig) -> Discovery:
 
 def plan_embedder(config: BuildConfig) -> LazyEmbedder:
     """The model the options name, loaded only if an image is not in the cache."""
-    info = plan_model(config.weights, config.device, config.precision, config.seed)
-    return LazyEmbedder(info, lambda: load_embedder(config.weights, info, config.seed))
+    info = plan_model(config.weights, config.device, config.precision, config.seed, config.backend)
+    return LazyEmbedder(
+        info, lambda: load_embedder(config.weights, info, config.seed, config.cache_dir)
+    )
 
 
 def check_skipped(
@@ -321,8 +323,10 @@ def embed_images(
     progress: Progress,
 ) -> Embedded:
     """Features and thumbnails for every image, by the local engine (cache first, then decoded
-    in worker threads while the model embeds full batches); the site stage writes thumbnails."""
-    options = EmbedOptions(config.thumb_size, config.batch_size, config.preview_size)
+    in worker processes while the model embeds full batches); the site stage writes thumbnails."""
+    options = EmbedOptions(
+        config.thumb_size, config.batch_size, config.preview_size, config.workers
+    )
     engine = LocalEngine(embedder, cache, options)
     with closing(engine.run(images, progress)) as rows:
         records, features, skipped = collect_rows(rows, site)

@@ -48,6 +48,7 @@ UNKNOWN_MODEL = "unknown model"
 META_MODEL = "dinoclust.model"
 META_WEIGHTS_ID = "dinoclust.weights_id"
 META_PRECISION = "dinoclust.precision"
+META_BACKEND = "dinoclust.backend"  # torch or openvino (--backend)
 META_PREPROCESS = "dinoclust.preprocess"
 META_THUMB_SIZE = "dinoclust.thumb_size"
 META_PREVIEW_SIZE = "dinoclust.preview_size"  # 0: no previews
@@ -87,6 +88,7 @@ def model_metadata(
         META_MODEL: info.name,
         META_WEIGHTS_ID: info.weights_id,
         META_PRECISION: info.precision,
+        META_BACKEND: info.backend,
         META_PREPROCESS: json.dumps(_preprocess(), sort_keys=True),
         META_THUMB_SIZE: str(thumb_size),
         META_PREVIEW_SIZE: str(preview_size),
@@ -273,7 +275,9 @@ class Store:
         meta = self.metadata
         if META_MODEL not in meta:
             said = Message.of("weights_unknown", dim=dim or self.dim)
-            return ModelInfo(UNKNOWN_MODEL, said.text(), "unknown", False, "cpu", "unknown", said)
+            return ModelInfo(
+                UNKNOWN_MODEL, said.text(), "unknown", False, "cpu", "unknown", said, "unknown"
+            )
         i18n = json.loads(meta.get(META_WEIGHTS_I18N) or "null")
         said = Message.from_json(i18n) if i18n else None
         weights = meta.get(META_WEIGHTS) or (said.text() if said else meta.get(META_WEIGHTS_ID))
@@ -285,6 +289,7 @@ class Store:
             "cpu",
             meta.get(META_PRECISION, "unknown"),
             said,
+            meta.get(META_BACKEND, "torch"),
         )
 
 

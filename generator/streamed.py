@@ -589,4 +589,14 @@ def _report(
     extras = ReportExtras(comparison, labels.name if labels else None, duplicates, neighbours)
     title = config.title or Message.of(config.title_key)
     info = store.model_info(int(features.shape[1]) if len(features) else None)
-    return build_report(title, records, (), analysis, info, config.seed, extras, lang=config.lang)
+    return build_report(
+        title,
+        records,
+        (),
+        analysis,
+        info,
+        config.seed,
+        extras,
+        lang=config.lang,
+        display_points=config.display_points,
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import sys
 import threading
 import time
@@ -21,6 +22,33 @@ from tests.helpers import FakeEmbedder, make_colour_folder, make_image
 class Boom(FakeEmbedder):
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         raise RuntimeError("model failed")
+
+
+class SlowDecode:
+    """A 50 ms decode that leaves a mark per file: it runs in the decode worker processes, so
+    it must be picklable and tell the test through the file system."""
+
+    def __init__(self, marks: Path) -> None:
+        self.marks = marks
+
+    def __call__(self, path: Path, thumb_size: int, preview_size: int = 0):
+        time.sleep(0.05)
+        (self.marks / path.name).touch()
+        return REAL_DECODE(path, thumb_size, preview_size)
+
+
+REAL_DECODE = local._try_decode
+# decodes that may run on once the engine stops: those running (one per worker), those the
+# process pool has handed on to its call queue (one more than the workers), and those the
+# workers took up while the engine was stopping (one round per worker, at most two)
+IN_FLIGHT = 4 * local.default_workers() + 1
+
+
+def slow_decodes(tmp_path: Path, monkeypatch) -> Path:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    monkeypatch.setattr(local, "_try_decode", SlowDecode(marks))
+    return marks
 
 
 def test_rows_come_in_input_order_with_skips_in_place(tmp_path) -> None:
@@ -43,24 +71,17 @@ def test_an_error_cancels_the_queued_decodes(tmp_path, monkeypatch) -> None:
     photos = tmp_path / "photos"
     for i in range(40):
         make_image(photos / f"{i:02d}.png", (i * 5, 100, 100))
-    decoded = []
-    real = local._try_decode
-
-    def slow(path: Path, thumb_size: int, preview_size: int = 0):
-        time.sleep(0.05)
-        decoded.append(path.name)
-        return real(path, thumb_size, preview_size)
-
-    monkeypatch.setattr(local, "_try_decode", slow)
+    marks = slow_decodes(tmp_path, monkeypatch)
     config = BuildConfig(inputs=(photos,), output=tmp_path / "site", batch_size=2)
     started = time.perf_counter()
     with pytest.raises(RuntimeError, match="model failed"):
         build_site(config, embedder=Boom())
-    assert time.perf_counter() - started < 1.0
-    assert len(decoded) <= 2 + local.DECODE_THREADS  # the first batch, and those under way
+    assert time.perf_counter() - started < 2.0
+    decoded = len(list(marks.iterdir()))
+    assert decoded <= 2 + IN_FLIGHT  # the first batch, and those under way
     time.sleep(0.3)
-    assert len(decoded) <= 2 + local.DECODE_THREADS  # nothing ran on after the error
-    assert not [t for t in threading.enumerate() if t.name.startswith("decode")]
+    assert len(list(marks.iterdir())) == decoded  # nothing ran on after the error
+    assert not multiprocessing.active_children()  # the decode workers have exited
     assert not list(tmp_path.glob(".site.dinoclust-*"))  # staging removed
 
 
@@ -110,31 +131,26 @@ def test_ctrl_c_in_the_site_stage_cancels_the_queued_decodes(tmp_path, monkeypat
     photos = tmp_path / "photos"
     for i in range(40):
         make_image(photos / f"{i:02d}.png", (i * 5, 100, 100))
-    decoded = []
-    real_decode, real_save = local._try_decode, pipeline.save_thumb
-
-    def slow(path: Path, thumb_size: int, preview_size: int = 0):
-        time.sleep(0.05)
-        decoded.append(path.name)
-        return real_decode(path, thumb_size, preview_size)
+    marks = slow_decodes(tmp_path, monkeypatch)
+    real_save = pipeline.save_thumb
 
     def interrupted(site, row):
         if row.rel == "01.png":
             raise KeyboardInterrupt
         return real_save(site, row)
 
-    monkeypatch.setattr(local, "_try_decode", slow)
     monkeypatch.setattr(pipeline, "save_thumb", interrupted)
     config = BuildConfig(inputs=(photos,), output=tmp_path / "site", batch_size=1)
     try:
         build_site(config, embedder=FakeEmbedder())
     except KeyboardInterrupt:
         held = sys.exc_info()  # a caller still handling it keeps every frame alive
-        seen = len(decoded)
+        seen = len(list(marks.iterdir()))
         time.sleep(0.5)
-        assert len(decoded) == seen <= 2 + 2 * local.DECODE_THREADS
+        assert len(list(marks.iterdir())) == seen <= 2 + 2 * IN_FLIGHT
         del held
     else:
         raise AssertionError("the interrupt did not propagate")
+    assert not multiprocessing.active_children()
     assert not [t for t in threading.enumerate() if t.name.startswith("decode")]
     assert not list(tmp_path.glob(".site.dinoclust-*"))

@@ -61,8 +61,11 @@ def test_bad_manifests_are_named(photos, tmp_path) -> None:
         embed_manifest(empty, tmp_path / "emb")
     with pytest.raises(ConfigError, match="Give either image INPUTS or --manifest FILE"):
         EmbedConfig(inputs=(photos,), manifest=twice, output=tmp_path / "emb")
+    run = CliRunner().invoke(cli, ["embed", "--ray-address", "auto", "--manifest", str(twice)])
+    assert run.exit_code == 2 and "--ray-address only applies with --engine ray." in run.output
+    # --workers is the decode processes without Ray (the actors with it): the manifest is read
     run = CliRunner().invoke(cli, ["embed", "--workers", "2", "--manifest", str(twice)])
-    assert run.exit_code == 2 and "--workers only applies with --engine ray." in run.output
+    assert run.exit_code == 1 and "is listed twice" in run.output
 
 
 class Dies(FakeEmbedder):

@@ -1,4 +1,4 @@
-"""The local engine: decode in worker threads while the model embeds full batches, on this machine.
+"""The local engine: decode in worker processes while the model embeds full batches, here.
 
 It schedules the mapper and nothing more: what is known already (the SQLite cache, or the rows of
 an earlier `dinoclust embed`) is served without decoding; everything else is decoded, batched and
@@ -11,22 +11,26 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import os
+import signal
+import sys
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
-from itertools import islice
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from generator.cache import CachedThumb, EmbeddingCache, namespace, preview_spec, thumb_spec
 from generator.embed import PREPROCESS, Embedder, file_sha256
 from generator.i18n import Message
-from generator.imaging import Decoded, DecodeError, decode
+from generator.imaging import Decoded, DecodeError, decode, share_big_decodes, unsupported
 from generator.mapper import Mapper, Row
 from generator.structure import SourceImage
 
@@ -35,8 +39,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DECODE_THREADS = 2
-LOOKAHEAD = 64  # decoded images waiting for the model: bounds memory whatever N is
+LOOKAHEAD = 64  # images decoded or being decoded ahead of the model: bounds memory at any N
+WORKER_NICENESS = 5  # decode workers yield the CPU to the model
 REORDER_BATCHES = 4  # finished rows held for an earlier image's batch before it is sent early
 
 
@@ -47,6 +51,7 @@ class EmbedOptions:
     thumb_size: int = 192
     batch_size: int = 32
     preview_size: int = 0  # the preview dialog's larger image; 0: none
+    workers: int | None = None  # decode processes (None: every CPU this process may use)
 
     @property
     def decode_side(self) -> int:
@@ -83,8 +88,11 @@ class LocalEngine:
         self.served = 0  # rows that came whole from the cache or the earlier run
         self._new_thumbs: list[tuple[str, CachedThumb]] = []  # for the cache, one write a batch
         self._new_previews: list[tuple[str, CachedThumb]] = []
+        self._new_hashes: list[tuple[Path, tuple[int, int], str]] = []  # for the files index
+        self.space = namespace(embedder.info, options.decode_side)
 
     def run(self, images: Sequence[SourceImage], progress: Progress) -> Iterator[Row]:
+        self.space = namespace(self.embedder.info, self.options.decode_side)  # settled in plan
         digests = self._digests(images)
         vectors, thumbs, previews = self._lookup(digests)
         done: dict[int, Row] = {}
@@ -101,17 +109,7 @@ class LocalEngine:
                 and digest in thumbs
                 and (not self.options.preview_size or digest in previews)
             ):
-                thumb, preview = thumbs[digest], previews.get(digest)
-                done[index] = Row(
-                    rel,
-                    digest,
-                    thumb.size,
-                    thumb.data,
-                    thumb.thumb_size,
-                    vectors[digest],
-                    preview=preview.data or None if preview else None,
-                    preview_size=preview.thumb_size if preview and preview.data else None,
-                )
+                done[index] = _cached_row(rel, digest, vectors, thumbs[digest], previews)
                 self.served += 1
             else:
                 todo.append(index)
@@ -137,16 +135,20 @@ class LocalEngine:
     ) -> Iterator[Row]:
         batch: list[tuple[int, str, Decoded]] = []
         limit = REORDER_BATCHES * self.options.batch_size
-        with _Decoder(self.options.thumb_size, self.options.preview_size) as decoder:
-            for index, result in decoder.results([images[i] for i in todo], todo):
+        paths = [images[i].path for i in todo]
+        with _Decoder(self.options, len(todo)) as decoder:
+            for index, result in decoder.results(paths, todo):
                 rel = images[index].rel
                 if isinstance(result, DecodeError):
                     order.put(index, _skip(rel, result.why))
                     advance(1)
                     continue
-                self._put_thumb(result)
-                if result.sha256 in vectors:
-                    order.put(index, _row(rel, result, vectors[result.sha256]))
+                self._put_thumb(images[index].path, result)
+                vector = vectors.get(result.sha256)
+                if vector is None:  # hashed by the worker: the cache may know it after all
+                    vector = self._late_vector(result.sha256)
+                if vector is not None:
+                    order.put(index, _row(rel, result, vector))
                     advance(1)
                 else:
                     batch.append((index, rel, result))
@@ -156,6 +158,14 @@ class LocalEngine:
                 yield from order.ready()
             advance(self._flush(batch, order))
 
+    def _late_vector(self, digest: str) -> np.ndarray | None:
+        """A vector for a file whose hash only its decode told (new path, touched file)."""
+        if self.known is not None and digest in self.known.vectors:
+            return self.known.vectors[digest]
+        if self.cache is None:
+            return None
+        return self.cache.vectors(self.space, [digest]).get(digest)
+
     def _flush(self, batch: list[tuple[int, str, Decoded]], order: _InOrder) -> int:
         """Embed one batch and store the new results in the cache; returns the batch size."""
         if self.cache is not None and self._new_thumbs:
@@ -163,7 +173,9 @@ class LocalEngine:
             self.cache.put_thumbs(spec, self._new_thumbs)
         if self.cache is not None and self._new_previews:
             self.cache.put_thumbs(preview_spec(self.options.preview_size), self._new_previews)
-        self._new_thumbs, self._new_previews = [], []
+        if self.cache is not None and self._new_hashes:
+            self.cache.remember(self._new_hashes)
+        self._new_thumbs, self._new_previews, self._new_hashes = [], [], []
         if not batch:
             return 0
         rows = self.mapper([(rel, decoded) for _, rel, decoded in batch])
@@ -171,26 +183,21 @@ class LocalEngine:
             order.put(index, row)
         self.embedded += len(rows)
         if self.cache is not None:
-            space = namespace(self.embedder.info, self.options.decode_side)
-            self.cache.put_vectors(space, [(r.sha256, r.vector) for r in rows])
+            self.cache.put_vectors(self.space, [(r.sha256, r.vector) for r in rows])
         release_freed_memory()
         return len(rows)
 
     def _digests(self, images: Sequence[SourceImage]) -> list[str | OSError | None]:
-        """Content hashes where they help: from the cache's index, or by hashing when an earlier
-        run's rows can be reused. None: decode to find out."""
+        """Content hashes where they help: from the cache's index (None: not known there, the
+        decode workers hash it), or hashed by the workers when an earlier run's rows can be
+        reused."""
         paths = [image.path for image in images]
         if self.cache is not None:
             return list(self.cache.digests(paths))
         if self.known is None:
             return [None] * len(paths)
-        out: list[str | OSError | None] = []
-        for path in paths:
-            try:
-                out.append(file_sha256(path))
-            except OSError as exc:
-                out.append(exc)
-        return out
+        with _Decoder(self.options, len(paths)) as hasher:
+            return list(hasher.hashes(paths))
 
     def _lookup(
         self, digests: Sequence[str | OSError | None]
@@ -201,7 +208,7 @@ class LocalEngine:
         previews: dict[str, CachedThumb] = {}
         side = self.options.decode_side
         if self.cache is not None and wanted:
-            vectors = self.cache.vectors(namespace(self.embedder.info, side), wanted)
+            vectors = self.cache.vectors(self.space, wanted)
             thumbs = self.cache.thumbs(thumb_spec(self.options.thumb_size, side), wanted)
             if self.options.preview_size:
                 previews = self.cache.thumbs(preview_spec(self.options.preview_size), wanted)
@@ -211,10 +218,12 @@ class LocalEngine:
             previews |= {d: self.known.previews[d] for d in wanted if d in self.known.previews}
         return vectors, thumbs, previews
 
-    def _put_thumb(self, decoded: Decoded) -> None:
+    def _put_thumb(self, path: Path, decoded: Decoded) -> None:
         if self.cache is not None:
             thumb = CachedThumb(decoded.thumb, decoded.thumb_size, decoded.size)
             self._new_thumbs.append((decoded.sha256, thumb))
+            if decoded.stat is not None:
+                self._new_hashes.append((path, decoded.stat, decoded.sha256))
             if self.options.preview_size:  # empty data: this source needs no preview
                 size = decoded.preview_size or (0, 0)
                 preview = CachedThumb(decoded.preview or b"", size, decoded.size)
@@ -241,12 +250,34 @@ class _InOrder:
             self.next += 1
 
 
-class _Decoder:
-    """The decode threads; leaving the block cancels every decode not yet started."""
+def default_workers() -> int:
+    """Every CPU this process may use (its affinity mask: a container's or taskset's limit)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
 
-    def __init__(self, thumb_size: int, preview_size: int = 0) -> None:
-        self.thumb_size, self.preview_size = thumb_size, preview_size
-        self.pool = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="decode")
+
+class _Decoder:
+    """Decode processes (threads do not scale: measured in bench_build.py); each worker reads,
+    hashes, decodes and encodes the thumbnail, and sends back the 224×224 input and small
+    records. A worker that dies (a crash in a C decoder) costs only its file: the files then in
+    flight are retried one at a time, and the one that kills its worker again is skipped.
+    Leaving the block cancels every decode not yet started."""
+
+    def __init__(self, options: EmbedOptions, count: int) -> None:
+        self.thumb_size, self.preview_size = options.thumb_size, options.preview_size
+        self.workers = max(1, min(options.workers or default_workers(), count))
+        self.lookahead = max(LOOKAHEAD, 4 * self.workers)
+        self.context = _context()
+        self.big = self.context.BoundedSemaphore(1)  # one huge decode at a time, machine-wide
+        self.pool = self._pool(self.workers)
+        self.solo: ProcessPoolExecutor | None = None  # retries after a crash, one at a time
+
+    def _pool(self, workers: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            workers, mp_context=self.context, initializer=_worker_start, initargs=(self.big,)
+        )
 
     def __enter__(self) -> _Decoder:
         return self
@@ -258,23 +289,136 @@ class _Decoder:
         tb: TracebackType | None,
     ) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.solo is not None:
+            self.solo.shutdown(wait=True, cancel_futures=True)
 
     def results(
-        self, images: Sequence[SourceImage], indices: Sequence[int]
+        self, paths: Sequence[Path], indices: Sequence[int]
     ) -> Iterator[tuple[int, Decoded | DecodeError]]:
-        """Results in input order, with at most LOOKAHEAD decodes in flight."""
-        pending: deque[tuple[int, Future[Decoded | DecodeError]]] = deque()
-        todo = iter(zip(indices, images, strict=True))
-        for index, image in islice(todo, LOOKAHEAD):
-            pending.append((index, self._submit(image.path)))
-        while pending:
-            index, future = pending.popleft()
-            for following, image in islice(todo, 1):
-                pending.append((following, self._submit(image.path)))
-            yield index, future.result()
+        """Results in input order, with at most `lookahead` images in flight."""
+        pending: deque[tuple[int, Path, Future[Decoded | DecodeError]]] = deque()
+        todo = iter(zip(indices, paths, strict=True))
+        while True:
+            for index, path in todo:
+                pending.append((index, path, self._submit(path)))
+                if len(pending) >= self.lookahead:
+                    break
+            if not pending:
+                return
+            index, path, future = pending.popleft()
+            try:
+                result = future.result()
+            except BrokenProcessPool:
+                yield from self._after_crash([(index, path), *((i, p) for i, p, _ in pending)])
+                pending.clear()
+                continue
+            yield index, result
 
-    def _submit(self, path: Path) -> Future[Decoded | DecodeError]:
-        return self.pool.submit(_try_decode, path, self.thumb_size, self.preview_size)
+    def hashes(self, paths: Sequence[Path]) -> Iterator[str | OSError]:
+        """Content hashes, computed by the workers, in input order."""
+        with _main_unseen():  # map() submits every chunk now
+            hashed = self.pool.map(_try_hash, paths, chunksize=16)
+        yield from hashed
+
+    def _submit(
+        self, path: Path, pool: ProcessPoolExecutor | None = None
+    ) -> Future[Decoded | DecodeError]:
+        missing = unsupported(path)  # decided here: the hint is logged once, by this process
+        if missing is not None:
+            done: Future[Decoded | DecodeError] = Future()
+            done.set_result(missing)
+            return done
+        with _main_unseen():  # a submit may start a worker
+            return (pool or self.pool).submit(_try_decode, path, self.thumb_size, self.preview_size)
+
+    def _after_crash(
+        self, items: list[tuple[int, Path]]
+    ) -> Iterator[tuple[int, Decoded | DecodeError]]:
+        """A worker died: the pool is lost. Retry each file then in flight on its own."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        for index, path in items:
+            yield index, self._alone(path)
+        self.pool = self._pool(self.workers)
+
+    def _alone(self, path: Path) -> Decoded | DecodeError:
+        if self.solo is None:
+            self.solo = self._pool(1)
+        try:
+            return self._submit(path, self.solo).result()
+        except BrokenProcessPool:
+            self.solo.shutdown(wait=True)
+            self.solo = None
+            log.warning("the decoder crashed on %s", path)
+            return DecodeError("skip_decoder_crashed")
+
+
+def _context() -> Any:
+    """forkserver where there is one (Linux): fast to start, and never forks a process that
+    holds torch's threads; spawn elsewhere."""
+    import multiprocessing
+
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["generator.engines.local"])
+        return context
+    return multiprocessing.get_context("spawn")
+
+
+@contextmanager
+def _main_unseen() -> Iterator[None]:
+    """Start workers without making them import the caller's `__main__`: a user's script
+    without an `if __name__ == "__main__":` guard would otherwise run again in every worker.
+    The workers only ever run generator functions (or, in tests, functions of tests/). Every
+    submit is wrapped: ProcessPoolExecutor starts workers on demand, in submit()."""
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    saved = {key: main.__dict__[key] for key in ("__file__", "__spec__") if key in main.__dict__}
+    main.__dict__.pop("__file__", None)
+    main.__dict__["__spec__"] = None
+    try:
+        yield
+    finally:
+        main.__dict__.pop("__spec__", None)
+        main.__dict__.update(saved)
+
+
+def _worker_start(big: Any) -> None:
+    """Ctrl-C is the parent's to handle: a worker does not print its own traceback. Workers run
+    at a lower priority, so that on the CPU decoding fills the time the model leaves idle and
+    does not take the cores it needs."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(os, "nice"):  # not on Windows
+        os.nice(WORKER_NICENESS)
+    share_big_decodes(big)
+
+
+def _try_hash(path: Path) -> str | OSError:
+    try:
+        return file_sha256(path)
+    except OSError as exc:
+        return exc
+
+
+def _cached_row(
+    rel: str,
+    digest: str,
+    vectors: dict[str, np.ndarray],
+    thumb: CachedThumb,
+    previews: dict[str, CachedThumb],
+) -> Row:
+    preview = previews.get(digest)
+    return Row(
+        rel,
+        digest,
+        thumb.size,
+        thumb.data,
+        thumb.thumb_size,
+        vectors[digest],
+        preview=preview.data or None if preview else None,
+        preview_size=preview.thumb_size if preview and preview.data else None,
+    )
 
 
 def _row(rel: str, decoded: Decoded, vector: np.ndarray) -> Row:

@@ -310,6 +310,7 @@ def _info_to_json(info: Any) -> dict[str, Any]:
         "random_weights": info.random_weights,
         "device": info.device,
         "precision": info.precision,
+        "backend": info.backend,
         "weights_i18n": said,
     }
 

@@ -1,0 +1,175 @@
+"""One model identity from plan to load: device, precision and backend are settled in the plan,
+and the cache namespace follows from them; the OpenVINO backend (the accel extra) matches fp32."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import generator.accel as accel
+import generator.embed as embed
+import generator.pipeline as pipeline
+from generator.cache import namespace
+from generator.cli import cli
+from generator.config import BuildConfig
+from generator.embed import ModelInfo, plan_model
+from generator.errors import ModelError
+from generator.pipeline import build_site
+from tests.helpers import FakeEmbedder
+
+CLIPART = Path("/usr/share/openclipart/png")
+
+
+class Planned(FakeEmbedder):
+    """Stands for the loaded model: it runs with exactly the identity it was planned with."""
+
+    def __init__(self, info: ModelInfo) -> None:
+        super().__init__()
+        self.info = info
+
+
+def fake_gpu(monkeypatch, *, torch_sees: bool, bf16: bool = True) -> None:
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(embed, "_driver_present", lambda: True)  # the driver file is there
+    monkeypatch.setattr(embed, "_torch_sees_cuda", lambda: torch_sees)
+    monkeypatch.setattr(embed, "_cuda_bf16", lambda: bf16)
+
+
+def test_auto_builds_on_the_cpu_with_a_warning_when_torch_sees_no_cuda(
+    colour_folder, tmp_path, monkeypatch, caplog
+) -> None:
+    driver = tmp_path / "nvidia-version"
+    driver.write_text("NVRM version: 550.54\n")
+    monkeypatch.setattr(embed, "NVIDIA_DRIVER", driver)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    loaded = []
+    monkeypatch.setattr(
+        pipeline, "load_embedder", lambda w, info, *a: loaded.append(info) or Planned(info)
+    )
+    config = BuildConfig(inputs=(colour_folder,), output=tmp_path / "site", weights="random")
+    with caplog.at_level(logging.WARNING, logger="generator.embed"):
+        result = build_site(config)
+    assert result.images == 12 and [info.device for info in loaded] == ["cpu"]
+    assert "an NVIDIA driver is installed but torch sees no CUDA device" in caplog.text
+    with pytest.raises(ModelError, match="--device cuda was requested but is not available"):
+        plan_model("random", "cuda", "auto")
+
+
+def test_a_precision_fallback_is_planned_so_a_warm_rebuild_embeds_nothing(
+    colour_folder, tmp_path, monkeypatch
+) -> None:
+    """A pre-Ampere GPU: bf16 becomes fp16 in the plan, so vectors are written and read under
+    the namespace of the precision that ran."""
+    fake_gpu(monkeypatch, torch_sees=True, bf16=False)
+    info = plan_model("random", "auto", "auto")
+    assert (info.device, info.precision, info.backend) == ("cuda", "fp16", "torch")
+    assert plan_model("random", "cuda", "bf16").precision == "fp16"
+    models: list[Planned] = []
+    monkeypatch.setattr(
+        pipeline, "load_embedder", lambda w, info, *a: models.append(Planned(info)) or models[-1]
+    )
+    cache = tmp_path / "cache"
+    results = []
+    for run in range(3):
+        config = BuildConfig(
+            inputs=(colour_folder,), output=tmp_path / f"s{run}", cache_dir=cache, weights="random"
+        )
+        results.append(build_site(config))
+    assert [r.embedded for r in results] == [12, 0, 0]
+    assert results[0].report["model"]["precision"] == "fp16"
+
+
+def test_the_loaded_model_is_the_planned_one() -> None:
+    info = plan_model("random", "cpu", "bf16", backend="torch")
+    assert embed.load_embedder("random", info).info == info
+
+
+def test_openvino_without_the_extra_names_the_install_command(
+    colour_folder, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setattr(accel, "openvino_installed", lambda: False)
+    with pytest.raises(ModelError) as raised:
+        plan_model("random", "cpu", "auto", backend="openvino")
+    assert str(raised.value) == (
+        '--backend openvino needs OpenVINO, which is not installed: pip install "dinoclust[accel]"'
+    )
+    assert plan_model("random", "cpu", "bf16").backend == "torch"  # auto: torch without it
+    run = CliRunner().invoke(
+        cli,
+        ["build", str(colour_folder), "-o", str(tmp_path / "site"), "--weights", "random"]
+        + ["--backend", "openvino", "--no-cache"],
+    )
+    assert run.exit_code == 1
+    said = "Error: --backend openvino needs OpenVINO, which is not installed: pip install"
+    assert f'{said} "dinoclust[accel]"' in run.output
+    assert not (tmp_path / "site").exists()
+
+
+def test_auto_picks_openvino_for_the_cpu_only(monkeypatch) -> None:
+    monkeypatch.setattr(accel, "openvino_installed", lambda: True)
+    assert plan_model("random", "cpu", "bf16").backend == "openvino"
+    assert plan_model("random", "cpu", "fp16").backend == "torch"
+    fake_gpu(monkeypatch, torch_sees=True)
+    assert plan_model("random", "auto", "auto").backend == "torch"
+    with pytest.raises(ModelError, match="--backend openvino runs on the CPU"):
+        plan_model("random", "cuda", "auto", backend="openvino")
+
+
+def test_the_backend_is_in_the_namespace_and_the_provenance() -> None:
+    torch_info = FakeEmbedder.info
+    openvino = ModelInfo(
+        *[getattr(torch_info, f) for f in ("name", "weights", "weights_id")],
+        False,
+        "cpu",
+        "fp32",
+        None,
+        "openvino",
+    )
+    assert namespace(openvino) != namespace(torch_info)
+    from dataclasses import replace
+
+    assert namespace(replace(torch_info, backend="torch")) == namespace(torch_info)
+
+
+def clipart(count: int) -> list[Path]:
+    if not CLIPART.is_dir():
+        pytest.skip("needs Debian's openclipart-png (apt-get install openclipart-png)")
+    files = sorted(p for p in CLIPART.rglob("*.png") if p.stat().st_size > 2000)
+    return files[:: max(1, len(files) // count)][:count]
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_openvino_matches_torch_fp32_on_real_images(tmp_path, monkeypatch, precision) -> None:
+    pytest.importorskip("openvino")
+    from generator.imaging import decode
+
+    pixels = np.stack([decode(f, 224, 64).pixels for f in clipart(24)])
+    reference = embed.load_embedder("random", plan_model("random", "cpu", "fp32", backend="torch"))
+    info = plan_model("random", "cpu", precision, backend="openvino")
+    first = embed.load_embedder("random", info, cache_dir=tmp_path)
+    assert first.info == info and info.backend == "openvino"
+    assert cosines(reference(pixels), first(pixels)).min() >= 0.999
+    # the conversion is kept in the cache folder: the next load converts nothing
+    monkeypatch.setattr(accel, "_converted", lambda *a: pytest.fail("converted again"))
+    again = embed.load_embedder("random", info, cache_dir=tmp_path)
+    assert np.array_equal(again(pixels[:5]), first(pixels[:5]))
+
+
+def test_torch_bf16_matches_fp32_on_clipart() -> None:
+    from generator.imaging import decode
+
+    pixels = np.stack([decode(f, 224, 64).pixels for f in clipart(24)])
+    fp32 = embed.load_embedder("random", plan_model("random", "cpu", "fp32", backend="torch"))
+    bf16 = embed.load_embedder("random", plan_model("random", "cpu", "bf16", backend="torch"))
+    assert cosines(fp32(pixels), bf16(pixels)).min() >= 0.999
