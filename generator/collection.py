@@ -27,6 +27,7 @@ from generator.mapper import Row
 from generator.pipeline import LazyEmbedder, Progress, no_progress
 from generator.store import (
     META_BACKEND,
+    META_DECODER,
     META_MODEL,
     META_PRECISION,
     META_PREPROCESS,
@@ -54,6 +55,7 @@ MATCHING = (
     META_PREPROCESS,
     META_THUMB_SIZE,
     META_PREVIEW_SIZE,  # a decode for previews keeps more pixels: the vectors differ a little
+    META_DECODER,  # a new imaging.py or Pillow decodes a little differently, as for the cache
 )
 
 
@@ -205,9 +207,10 @@ def _check_same_model(config: EmbedConfig, found: dict[str, str], wanted: dict[s
     changed = [key for key in MATCHING if found.get(key) != wanted[key]]
     if changed:
         key = changed[0]
+        before = found.get(key) or "not recorded: an earlier version of dinoclust"
         raise OutputError(
             f"{config.output} holds embeddings made with another {key.split('.')[1]} "
-            f"({found.get(key)}; this run: {wanted[key]}). Use --overwrite to make "
+            f"({before}; this run: {wanted[key]}). Use --overwrite to make "
             "them again, or write to another folder with -o."
         )
 

@@ -52,6 +52,7 @@ META_BACKEND = "dinoclust.backend"  # torch or openvino (--backend)
 META_PREPROCESS = "dinoclust.preprocess"
 META_THUMB_SIZE = "dinoclust.thumb_size"
 META_PREVIEW_SIZE = "dinoclust.preview_size"  # 0: no previews
+META_DECODER = "dinoclust.decoder"  # imaging.py's and the decoders' fingerprint (cache.py)
 META_VERSION = "dinoclust.version"
 META_WEIGHTS = "dinoclust.weights"
 META_WEIGHTS_I18N = "dinoclust.weights_i18n"
@@ -82,7 +83,9 @@ def model_metadata(
     info: ModelInfo, thumb_size: int, prefixed: bool, preview_size: int = 0
 ) -> dict[str, str]:
     """The file metadata that says which model made the vectors (and how the images were
-    decoded: the thumbnail and preview sizes)."""
+    decoded: the thumbnail and preview sizes, and the decoder itself)."""
+    from generator.cache import decode_version
+
     i18n = info.weights_i18n.to_json() if info.weights_i18n else None
     return {
         META_MODEL: info.name,
@@ -92,6 +95,7 @@ def model_metadata(
         META_PREPROCESS: json.dumps(_preprocess(), sort_keys=True),
         META_THUMB_SIZE: str(thumb_size),
         META_PREVIEW_SIZE: str(preview_size),
+        META_DECODER: decode_version(),
         META_VERSION: __version__,
         META_WEIGHTS: info.weights,
         META_WEIGHTS_I18N: json.dumps(i18n, sort_keys=True, ensure_ascii=False),

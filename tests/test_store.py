@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from generator import __version__
+from generator.cache import decode_version
 from generator.cli import cli
 from generator.collection import embed_collection
 from generator.config import BuildConfig, EmbedConfig
@@ -79,6 +80,8 @@ def test_the_schema_and_metadata_are_exact(photos, tmp_path) -> None:
     }
     assert meta["dinoclust.thumb_size"] == "192"
     assert meta["dinoclust.preview_size"] == "800"
+    assert meta["dinoclust.decoder"] == decode_version()
+    assert meta["dinoclust.backend"] == "torch"
     assert meta["dinoclust.version"] == __version__
     assert json.loads(meta["dinoclust.errors_i18n"]) == {
         "blue/broken.png": {"key": "skip_not_image", "args": {}}
@@ -380,6 +383,26 @@ def test_a_rerun_with_other_weights_needs_overwrite(photos, tmp_path) -> None:
         "--overwrite to make them again, or write to another folder with -o."
     )
     assert embed(photos, store, other, overwrite=True).embedded == 9
+
+
+def test_a_rerun_with_another_decoder_needs_overwrite(photos, tmp_path, monkeypatch) -> None:
+    """Rows decoded by another imaging.py or Pillow are not mixed with new ones (as in the cache);
+    a store from before the decoder was recorded is treated the same way."""
+    import generator.cache as cache
+
+    store = tmp_path / "emb"
+    embed(photos, store)
+    now = decode_version()
+    monkeypatch.setattr(cache, "decode_version", lambda: "0123456789abcdef")
+    with pytest.raises(OutputError) as caught:
+        embed(photos, store)
+    assert str(caught.value) == (
+        f"{store} holds embeddings made with another decoder ({now}; this run: "
+        "0123456789abcdef). Use --overwrite to make them again, or write to another folder "
+        "with -o."
+    )
+    assert embed(photos, store, overwrite=True).embedded == 9
+    assert read(store).schema.metadata[b"dinoclust.decoder"] == b"0123456789abcdef"
 
 
 def test_a_damaged_previous_store_needs_overwrite(photos, tmp_path) -> None:
