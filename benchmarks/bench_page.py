@@ -55,18 +55,23 @@ SWITCH_JS = """async k => {
 
 
 class ProjectionEmbedder:
-    """Features from a fixed random projection of 14×14 block means: similar pictures, similar
-    vectors, without near-duplicates everywhere (as a fake of mean colours would give)."""
+    """Features from a fixed random projection of a 14×14 grid of pixels (each block's centre):
+    similar pictures, similar vectors, without near-duplicates everywhere (as a fake of mean
+    colours would give). It stands in for the model at almost no cost (about 0.01 ms an image),
+    so that a build's time is its work other than the model: block means cost 1–1.8 ms an image
+    in the main process (NumPy's strided reduce), 100–180 s of CPU at 100,000 images."""
 
-    info = ModelInfo("bench-projection", "none", "bench:1", False, "cpu", "fp32")
+    info = ModelInfo("bench-projection", "none", "bench:2", False, "cpu", "fp32")
 
     def __init__(self, dim: int = 384) -> None:
         self.matrix = np.random.default_rng(0).normal(size=(14 * 14 * 3, dim)).astype(np.float32)
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         b, h, w, c = pixels.shape
-        blocks = pixels.reshape(b, 14, h // 14, 14, w // 14, c).mean(axis=(2, 4)) / 255.0 - 0.5
-        return blocks.reshape(b, -1).astype(np.float32) @ self.matrix
+        step = h // 14
+        grid = pixels[:, step // 2 :: step, step // 2 :: step, :][:, :14, :14]
+        blocks = grid.reshape(b, -1).astype(np.float32) / 255.0 - 0.5
+        return blocks @ self.matrix
 
 
 def make_images(folder: Path, n: int) -> None:
