@@ -515,9 +515,9 @@ def sort_command(
     which = "the suggested k" if result.suggested else "as asked"
     copied = f"; {result.copied} copied instead of linked" if result.copied else ""
     click.echo(
-        f"Sorted {result.images} images into {len(result.sizes)} folders in {result.output}/ "
+        f"Sorted {result.images:,} images into {len(result.sizes)} folders in {result.output}/ "
         f"(k = {result.k}, {which}; {how[result.mode]}{copied}; {len(result.skipped)} skipped, "
-        f"{result.embedded} newly embedded) in {result.seconds:.1f} s. "
+        f"{result.embedded:,} newly embedded) in {result.seconds:.1f} s. "
         f"{result.output / 'clusters.csv'} lists path,cluster,distance_to_centre.",
         err=True,
     )
@@ -612,8 +612,9 @@ def _embed(
     if quiet:
         return
     click.echo(
-        f"Wrote {result.rows} rows to {result.output}/ ({result.images} images, "
-        f"{len(result.skipped)} skipped, {result.embedded} newly embedded, {result.kept} kept) "
+        f"Wrote {result.rows:,} rows to {result.output}/ ({result.images:,} images, "
+        f"{len(result.skipped):,} skipped, {result.embedded:,} newly embedded, "
+        f"{result.kept:,} kept) "
         "in "
         f"{result.seconds:.1f} s. Build the site with: dinoclust build --embeddings "
         f"{result.output} -o site/",
@@ -634,8 +635,8 @@ def _summary(delivery: Delivery) -> None:
     links = f"{len(result.aliases):,} links to images already included, " if result.aliases else ""
     output, page = _shell(result.output), _shell(result.output / "index.html")
     counts = (
-        f"from {result.images} images ({len(result.skipped)} skipped, {links}"
-        f"{result.embedded} newly embedded) in {result.seconds:.1f} s"
+        f"from {result.images:,} images ({len(result.skipped):,} skipped, {links}"
+        f"{result.embedded:,} newly embedded) in {result.seconds:.1f} s"
     )
     if delivery.zip_file is None and delivery.size is not None:
         click.echo(

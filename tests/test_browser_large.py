@@ -54,7 +54,7 @@ def test_30k_points_draw_the_sample_and_stay_usable(browser: Browser, large: Pat
         assert colours == [labels[i] % 10 for i in sample]  # numeric ids, one per drawn point
         legend = page.locator("#plot-legend li").all_inner_texts()
         assert legend[:5] == [
-            f"Cluster {c} ({n})" for c, n in enumerate(report["clusterings"]["5"]["sizes"])
+            f"Cluster {c} ({n:,})" for c, n in enumerate(report["clusterings"]["5"]["sizes"])
         ]
 
         # hover and click map a drawn point back to its image
@@ -91,8 +91,8 @@ def test_sampled_report_sizes_count_every_row(browser: Browser, tmp_path: Path) 
     from generator.render import render_site
 
     site = tmp_path / "site"
-    report = large_site(site, 3_000, k_max=3)
-    report["sampled"] = True
+    report = large_site(site, 3_000, k_max=3, display_points=1_000)
+    report["sampled"], report["rows"] = True, 3_000_000
     for c in report["clusterings"].values():
         c["sizes_all"] = [1_000 * s for s in c["sizes"]]
     render_site(report, site)
@@ -102,6 +102,16 @@ def test_sampled_report_sizes_count_every_row(browser: Browser, tmp_path: Path) 
         bars = page.locator("#sizes li").evaluate_all("rows => rows.map(r => r.dataset.size)")
         assert [int(b) for b in bars] == report["clusterings"]["3"]["sizes_all"]
         text = page.locator("#sizes-text").inner_text()
-        assert f"= {3_000_000} images" in text
+        assert "= 3,000,000 images. These sizes count every row" in text
         assert "the sample of 3,000" in text
+        # the header counts the collection, not the sample; bars and legend say 1,000s as such
+        assert page.locator("header .meta span").first.inner_text() == "3,000,000 images"
+        first = report["clusterings"]["3"]["sizes_all"][0]
+        assert page.locator("#sizes .bar-value").first.inner_text().startswith(f"{first:,} (")
+        drawn = len(report["display_sample"])
+        assert (
+            page.locator("#plot-sample")
+            .inner_text()
+            .startswith(f"Showing {drawn:,} of the 3,000 sampled images (3,000,000 in all)")
+        )
         assert opened.errors == []

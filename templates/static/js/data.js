@@ -157,6 +157,7 @@
       return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
     },
     t: function (key, args) { return i18n.t(key, args); },
+    num: function (x) { return Number(x).toLocaleString("en"); },  // 100,000 in every language
     el: function (tag, className, text) {
       var node = document.createElement(tag);
       if (className) { node.className = className; }

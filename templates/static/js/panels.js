@@ -30,14 +30,16 @@
       var pct = n ? Math.round(1000 * size / n) / 10 : 0;
       row.appendChild(label);
       row.appendChild(track);
-      row.appendChild(u.el("span", "bar-value", size + " (" + pct + " %)"));
+      row.appendChild(u.el("span", "bar-value", u.num(size) + " (" + pct + " %)"));
       sizesList.appendChild(row);
     });
-    var text = t("sizes_text", { k: k, sum: sizes.join(" + "), n: n });
+    var args = { k: k, sum: sizes.map(u.num).join(" + "), n: u.num(n) };
     if (clustering.sizes_all) {
-      text += " " + t("sizes_all_note", { n: data.images.length.toLocaleString("en") });
+      args.s = u.num(data.images.length);
+      sizesText.textContent = t("sizes_text_all", args);
+    } else {
+      sizesText.textContent = t("sizes_text", args);
     }
-    sizesText.textContent = text;
   }
 
   // "showing M of N points" under the plot, when the 3D view draws a sample.
@@ -46,7 +48,13 @@
     if (!note) { return; }
     var m = data.sample.length, n = data.images.length;
     note.hidden = m >= n;
-    note.textContent = m >= n ? "" : t("plot_sample", { m: m.toLocaleString("en"), n: n.toLocaleString("en") });
+    if (m >= n) {
+      note.textContent = "";
+    } else if (data.sampled) {  // a sample of the sample: say both, and the whole
+      note.textContent = t("plot_sample_sampled", { m: u.num(m), s: u.num(n), n: u.num(data.rows) });
+    } else {
+      note.textContent = t("plot_sample", { m: u.num(m), n: u.num(n) });
+    }
   }
 
   ns.panels = { renderSizes: render, sampleNote: sampleNote };

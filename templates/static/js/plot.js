@@ -50,7 +50,7 @@
       });
     }
     return clustering.sizes.map(function (n, g) {
-      return { name: u.t("cluster_n", { c: g }) + " (" + n + ")", colour: u.colour(g) };
+      return { name: u.t("cluster_n", { c: g }) + " (" + u.num(n) + ")", colour: u.colour(g) };
     });
   }
 
