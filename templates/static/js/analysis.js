@@ -110,8 +110,8 @@
     var after = data.clusterings[String(from + 1)];
     if (!before || !after) { div.textContent = ""; return Promise.resolve(); }
     var labels = [], colours = [];
-    before.sizes.forEach(function (n, c) { labels.push(h.t("sankey_node", { c: c, k: from, n: n })); colours.push(h.colour(c)); });
-    after.sizes.forEach(function (n, c) { labels.push(h.t("sankey_node", { c: c, k: from + 1, n: n })); colours.push(h.colour(c)); });
+    before.sizes.forEach(function (n, c) { labels.push(h.t("sankey_node", { c: c, k: from, n: h.num(n) })); colours.push(h.colour(c)); });
+    after.sizes.forEach(function (n, c) { labels.push(h.t("sankey_node", { c: c, k: from + 1, n: h.num(n) })); colours.push(h.colour(c)); });
     var flows = before.flows_to_next;
     var trace = {
       type: "sankey", orientation: "h", arrangement: "fixed",

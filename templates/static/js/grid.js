@@ -121,7 +121,7 @@
       section.setAttribute("data-cluster", String(cluster));
       var heading = u.el("h3", null, size === 1 ? t("cluster_heading_one", { c: cluster })
         : size === 0 ? t("cluster_heading_empty", { c: cluster })
-        : t("cluster_heading", { c: cluster, n: size }));
+        : t("cluster_heading", { c: cluster, n: u.num(size) }));
       var swatch = u.el("span", "swatch");
       swatch.style.background = u.colour(cluster);
       heading.prepend(swatch);
