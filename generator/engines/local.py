@@ -1,8 +1,9 @@
 """The local engine: decode in worker processes while the model embeds full batches, here.
 
 It schedules the mapper and nothing more: what is known already (the SQLite cache, or the rows of
-an earlier `dinoclust embed`) is served without decoding; everything else is decoded, batched and
-mapped. Rows come out in input order, streamed, so thumbnails never pile up in memory. Stopping
+an earlier `dinoclust embed`) is served without decoding, its thumbnails and previews read CHUNK
+rows at a time just before those rows go out; everything else is decoded, batched and mapped.
+Rows come out in input order, streamed, so thumbnails never pile up in memory. Stopping
 early (an error, Ctrl-C, the consumer closing the generator) cancels every queued decode.
 """
 
@@ -107,6 +108,8 @@ class LocalEngine:
         self._new_previews: list[tuple[str, CachedThumb]] = []
         self._new_hashes: list[tuple[Path, tuple[int, int], str]] = []  # for the files index
         self.space = namespace(embedder.info, options.decode_side)
+        self._images: Sequence[SourceImage] = ()  # this run's, for a row decoded again
+        self._served = _Served([])
 
     def run(self, images: Sequence[SourceImage], progress: Progress) -> Iterator[Row]:
         self.space = namespace(self.embedder.info, self.options.decode_side)  # settled in plan
