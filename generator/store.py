@@ -40,6 +40,9 @@ MARKER_TEXT = (
     "it updates it (keeping the rows of unchanged files); other files here are left alone.\n"
 )
 PART_ROWS = 10_000  # rows per part file: bounds the memory a part's thumbnails take
+# rows per data page at most (Arrow checks a page's size only every write_batch_size values, 1,024
+# by default): a reader decompresses whole pages, so 1,024 previews would be 100 MB or more at once
+PAGE_ROWS = 64
 PART_GLOB = "part-*.parquet"
 COLUMNS = ("path", "sha256", "embedding", "width", "height", "thumb", "error", "preview")
 SERVE_COLUMNS = ("embedding", "width", "height", "thumb", "preview")  # what a rerun reads lazily
@@ -226,7 +229,7 @@ class StoreWriter:
             meta[META_PARTS] = str(index + 1)
         data = table(self.buffer, self.dim or 384, meta)
         tmp = self.folder / f".{name}.tmp"
-        pq.write_table(data, tmp, compression="zstd")
+        pq.write_table(data, tmp, compression="zstd", write_batch_size=PAGE_ROWS)
         self.pending.append((tmp, self.folder / name))
         if not last:  # finished: a killed run loses only the rows after it
             os.replace(tmp, self.folder / name)
@@ -567,7 +570,7 @@ def _first_line(exc: BaseException) -> str:
     return (text[0] if text else type(exc).__name__)[:200]
 
 
-SERVE_BATCH = 256  # rows a part is read by when a rerun serves them: bounds the bytes held
+SERVE_BATCH = 128  # rows a part is read by when a rerun serves them: bounds the bytes held
 NOWHERE = -1
 
 
@@ -660,7 +663,7 @@ class StoredRows:
             names = set(pq.read_schema(path).names)
             columns = [c for c in COLUMNS if c in names and c != "preview"]
             offset = 0
-            reader = pq.ParquetFile(path, buffer_size=1 << 20)
+            reader = pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False)
             for batch in reader.iter_batches(batch_size=4096, columns=columns):
                 thumbed = [False] * batch.num_rows
                 if "thumb" in names:
@@ -716,7 +719,8 @@ class _PartCursor:
     def _restart(self) -> None:
         import pyarrow.parquet as pq
 
-        reader = pq.ParquetFile(self.path, buffer_size=1 << 20)  # streamed, not whole columns
+        # streamed a page at a time, not whole column chunks (pre_buffer reads those)
+        reader = pq.ParquetFile(self.path, buffer_size=1 << 20, pre_buffer=False)
         self.batches = reader.iter_batches(
             batch_size=SERVE_BATCH, columns=self.columns, use_threads=False
         )
