@@ -4,10 +4,11 @@
     python benchmarks/bench_rerun.py -n 500 --before HEAD~1
 
 On N generated 1600×1200 JPEGs of noisy gradients (so that their 800 px WebP previews are large,
-as photos' are), one cold `build --weights random` fills the cache and one `embed` makes the
-store. Then each code tree (`--before REV`, exported with `git archive`, and this checkout)
-runs, in its own process, a warm `build` (the cache serves every row) and an `embed` rerun with
-`--no-cache` (the store serves every row). Peak memory is the process's maximum resident set
+as photos' are), one cold `build --weights random` fills the cache. Then each code tree
+(`--before REV`, exported with `git archive`, and this checkout) runs, each in its own process, a
+warm `build` (the cache serves every row), an `embed --overwrite` from the cache (the store as
+that version writes it) and the measured `embed` rerun with `--no-cache` (the store serves every
+row). Peak memory is the process's maximum resident set
 size; the bytes of the thumbnails and previews served are printed for scale. Prints a Markdown
 table.
 """
@@ -56,8 +57,13 @@ def make_photos(folder: Path, n: int) -> None:
 
 def run(code: Path, *args: str) -> dict:
     env = {**os.environ, "PYTHONPATH": str(code)}
-    out = subprocess.run(
-        [sys.executable, "-c", RUN, *args], check=True, capture_output=True, text=True, env=env
+    out = subprocess.run(  # run from `code`: `-c` puts the working folder first on sys.path
+        [sys.executable, "-c", RUN, *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=code,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -89,24 +95,38 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("-n", type=int, default=2000, help="photos")
     parser.add_argument("--before", help="git revision to compare with [where HEAD left main]")
+    parser.add_argument("--work", type=Path, help="keep photos, cache and store here (reused)")
     args = parser.parse_args()
     if args.before is None:
         base = ["git", "-C", str(ROOT), "merge-base", "HEAD", "main"]
         args.before = subprocess.run(base, check=True, capture_output=True, text=True).stdout[:9]
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
+        work = args.work or Path(tmp)
         photos, cache, store = work / "photos", work / "cache", work / "emb"
-        make_photos(photos, args.n)
         model = ["--weights", "random", "-q"]
-        run(ROOT, "build", str(photos), "-o", str(work / "cold"), "--cache-dir", str(cache), *model)
-        run(ROOT, "embed", str(photos), "-o", str(store), "--cache-dir", str(cache), *model)
-        trees = {f"before ({args.before})": export(args.before, work / "before"), "after": ROOT}
+        if not photos.is_dir():
+            make_photos(photos, args.n)
+        if not cache.is_dir():
+            run(
+                ROOT,
+                "build",
+                str(photos),
+                "-o",
+                str(work / "cold"),
+                "--cache-dir",
+                str(cache),
+                *model,
+            )
+        before = export(args.before, Path(tmp) / "before")
+        trees = {f"before ({args.before})": before, "after": ROOT}
         rows = []
         for name, code in trees.items():
-            site = work / f"site-{len(rows)}"
+            site = Path(tmp) / f"site-{len(rows)}"
             warm = run(
                 code, "build", str(photos), "-o", str(site), "--cache-dir", str(cache), *model
             )
+            made = ["-o", str(store), "--cache-dir", str(cache), "--overwrite", *model]
+            run(code, "embed", str(photos), *made)  # the store as this version writes it
             again = run(code, "embed", str(photos), "-o", str(store), "--no-cache", *model)
             rows.append((name, warm, again))
         mb = served_bytes(store) / 2**20
