@@ -347,6 +347,15 @@ class EmbeddingCache:
         )
         return {r[0]: CachedThumb(bytes(r[1]), (r[2], r[3]), (r[4], r[5])) for r in rows}
 
+    def thumbs_present(self, spec: str, digests: Iterable[str]) -> set[str]:
+        """Which of `digests` have a thumbnail of `spec`, without reading one: a warm build
+        reads the bytes a chunk at a time, when it serves them."""
+        wanted = sorted(set(digests))
+        rows = self._select(
+            "SELECT sha256 FROM thumbs WHERE spec = ? AND sha256 IN", wanted, prefix=(spec,)
+        )
+        return {r[0] for r in rows}
+
     def put_thumbs(self, spec: str, items: Iterable[tuple[str, CachedThumb]]) -> None:
         rows = [(d, spec, t.data, *t.thumb_size, *t.size) for d, t in items]
         self._write("INSERT OR REPLACE INTO thumbs VALUES (?, ?, ?, ?, ?, ?, ?)", rows)

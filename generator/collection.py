@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from generator.cache import EmbeddingCache
 from generator.config import EmbedConfig
@@ -35,11 +34,11 @@ from generator.store import (
     META_THUMB_SIZE,
     META_WEIGHTS_ID,
     PART_GLOB,
+    StoredRows,
     StoreWriter,
     check_store_dir,
     model_metadata,
     open_store,
-    rows_by_digest,
     unfinished_parts,
 )
 from generator.streamed import logged
@@ -191,16 +190,9 @@ def _previous(config: EmbedConfig, metadata: dict[str, str]) -> Known | None:
             ) from exc
         _check_same_model(config, current.metadata, metadata)
         stores.insert(0, current)
-    vectors: dict[str, Any] = {}
-    thumbs: dict[str, Any] = {}
-    previews: dict[str, Any] = {}
-    for store in stores:  # an interrupted run's parts of another model are not reused
-        found, found_thumbs, found_previews = rows_by_digest(store)
-        vectors |= found
-        thumbs |= found_thumbs
-        previews |= found_previews
-    log.info("%d embeddings in %s can be kept", len(vectors), config.output)
-    return Known(vectors, thumbs, previews)
+    known = StoredRows(stores, config.output)  # read lazily, as rows are served
+    log.info("%d embeddings in %s can be kept", len(known), config.output)
+    return known
 
 
 def _check_same_model(config: EmbedConfig, found: dict[str, str], wanted: dict[str, str]) -> None:

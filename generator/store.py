@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -40,8 +40,12 @@ MARKER_TEXT = (
     "it updates it (keeping the rows of unchanged files); other files here are left alone.\n"
 )
 PART_ROWS = 10_000  # rows per part file: bounds the memory a part's thumbnails take
+# rows per data page at most (Arrow checks a page's size only every write_batch_size values, 1,024
+# by default): a reader decompresses whole pages, so 1,024 previews would be 100 MB or more at once
+PAGE_ROWS = 64
 PART_GLOB = "part-*.parquet"
 COLUMNS = ("path", "sha256", "embedding", "width", "height", "thumb", "error", "preview")
+SERVE_COLUMNS = ("embedding", "width", "height", "thumb", "preview")  # what a rerun reads lazily
 UNKNOWN_MODEL = "unknown model"
 # File metadata keys: the first six are the contract; the others let a site built from the store
 # say exactly what a one-step build says.
@@ -225,7 +229,7 @@ class StoreWriter:
             meta[META_PARTS] = str(index + 1)
         data = table(self.buffer, self.dim or 384, meta)
         tmp = self.folder / f".{name}.tmp"
-        pq.write_table(data, tmp, compression="zstd")
+        pq.write_table(data, tmp, compression="zstd", write_batch_size=PAGE_ROWS)
         self.pending.append((tmp, self.folder / name))
         if not last:  # finished: a killed run loses only the rows after it
             os.replace(tmp, self.folder / name)
@@ -566,28 +570,178 @@ def _first_line(exc: BaseException) -> str:
     return (text[0] if text else type(exc).__name__)[:200]
 
 
-def rows_by_digest(
-    store: Store,
-) -> tuple[dict[str, np.ndarray], dict[str, Any], dict[str, Any]]:
-    """Vectors, thumbnails and previews of a store by content hash (what a rerun can keep). A
-    store made with previews has one for every image: empty where the original needed none."""
-    from generator.cache import CachedThumb
-    from generator.imaging import thumb_dimensions
+SERVE_BATCH = 128  # rows a part is read by when a rerun serves them: bounds the bytes held
+NOWHERE = -1
 
-    vectors: dict[str, np.ndarray] = {}
-    thumbs: dict[str, CachedThumb] = {}
-    previews: dict[str, CachedThumb] = {}
-    with_previews = store.preview_size > 0
-    for row in read_rows_raw(store):
-        if row.sha256 and row.vector is not None:
-            vectors[row.sha256] = row.vector
-            if row.thumb and row.size:
-                thumbs[row.sha256] = CachedThumb(row.thumb, thumb_dimensions(row.thumb), row.size)
-            if with_previews and row.size:
-                data = row.preview or b""
-                size = thumb_dimensions(data) if data else (0, 0)
-                previews[row.sha256] = CachedThumb(data, size, row.size)
-    return vectors, thumbs, previews
+
+class StoredRows:
+    """What a rerun can keep of earlier stores, by content hash. One validating pass (the checks
+    of `read_rows_raw`) keeps only where each vector, thumbnail and preview is; the data are read
+    a chunk at a time when they are served, so a store of millions of rows costs only this index.
+    Later rows (and later stores) win, as they did when everything was read into dicts. A store
+    made with previews has one for every image: empty where the original needed none."""
+
+    def __init__(self, stores: Sequence[Store], folder: Path) -> None:
+        self.folder = folder  # named in the advice when a part cannot be read
+        self.parts: list[Path] = []
+        self.where: dict[str, tuple[int, int, int]] = {}  # digest → vector, thumb, preview
+        self._cursors: dict[int, _PartCursor] = {}
+        for store in stores:
+            self._index(store)
+
+    def __len__(self) -> int:
+        return len(self.where)
+
+    def has(self, digests: Iterable[str]) -> tuple[set[str], set[str], set[str]]:
+        """The digests with a vector, with a thumbnail, with a preview."""
+        where = self.where
+        found = [d for d in set(digests) if d in where]
+        return (
+            set(found),
+            {d for d in found if where[d][1] != NOWHERE},
+            {d for d in found if where[d][2] != NOWHERE},
+        )
+
+    def vector(self, digest: str) -> np.ndarray | None:
+        return self.fetch([digest])[0].get(digest)
+
+    def fetch(
+        self, digests: Sequence[str]
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any], dict[str, Any]]:
+        """Vectors, thumbnails and previews (CachedThumb) of a chunk of digests, read part by
+        part in row order: consecutive rows of a part cost one sequential read."""
+        from generator.cache import CachedThumb
+        from generator.imaging import thumb_dimensions
+
+        locations = [self.where[d] for d in digests if d in self.where]
+        read = self._read({at for where in locations for at in where if at != NOWHERE})
+        vectors: dict[str, np.ndarray] = {}
+        thumbs: dict[str, CachedThumb] = {}
+        previews: dict[str, CachedThumb] = {}
+        for digest in digests:
+            if digest not in self.where:
+                continue
+            at_vector, at_thumb, at_preview = self.where[digest]
+            vectors[digest] = read[at_vector][0]
+            if at_thumb != NOWHERE:
+                _, size, thumb, _ = read[at_thumb]
+                thumbs[digest] = CachedThumb(thumb, thumb_dimensions(thumb), size)
+            if at_preview != NOWHERE:
+                _, size, _, data = read[at_preview]
+                data = data or b""
+                preview_size = thumb_dimensions(data) if data else (0, 0)
+                previews[digest] = CachedThumb(data, preview_size, size)
+        return vectors, thumbs, previews
+
+    def _read(self, locations: set[int]) -> dict[int, tuple[Any, Any, Any, Any]]:
+        out: dict[int, tuple[Any, Any, Any, Any]] = {}
+        by_part: dict[int, list[int]] = {}
+        for at in sorted(locations):
+            by_part.setdefault(at >> 32, []).append(at & 0xFFFFFFFF)
+        for part, rows in by_part.items():
+            cursor = self._cursors.get(part)
+            if cursor is None:
+                if len(self._cursors) >= 2:  # the parts being served now: one, or two at a seam
+                    self._cursors.pop(next(iter(self._cursors)))
+                cursor = self._cursors[part] = _PartCursor(self.parts[part], self.folder)
+            for row, values in cursor.rows(rows).items():
+                out[part << 32 | row] = values
+        return out
+
+    def _index(self, store: Store) -> None:
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        seen: dict[str, tuple[Path, int]] = {}
+        dim = store.dim or None
+        with_previews = store.preview_size > 0
+        for path in store.files:
+            meta, _ = _check_part(path, pq)
+            errors = json.loads(meta.get(META_ERRORS_I18N) or "{}")
+            number = len(self.parts)
+            self.parts.append(path)
+            names = set(pq.read_schema(path).names)
+            columns = [c for c in COLUMNS if c in names and c != "preview"]
+            offset = 0
+            reader = pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False)
+            for batch in reader.iter_batches(batch_size=4096, columns=columns):
+                thumbed = [False] * batch.num_rows
+                if "thumb" in names:
+                    lengths = pc.binary_length(batch.column("thumb")).fill_null(0)
+                    thumbed = pc.greater(lengths, 0).to_pylist()
+                    batch = batch.drop_columns(["thumb"])
+                rows, dim = _batch_rows(batch, path, offset, dim, errors, seen)
+                for i, row in enumerate(rows):
+                    if not row.sha256 or row.vector is None:
+                        continue
+                    at = number << 32 | (offset + i)
+                    _, thumb, preview = self.where.get(row.sha256, (NOWHERE, NOWHERE, NOWHERE))
+                    if row.size:
+                        thumb = at if thumbed[i] else thumb
+                        preview = at if with_previews else preview
+                    self.where[row.sha256] = (at, thumb, preview)
+                offset += batch.num_rows
+
+
+class _PartCursor:
+    """One part read forward in batches of SERVE_BATCH rows; an earlier row starts it again."""
+
+    def __init__(self, path: Path, folder: Path) -> None:
+        import pyarrow.parquet as pq
+
+        self.path, self.folder = path, folder
+        self.columns = [c for c in SERVE_COLUMNS if c in pq.read_schema(path).names]
+        self.batches: Iterator[Any] = iter(())
+        self.start, self.count = 0, 0
+        self.batch: Any = None
+        self.vectors: np.ndarray | None = None
+
+    def rows(self, wanted: Sequence[int]) -> dict[int, tuple[Any, Any, Any, Any]]:
+        """(vector, size, thumb, preview) of each wanted row (sorted)."""
+        import pyarrow as pa
+
+        out = {}
+        try:
+            for row in wanted:
+                if self.batch is None or row < self.start:
+                    self._restart()
+                while row >= self.start + self.count:
+                    self._next()
+                out[row] = self._values(row - self.start)
+        except (pa.ArrowException, OSError, StopIteration) as exc:
+            why = "it ended early" if isinstance(exc, StopIteration) else _first_line(exc)
+            raise OutputError(
+                f"{self.path}: cannot be read ({why}). The previous embeddings in {self.folder} "
+                "cannot be kept: use --overwrite to make them again."
+            ) from exc
+        return out
+
+    def _restart(self) -> None:
+        import pyarrow.parquet as pq
+
+        # streamed a page at a time, not whole column chunks (pre_buffer reads those)
+        reader = pq.ParquetFile(self.path, buffer_size=1 << 20, pre_buffer=False)
+        self.batches = reader.iter_batches(
+            batch_size=SERVE_BATCH, columns=self.columns, use_threads=False
+        )
+        self.start, self.count, self.batch = 0, 0, None
+        self._next()
+
+    def _next(self) -> None:
+        self.start += self.count
+        self.batch = next(self.batches)
+        self.count = self.batch.num_rows
+        self.vectors = None
+
+    def _values(self, i: int) -> tuple[Any, Any, Any, Any]:
+        batch = self.batch
+        if self.vectors is None:
+            self.vectors, _, _ = _vectors(batch.column("embedding"), self.path, self.start, None)
+        names = batch.schema.names
+        get = lambda name: batch.column(name)[i].as_py() if name in names else None  # noqa: E731
+        width, height = get("width"), get("height")
+        size = (int(width), int(height)) if width is not None and height is not None else None
+        return self.vectors[i].copy(), size, get("thumb"), get("preview")
 
 
 def read_rows_raw(store: Store) -> Iterator[Row]:

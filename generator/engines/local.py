@@ -1,8 +1,9 @@
 """The local engine: decode in worker processes while the model embeds full batches, here.
 
 It schedules the mapper and nothing more: what is known already (the SQLite cache, or the rows of
-an earlier `dinoclust embed`) is served without decoding; everything else is decoded, batched and
-mapped. Rows come out in input order, streamed, so thumbnails never pile up in memory. Stopping
+an earlier `dinoclust embed`) is served without decoding, its thumbnails and previews read CHUNK
+rows at a time just before those rows go out; everything else is decoded, batched and mapped.
+Rows come out in input order, streamed, so thumbnails never pile up in memory. Stopping
 early (an error, Ctrl-C, the consumer closing the generator) cancels every queued decode.
 """
 
@@ -15,15 +16,15 @@ import os
 import signal
 import sys
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 LOOKAHEAD = 64  # images decoded or being decoded ahead of the model: bounds memory at any N
 WORKER_NICENESS = 5  # decode workers yield the CPU to the model
 REORDER_BATCHES = 4  # finished rows held for an earlier image's batch before it is sent early
+CHUNK = 512  # rows served without the model whose thumbnails and previews are read at once
 
 
 @dataclass(frozen=True)
@@ -62,13 +64,29 @@ class EmbedOptions:
         return max(PREPROCESS.size, self.thumb_size, self.preview_size)
 
 
-@dataclass(frozen=True)
-class Known:
-    """Vectors and thumbnails an earlier run already made, by content hash."""
+class Known(Protocol):
+    """Rows an earlier run already made, by content hash (store.StoredRows): which digests it
+    has, answered up front, and their data, read a chunk at a time as rows are served."""
 
-    vectors: dict[str, np.ndarray] = field(default_factory=dict)
-    thumbs: dict[str, CachedThumb] = field(default_factory=dict)
-    previews: dict[str, CachedThumb] = field(default_factory=dict)
+    def has(self, digests: Iterable[str]) -> tuple[set[str], set[str], set[str]]:
+        """The digests with a vector, with a thumbnail, with a preview."""
+        ...
+
+    def fetch(
+        self, digests: Sequence[str]
+    ) -> tuple[dict[str, np.ndarray], dict[str, CachedThumb], dict[str, CachedThumb]]:
+        """Vectors, thumbnails and previews of a chunk of digests."""
+        ...
+
+    def vector(self, digest: str) -> np.ndarray | None: ...
+
+
+class _Stub(NamedTuple):
+    """A row to serve whole, its bytes not read yet (see _InOrder.ready)."""
+
+    index: int
+    rel: str
+    digest: str
 
 
 class LocalEngine:
@@ -90,12 +108,16 @@ class LocalEngine:
         self._new_previews: list[tuple[str, CachedThumb]] = []
         self._new_hashes: list[tuple[Path, tuple[int, int], str]] = []  # for the files index
         self.space = namespace(embedder.info, options.decode_side)
+        self._images: Sequence[SourceImage] = ()  # this run's, for a row decoded again
+        self._served = _Served([])
 
     def run(self, images: Sequence[SourceImage], progress: Progress) -> Iterator[Row]:
         self.space = namespace(self.embedder.info, self.options.decode_side)  # settled in plan
+        self._images = images
         digests = self._digests(images)
-        vectors, thumbs, previews = self._lookup(digests)
-        done: dict[int, Row] = {}
+        self._served = _Served(self._sources())
+        vectors, thumbs, previews = self._served.has(d for d in digests if isinstance(d, str))
+        done: dict[int, Row | _Stub] = {}
         todo: list[int] = []
         for index, digest in enumerate(digests):
             rel = images[index].rel
@@ -109,7 +131,7 @@ class LocalEngine:
                 and digest in thumbs
                 and (not self.options.preview_size or digest in previews)
             ):
-                done[index] = _cached_row(rel, digest, vectors, thumbs[digest], previews)
+                done[index] = _Stub(index, rel, digest)  # its bytes are read when it is next
                 self.served += 1
             else:
                 todo.append(index)
@@ -117,11 +139,11 @@ class LocalEngine:
             prefetch = getattr(self.embedder, "prefetch", None)
             if prefetch is not None:
                 prefetch()
-        order = _InOrder(done)
+        order = _InOrder(done, self._materialise)
         yield from order.ready()
         if todo:
             with progress("Embedding images", len(todo)) as advance:
-                yield from self._decode_and_map(images, todo, vectors, order, advance)
+                yield from self._decode_and_map(images, todo, order, advance)
         yield from order.ready()
         log.info("%d images embedded, %d served without the model", self.embedded, self.served)
 
@@ -129,7 +151,6 @@ class LocalEngine:
         self,
         images: Sequence[SourceImage],
         todo: list[int],
-        vectors: dict[str, np.ndarray],
         order: _InOrder,
         advance: Callable[[int], None],
     ) -> Iterator[Row]:
@@ -144,9 +165,7 @@ class LocalEngine:
                     advance(1)
                     continue
                 self._put_thumb(images[index].path, result)
-                vector = vectors.get(result.sha256)
-                if vector is None:  # hashed by the worker: the cache may know it after all
-                    vector = self._late_vector(result.sha256)
+                vector = self._served.vector(result.sha256)  # also one only its decode hashed
                 if vector is not None:
                     order.put(index, _row(rel, result, vector))
                     advance(1)
@@ -158,13 +177,42 @@ class LocalEngine:
                 yield from order.ready()
             advance(self._flush(batch, order))
 
-    def _late_vector(self, digest: str) -> np.ndarray | None:
-        """A vector for a file whose hash only its decode told (new path, touched file)."""
-        if self.known is not None and digest in self.known.vectors:
-            return self.known.vectors[digest]
-        if self.cache is None:
-            return None
-        return self.cache.vectors(self.space, [digest]).get(digest)
+    def _sources(self) -> list[Known]:
+        """Where served rows come from, the earlier run's rows winning over the cache's."""
+        sources: list[Known] = []
+        if self.known is not None:
+            sources.append(self.known)
+        if self.cache is not None:
+            side, previews = self.options.decode_side, self.options.preview_size
+            thumbs = thumb_spec(self.options.thumb_size, side)
+            sources.append(_CacheRows(self.cache, self.space, thumbs, previews))
+        return sources
+
+    def _materialise(self, stubs: Sequence[_Stub]) -> list[Row]:
+        """The rows of a chunk of stubs, their bytes read now; one whose bytes went missing
+        meanwhile (another build replaced a damaged cache) is decoded again here."""
+        vectors, thumbs, previews = self._served.fetch([stub.digest for stub in stubs])
+        rows = []
+        for stub in stubs:
+            digest = stub.digest
+            thumb = thumbs.get(digest)
+            whole = thumb is not None and (not self.options.preview_size or digest in previews)
+            if digest in vectors and whole:
+                rows.append(_cached_row(stub.rel, digest, vectors[digest], thumb, previews))
+            else:
+                rows.append(self._again(stub, vectors.get(digest)))
+        return rows
+
+    def _again(self, stub: _Stub, vector: np.ndarray | None) -> Row:
+        log.warning("%s: its cached thumbnail went missing; decoding it again", stub.rel)
+        path = self._images[stub.index].path
+        result = _try_decode(path, self.options.thumb_size, self.options.preview_size)
+        if isinstance(result, DecodeError):
+            return _skip(stub.rel, result.why)
+        if vector is None:
+            self.embedded += 1
+            return self.mapper([(stub.rel, result)])[0]
+        return _row(stub.rel, result, vector)
 
     def _flush(self, batch: list[tuple[int, str, Decoded]], order: _InOrder) -> int:
         """Embed one batch and store the new results in the cache; returns the batch size."""
@@ -199,25 +247,6 @@ class LocalEngine:
         with _Decoder(self.options, len(paths)) as hasher:
             return list(hasher.hashes(paths))
 
-    def _lookup(
-        self, digests: Sequence[str | OSError | None]
-    ) -> tuple[dict[str, np.ndarray], dict[str, CachedThumb], dict[str, CachedThumb]]:
-        wanted = [d for d in digests if isinstance(d, str)]
-        vectors: dict[str, np.ndarray] = {}
-        thumbs: dict[str, CachedThumb] = {}
-        previews: dict[str, CachedThumb] = {}
-        side = self.options.decode_side
-        if self.cache is not None and wanted:
-            vectors = self.cache.vectors(self.space, wanted)
-            thumbs = self.cache.thumbs(thumb_spec(self.options.thumb_size, side), wanted)
-            if self.options.preview_size:
-                previews = self.cache.thumbs(preview_spec(self.options.preview_size), wanted)
-        if self.known is not None:
-            vectors |= {d: self.known.vectors[d] for d in wanted if d in self.known.vectors}
-            thumbs |= {d: self.known.thumbs[d] for d in wanted if d in self.known.thumbs}
-            previews |= {d: self.known.previews[d] for d in wanted if d in self.known.previews}
-        return vectors, thumbs, previews
-
     def _put_thumb(self, path: Path, decoded: Decoded) -> None:
         if self.cache is not None:
             thumb = CachedThumb(decoded.thumb, decoded.thumb_size, decoded.size)
@@ -231,10 +260,17 @@ class LocalEngine:
 
 
 class _InOrder:
-    """Rows finished in any order, handed out in input order."""
+    """Rows finished in any order, handed out in input order. Rows served whole wait as stubs;
+    a run of them is read CHUNK at a time just before it is handed out, so their thumbnails and
+    previews are never all in memory at once."""
 
-    def __init__(self, done: dict[int, Row]) -> None:
+    def __init__(
+        self,
+        done: dict[int, Row | _Stub],
+        materialise: Callable[[Sequence[_Stub]], list[Row]],
+    ) -> None:
         self.done = done
+        self.materialise = materialise
         self.next = 0
 
     @property
@@ -246,8 +282,98 @@ class _InOrder:
 
     def ready(self) -> Iterator[Row]:
         while self.next in self.done:
-            yield self.done.pop(self.next)
+            item = self.done.pop(self.next)
+            if isinstance(item, _Stub):
+                stubs = [item]
+                while len(stubs) < CHUNK:
+                    more = self.done.get(self.next + len(stubs))
+                    if not isinstance(more, _Stub):
+                        break
+                    stubs.append(more)
+                    del self.done[self.next + len(stubs) - 1]
+                rows = self.materialise(stubs)
+                for offset, row in enumerate(rows[1:], start=1):
+                    self.done[self.next + offset] = row
+                item = rows[0]
+            yield item
             self.next += 1
+
+
+class _Served:
+    """The sources of served rows, asked in order: the first that has a digest's vector (or
+    thumbnail, or preview) gives it, as the dicts merged with |= did before."""
+
+    def __init__(self, sources: Sequence[Known]) -> None:
+        self.sources = sources
+        self.found: list[tuple[set[str], set[str], set[str]]] = []
+
+    def has(self, digests: Iterable[str]) -> tuple[set[str], set[str], set[str]]:
+        wanted = list(digests)
+        self.found = [source.has(wanted) for source in self.sources]
+        union: tuple[set[str], set[str], set[str]] = (set(), set(), set())
+        for found in self.found:
+            for into, got in zip(union, found, strict=True):
+                into |= got
+        return union
+
+    def fetch(
+        self, digests: Sequence[str]
+    ) -> tuple[dict[str, np.ndarray], dict[str, CachedThumb], dict[str, CachedThumb]]:
+        out: tuple[dict[str, Any], dict[str, Any], dict[str, Any]] = ({}, {}, {})
+        for source, found in zip(self.sources, self.found, strict=True):
+            mine = [
+                d
+                for d in digests
+                if any(d in has and d not in got for has, got in zip(found, out, strict=True))
+            ]
+            if mine:
+                for into, got in zip(out, source.fetch(mine), strict=True):
+                    for digest, value in got.items():
+                        into.setdefault(digest, value)
+        return out
+
+    def vector(self, digest: str) -> np.ndarray | None:
+        for source in self.sources:
+            vector = source.vector(digest)
+            if vector is not None:
+                return vector
+        return None
+
+
+class _CacheRows:
+    """The SQLite cache as a source of served rows: the vectors are read up front (1.5 KB an
+    image), the thumbnails and previews only a chunk at a time."""
+
+    def __init__(self, cache: EmbeddingCache, space: str, thumbs: str, preview_size: int) -> None:
+        self.cache, self.space = cache, space
+        self.thumbs = thumbs
+        self.previews = preview_spec(preview_size) if preview_size else None
+        self.vectors: dict[str, np.ndarray] = {}
+
+    def has(self, digests: Iterable[str]) -> tuple[set[str], set[str], set[str]]:
+        wanted = list(digests)
+        if not wanted:
+            return set(), set(), set()
+        self.vectors = self.cache.vectors(self.space, wanted)
+        thumbs = self.cache.thumbs_present(self.thumbs, wanted)
+        previews = set()
+        if self.previews is not None:
+            previews = self.cache.thumbs_present(self.previews, wanted)
+        return set(self.vectors), thumbs, previews
+
+    def fetch(
+        self, digests: Sequence[str]
+    ) -> tuple[dict[str, np.ndarray], dict[str, CachedThumb], dict[str, CachedThumb]]:
+        vectors = {d: self.vectors[d] for d in digests if d in self.vectors}
+        thumbs = self.cache.thumbs(self.thumbs, digests)
+        previews = self.cache.thumbs(self.previews, digests) if self.previews else {}
+        return vectors, thumbs, previews
+
+    def vector(self, digest: str) -> np.ndarray | None:
+        """A vector for a file whose hash only its decode told (new path, touched file)."""
+        if digest in self.vectors:
+            return self.vectors[digest]
+        return self.cache.vectors(self.space, [digest]).get(digest)
 
 
 def default_workers() -> int:
@@ -404,7 +530,7 @@ def _try_hash(path: Path) -> str | OSError:
 def _cached_row(
     rel: str,
     digest: str,
-    vectors: dict[str, np.ndarray],
+    vector: np.ndarray,
     thumb: CachedThumb,
     previews: dict[str, CachedThumb],
 ) -> Row:
@@ -415,7 +541,7 @@ def _cached_row(
         thumb.size,
         thumb.data,
         thumb.thumb_size,
-        vectors[digest],
+        vector,
         preview=preview.data or None if preview else None,
         preview_size=preview.thumb_size if preview and preview.data else None,
     )

@@ -110,7 +110,6 @@ class RayEngine(LocalEngine):
         self,
         images: Sequence[SourceImage],
         todo: list[int],
-        vectors: dict[str, np.ndarray],
         order: _InOrder,
         advance: Callable[[int], None],
     ) -> Iterator[Row]:
