@@ -33,12 +33,13 @@ CLIPART = Path("/usr/share/openclipart/png")
 GFLOP_PER_IMAGE = 9.2  # ViT-S/16 at 224 px: 4.6 GMAC
 MLP_SHAPES = (6304, 384, 1536)  # batch 32 × 197 tokens, @ the MLP's 384 × 1536 weight
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # benchmarks.bench_previews
 
-RUN_BUILD = """
+RUN_CLI = """  # `python -c RUN_CLI build …`: a dinoclust command in its own process, timed
 import json, resource, sys, time
 start = time.perf_counter()
 from generator.cli import main
-sys.argv = ["dinoclust", "build", *sys.argv[1:]]
+sys.argv = ["dinoclust", *sys.argv[1:]]
 try:
     main()
 except SystemExit as exit:
@@ -101,19 +102,12 @@ def run(code: str, *args: str) -> dict:
 
 
 def photos_for_decoding(out: Path, count: int = 8) -> list[Path]:
-    """12 MP "photos": smooth gradients plus sensor-like noise, JPEG quality 90."""
+    """12 MP "photos": smooth gradients plus sensor-like noise, JPEG quality 90 (bench_previews)."""
+    from benchmarks.bench_previews import generated
+
     folder = out / "decode-photos"
     folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    files = []
-    for i in range(count):
-        y, x = np.mgrid[0:3000, 0:4000].astype(np.float32)
-        base = np.stack([x / 16 + 40 * i, y / 12, (x + y) / 28], axis=-1) % 256
-        noisy = base + rng.normal(0, 6, size=base.shape)
-        path = folder / f"photo_{i:03d}.jpg"
-        Image.fromarray(noisy.clip(0, 255).astype(np.uint8)).save(path, quality=90)
-        files.append(path)
-    return files
+    return generated(folder, count)
 
 
 def matmul_peak(dtype_name: str, seconds: float) -> float:
@@ -277,7 +271,8 @@ def main() -> None:
 
     def build(name: str) -> dict:
         return run(
-            RUN_BUILD,
+            RUN_CLI,
+            "build",
             str(images),
             "-o",
             str(args.out / name),

@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_build import RUN_BUILD  # noqa: E402
+from benchmarks.bench_build import RUN_CLI  # noqa: E402
 from benchmarks.bench_page import make_images  # noqa: E402
 
 
@@ -30,7 +30,7 @@ def measure(n: int, work: Path) -> dict:
     make_images(photos, n)
     args = [str(photos), "-o", str(work / f"site-{n}"), "--weights", "random", "--no-cache", "-q"]
     out = subprocess.run(
-        [sys.executable, "-c", RUN_BUILD, *args],
+        [sys.executable, "-c", RUN_CLI, "build", *args],
         check=True,
         capture_output=True,
         text=True,

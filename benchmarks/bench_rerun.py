@@ -28,19 +28,9 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 
-RUN = """
-import json, resource, sys, time
-start = time.perf_counter()
-from generator.cli import main
-sys.argv = ["dinoclust", *sys.argv[1:]]
-try:
-    main()
-except SystemExit as exit:
-    assert not exit.code, exit.code
-print(json.dumps({"seconds": time.perf_counter() - start,
-                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "torch": "torch" in sys.modules}))
-"""
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.bench_build import RUN_CLI as RUN  # noqa: E402  # a dinoclust command, timed
 
 
 def make_photos(folder: Path, n: int) -> None:
