@@ -40,6 +40,8 @@ MARKER_TEXT = (
     "it updates it (keeping the rows of unchanged files); other files here are left alone.\n"
 )
 PART_ROWS = 10_000  # rows per part file: bounds the memory a part's thumbnails take
+PART_BYTES = 128 << 20  # ... and so do its thumbnails' and previews' bytes: photos' previews are
+# 50-160 KB each, so 10,000 of them (and their Arrow copy) would take up to 3 GB
 # rows per data page at most (Arrow checks a page's size only every write_batch_size values, 1,024
 # by default): a reader decompresses whole pages, so 1,024 previews would be 100 MB or more at once
 PAGE_ROWS = 64
@@ -182,6 +184,7 @@ class StoreWriter:
         self.old = sorted(folder.glob(PART_GLOB))
         self.generation = 1 + max((_generation_of(p) for p in self.old), default=0)
         self.buffer: list[Row] = []
+        self.buffered = 0  # bytes of the buffer's thumbnails and previews
         self.pending: list[tuple[Path, Path]] = []  # (temporary, final) names
         self.dim: int | None = None
         self.rows = 0
@@ -192,7 +195,8 @@ class StoreWriter:
         if row.vector is not None and self.dim is None:
             self.dim = len(row.vector)
         self.buffer.append(row)
-        if len(self.buffer) >= PART_ROWS:
+        self.buffered += len(row.thumb or b"") + len(row.preview or b"")
+        if len(self.buffer) >= PART_ROWS or self.buffered >= PART_BYTES:
             self._write(last=False)
 
     def commit(self) -> int:
@@ -234,7 +238,7 @@ class StoreWriter:
         if not last:  # finished: a killed run loses only the rows after it
             os.replace(tmp, self.folder / name)
         self.rows += len(self.buffer)
-        self.buffer = []
+        self.buffer, self.buffered = [], 0
 
 
 def _generation_of(path: Path) -> int:

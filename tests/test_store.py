@@ -385,6 +385,29 @@ def test_a_rerun_with_other_weights_needs_overwrite(photos, tmp_path) -> None:
     assert embed(photos, store, other, overwrite=True).embedded == 9
 
 
+def test_parts_are_cut_by_the_bytes_of_their_thumbnails_and_previews(
+    photos, tmp_path, monkeypatch
+) -> None:
+    """A part holds at most PART_BYTES of thumbnails and previews (photos' previews would make
+    10,000-row parts of gigabytes); the store reads back the same, and a rerun keeps every row."""
+    import generator.store as store_module
+
+    whole = embed(photos, tmp_path / "whole")
+    monkeypatch.setattr(store_module, "PART_BYTES", 1)  # every row with a thumbnail ends a part
+    store = tmp_path / "emb"
+    cut = embed(photos, store)
+    parts = sorted(store.glob("part-*.parquet"))
+    sizes = [pq.ParquetFile(p).metadata.num_rows for p in parts]
+    # blue_0, blue_1, blue_2, then broken.png (no thumbnail) with green_0, ..., and the last,
+    # empty part that says how many parts the generation has
+    assert sizes == [1, 1, 1, 2, 1, 1, 1, 1, 1, 0]
+    assert cut.rows == whole.rows == 10
+    assert read(store).to_pylist() == read(tmp_path / "whole").to_pylist()
+    again = embed(photos, store)
+    assert (again.embedded, again.kept) == (0, 9)
+    assert read(store).to_pylist() == read(tmp_path / "whole").to_pylist()
+
+
 def test_a_rerun_with_another_decoder_needs_overwrite(photos, tmp_path, monkeypatch) -> None:
     """Rows decoded by another imaging.py or Pillow are not mixed with new ones (as in the cache);
     a store from before the decoder was recorded is treated the same way."""
