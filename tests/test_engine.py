@@ -38,10 +38,12 @@ class SlowDecode:
 
 
 REAL_DECODE = local._try_decode
-# decodes that may run on once the engine stops: those running (one per worker), those the
+# decodes that may run on once the engine stops: the tasks running (one per worker), those the
 # process pool has handed on to its call queue (one more than the workers), and those the
-# workers took up while the engine was stopping (one round per worker, at most two)
-IN_FLIGHT = 4 * local.default_workers() + 1
+# workers took up while the engine was stopping (one round per worker, at most two), each task
+# of task_size images (2 for the 40 images below on 2 CPUs)
+WORKERS = local.default_workers()
+IN_FLIGHT = local.task_size(40, WORKERS) * (4 * WORKERS + 1)
 
 
 def slow_decodes(tmp_path: Path, monkeypatch) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import sys
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,31 @@ def test_a_crashing_decoder_costs_only_its_file(photos, tmp_path, monkeypatch) -
     assert result.images == 13  # every other file, those in flight at the crash included
     shown = [s["path"] for s in result.report["skipped"]]
     assert "green/green_2.png" in shown
+
+
+def test_tasks_of_several_images_give_the_same_site(photos, tmp_path, monkeypatch) -> None:
+    """A large build sends each worker several files at once (task_size): the site is the one
+    a task per file makes, a file decided before sending (its format not installed) keeps its
+    place in its task, and a crash costs only its file, the other files in flight retried."""
+    monkeypatch.setitem(sys.modules, "rawpy", None)
+    (photos / "green" / "shot.CR2").write_bytes(b"camera RAW")
+    assert local.task_size(len(list(photos.rglob("*.*"))), 2) == 1  # 16 files: one a task
+    builds = {}
+    for name, size in (("one", None), ("four", 4)):
+        if size is not None:
+            monkeypatch.setattr(local, "task_size", lambda count, workers: 4)
+        config = BuildConfig(inputs=(photos,), output=tmp_path / name, workers=2, batch_size=4)
+        result = build_site(config, embedder=FakeEmbedder())
+        builds[name] = (result.images, [s.rel for s in result.skipped])
+    assert builds["one"] == builds["four"] == (14, ["green/shot.CR2", "red/broken.png"])
+    assert tree(tmp_path / "one") == tree(tmp_path / "four")
+    monkeypatch.setattr(local, "_try_decode", CrashOn("green_2.png"))
+    config = BuildConfig(inputs=(photos,), output=tmp_path / "crash", workers=2, batch_size=4)
+    result = build_site(config, embedder=FakeEmbedder())
+    skipped = {s.rel: s.reason for s in result.skipped}
+    assert sorted(skipped) == ["green/green_2.png", "green/shot.CR2", "red/broken.png"]
+    assert skipped["green/green_2.png"] == "the image decoder crashed on this file"
+    assert result.images == 13
 
 
 def test_a_cold_build_hashes_in_the_workers_and_remembers(photos, tmp_path, monkeypatch) -> None:

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LOOKAHEAD = 64  # images decoded or being decoded ahead of the model: bounds memory at any N
+TASK_IMAGES = 8  # images one decode task takes at most: one round trip to a worker per 8 images
 WORKER_NICENESS = 5  # decode workers yield the CPU to the model
 REORDER_BATCHES = 4  # finished rows held for an earlier image's batch before it is sent early
 CHUNK = 512  # rows served without the model whose thumbnails and previews are read at once
@@ -394,7 +395,8 @@ class _Decoder:
     def __init__(self, options: EmbedOptions, count: int) -> None:
         self.thumb_size, self.preview_size = options.thumb_size, options.preview_size
         self.workers = max(1, min(options.workers or default_workers(), count))
-        self.lookahead = max(LOOKAHEAD, 4 * self.workers)
+        self.task = task_size(count, self.workers)
+        self.lookahead = max(LOOKAHEAD, 4 * self.workers * self.task)
         self.context = _context()
         self.big = self.context.BoundedSemaphore(1)  # one huge decode at a time, machine-wide
         self.pool = self._pool(self.workers)
@@ -422,23 +424,25 @@ class _Decoder:
         self, paths: Sequence[Path], indices: Sequence[int]
     ) -> Iterator[tuple[int, Decoded | DecodeError]]:
         """Results in input order, with at most `lookahead` images in flight."""
-        pending: deque[tuple[int, Path, Future[Decoded | DecodeError]]] = deque()
-        todo = iter(zip(indices, paths, strict=True))
+        pending: deque[tuple[list[tuple[int, Path]], _Task]] = deque()
+        items = list(zip(indices, paths, strict=True))
+        tasks = (items[start : start + self.task] for start in range(0, len(items), self.task))
         while True:
-            for index, path in todo:
-                pending.append((index, path, self._submit(path)))
-                if len(pending) >= self.lookahead:
+            for task in tasks:
+                pending.append((task, self._submit([path for _, path in task])))
+                if len(pending) * self.task >= self.lookahead:
                     break
             if not pending:
                 return
-            index, path, future = pending.popleft()
+            task, submitted = pending.popleft()
             try:
-                result = future.result()
+                results = submitted.results()
             except BrokenProcessPool:
-                yield from self._after_crash([(index, path), *((i, p) for i, p, _ in pending)])
+                in_flight = [*task, *(item for more, _ in pending for item in more)]
+                yield from self._after_crash(in_flight)
                 pending.clear()
                 continue
-            yield index, result
+            yield from zip((index for index, _ in task), results, strict=True)
 
     def hashes(self, paths: Sequence[Path]) -> Iterator[str | OSError]:
         """Content hashes, computed by the workers, in input order."""
@@ -446,16 +450,18 @@ class _Decoder:
             hashed = self.pool.map(_try_hash, paths, chunksize=16)
         yield from hashed
 
-    def _submit(
-        self, path: Path, pool: ProcessPoolExecutor | None = None
-    ) -> Future[Decoded | DecodeError]:
-        missing = unsupported(path)  # decided here: the hint is logged once, by this process
-        if missing is not None:
-            done: Future[Decoded | DecodeError] = Future()
-            done.set_result(missing)
-            return done
+    def _submit(self, paths: Sequence[Path], pool: ProcessPoolExecutor | None = None) -> _Task:
+        """One task: the files whose format is not installed are decided here (the hint is
+        logged once, by this process); the rest go to one worker together."""
+        early = [unsupported(path) for path in paths]
+        wanted = [path for path, missing in zip(paths, early, strict=True) if missing is None]
+        if not wanted:
+            return _Task(early, None)
         with _main_unseen():  # a submit may start a worker
-            return (pool or self.pool).submit(_try_decode, path, self.thumb_size, self.preview_size)
+            future = (pool or self.pool).submit(
+                _decode_task, _try_decode, wanted, self.thumb_size, self.preview_size
+            )
+        return _Task(early, future)
 
     def _after_crash(
         self, items: list[tuple[int, Path]]
@@ -470,12 +476,30 @@ class _Decoder:
         if self.solo is None:
             self.solo = self._pool(1)
         try:
-            return self._submit(path, self.solo).result()
+            return self._submit([path], self.solo).results()[0]
         except BrokenProcessPool:
             self.solo.shutdown(wait=True)
             self.solo = None
             log.warning("the decoder crashed on %s", path)
             return DecodeError("skip_decoder_crashed")
+
+
+def task_size(count: int, workers: int) -> int:
+    """Images per decode task: TASK_IMAGES, fewer when a task each would leave a worker less
+    than 8 tasks (a small build spreads its work evenly; one image a task below 16 a worker)."""
+    return max(1, min(TASK_IMAGES, count // (8 * workers)))
+
+
+class _Task(NamedTuple):
+    """A decode task under way: the results decided before submitting (None: sent to the
+    worker), and the worker's results for the others, in order."""
+
+    early: list[DecodeError | None]
+    future: Future[list[Decoded | DecodeError]] | None
+
+    def results(self) -> list[Decoded | DecodeError]:
+        decoded = iter(self.future.result() if self.future is not None else ())
+        return [missing if missing is not None else next(decoded) for missing in self.early]
 
 
 def _context() -> Any:
@@ -570,6 +594,17 @@ def _try_decode(path: Path, thumb_size: int, preview_size: int = 0) -> Decoded |
         return decode(path, PREPROCESS.size, thumb_size, preview_size)
     except DecodeError as exc:
         return exc
+
+
+def _decode_task(
+    decode_one: Callable[[Path, int, int], Decoded | DecodeError],
+    paths: Sequence[Path],
+    thumb_size: int,
+    preview_size: int,
+) -> list[Decoded | DecodeError]:
+    """A worker's task: several files, one round trip (`decode_one` is `_try_decode`, passed
+    in so that a test's stand-in reaches the workers)."""
+    return [decode_one(path, thumb_size, preview_size) for path in paths]
 
 
 @cache
