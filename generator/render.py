@@ -103,6 +103,7 @@ def environment(lang: str) -> Any:
     )
     env.globals["tr"] = lambda key, **args: translate(lang, key, **args)
     env.globals["tx"] = lambda key, **args: _translatable(lang, key, args)
+    env.filters["num"] = "{:,}".format  # a count with thousands separators, as the page's u.num
     return env
 
 
