@@ -16,6 +16,7 @@ from typing import Any
 from markupsafe import Markup, escape
 
 from generator import __version__
+from generator.embed import MODEL_NAME
 from generator.experiment import experiment_markdown
 from generator.i18n import LANGS, templates_dir, translate, ui_strings
 from generator.payload import (
@@ -103,6 +104,7 @@ def environment(lang: str) -> Any:
     )
     env.globals["tr"] = lambda key, **args: translate(lang, key, **args)
     env.globals["tx"] = lambda key, **args: _translatable(lang, key, args)
+    env.globals["dino_model"] = MODEL_NAME  # another model's features are not called DINO
     env.filters["num"] = "{:,}".format  # a count with thousands separators, as the page's u.num
     return env
 

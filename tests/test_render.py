@@ -42,13 +42,13 @@ hostile = st.sampled_from(
 )
 
 
-def report_for(title: str, rels: list[str], skipped: list[str]) -> dict:
+def report_for(title: str, rels: list[str], skipped: list[str], info: ModelInfo = INFO) -> dict:
     images = [
         ImageRecord(rel, f"thumbs/{i}.webp", (10, 10), (20, 20)) for i, rel in enumerate(rels)
     ]
     # the reason's argument is user text too (e.g. an OS message quoting the name)
     skips = [SkippedImage(rel, Message.of("skip_corrupt", error=rel)) for rel in skipped]
-    return build_report(title, images, skips, ANALYSIS, INFO, 0)
+    return build_report(title, images, skips, ANALYSIS, info, 0)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -122,12 +122,27 @@ def test_lang_writes_the_page_in_that_language_with_every_language_inline(tmp_pa
     assert ui["strings"]["ja"]["grid_title"] == "クラスタごとの画像"
     assert ui == {**json.loads(UI_BLOCK.search(english).group(1)), "lang": "ja"}  # type: ignore[union-attr]
     # translatable text carries its key and arguments, so the page can switch language in place
-    assert 'data-i18n="pca_summary" data-i18n-args="{&#34;dim&#34;:' in japanese
+    assert 'data-i18n="pca_summary_other" data-i18n-args="{&#34;dim&#34;:' in japanese
     assert render_index(report, "p.js", lang="ja") == japanese  # deterministic
     render_site(report, tmp_path, lang="ja")
     assert (tmp_path / "index.html").read_text(encoding="utf-8") == japanese.replace(
         'src="p.js"', f'src="{_plotly_name()}"'
     )
+
+
+def test_only_dino_features_are_called_dino() -> None:
+    """The PCA summary names the features' model: DINO's by that name, another's (a foreign
+    Parquet, a test's fake) by its own, in both languages."""
+    from dataclasses import replace
+
+    from generator.embed import MODEL_NAME
+
+    report = report_for("t", ["a", "b", "c"], [])
+    other = UI_BLOCK.sub("", render_index(report, "p.js"))
+    assert "of the 8-d features (m)." in other and "DINO" not in other
+    dino = report_for("t", ["a", "b", "c"], [], replace(INFO, name=MODEL_NAME))
+    page = UI_BLOCK.sub("", render_index(dino, "p.js", lang="ja"))
+    assert "8 次元の DINO 特徴量に対する累積寄与率" in page
 
 
 def test_unknown_lang_is_refused() -> None:

@@ -199,6 +199,7 @@ def test_a_foreign_parquet_of_float64_lists_builds(tmp_path) -> None:
     assert len({labels3[i] for i in range(0, 12, 3)}) == 1  # the three centres are found
     html = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
     assert "unknown model" in html and "512 dimensions" in html
+    assert "of the 512-d features (unknown model)." in html and "512-d DINO" not in html
     thumbs = {i["thumb"] for i in report["images"]}
     assert len(thumbs) == 12  # one name tile per image
     assert all((i["thumb_width"], i["thumb_height"]) == (192, 192) for i in report["images"])
