@@ -591,7 +591,7 @@ class StoredRows:
         self.where: dict[str, tuple[int, int, int]] = {}  # digest → vector, thumb, preview
         self._cursors: dict[int, _PartCursor] = {}
         for store in stores:
-            self._index(store)
+            self.add(store)
 
     def __len__(self) -> int:
         return len(self.where)
@@ -652,39 +652,50 @@ class StoredRows:
                 out[part << 32 | row] = values
         return out
 
-    def _index(self, store: Store) -> None:
+    def add(self, store: Store) -> None:
+        """Index a store's parts, each whole or not at all: a part that fails its checks
+        (InputError) or its read adds nothing, so a caller may go on without it (the cache)."""
+        seen: dict[str, tuple[Path, int]] = {}
+        dim = store.dim or None
+        for path in store.files:
+            number = len(self.parts)
+            self.parts.append(path)
+            entries, dim = self._part_entries(path, number, dim, seen)
+            with_previews = store.preview_size > 0
+            for digest, at, thumbed, sized in entries:
+                _, thumb, preview = self.where.get(digest, (NOWHERE, NOWHERE, NOWHERE))
+                if sized:
+                    thumb = at if thumbed else thumb
+                    preview = at if with_previews else preview
+                self.where[digest] = (at, thumb, preview)
+
+    def _part_entries(
+        self, path: Path, number: int, dim: int | None, seen: dict[str, tuple[Path, int]]
+    ) -> tuple[list[tuple[str, int, bool, bool]], int | None]:
+        """(digest, location, has a thumbnail, has sizes) of each served row of one part."""
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
-        seen: dict[str, tuple[Path, int]] = {}
-        dim = store.dim or None
-        with_previews = store.preview_size > 0
-        for path in store.files:
-            meta, _ = _check_part(path, pq)
-            errors = json.loads(meta.get(META_ERRORS_I18N) or "{}")
-            number = len(self.parts)
-            self.parts.append(path)
-            names = set(pq.read_schema(path).names)
-            columns = [c for c in COLUMNS if c in names and c != "preview"]
-            offset = 0
-            reader = pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False)
-            for batch in reader.iter_batches(batch_size=4096, columns=columns):
-                thumbed = [False] * batch.num_rows
-                if "thumb" in names:
-                    lengths = pc.binary_length(batch.column("thumb")).fill_null(0)
-                    thumbed = pc.greater(lengths, 0).to_pylist()
-                    batch = batch.drop_columns(["thumb"])
-                rows, dim = _batch_rows(batch, path, offset, dim, errors, seen)
-                for i, row in enumerate(rows):
-                    if not row.sha256 or row.vector is None:
-                        continue
+        meta, _ = _check_part(path, pq)
+        errors = json.loads(meta.get(META_ERRORS_I18N) or "{}")
+        names = set(pq.read_schema(path).names)
+        columns = [c for c in COLUMNS if c in names and c != "preview"]
+        entries: list[tuple[str, int, bool, bool]] = []
+        offset = 0
+        reader = pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False)
+        for batch in reader.iter_batches(batch_size=4096, columns=columns):
+            thumbed = [False] * batch.num_rows
+            if "thumb" in names:
+                lengths = pc.binary_length(batch.column("thumb")).fill_null(0)
+                thumbed = pc.greater(lengths, 0).to_pylist()
+                batch = batch.drop_columns(["thumb"])
+            rows, dim = _batch_rows(batch, path, offset, dim, errors, seen)
+            for i, row in enumerate(rows):
+                if row.sha256 and row.vector is not None:
                     at = number << 32 | (offset + i)
-                    _, thumb, preview = self.where.get(row.sha256, (NOWHERE, NOWHERE, NOWHERE))
-                    if row.size:
-                        thumb = at if thumbed[i] else thumb
-                        preview = at if with_previews else preview
-                    self.where[row.sha256] = (at, thumb, preview)
-                offset += batch.num_rows
+                    entries.append((row.sha256, at, thumbed[i], bool(row.size)))
+            offset += batch.num_rows
+        return entries, dim
 
 
 class _PartCursor:
