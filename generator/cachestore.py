@@ -177,6 +177,7 @@ class CacheSpace:
         if self.writer.usable:
             self.compact()
             self.writer.remove_leftovers()
+        self.rows, self.siblings, self.added = None, None, set()  # a next run indexes afresh
 
     def close(self) -> None:
         """Keep what was added (also after an error or Ctrl-C): the open part is completed."""
