@@ -59,6 +59,7 @@ class CacheSpace:
     def __init__(self, folder: Path, metadata: dict[str, str], previews: bool) -> None:
         self.folder, self.metadata, self.previews = folder, metadata, previews
         self.rows: StoredRows | None = None  # indexed on first use
+        self.sound: set[Path] = set()  # parts that passed the index's checks: compacted
         self.siblings: list[CacheSpace] | None = None  # for vectors only, indexed on a miss
         self.added: set[str] = set()
         self.buffer: list[Row] = []
@@ -137,6 +138,8 @@ class CacheSpace:
             rows.add(open_store(part))
         except (InputError, pa.ArrowException, OSError) as exc:
             self._skip(part, exc)
+        else:
+            self.sound.add(part)
 
     def _skip(self, part: Path, exc: BaseException) -> None:
         log.warning(
@@ -178,6 +181,7 @@ class CacheSpace:
             self.compact()
             self.writer.remove_leftovers()
         self.rows, self.siblings, self.added = None, None, set()  # a next run indexes afresh
+        self.sound, self.writer.written = set(), []
 
     def close(self) -> None:
         """Keep what was added (also after an error or Ctrl-C): the open part is completed."""
@@ -196,12 +200,20 @@ class CacheSpace:
     def compact(self) -> None:
         """More than COMPACT_AT small parts: rewrite them, each digest once, into full parts,
         then remove them. A reader that still wants a removed part decodes those rows again."""
+        sound = self.sound | set(self.writer.written)  # never a part of unknown content
+        small = [p for p in self._parts() if p in sound and _small(p)]
+        if len(small) <= COMPACT_AT:
+            return
+        try:
+            self._merge(small)
+        except Exception as exc:  # noqa: BLE001 - an optimisation never costs the build
+            self.writer.close()
+            log.warning("could not compact the cached rows in %s (%s)", self.folder, _line(exc))
+
+    def _merge(self, small: list[Path]) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        small = [p for p in self._parts() if _small(p)]
-        if len(small) <= COMPACT_AT:
-            return
         seen: set[str] = set()
         merged: list[Path] = []
         for part in reversed(small):  # newest first: its row wins
@@ -232,6 +244,7 @@ class _PartWriter:
         self.open: Any = None  # pq.ParquetWriter
         self.tmp: Path | None = None
         self.rows, self.bytes = 0, 0
+        self.written: list[Path] = []  # the parts renamed into place
 
     def write(self, data: pa.Table | pa.RecordBatch, size: int) -> None:
         import pyarrow as pa
@@ -268,7 +281,9 @@ class _PartWriter:
         assert tmp is not None
         try:
             writer.close()
-            os.replace(tmp, tmp.parent / tmp.name[1:-4])
+            final = tmp.parent / tmp.name[1:-4]
+            os.replace(tmp, final)
+            self.written.append(final)
         except (OSError, pa.ArrowException) as exc:
             self._give_up(exc)
 

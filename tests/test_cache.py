@@ -487,6 +487,14 @@ def test_rows_with_non_finite_vectors_are_not_kept_nor_served(tmp_path, caplog) 
     third = cachestore.CacheSpace(tmp_path / "space", meta, previews=False)
     assert third.has(["a" * 64, "d" * 64, "e" * 64])[0] == {"a" * 64}
     assert f"cannot read the cached rows {foreign}" in caplog.text and foreign.exists()
+    (ours,) = [p for p in (tmp_path / "space").glob("part-*") if p != foreign]
+    before = pq.read_table(ours)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cachestore, "COMPACT_AT", 0)
+        third.finish()  # compacts what passed the checks only
+    (merged,) = [p for p in (tmp_path / "space").glob("part-*") if p != foreign]
+    assert merged != ours and not ours.exists() and foreign.exists()
+    assert pq.read_table(merged).equals(before)
 
 
 def make_thumb() -> bytes:
