@@ -73,6 +73,7 @@ class CacheSpace:
             self.rows = StoredRows([], self.folder)
             for part in self._parts():
                 self._add_part(part)
+            _release()
         return self.rows
 
     def has(self, digests: Iterable[str]) -> tuple[set[str], set[str], set[str]]:
@@ -98,6 +99,7 @@ class CacheSpace:
                 continue
             for into, values in zip(out, got, strict=True):
                 into.update(values)
+        _release()
         return out
 
     def vector(self, digest: str) -> np.ndarray | None:
@@ -327,6 +329,16 @@ def _unseen(batch: pa.RecordBatch, seen: set[str]) -> tuple[pa.RecordBatch, int]
     kept = batch.take(pa.array(keep, pa.int64()))
     size = sum(kept.column(name).nbytes for name in ("thumb", "preview"))
     return kept, size
+
+
+def _release() -> None:
+    """Hand back what reading a chunk freed (Arrow's allocator and glibc's heap keep it)."""
+    import pyarrow as pa
+
+    from generator.engines.local import release_freed_memory
+
+    pa.default_memory_pool().release_unused()
+    release_freed_memory()
 
 
 def _small(part: Path) -> bool:

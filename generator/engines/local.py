@@ -298,6 +298,7 @@ class _InOrder:
                 for offset, row in enumerate(rows[1:], start=1):
                     self.done[self.next + offset] = row
                 item = rows[0]
+                del rows  # else the chunk's bytes live on while the next chunk is read
             yield item
             self.next += 1
 
