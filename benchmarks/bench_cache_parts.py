@@ -3,7 +3,7 @@
     python benchmarks/bench_cache_parts.py                 # 2,000 rows in 1, 32 and 200 parts
     python benchmarks/bench_cache_parts.py -n 20000 --parts 1 33
 
-Each row has a 384-float vector and a 10 KB thumbnail (random bytes, as incompressible as WebP).
+Each row has a 384-float vector and a 192×144 WebP thumbnail of noise.
 The parts are written with the cache's own writer (cachestore.CacheSpace), then a fresh space
 indexes them and serves every row in chunks of 512 (local.CHUNK), as a warm build does. Prints a
 Markdown table; the build compacts a space once it holds more than COMPACT_AT small parts.
@@ -12,12 +12,14 @@ Markdown table; the build compacts a space once it holds more than COMPACT_AT sm
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -29,13 +31,22 @@ from generator.store import model_metadata  # noqa: E402
 from tests.helpers import FakeEmbedder  # noqa: E402
 
 
+def noise_webp(rng: np.random.Generator) -> bytes:
+    """A 192×144 WebP of noise: about as large as a photo's thumbnail, and a real image (the
+    served thumbnail's size is read from it)."""
+    out = io.BytesIO()
+    pixels = rng.integers(0, 256, size=(144, 192, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(out, "WEBP", quality=80)
+    return out.getvalue()
+
+
 def fill(folder: Path, n: int, parts: int) -> list[str]:
     rng = np.random.default_rng(0)
     meta = model_metadata(FakeEmbedder.info, 192, False)
     digests = [f"{i:064x}" for i in range(n)]
     for chunk in np.array_split(np.arange(n), parts):
         space = CacheSpace(folder, meta, previews=False)
-        thumb = rng.bytes(10_000)
+        thumb = noise_webp(rng)
         vectors = rng.normal(size=(len(chunk), 384)).astype(np.float32)
         space.add(
             Row(digests[i], digests[i], (640, 480), thumb, (192, 144), vector)
@@ -62,7 +73,7 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=2000, help="rows")
     parser.add_argument("--parts", type=int, nargs="+", default=[1, COMPACT_AT + 1, 200])
     args = parser.parse_args()
-    print(f"{args.n:,} rows, 10 KB thumbnails\n")
+    print(f"{args.n:,} rows with 192×144 WebP thumbnails\n")
     print("| parts | index | index and serve every row |")
     print("|---:|---:|---:|")
     for parts in args.parts:
