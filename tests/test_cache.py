@@ -465,6 +465,9 @@ def test_a_part_failing_while_served_is_decoded_again(colour_folder, tmp_path, c
     assert result.images == 12 and result.embedded == 12 and not result.skipped
     assert f"cannot read the cached rows {part}" in caplog.text
     assert tree(tmp_path / "a") == tree(tmp_path / "b")
+    assert rows_in(cache) == (12, 1)  # the rows made again were kept
+    again, embedder = build(colour_folder, tmp_path / "c", cache)
+    assert (again.embedded, embedder.calls) == (0, 0)
 
 
 def test_rows_with_non_finite_vectors_are_not_kept_nor_served(tmp_path, caplog) -> None:

@@ -147,6 +147,8 @@ class LocalEngine:
                 yield from self._decode_and_map(images, todo, order, advance)
         yield from order.ready()
         if self._space is not None:
+            self._space.add(self._fresh)  # rows decoded again while served
+            self._fresh = []
             self._space.finish()
         log.info("%d images embedded, %d served without the model", self.embedded, self.served)
 
@@ -225,8 +227,11 @@ class LocalEngine:
             return _skip(stub.rel, result.why)
         if vector is None:
             self.embedded += 1
-            return self.mapper([(stub.rel, result)])[0]
-        return _row(stub.rel, result, vector)
+            row = self.mapper([(stub.rel, result)])[0]
+        else:
+            row = _row(stub.rel, result, vector)
+        self._fresh.append(row)  # for the cache, once the run ends
+        return row
 
     def _flush(self, batch: list[tuple[int, str, Decoded]], order: _InOrder) -> int:
         """Embed one batch and hand the decoded rows to the cache; returns the batch size."""
