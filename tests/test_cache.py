@@ -579,3 +579,25 @@ def test_many_small_parts_are_compacted(colour_folder, tmp_path, monkeypatch) ->
     warm, embedder = build(colour_folder, tmp_path / "warm", cache)
     assert (warm.embedded, embedder.calls, warm.images) == (0, 0, 16)
     assert tree(tmp_path / "site") == tree(tmp_path / "warm")
+
+
+@pytest.mark.parametrize(
+    ("mode", "options"),
+    [("RGB", {}), ("RGB", {"lossless": True}), ("RGBA", {}), ("RGBA", {"lossless": True})],
+)
+def test_a_served_images_size_is_read_from_its_webp_header(mode, options) -> None:
+    import io
+
+    from PIL import Image
+
+    from generator.imaging import thumb_dimensions
+
+    for size in ((1, 1), (191, 77), (16383, 2)):
+        out = io.BytesIO()
+        Image.new(mode, size).save(out, "WEBP", **options)
+        data = out.getvalue()
+        assert store._webp_size(data) == size == thumb_dimensions(data)
+    out = io.BytesIO()
+    Image.new("RGB", (5, 3)).save(out, "PNG")
+    assert store._webp_size(out.getvalue()) is None
+    assert store.image_size(out.getvalue()) == (5, 3)  # not WebP: Pillow reads it
