@@ -83,6 +83,14 @@ class CacheSpace:
         self, digests: Sequence[str]
     ) -> tuple[dict[str, np.ndarray], dict[str, CachedThumb], dict[str, CachedThumb]]:
         """Part by part: a part that fails now is left out, its rows decoded again."""
+        out = self._read(digests)
+        if out[0]:
+            _release()  # a chunk's worth: not for each vector a cold build looks up
+        return out
+
+    def _read(
+        self, digests: Sequence[str]
+    ) -> tuple[dict[str, np.ndarray], dict[str, CachedThumb], dict[str, CachedThumb]]:
         import pyarrow as pa
 
         rows = self.index()
@@ -99,12 +107,11 @@ class CacheSpace:
                 continue
             for into, values in zip(out, got, strict=True):
                 into.update(values)
-        _release()
         return out
 
     def vector(self, digest: str) -> np.ndarray | None:
         """This space's vector, else a sibling's (same model, other thumbnail size)."""
-        found = self.fetch([digest])[0].get(digest)
+        found = self._read([digest])[0].get(digest)
         if found is not None:
             return found
         if self.siblings is None:
@@ -113,7 +120,7 @@ class CacheSpace:
             self.siblings = [CacheSpace(p, self.metadata, False) for p in others]
         for sibling in self.siblings:
             if digest in sibling.index().where:
-                found = sibling.fetch([digest])[0].get(digest)
+                found = sibling._read([digest])[0].get(digest)
                 if found is not None:
                     return found
         return None
