@@ -1,14 +1,18 @@
 """The embedding cache: embed each image once, ever.
 
-One SQLite file in the user's cache folder holds three tables:
-- `files`: (absolute path, size, mtime) → content hash, so a warm rebuild only stats files;
-- `embeddings`: (namespace, content hash) → feature vector, where the namespace hashes the model,
-  weights identity, preprocessing and precision (renamed or moved files are still hits);
-- `thumbs`: (content hash, thumbnail spec) → encoded thumbnail and image size.
-SQLite makes every write atomic (in WAL mode, so readers never wait for a writer). The cache never
-loses data it could keep: a locked, read-only or failing file means "build without the cache this
-time" and a warning; only a file that SQLite itself verifies is not a sound database is discarded
-and rebuilt. The cache lives only on the user's machine: absolute paths in it never reach the site.
+The user's cache folder holds:
+- one SQLite file with two tables: `files`, (absolute path, size, mtime) → content hash, so a warm
+  rebuild only stats files; `analyses`, recent PCA/K-means results;
+- the rows of the images it decoded (content hash → feature vector, thumbnail, preview, sizes) as
+  Parquet parts of the store's schema (cachestore.py), in one folder per namespace (model, weights
+  identity, preprocessing, precision, decoder: renamed or moved files are still hits) and
+  thumbnail/preview spec.
+SQLite makes every write atomic (in WAL mode, so readers never wait for a writer), parts are
+renamed into place when complete. The cache never loses data it could keep: a locked, read-only or
+failing file means "build without the cache this time" and a warning; only a file that SQLite
+itself verifies is not a sound database (or a part Parquet rejects) is discarded. The cache lives
+only on the user's machine: absolute paths in it never reach the site. An earlier layout's file
+(cache-v1.sqlite, which also held vectors and thumbnails) is never read, written or removed.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from generator.analyse import Analysis, Clustering
+from generator.cachestore import CacheSpace, space_folder
 from generator.embed import PREPROCESS, ModelInfo
 from generator.errors import ConfigError
 from generator.i18n import Message
@@ -37,18 +42,12 @@ from generator.imaging import THUMB_FORMAT, THUMB_QUALITY
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
-DB_NAME = "cache-v1.sqlite"
+DB_NAME = "cache-v2.sqlite"  # files and analyses only; the rows are Parquet parts (cachestore)
+OLD_DB_NAME = "cache-v1.sqlite"  # also held embeddings and thumbs: left alone (README: reclaim)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS embeddings (
-    namespace TEXT NOT NULL, sha256 TEXT NOT NULL, vector BLOB NOT NULL,
-    PRIMARY KEY (namespace, sha256));
 CREATE TABLE IF NOT EXISTS analyses (key TEXT PRIMARY KEY, data BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS thumbs (
-    sha256 TEXT NOT NULL, spec TEXT NOT NULL, data BLOB NOT NULL,
-    thumb_w INTEGER NOT NULL, thumb_h INTEGER NOT NULL, width INTEGER NOT NULL,
-    height INTEGER NOT NULL, PRIMARY KEY (sha256, spec));
 """
 CHUNK = 500  # SQLite's limit on bound variables is 999 in old builds
 ANALYSES_KEPT = 20  # recent PCA/K-means results; older ones are dropped
@@ -199,14 +198,16 @@ def unpack_analysis(data: bytes) -> Analysis:
 
 
 class EmbeddingCache:
-    """A SQLite-backed store that never costs the build: when the file cannot be used (locked by
-    another build, read-only, failing disk) the build goes on without it (`usable` is False)."""
+    """The SQLite index and memo plus the Parquet rows, never costing the build: when the file
+    cannot be used (locked by another build, read-only, failing disk) the build goes on without
+    it (`usable` is False); the rows' parts are used apart from it."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.path = folder / DB_NAME
         _check_folder(folder)
         self.db: sqlite3.Connection | None = None
+        self.spaces: dict[Path, CacheSpace] = {}
         self.db = self._open()
 
     @property
@@ -283,6 +284,9 @@ class EmbeddingCache:
             self.db = self._replace_if_damaged(exc)
 
     def close(self) -> None:
+        """Also completes the parts being written (what was added is kept)."""
+        for space in self.spaces.values():
+            space.close()
         if self.db is not None:
             with contextlib.suppress(sqlite3.Error):
                 self.db.close()
@@ -313,52 +317,17 @@ class EmbeddingCache:
         rows = [(str(p.resolve()), size, mtime, digest) for p, (size, mtime), digest in items]
         self._write("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)", rows)
 
-    # --- embeddings ---------------------------------------------------------------------------
+    # --- vectors, thumbnails and previews ------------------------------------------------------
 
-    def vectors(self, space: str, digests: Iterable[str]) -> dict[str, np.ndarray]:
-        wanted = sorted(set(digests))
-        rows = self._select(
-            "SELECT sha256, vector FROM embeddings WHERE namespace = ? AND sha256 IN",
-            wanted,
-            prefix=(space,),
-        )
-        out = {}
-        for digest, blob in rows:
-            if not blob or len(blob) % 4:
-                continue  # damaged row: embed again
-            vector = np.frombuffer(blob, dtype="<f4")
-            if np.isfinite(vector).all():
-                out[digest] = vector
-        return out
-
-    def put_vectors(self, space: str, items: Iterable[tuple[str, np.ndarray]]) -> None:
-        rows = [(space, d, np.asarray(v, dtype="<f4").tobytes()) for d, v in items]
-        self._write("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)", rows)
-
-    # --- thumbnails ---------------------------------------------------------------------------
-
-    def thumbs(self, spec: str, digests: Iterable[str]) -> dict[str, CachedThumb]:
-        wanted = sorted(set(digests))
-        rows = self._select(
-            "SELECT sha256, data, thumb_w, thumb_h, width, height FROM thumbs "
-            "WHERE spec = ? AND sha256 IN",
-            wanted,
-            prefix=(spec,),
-        )
-        return {r[0]: CachedThumb(bytes(r[1]), (r[2], r[3]), (r[4], r[5])) for r in rows}
-
-    def thumbs_present(self, spec: str, digests: Iterable[str]) -> set[str]:
-        """Which of `digests` have a thumbnail of `spec`, without reading one: a warm build
-        reads the bytes a chunk at a time, when it serves them."""
-        wanted = sorted(set(digests))
-        rows = self._select(
-            "SELECT sha256 FROM thumbs WHERE spec = ? AND sha256 IN", wanted, prefix=(spec,)
-        )
-        return {r[0] for r in rows}
-
-    def put_thumbs(self, spec: str, items: Iterable[tuple[str, CachedThumb]]) -> None:
-        rows = [(d, spec, t.data, *t.thumb_size, *t.size) for d, t in items]
-        self._write("INSERT OR REPLACE INTO thumbs VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    def space(
+        self, space: str, thumbs: str, previews: str | None, metadata: dict[str, str]
+    ) -> CacheSpace:
+        """The rows of one namespace and thumbnail/preview spec (`metadata`: the parts' file
+        metadata, store.model_metadata)."""
+        folder = space_folder(self.folder, space, thumbs, previews)
+        if folder not in self.spaces:
+            self.spaces[folder] = CacheSpace(folder, metadata, previews is not None)
+        return self.spaces[folder]
 
     # --- PCA / K-means results ----------------------------------------------------------------
 

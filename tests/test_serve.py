@@ -50,23 +50,28 @@ def test_a_warm_run_reads_thumbnails_and_previews_a_chunk_at_a_time(tmp_path, mo
     _, first = warm_run(images, tmp_path / "cache")
     assert sum(row.preview is not None for row in first) == 7  # the three small ones need none
     monkeypatch.setattr(local, "CHUNK", 4)
-    real, calls, handed = EmbeddingCache.thumbs, [], []
+    monkeypatch.setattr(store_module, "SERVE_BATCH", 3)  # the cache's part read 3 rows at a time
+    real, calls, handed = StoredRows.fetch, [], []
+    real_restart, restarts = _PartCursor._restart, []
 
-    def spy(self, spec, digests):
-        calls.append((spec, len(digests), len(handed)))
-        return real(self, spec, digests)
+    def spy(self, digests):
+        calls.append((len(digests), len(handed)))
+        return real(self, digests)
 
-    monkeypatch.setattr(EmbeddingCache, "thumbs", spy)
+    def restart(self):
+        restarts.append(self.path)
+        real_restart(self)
+
+    monkeypatch.setattr(StoredRows, "fetch", spy)
+    monkeypatch.setattr(_PartCursor, "_restart", restart)
     with closing(EmbeddingCache(tmp_path / "cache")) as cache:
         engine = LocalEngine(FakeEmbedder(), cache, OPTIONS)
         for row in engine.run(images, no_progress):
             handed.append(row)
     assert (engine.embedded, engine.served) == (0, 10)
-    # each chunk's thumbnails and previews are read just before its first row is handed out
-    kinds = [kind for kind, _, _ in calls]
-    assert [(n, before) for _, n, before in calls] == [(4, 0)] * 2 + [(4, 4)] * 2 + [(2, 8)] * 2
-    assert kinds[0::2] == kinds[0::2][:1] * 3 and kinds[1::2] == kinds[1::2][:1] * 3
-    assert kinds[0] != kinds[1]
+    # each chunk's vectors, thumbnails and previews are read just before its first row goes out
+    assert calls == [(4, 0), (4, 4), (2, 8)]
+    assert len(restarts) == 1  # the cache's one part, read forward once
     assert [fields(r) for r in handed] == [fields(r) for r in first]
 
 
@@ -75,7 +80,13 @@ def test_a_thumbnail_gone_from_the_cache_meanwhile_is_decoded_again(
 ) -> None:
     images = discover([photos(tmp_path / "photos", n=4)]).images
     _, first = warm_run(images, tmp_path / "cache")
-    monkeypatch.setattr(EmbeddingCache, "thumbs", lambda self, spec, digests: {})
+    real = StoredRows.fetch
+
+    def vectors_only(self, digests):
+        vectors, _, previews = real(self, digests)
+        return vectors, {}, previews
+
+    monkeypatch.setattr(StoredRows, "fetch", vectors_only)
     with caplog.at_level(logging.WARNING):
         engine, again = warm_run(images, tmp_path / "cache")
     assert engine.embedded == 0  # the vectors were still there

@@ -1,6 +1,6 @@
 """The local engine: decode in worker processes while the model embeds full batches, here.
 
-It schedules the mapper and nothing more: what is known already (the SQLite cache, or the rows of
+It schedules the mapper and nothing more: what is known already (the cache's rows, or those of
 an earlier `dinoclust embed`) is served without decoding, its thumbnails and previews read CHUNK
 rows at a time just before those rows go out; everything else is decoded, batched and mapped.
 Rows come out in input order, streamed, so thumbnails never pile up in memory. Stopping
@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 import numpy as np
 
 from generator.cache import CachedThumb, EmbeddingCache, namespace, preview_spec, thumb_spec
+from generator.cachestore import CacheSpace
 from generator.embed import PREPROCESS, Embedder, file_sha256
 from generator.i18n import Message
 from generator.imaging import Decoded, DecodeError, decode, share_big_decodes, unsupported
@@ -105,8 +106,8 @@ class LocalEngine:
         self.mapper = Mapper(embedder)
         self.embedded = 0
         self.served = 0  # rows that came whole from the cache or the earlier run
-        self._new_thumbs: list[tuple[str, CachedThumb]] = []  # for the cache, one write a batch
-        self._new_previews: list[tuple[str, CachedThumb]] = []
+        self._fresh: list[Row] = []  # decoded rows for the cache, handed over once a batch
+        self._space: CacheSpace | None = None  # the cache's rows for these options
         self._new_hashes: list[tuple[Path, tuple[int, int], str]] = []  # for the files index
         self.space = namespace(embedder.info, options.decode_side)
         self._images: Sequence[SourceImage] = ()  # this run's, for a row decoded again
@@ -146,6 +147,10 @@ class LocalEngine:
             with progress("Embedding images", len(todo)) as advance:
                 yield from self._decode_and_map(images, todo, order, advance)
         yield from order.ready()
+        if self._space is not None:
+            self._space.add(self._fresh)  # rows decoded again while served
+            self._fresh = []
+            self._space.finish()
         log.info("%d images embedded, %d served without the model", self.embedded, self.served)
 
     def _decode_and_map(
@@ -165,10 +170,12 @@ class LocalEngine:
                     order.put(index, _skip(rel, result.why))
                     advance(1)
                     continue
-                self._put_thumb(images[index].path, result)
+                self._remember(images[index].path, result)
                 vector = self._served.vector(result.sha256)  # also one only its decode hashed
                 if vector is not None:
-                    order.put(index, _row(rel, result, vector))
+                    row = _row(rel, result, vector)
+                    order.put(index, row)
+                    self._fresh.append(row)
                     advance(1)
                 else:
                     batch.append((index, rel, result))
@@ -183,11 +190,20 @@ class LocalEngine:
         sources: list[Known] = []
         if self.known is not None:
             sources.append(self.known)
+        self._space = None
         if self.cache is not None:
-            side, previews = self.options.decode_side, self.options.preview_size
-            thumbs = thumb_spec(self.options.thumb_size, side)
-            sources.append(_CacheRows(self.cache, self.space, thumbs, previews))
+            self._space = self._cache_space(self.cache)
+            sources.append(self._space)
         return sources
+
+    def _cache_space(self, cache: EmbeddingCache) -> CacheSpace:
+        from generator.store import model_metadata
+
+        size, preview = self.options.thumb_size, self.options.preview_size
+        thumbs = thumb_spec(size, self.options.decode_side)
+        previews = preview_spec(preview) if preview else None
+        metadata = model_metadata(self.embedder.info, size, False, preview)
+        return cache.space(self.space, thumbs, previews, metadata)
 
     def _materialise(self, stubs: Sequence[_Stub]) -> list[Row]:
         """The rows of a chunk of stubs, their bytes read now; one whose bytes went missing
@@ -212,28 +228,26 @@ class LocalEngine:
             return _skip(stub.rel, result.why)
         if vector is None:
             self.embedded += 1
-            return self.mapper([(stub.rel, result)])[0]
-        return _row(stub.rel, result, vector)
+            row = self.mapper([(stub.rel, result)])[0]
+        else:
+            row = _row(stub.rel, result, vector)
+        self._fresh.append(row)  # for the cache, once the run ends
+        return row
 
     def _flush(self, batch: list[tuple[int, str, Decoded]], order: _InOrder) -> int:
-        """Embed one batch and store the new results in the cache; returns the batch size."""
-        if self.cache is not None and self._new_thumbs:
-            spec = thumb_spec(self.options.thumb_size, self.options.decode_side)
-            self.cache.put_thumbs(spec, self._new_thumbs)
-        if self.cache is not None and self._new_previews:
-            self.cache.put_thumbs(preview_spec(self.options.preview_size), self._new_previews)
+        """Embed one batch and hand the decoded rows to the cache; returns the batch size."""
         if self.cache is not None and self._new_hashes:
             self.cache.remember(self._new_hashes)
-        self._new_thumbs, self._new_previews, self._new_hashes = [], [], []
-        if not batch:
-            return 0
+        self._new_hashes = []
         rows = self.mapper([(rel, decoded) for _, rel, decoded in batch])
         for (index, _, _), row in zip(batch, rows, strict=True):
             order.put(index, row)
         self.embedded += len(rows)
-        if self.cache is not None:
-            self.cache.put_vectors(self.space, [(r.sha256, r.vector) for r in rows])
-        release_freed_memory()
+        if self._space is not None:
+            self._space.add([*self._fresh, *rows])
+        self._fresh = []
+        if rows:
+            release_freed_memory()
         return len(rows)
 
     def _digests(self, images: Sequence[SourceImage]) -> list[str | OSError | None]:
@@ -248,16 +262,10 @@ class LocalEngine:
         with _Decoder(self.options, len(paths)) as hasher:
             return list(hasher.hashes(paths))
 
-    def _put_thumb(self, path: Path, decoded: Decoded) -> None:
-        if self.cache is not None:
-            thumb = CachedThumb(decoded.thumb, decoded.thumb_size, decoded.size)
-            self._new_thumbs.append((decoded.sha256, thumb))
-            if decoded.stat is not None:
-                self._new_hashes.append((path, decoded.stat, decoded.sha256))
-            if self.options.preview_size:  # empty data: this source needs no preview
-                size = decoded.preview_size or (0, 0)
-                preview = CachedThumb(decoded.preview or b"", size, decoded.size)
-                self._new_previews.append((decoded.sha256, preview))
+    def _remember(self, path: Path, decoded: Decoded) -> None:
+        """The hash a worker found, for the cache's (path, size, mtime) index."""
+        if self.cache is not None and decoded.stat is not None:
+            self._new_hashes.append((path, decoded.stat, decoded.sha256))
 
 
 class _InOrder:
@@ -296,6 +304,7 @@ class _InOrder:
                 for offset, row in enumerate(rows[1:], start=1):
                     self.done[self.next + offset] = row
                 item = rows[0]
+                del rows  # else the chunk's bytes live on while the next chunk is read
             yield item
             self.next += 1
 
@@ -339,42 +348,6 @@ class _Served:
             if vector is not None:
                 return vector
         return None
-
-
-class _CacheRows:
-    """The SQLite cache as a source of served rows: the vectors are read up front (1.5 KB an
-    image), the thumbnails and previews only a chunk at a time."""
-
-    def __init__(self, cache: EmbeddingCache, space: str, thumbs: str, preview_size: int) -> None:
-        self.cache, self.space = cache, space
-        self.thumbs = thumbs
-        self.previews = preview_spec(preview_size) if preview_size else None
-        self.vectors: dict[str, np.ndarray] = {}
-
-    def has(self, digests: Iterable[str]) -> tuple[set[str], set[str], set[str]]:
-        wanted = list(digests)
-        if not wanted:
-            return set(), set(), set()
-        self.vectors = self.cache.vectors(self.space, wanted)
-        thumbs = self.cache.thumbs_present(self.thumbs, wanted)
-        previews = set()
-        if self.previews is not None:
-            previews = self.cache.thumbs_present(self.previews, wanted)
-        return set(self.vectors), thumbs, previews
-
-    def fetch(
-        self, digests: Sequence[str]
-    ) -> tuple[dict[str, np.ndarray], dict[str, CachedThumb], dict[str, CachedThumb]]:
-        vectors = {d: self.vectors[d] for d in digests if d in self.vectors}
-        thumbs = self.cache.thumbs(self.thumbs, digests)
-        previews = self.cache.thumbs(self.previews, digests) if self.previews else {}
-        return vectors, thumbs, previews
-
-    def vector(self, digest: str) -> np.ndarray | None:
-        """A vector for a file whose hash only its decode told (new path, touched file)."""
-        if digest in self.vectors:
-            return self.vectors[digest]
-        return self.cache.vectors(self.space, [digest]).get(digest)
 
 
 def default_workers() -> int:
