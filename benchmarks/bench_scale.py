@@ -7,8 +7,8 @@
     python benchmarks/bench_scale.py --ray-images 1000    # local engine against a local Ray
     python benchmarks/bench_scale.py --one-step 100000    # 100k end to end, then from Parquet
 
---one-step N generates N pictures (bench_page.py's 160×120 PNGs), builds the site from them in
-one step with bench_page.py's fake embedder (no model), then `build --embeddings` from a store of
+--one-step N generates N pictures (bench_page.py's 160×120 PNGs), times the decode workers alone
+on them (every CPU, nothing else running), builds the site from them in one step with bench_page.py's fake embedder (no model), then `build --embeddings` from a store of
 N rows; each build in a fresh process, timed per stage, with its peak RSS. Then the one-step site
 is opened in headless Chromium (bench_page.py's load and k-switch measures; `--no-page` skips
 it). `--keep DIR` keeps the pictures and the store in DIR for the next run.
@@ -366,6 +366,19 @@ def folder_mb(folder: Path, first: str | None = None) -> float:
     return sum(p.stat().st_size for p in files) / 1e6
 
 
+def decode_only(photos: Path) -> float:
+    """Seconds for the decode workers alone (every CPU, model input + thumbnail, nothing kept)
+    on every picture: the issue's "100k decode" figure, apart from the stage around it."""
+    from generator.engines.local import EmbedOptions, _Decoder
+
+    files = sorted(photos.rglob("*.png"))
+    start = time.perf_counter()
+    with _Decoder(EmbedOptions(), len(files)) as decoder:
+        for _ in decoder.results(files, range(len(files))):
+            pass
+    return time.perf_counter() - start
+
+
 def run_one_step(n: int, work: Path, page: bool) -> None:
     """N pictures end to end, then the same N rows from Parquet; prints a Markdown table."""
     from benchmarks.bench_page import make_images
@@ -377,7 +390,8 @@ def run_one_step(n: int, work: Path, page: bool) -> None:
         print(f"made {n:,} pictures in {time.perf_counter() - start:.0f} s", file=sys.stderr)
     if not store.exists():
         print(f"wrote the {n:,}-row store in {write_store(store, n):.0f} s", file=sys.stderr)
-    columns = {}
+    columns: dict[str, dict[str, float]] = {}
+    seconds = decode_only(photos)
     for kind, source in (("images", photos), ("store", store)):
         site = work / f"site-{kind}-{n}"
         shutil.rmtree(site, ignore_errors=True)
@@ -390,9 +404,11 @@ def run_one_step(n: int, work: Path, page: bool) -> None:
             figures.update(page_figures(site))
         columns[kind] = figures
         print(f"{kind} build done", file=sys.stderr)
+    columns["images"]["decode only, every CPU (nothing else)"] = seconds
     print(f"| {n:,} images (s) | one step, fake embedder | `build --embeddings` |")
     print("|---|---:|---:|")
-    keys = [*ONE_STEP_STAGES, "peak RSS MB", "near-duplicate groups", "site MB", "thumbs MB"]
+    keys = [*ONE_STEP_STAGES, "decode only, every CPU (nothing else)", "peak RSS MB"]
+    keys += ["near-duplicate groups", "site MB", "thumbs MB"]
     keys += ["index.html MB", "data/ MB", "load to ready s", "k switch median ms"]
     keys += ["k switch worst ms"]
     for key in keys:
