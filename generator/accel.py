@@ -112,7 +112,10 @@ def load_openvino(
         if not (folder / "model.xml").is_file():
             _convert(weights, seed, folder)
         model = core.read_model(str(folder / "model.xml"))
-        config["CACHE_DIR"] = str(cache_dir / CONVERTED / "compiled")
+        # one compiled-model cache per precision: OpenVINO 2026.4.1's cache key ignores
+        # INFERENCE_PRECISION_HINT, so a bf16 compile found the fp32 blob of an earlier
+        # --precision fp32 build and ran it at 16 instead of 114 img/s (AMX Xeon)
+        config["CACHE_DIR"] = str(cache_dir / CONVERTED / "compiled" / info.precision)
     else:
         model = _converted(weights, seed)
     compiled = core.compile_model(model, "CPU", config)

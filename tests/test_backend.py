@@ -166,6 +166,24 @@ def test_openvino_matches_torch_fp32_on_real_images(tmp_path, monkeypatch, preci
     assert np.array_equal(again(pixels[:5]), first(pixels[:5]))
 
 
+def test_openvino_compiles_each_precision_apart(tmp_path) -> None:
+    """OpenVINO's compiled-model cache does not key on the precision: with one cache for both,
+    a bf16 build after an fp32 one ran the fp32 blob (slowly). Each precision has its own."""
+    pytest.importorskip("openvino")
+    from generator.imaging import decode
+
+    pixels = np.stack([decode(f, 224, 64).pixels for f in clipart(8)])
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        info = plan_model("random", "cpu", precision, backend="openvino")
+        runs[precision] = embed.load_embedder("random", info, cache_dir=tmp_path)(pixels)
+    compiled = tmp_path / accel.CONVERTED / "compiled"
+    assert sorted(p.name for p in compiled.iterdir()) == ["bf16", "fp32"]
+    assert all(any((compiled / name).iterdir()) for name in ("bf16", "fp32"))
+    assert not np.array_equal(runs["fp32"], runs["bf16"])  # bf16 really ran in bf16
+    assert cosines(runs["fp32"], runs["bf16"]).min() >= 0.999
+
+
 def test_torch_bf16_matches_fp32_on_clipart() -> None:
     from generator.imaging import decode
 
