@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -94,7 +95,7 @@ def prepare(out: Path, n_clipart: int, n_photos: int) -> tuple[Path, list[Path],
     return images, files, spares
 
 
-def run(code: str, *args: str) -> dict:
+def run(code: str, *args: str) -> Any:
     out = subprocess.run(
         [sys.executable, "-c", code, *args], check=True, capture_output=True, text=True, cwd=ROOT
     )
@@ -135,27 +136,43 @@ def throughput(embedder, seconds: float, batch: int = 32) -> float:
     return n / (time.perf_counter() - start)
 
 
-def model_settings(cache: Path, seconds: float) -> list[tuple[str, float]]:
-    """Model-only img/s for every backend and request size offered on this machine."""
+# Each model setting, and the embedding stage, is measured in a process of its own: with
+# OpenVINO 2026.4.1, a bf16 model compiled in a process where an fp32 one was compiled before ran
+# at about a seventh of its speed (16 against 114 img/s on an AMX Xeon). A build compiles one.
+IN_PROCESS = """
+import json, sys
+from benchmarks import bench_build
+print(json.dumps(getattr(bench_build, sys.argv[1])(*json.loads(sys.argv[2]))))
+"""
+
+
+def one_setting(backend: str, precision: str, chunk: int, seconds: float, cache: str) -> float:
+    """Model-only img/s of one backend, precision and request size (run in its own process)."""
     from generator import accel
     from generator.embed import load_embedder, plan_model
 
+    info = plan_model("random", "cpu", precision, backend=backend)
+    embedder = load_embedder("random", info, cache_dir=Path(cache) if backend != "torch" else None)
+    accel.CHUNK = chunk
+    return throughput(embedder, seconds)
+
+
+def model_settings(cache: Path, seconds: float) -> list[tuple[str, float]]:
+    """Model-only img/s for every backend and request size offered on this machine."""
+    from generator import accel
+
+    settings = [("torch", precision, 0) for precision in ("fp32", "bf16")]
+    if accel.openvino_installed():
+        settings.append(("openvino", "fp32", accel.CHUNK))
+        settings += [("openvino", "bf16", chunk) for chunk in (8, 16)]  # 32: see accel.CHUNK
     found = []
-    for precision in ("fp32", "bf16"):
-        info = plan_model("random", "cpu", precision, backend="torch")
-        found.append(
-            (f"torch {precision}, batch 32", throughput(load_embedder("random", info), seconds))
+    for backend, precision, chunk in settings:
+        rate = run(
+            IN_PROCESS, "one_setting", json.dumps([backend, precision, chunk, seconds, str(cache)])
         )
-    if not accel.openvino_installed():
-        return found
-    for precision in ("fp32", "bf16"):
-        info = plan_model("random", "cpu", precision, backend="openvino")
-        embedder = load_embedder("random", info, cache_dir=cache)
-        chunks = (8, 16) if precision == "bf16" else (accel.CHUNK,)  # 32: see accel.CHUNK
-        for chunk in chunks:
-            accel.CHUNK, default = chunk, accel.CHUNK
-            rate = throughput(embedder, seconds)
-            accel.CHUNK = default
+        if backend == "torch":
+            found.append((f"torch {precision}, batch 32", rate))
+        else:
             found.append((f"OpenVINO {precision}, batch 32 in requests of {chunk}", rate))
     return found
 
@@ -184,20 +201,20 @@ def decode_scaling(files: list[Path], workers: int) -> tuple[float, float]:
     return rates[0], rates[1]
 
 
-def embed_stage(folder: Path, cache: Path) -> tuple[str, float, float]:
-    """The decode+embed stage alone, in-process, no embedding cache, as `--backend auto` and
-    the default workers run it: images per second."""
+def embed_stage(folder: str, cache: str) -> tuple[str, float, float]:
+    """The decode+embed stage alone, no embedding cache, as `--backend auto` and the default
+    workers run it, then the same model alone: images per second (run in its own process)."""
     from generator.config import BuildConfig
     from generator.discover import discover
     from generator.embed import load_embedder, plan_model
     from generator.pipeline import embed_images, no_progress
 
     info = plan_model("random", "auto", "auto")
-    embedder = load_embedder("random", info, cache_dir=cache)
-    images = discover([folder]).images
-    site = folder.parent.parent / "stage-site"
+    embedder = load_embedder("random", info, cache_dir=Path(cache))
+    images = discover([Path(folder)]).images
+    site = Path(folder).parent.parent / "stage-site"
     site.mkdir(exist_ok=True)
-    config = BuildConfig(inputs=(folder,))
+    config = BuildConfig(inputs=(Path(folder),))
     start = time.perf_counter()
     result = embed_images(images, embedder, None, site, config, no_progress)
     assert len(result.records) == len(images)
@@ -261,7 +278,8 @@ def main() -> None:
                 f"processes {one[1]:.1f} → {two[1]:.1f} img/s ({two[1] / one[1]:.2f}×)",
             )
         )
-    chosen, stage, model = embed_stage(images / "clipart", cache)
+    stage_args = json.dumps([str(images / "clipart"), str(cache)])
+    chosen, stage, model = run(IN_PROCESS, "embed_stage", stage_args)
     rows.append(
         (
             f"embedding stage, clip art, {chosen} (auto), {len(os.sched_getaffinity(0))} workers",
