@@ -27,9 +27,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from generator.errors import InputError, OutputError
+from generator.errors import InputError, OutputError, first_line
 from generator.mapper import Row
-from generator.store import PAGE_ROWS, PART_BYTES, PART_GLOB, PART_ROWS, StoredRows, open_store
+from generator.store import (
+    PAGE_ROWS,
+    PART_BYTES,
+    PART_GLOB,
+    PART_ROWS,
+    TMP_GLOB,
+    StoredRows,
+    open_store,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -43,7 +51,6 @@ GROUP_ROWS = 256  # rows held before they go into the open part as one row group
 GROUP_BYTES = 16 << 20  # ... or once their thumbnails and previews reach this
 COMPACT_AT = 32  # small parts (under PART_ROWS rows and PART_BYTES / 2) a space may hold
 LEFTOVER_S = 24 * 3600  # a temporary part this old is a killed build's, not a running one's
-TMP_GLOB = ".part-*.parquet.tmp"
 
 
 def space_folder(cache: Path, namespace: str, thumbs: str, previews: str | None) -> Path:
@@ -137,7 +144,7 @@ class CacheSpace:
         try:
             pq.read_metadata(part)
         except pa.ArrowInvalid as exc:  # the file is there but is not Parquet: ours, damaged
-            log.warning("cached rows %s are damaged (%s); removing them", part, _line(exc))
+            log.warning("cached rows %s are damaged (%s); removing them", part, first_line(exc))
             part.unlink(missing_ok=True)
             return
         except OSError as exc:
@@ -155,7 +162,7 @@ class CacheSpace:
             "cannot read the cached rows %s (%s); building without them this time (they are "
             "kept as they are)",
             part,
-            _line(exc),
+            first_line(exc),
         )
 
     def _lost(self, part: int, exc: BaseException) -> None:
@@ -217,7 +224,8 @@ class CacheSpace:
             self._merge(small)
         except Exception as exc:  # noqa: BLE001 - an optimisation never costs the build
             self.writer.close()
-            log.warning("could not compact the cached rows in %s (%s)", self.folder, _line(exc))
+            why = first_line(exc)
+            log.warning("could not compact the cached rows in %s (%s)", self.folder, why)
 
     def _merge(self, small: list[Path]) -> None:
         import pyarrow as pa
@@ -302,7 +310,7 @@ class _PartWriter:
             "results there this time. Check the folder's permissions and free space, or choose "
             "another with --cache-dir.",
             self.folder,
-            _line(exc),
+            first_line(exc),
         )
         self.usable = False
         if self.open is not None:
@@ -363,8 +371,3 @@ def _listing(folder: Path) -> list[Path]:
         return list(folder.iterdir())
     except OSError:  # none yet, or unreadable: nothing cached there
         return []
-
-
-def _line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]

@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from generator.config import PRETRAINED, RANDOM
-from generator.errors import ModelError
+from generator.errors import ModelError, first_line
 from generator.i18n import Message
 
 if TYPE_CHECKING:
@@ -346,7 +346,7 @@ def load_weights(model: Any, path: Path) -> None:
         state = checkpoint_filter_fn(state, model)
         missing, unexpected = model.load_state_dict(state, strict=False)
     except Exception as exc:
-        raise ModelError(f"{path}: weights do not fit ViT-S/16 ({_first_line(exc)}).") from exc
+        raise ModelError(f"{path}: weights do not fit ViT-S/16 ({first_line(exc)}).") from exc
     if missing or unexpected:
         raise ModelError(
             f"{path}: not a ViT-S/16 checkpoint ({len(missing)} missing keys, e.g. "
@@ -420,8 +420,3 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]

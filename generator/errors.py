@@ -28,3 +28,9 @@ class ModelError(GeneratorError):
 
 class BudgetError(GeneratorError):
     """What is to be sent cannot fit the size asked for with --max-size."""
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's first line (at most 200 characters), for a one-line message."""
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]

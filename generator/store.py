@@ -25,7 +25,7 @@ import numpy as np
 
 from generator import __version__
 from generator.embed import PREPROCESS, ModelInfo
-from generator.errors import InputError, OutputError
+from generator.errors import InputError, OutputError, first_line
 from generator.i18n import Message
 from generator.mapper import Row
 
@@ -46,6 +46,7 @@ PART_BYTES = 128 << 20  # ... and so do its thumbnails' and previews' bytes: pho
 # by default): a reader decompresses whole pages, so 1,024 previews would be 100 MB or more at once
 PAGE_ROWS = 64
 PART_GLOB = "part-*.parquet"
+TMP_GLOB = ".part-*.parquet.tmp"  # a part being written, renamed to part-*.parquet when complete
 COLUMNS = ("path", "sha256", "embedding", "width", "height", "thumb", "error", "preview")
 SERVE_COLUMNS = ("embedding", "width", "height", "thumb", "preview")  # what a rerun reads lazily
 UNKNOWN_MODEL = "unknown model"
@@ -188,7 +189,7 @@ class StoreWriter:
         self.pending: list[tuple[Path, Path]] = []  # (temporary, final) names
         self.dim: int | None = None
         self.rows = 0
-        for leftover in folder.glob(".part-*.parquet.tmp"):  # a killed run's: ours to remove
+        for leftover in folder.glob(TMP_GLOB):  # a killed run's: ours to remove
             leftover.unlink(missing_ok=True)
 
     def add(self, row: Row) -> None:
@@ -391,7 +392,7 @@ def _check_part(path: Path, pq: Any) -> tuple[dict[str, str], int | None]:
         found = pq.read_schema(path)
     except (pa.ArrowException, OSError) as exc:
         raise InputError(
-            f"{path}: not a Parquet file ({_first_line(exc)}). Give --embeddings the folder "
+            f"{path}: not a Parquet file ({first_line(exc)}). Give --embeddings the folder "
             "written by `dinoclust embed`, or Parquet files with path and embedding columns."
         ) from exc
     names = found.names
@@ -567,11 +568,6 @@ def _with_thumb(row: Row, images_root: Path | None, thumb_size: int, previews: b
             return replace(row, thumb=decoded.thumb, thumb_size=decoded.thumb_size, size=size)
     tile = name_tile(PurePosixPath(row.rel).name, thumb_size)
     return replace(row, thumb=tile, thumb_size=(thumb_size, thumb_size))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]
 
 
 INDEX_BATCH = 4096  # rows a part is indexed by
@@ -755,7 +751,7 @@ class _PartCursor:
                     self._next()
                 out[row] = self._values(row - self.start)
         except (pa.ArrowException, OSError, StopIteration) as exc:
-            why = "it ended early" if isinstance(exc, StopIteration) else _first_line(exc)
+            why = "it ended early" if isinstance(exc, StopIteration) else first_line(exc)
             raise OutputError(
                 f"{self.path}: cannot be read ({why}). The previous embeddings in {self.folder} "
                 "cannot be kept: use --overwrite to make them again."
