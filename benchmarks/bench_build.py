@@ -152,9 +152,10 @@ def one_setting(backend: str, precision: str, chunk: int, seconds: float, cache:
     from generator.embed import load_embedder, plan_model
 
     info = plan_model("random", "cpu", precision, backend=backend)
-    embedder = load_embedder("random", info, cache_dir=Path(cache) if backend != "torch" else None)
+    if backend == "torch":
+        return throughput(load_embedder("random", info), seconds)
     accel.CHUNK = chunk
-    return throughput(embedder, seconds)
+    return throughput(load_embedder("random", info, cache_dir=Path(cache)), seconds)
 
 
 def model_settings(cache: Path, seconds: float) -> list[tuple[str, float]]:
@@ -177,20 +178,27 @@ def model_settings(cache: Path, seconds: float) -> list[tuple[str, float]]:
     return found
 
 
+def decode_in_processes(files: list[Path], workers: int | None = None) -> None:
+    """Every file through the build's decode workers (None: one per CPU), results dropped."""
+    from generator.engines.local import EmbedOptions, _Decoder
+
+    with _Decoder(EmbedOptions(workers=workers), len(files)) as decoder:
+        for _ in decoder.results(files, range(len(files))):
+            pass
+
+
 def decode_scaling(files: list[Path], workers: int) -> tuple[float, float]:
     """Decode-only img/s (model input + thumbnail, as a build makes them): threads, processes."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from generator.engines.local import EmbedOptions, _Decoder, _try_decode
+    from generator.engines.local import _try_decode
 
     def threads() -> None:
         with ThreadPoolExecutor(workers) as pool:
             list(pool.map(lambda p: _try_decode(p, 192), files))
 
     def processes() -> None:
-        options = EmbedOptions(thumb_size=192, workers=workers)
-        with _Decoder(options, len(files)) as decoder:
-            list(decoder.results(files, range(len(files))))
+        decode_in_processes(files, workers)
 
     rates = []
     for how in (threads, processes):

@@ -369,13 +369,11 @@ def folder_mb(folder: Path, first: str | None = None) -> float:
 def decode_only(photos: Path) -> float:
     """Seconds for the decode workers alone (every CPU, model input + thumbnail, nothing kept)
     on every picture: the issue's "100k decode" figure, apart from the stage around it."""
-    from generator.engines.local import EmbedOptions, _Decoder
+    from benchmarks.bench_build import decode_in_processes
 
     files = sorted(photos.rglob("*.png"))
     start = time.perf_counter()
-    with _Decoder(EmbedOptions(), len(files)) as decoder:
-        for _ in decoder.results(files, range(len(files))):
-            pass
+    decode_in_processes(files)
     return time.perf_counter() - start
 
 
