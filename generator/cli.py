@@ -154,7 +154,7 @@ def build_options(func: Callable[..., Any]) -> Callable[..., Any]:
             default="auto",
             show_default=True,
             help="What runs the model: auto picks OpenVINO on the CPU when it is installed "
-            "(pip install 'dinoclust[accel]'; 2-3x faster with bf16 units), else torch.",
+            "(pip install 'dinoclust[accel]'; about 1.3x faster with bf16 units), else torch.",
         ),
         click.option(
             "--workers",
