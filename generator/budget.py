@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from generator.errors import BudgetError
-from generator.imaging import THUMB_QUALITY, encode_thumb
+from generator.imaging import PREVIEW_METHOD, THUMB_METHOD, THUMB_QUALITY, encode_thumb
 from generator.render import render_site
 from generator.sizes import format_size, round_up
 
@@ -123,11 +123,12 @@ def shrink_images(
     """Rewrite every thumbnail and preview at `rung` from `originals` (previews removed when the
     rung has none); re-render the page; the new report."""
     preview_px, px, quality = rung
-    thumbs = {rel: (px, quality) for rel in {i["thumb"] for i in report["images"]}}
+    thumbs = {rel: (px, quality, THUMB_METHOD) for rel in {i["thumb"] for i in report["images"]}}
     previews = {i["preview"] for i in report["images"] if i.get("preview")}
     for rel in previews if not preview_px else ():
         (site / rel).unlink(missing_ok=True)  # written by this build, in its staging folder
-    jobs = {**thumbs, **{rel: (preview_px, THUMB_QUALITY) for rel in previews if preview_px}}
+    smaller_previews = {rel: (preview_px, THUMB_QUALITY, PREVIEW_METHOD) for rel in previews}
+    jobs = {**thumbs, **(smaller_previews if preview_px else {})}
 
     def one(rel: str) -> tuple[str, tuple[int, int]]:
         size, encoded = reencode(originals[rel], *jobs[rel])
@@ -154,7 +155,9 @@ def _resized(
     return out
 
 
-def reencode(data: bytes, px: int, quality: int) -> tuple[tuple[int, int], bytes]:
+def reencode(
+    data: bytes, px: int, quality: int, method: int = THUMB_METHOD
+) -> tuple[tuple[int, int], bytes]:
     """A thumbnail at most `px` on its longest side (never enlarged), encoded from bare pixels
     by imaging.encode_thumb: no metadata can reach the site."""
     from PIL import Image
@@ -162,7 +165,7 @@ def reencode(data: bytes, px: int, quality: int) -> tuple[tuple[int, int], bytes
     with Image.open(io.BytesIO(data)) as image:
         image = image.convert("RGB")
     image.thumbnail((px, px), Image.Resampling.LANCZOS)
-    return image.size, encode_thumb(image, quality)
+    return image.size, encode_thumb(image, quality, method)
 
 
 def _images(report: dict[str, Any]) -> list[str]:

@@ -34,6 +34,11 @@ log = logging.getLogger(__name__)
 MAX_PIXELS = 178_956_970  # Pillow's own decompression-bomb error threshold (2 × its warning level)
 THUMB_FORMAT = "webp"
 THUMB_QUALITY = 80
+# libwebp's effort (0-6). Thumbnails, in every grid, keep 4. Previews use 2: on 800 px clip art
+# and 12 MP photos it encodes 2.2-2.8x faster (3.3 against 7.0 ms, 8.4 against 23 ms) for 0.1 dB
+# less PSNR and 0-4 % more bytes; at 4 the preview was the decode workers' largest cost.
+THUMB_METHOD = 4
+PREVIEW_METHOD = 2
 
 
 def _register_heif() -> bool:
@@ -155,7 +160,7 @@ def decode(path: Path, model_size: int, thumb_size: int, preview_size: int = 0) 
         thumb_size=thumb.size,
         size=size,
         sha256=hashlib.sha256(data).hexdigest(),
-        preview=None if preview is None else encode_thumb(preview),
+        preview=None if preview is None else encode_thumb(preview, method=PREVIEW_METHOD),
         preview_size=None if preview is None else preview.size,
         stat=(st.st_size, st.st_mtime_ns),
     )
@@ -178,11 +183,13 @@ def _preview(image: Image.Image, thumb: tuple[int, int], preview_size: int) -> I
     return preview
 
 
-def encode_thumb(image: Image.Image, quality: int = THUMB_QUALITY) -> bytes:
+def encode_thumb(
+    image: Image.Image, quality: int = THUMB_QUALITY, method: int = THUMB_METHOD
+) -> bytes:
     """Encode from bare pixels: a fresh image has no info dict, so no metadata is written."""
     bare = Image.fromarray(np.asarray(image.convert("RGB")))
     out = io.BytesIO()
-    bare.save(out, format=THUMB_FORMAT, quality=quality, method=4)
+    bare.save(out, format=THUMB_FORMAT, quality=quality, method=method)
     return out.getvalue()
 
 
