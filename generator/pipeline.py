@@ -90,12 +90,19 @@ class LazyEmbedder:
     """Loads the model on first use, so a build served from the cache never imports torch.
 
     `prefetch()` starts loading in a background thread, so that importing torch and timm (about
-    three seconds) overlaps with decoding the first batch.
+    three seconds) overlaps with decoding the first batch; then, in the same thread, `then`
+    (a build: importing scikit-learn, about a second, which new vectors will need).
     """
 
-    def __init__(self, info: ModelInfo, load: Callable[[], Embedder]) -> None:
+    def __init__(
+        self,
+        info: ModelInfo,
+        load: Callable[[], Embedder],
+        then: Callable[[], object] | None = None,
+    ) -> None:
         self.info = info
         self._load = load
+        self._then = then
         self._model: Embedder | None = None
         self._loading: Future[Embedder] | None = None
         self._loader: ThreadPoolExecutor | None = None
@@ -105,6 +112,12 @@ class LazyEmbedder:
             phase.info("loading model…")
             self._loader = ThreadPoolExecutor(1, thread_name_prefix="load-model")
             self._loading = self._loader.submit(self._load)
+            if self._then is not None:
+                self._loader.submit(self._then)
+
+    def loading(self) -> bool:
+        """True while a prefetch is still loading the model."""
+        return self._loading is not None and not self._loading.done()
 
     def close(self) -> None:
         """Shut the loader down (a load not yet started is cancelled; one under way finishes
@@ -198,8 +211,17 @@ def plan_embedder(config: BuildConfig) -> LazyEmbedder:
     """The model the options name, loaded only if an image is not in the cache."""
     info = plan_model(config.weights, config.device, config.precision, config.seed, config.backend)
     return LazyEmbedder(
-        info, lambda: load_embedder(config.weights, info, config.seed, config.cache_dir)
+        info,
+        lambda: load_embedder(config.weights, info, config.seed, config.cache_dir),
+        then=import_analysis,
     )
+
+
+def import_analysis() -> None:
+    """What analyse() imports on its first call (scikit-learn: about 1.1 s on 2 cores)."""
+    import sklearn.cluster
+    import sklearn.decomposition
+    import sklearn.metrics  # noqa: F401
 
 
 def check_skipped(

@@ -156,3 +156,59 @@ def test_ctrl_c_in_the_site_stage_cancels_the_queued_decodes(tmp_path, monkeypat
     assert not multiprocessing.active_children()
     assert not [t for t in threading.enumerate() if t.name.startswith("decode")]
     assert not list(tmp_path.glob(".site.dinoclust-*"))
+
+
+class MarkDecode:
+    """The real decode, leaving a mark per file (it runs in the worker processes)."""
+
+    def __init__(self, marks: Path) -> None:
+        self.marks = marks
+
+    def __call__(self, path: Path, thumb_size: int, preview_size: int = 0):
+        (self.marks / path.name).touch()
+        return REAL_DECODE(path, thumb_size, preview_size)
+
+
+def test_while_the_model_loads_more_images_are_decoded_and_rows_are_the_same(
+    tmp_path, monkeypatch
+) -> None:
+    """While the LazyEmbedder is still loading, LOADING_LOOKAHEAD images (not LOOKAHEAD) are
+    decoded ahead, on the cores the load leaves idle; the batches, and the rows, are the same."""
+    photos = tmp_path / "photos"
+    for i in range(700):
+        make_image(photos / f"{i:03d}.png", (i % 250, 100, 100), (40, 30))
+    images = discover([photos]).images
+    options = EmbedOptions(thumb_size=32, batch_size=32, workers=2)
+    expected = list(LocalEngine(FakeEmbedder(), None, options).run(images, no_progress))
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    monkeypatch.setattr(local, "_try_decode", MarkDecode(marks))
+    gate, after = threading.Event(), []
+
+    def load() -> FakeEmbedder:
+        gate.wait(60)
+        return FakeEmbedder()
+
+    lazy = LazyEmbedder(FakeEmbedder.info, load, then=lambda: after.append(lazy.loading()))
+    rows: list = []
+    engine = LocalEngine(lazy, None, options)
+    worker = threading.Thread(target=lambda: rows.extend(engine.run(images, no_progress)))
+    worker.start()
+    seen, deadline = -1, time.monotonic() + 30
+    while time.monotonic() < deadline:  # until the decodes sent ahead are all done
+        time.sleep(0.5)
+        now = len(list(marks.iterdir()))
+        if now == seen:
+            break
+        seen = now
+    assert lazy.loading() and not rows
+    # the first batch, then LOADING_LOOKAHEAD more (tasks of 8 images), not LOOKAHEAD more
+    assert local.LOADING_LOOKAHEAD <= seen <= local.LOADING_LOOKAHEAD + 32
+    gate.set()
+    worker.join(60)
+    assert len(list(marks.iterdir())) == 700 and after == [False]
+    lazy.close()
+    assert [(r.rel, r.sha256, r.thumb) for r in rows] == [
+        (r.rel, r.sha256, r.thumb) for r in expected
+    ]
+    assert all(np.array_equal(a.vector, b.vector) for a, b in zip(rows, expected, strict=True))

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LOOKAHEAD = 64  # images decoded or being decoded ahead of the model: bounds memory at any N
+LOADING_LOOKAHEAD = 512  # the same while the model is still loading (import, OpenVINO's compile)
 TASK_IMAGES = 8  # images one decode task takes at most: one round trip to a worker per 8 images
 WORKER_NICENESS = 5  # decode workers yield the CPU to the model
 REORDER_BATCHES = 4  # finished rows held for an earlier image's batch before it is sent early
@@ -163,7 +164,8 @@ class LocalEngine:
         batch: list[tuple[int, str, Decoded]] = []
         limit = REORDER_BATCHES * self.options.batch_size
         paths = [images[i].path for i in todo]
-        with _Decoder(self.options, len(todo)) as decoder:
+        loading = getattr(self.embedder, "loading", None)  # LazyEmbedder: True while it loads
+        with _Decoder(self.options, len(todo), loading) as decoder:
             for index, result in decoder.results(paths, todo):
                 rel = images[index].rel
                 if isinstance(result, DecodeError):
@@ -363,13 +365,18 @@ class _Decoder:
     hashes, decodes and encodes the thumbnail, and sends back the 224×224 input and small
     records. A worker that dies (a crash in a C decoder) costs only its file: the files then in
     flight are retried one at a time, and the one that kills its worker again is skipped.
-    Leaving the block cancels every decode not yet started."""
+    Leaving the block cancels every decode not yet started. While `loading()` says the model
+    is still loading, up to LOADING_LOOKAHEAD images are sent ahead, so that the cores the load
+    leaves idle decode; the batches, and so the results, are the same either way."""
 
-    def __init__(self, options: EmbedOptions, count: int) -> None:
+    def __init__(
+        self, options: EmbedOptions, count: int, loading: Callable[[], bool] | None = None
+    ) -> None:
         self.thumb_size, self.preview_size = options.thumb_size, options.preview_size
         self.workers = max(1, min(options.workers or default_workers(), count))
         self.task = task_size(count, self.workers)
         self.lookahead = max(LOOKAHEAD, 4 * self.workers * self.task)
+        self.loading = loading or (lambda: False)
         self.context = _context()
         self.big = self.context.BoundedSemaphore(1)  # one huge decode at a time, machine-wide
         self.pool = self._pool(self.workers)
@@ -401,9 +408,10 @@ class _Decoder:
         items = list(zip(indices, paths, strict=True))
         tasks = (items[start : start + self.task] for start in range(0, len(items), self.task))
         while True:
+            ahead = max(self.lookahead, LOADING_LOOKAHEAD) if self.loading() else self.lookahead
             for task in tasks:
                 pending.append((task, self._submit([path for _, path in task])))
-                if len(pending) * self.task >= self.lookahead:
+                if len(pending) * self.task >= ahead:
                     break
             if not pending:
                 return
