@@ -89,6 +89,22 @@ def test_dependencies_are_exactly_what_generator_imports() -> None:
     assert extras <= imported_distributions()
 
 
+def test_make_tests_openvino_as_the_accel_extra_declares_it() -> None:
+    """`make test`'s OpenVINO leg installs the accel extra's packages beside .venv (Makefile)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    line = next(
+        line
+        for line in (ROOT / "Makefile").read_text(encoding="utf-8").splitlines()
+        if line.startswith("ACCEL_PACKAGES :=")
+    )
+    packages = re.findall(r'"([^"]+)"', line)
+    assert set(project["optional-dependencies"]["accel"]) <= set(packages)
+    assert {canonical(re.match(r"[A-Za-z0-9_.-]+", p).group(0)) for p in packages} == {
+        "openvino",
+        "openvino-telemetry",  # openvino's one dependency besides numpy (installed --no-deps)
+    }
+
+
 def test_wheel_carries_templates_and_demo_images(wheel) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for needed in (
