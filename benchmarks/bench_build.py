@@ -178,27 +178,28 @@ def model_settings(cache: Path, seconds: float) -> list[tuple[str, float]]:
     return found
 
 
-def decode_in_processes(files: list[Path], workers: int | None = None) -> None:
+def decode_in_processes(files: list[Path], workers: int | None = None, preview: int = 0) -> None:
     """Every file through the build's decode workers (None: one per CPU), results dropped."""
     from generator.engines.local import EmbedOptions, _Decoder
 
-    with _Decoder(EmbedOptions(workers=workers), len(files)) as decoder:
+    with _Decoder(EmbedOptions(preview_size=preview, workers=workers), len(files)) as decoder:
         for _ in decoder.results(files, range(len(files))):
             pass
 
 
-def decode_scaling(files: list[Path], workers: int) -> tuple[float, float]:
-    """Decode-only img/s (model input + thumbnail, as a build makes them): threads, processes."""
+def decode_scaling(files: list[Path], workers: int, preview: int) -> tuple[float, float]:
+    """Decode-only img/s (model input, thumbnail and preview, as a build makes them): threads,
+    processes."""
     from concurrent.futures import ThreadPoolExecutor
 
     from generator.engines.local import _try_decode
 
     def threads() -> None:
         with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(lambda p: _try_decode(p, 192), files))
+            list(pool.map(lambda p: _try_decode(p, 192, preview), files))
 
     def processes() -> None:
-        decode_in_processes(files, workers)
+        decode_in_processes(files, workers, preview)
 
     rates = []
     for how in (threads, processes):
@@ -252,6 +253,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6.0, help="per model setting")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-out")
     args = parser.parse_args()
+    from generator.config import BuildConfig
     from generator.embed import cpu_has_bf16
 
     images, clip_files, spares = prepare(args.out, args.clipart, 0)
@@ -277,11 +279,12 @@ def main() -> None:
         )
     photos = photos_for_decoding(args.out)
     clips = clip_files[: min(len(clip_files), 300)]
+    preview = BuildConfig().preview_size  # a build makes previews unless --preview-size 0
     for name, files in (("12 MP JPEGs", photos * 2), ("clip art", clips)):
-        one, two = decode_scaling(files, 1), decode_scaling(files, 2)
+        one, two = decode_scaling(files, 1, preview), decode_scaling(files, 2, preview)
         rows.append(
             (
-                f"decode only, {name}: 1 → 2 workers",
+                f"decode only, {name}, with {preview} px previews: 1 → 2 workers",
                 f"threads {one[0]:.1f} → {two[0]:.1f} img/s ({two[0] / one[0]:.2f}×); "
                 f"processes {one[1]:.1f} → {two[1]:.1f} img/s ({two[1] / one[1]:.2f}×)",
             )
@@ -295,7 +298,7 @@ def main() -> None:
         )
     )
 
-    def build(name: str) -> dict:
+    def build(name: str, cache: str = "cache-build") -> dict:
         return run(
             RUN_CLI,
             "build",
@@ -305,18 +308,25 @@ def main() -> None:
             "--weights",
             "random",
             "--cache-dir",
-            str(args.out / "cache-build"),
+            str(args.out / cache),
             "-q",
         )
 
     n = len(clip_files)
     naive = run(RUN_NAIVE, *map(str, clip_files))
     cold = build("site-cold")
+    # the same images in a cache that holds only the model's one-off OpenVINO conversion: a
+    # new collection on a machine that has built before
+    converted = args.out / "cache-converted"
+    if (args.out / "cache-build" / "openvino").is_dir():
+        shutil.copytree(args.out / "cache-build" / "openvino", converted / "openvino")
+    later = build("site-later", converted.name)
     warm = build("site-warm")
     for i, src in enumerate(spares):
         shutil.copyfile(src, images / "clipart" / f"new_{i:03d}_{src.name}")
     more = build("site-more")
     speedup = naive["seconds"] / cold["seconds"]
+    later_speedup = naive["seconds"] / later["seconds"]
     rows += [
         ("images", f"{n} clip-art PNGs (openclipart-png)"),
         (
@@ -324,8 +334,12 @@ def main() -> None:
             f"{naive['seconds']:.1f} s ({n / naive['seconds']:.1f} img/s), peak RSS {naive['rss_mb']:.0f} MB",
         ),
         (
-            "cold `dinoclust build` (its own process, start-up and OpenVINO compile included)",
+            "cold `dinoclust build`, the first on this machine (its own process; start-up and the one-off OpenVINO conversion included)",
             f"{cold['seconds']:.1f} s ({n / cold['seconds']:.1f} img/s), peak RSS {cold['rss_mb']:.0f} MB: **{speedup:.2f}×** the baseline",
+        ),
+        (
+            "cold `dinoclust build` of a new collection (the conversion kept from before)",
+            f"{later['seconds']:.1f} s ({n / later['seconds']:.1f} img/s): **{later_speedup:.2f}×** the baseline",
         ),
         (
             "warm rebuild (nothing changed)",
@@ -346,7 +360,11 @@ def main() -> None:
             "target: embedding stage ≥ 85 % of model-only",
             f"{100 * stage / model:.0f} %: {met(stage >= 0.85 * model)}",
         ),
-        ("target: cold build ≥ 2.5× the baseline", f"{speedup:.2f}×: {met(speedup >= 2.5)}"),
+        (
+            "target: cold build ≥ 2.5× the baseline",
+            f"first build {speedup:.2f}×: {met(speedup >= 2.5)}; "
+            f"a new collection {later_speedup:.2f}×: {met(later_speedup >= 2.5)}",
+        ),
         (
             "target: warm rebuild ≤ 5 % of cold",
             f"{100 * warm['seconds'] / cold['seconds']:.1f} %: {met(warm['seconds'] <= 0.05 * cold['seconds'])}",
