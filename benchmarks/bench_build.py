@@ -279,7 +279,7 @@ def main() -> None:
         )
     photos = photos_for_decoding(args.out)
     clips = clip_files[: min(len(clip_files), 300)]
-    preview = BuildConfig().preview_size  # a build makes previews unless --preview-size 0
+    preview = BuildConfig.preview_size  # a build makes previews unless --preview-size 0
     for name, files in (("12 MP JPEGs", photos * 2), ("clip art", clips)):
         one, two = decode_scaling(files, 1, preview), decode_scaling(files, 2, preview)
         rows.append(
