@@ -151,3 +151,20 @@ def replace_output(config: BuildConfig, output: Path) -> BuildConfig:
     from dataclasses import replace
 
     return replace(config, output=output)
+
+
+def test_a_crash_while_files_are_still_being_sent_costs_only_its_file(
+    tmp_path, monkeypatch
+) -> None:
+    """More files than the look-ahead: the pool breaks while the engine is still sending
+    tasks, so the next submit fails too. That is the same crash, and costs only its file."""
+    photos = tmp_path / "photos"
+    for i in range(400):
+        make_image(photos / f"p{i:03d}.png", (i % 250, 90, 90), (40, 30))
+    monkeypatch.setattr(local, "_try_decode", CrashOn("p100.png"))
+    config = BuildConfig(inputs=(photos,), output=tmp_path / "site", workers=2, batch_size=8)
+    result = build_site(config, embedder=FakeEmbedder())
+    assert [(s.rel, s.reason) for s in result.skipped] == [
+        ("p100.png", "the image decoder crashed on this file")
+    ]
+    assert result.images == 399

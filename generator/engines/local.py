@@ -409,18 +409,22 @@ class _Decoder:
         tasks = (items[start : start + self.task] for start in range(0, len(items), self.task))
         while True:
             ahead = max(self.lookahead, LOADING_LOOKAHEAD) if self.loading() else self.lookahead
-            for task in tasks:
-                pending.append((task, self._submit([path for _, path in task])))
-                if len(pending) * self.task >= ahead:
-                    break
+            try:
+                for task in tasks:
+                    pending.append((task, self._submit([path for _, path in task])))
+                    if len(pending) * self.task >= ahead:
+                        break
+            except BrokenProcessPool:  # a worker died while more tasks were being sent
+                yield from self._after_crash([*pending, (task, None)])
+                pending.clear()
+                continue
             if not pending:
                 return
             task, submitted = pending.popleft()
             try:
                 results = submitted.results()
             except BrokenProcessPool:
-                in_flight = [*task, *(item for more, _ in pending for item in more)]
-                yield from self._after_crash(in_flight)
+                yield from self._after_crash([(task, submitted), *pending])
                 pending.clear()
                 continue
             yield from zip((index for index, _ in task), results, strict=True)
@@ -445,12 +449,18 @@ class _Decoder:
         return _Task(early, future)
 
     def _after_crash(
-        self, items: list[tuple[int, Path]]
+        self, in_flight: Sequence[tuple[list[tuple[int, Path]], _Task | None]]
     ) -> Iterator[tuple[int, Decoded | DecodeError]]:
-        """A worker died: the pool is lost. Retry each file then in flight on its own."""
+        """A worker died: the pool is lost. The tasks then in flight (None: not sent), in
+        input order: those that finished keep their results, the others' files are retried
+        one at a time."""
         self.pool.shutdown(wait=True, cancel_futures=True)
-        for index, path in items:
-            yield index, self._alone(path)
+        for task, submitted in in_flight:
+            if submitted is not None and submitted.finished():
+                yield from zip((index for index, _ in task), submitted.results(), strict=True)
+                continue
+            for index, path in task:
+                yield index, self._alone(path)
         self.pool = self._pool(self.workers)
 
     def _alone(self, path: Path) -> Decoded | DecodeError:
@@ -481,6 +491,13 @@ class _Task(NamedTuple):
     def results(self) -> list[Decoded | DecodeError]:
         decoded = iter(self.future.result() if self.future is not None else ())
         return [missing if missing is not None else next(decoded) for missing in self.early]
+
+    def finished(self) -> bool:
+        """Its results are in (a task whose worker died, or that was cancelled, is not)."""
+        future = self.future
+        return future is None or (
+            future.done() and not future.cancelled() and future.exception() is None
+        )
 
 
 def _context() -> Any:
