@@ -548,16 +548,16 @@ def _relative(rel: Any, where: str) -> str:
 def _with_thumb(row: Row, images_root: Path | None, thumb_size: int, previews: bool = True) -> Row:
     """The row as the site stage takes it: sizes of its stored images, a thumbnail made when the
     store has none, and its preview left out when `previews` is False (--preview-size 0)."""
-    from generator.imaging import DecodeError, decode, name_tile, thumb_dimensions
+    from generator.imaging import DecodeError, decode, name_tile
 
     if not previews and row.preview is not None:
         row = replace(row, preview=None)
     if row.vector is None:
         return row
     if row.preview:
-        row = replace(row, preview_size=thumb_dimensions(row.preview))
+        row = replace(row, preview_size=image_size(row.preview))
     if row.thumb:
-        return replace(row, thumb_size=thumb_dimensions(row.thumb))
+        return replace(row, thumb_size=image_size(row.thumb))
     if images_root is not None:
         try:
             decoded = decode(images_root / row.rel, PREPROCESS.size, thumb_size)
