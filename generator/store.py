@@ -682,11 +682,11 @@ class StoredRows:
 
         seen: dict[str, tuple[Path, int]] = {}
         dim = store.dim or None
+        with_previews = store.preview_size > 0
         for path in store.files:
             number = len(self.parts)
             self.parts.append(path)
             entries, dim = self._part_entries(path, number, dim, seen)
-            with_previews = store.preview_size > 0
             for digest, at, thumbed, sized in entries:
                 _, thumb, preview = self.where.get(digest, (NOWHERE, NOWHERE, NOWHERE))
                 if sized:
