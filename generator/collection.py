@@ -20,7 +20,7 @@ from generator.config import EmbedConfig
 from generator.discover import IMAGE_SUFFIXES, Discovery, discover
 from generator.embed import Embedder, load_embedder, plan_model
 from generator.engines.local import EmbedOptions, Known, LocalEngine
-from generator.errors import GeneratorError, InputError, OutputError
+from generator.errors import GeneratorError, InputError, OutputError, room_for
 from generator.manifest import read_manifest
 from generator.mapper import Row
 from generator.pipeline import LazyEmbedder, Progress, no_progress
@@ -73,6 +73,16 @@ def embed_collection(
     config: EmbedConfig, progress: Progress = no_progress, embedder: Embedder | None = None
 ) -> EmbedResult:
     """Write (or bring up to date) the store at `config.output`; raises GeneratorError."""
+    output = config.output
+    kept = (
+        f"What {output} held is kept, and so are the parts this run finished: once there is "
+        "room, the same command goes on from there."
+    )
+    with room_for(output, "-o", kept):  # after the writer kept its finished parts
+        return _embed(config, progress, embedder)
+
+
+def _embed(config: EmbedConfig, progress: Progress, embedder: Embedder | None) -> EmbedResult:
     start = time.perf_counter()
     found = _find(config)
     given = embedder  # a caller's embedder also runs on the Ray actors (a copy each)

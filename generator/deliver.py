@@ -21,7 +21,7 @@ from typing import IO
 from generator.budget import Fit, Fitter
 from generator.config import BuildConfig
 from generator.embed import Embedder
-from generator.errors import BudgetError, OutputError
+from generator.errors import NO_ROOM, BudgetError, OutputError, as_it_was, cannot_write, room_for
 from generator.i18n import templates_dir
 from generator.pipeline import BuildResult, Progress, build_site, no_progress
 from generator.render import plotly_js
@@ -65,16 +65,24 @@ def deliver(
 
 
 def _deliver(config: BuildConfig, progress: Progress, embedder: Embedder | None) -> Delivery:
+    """What a full disk stops is left as it was: the unfinished site or file is removed."""
+    output, zip_file = config.output, config.zip_file
     if config.single_file:
-        return _deliver_single(config, progress, embedder)
-    if config.zip_file is None:
-        return Delivery(build_site(config, progress, embedder))
-    check_zip_target(config.zip_file, config.output)
-    top = zip_top(config.zip_file)
+        with room_for(output, "-o", as_it_was(output, "page")):
+            return _deliver_single(config, progress, embedder)
+    left = room_for(output, "-o", as_it_was(output))
+    if zip_file is None:
+        with left:
+            return Delivery(build_site(config, progress, embedder))
+    check_zip_target(zip_file, output)
+    top = zip_top(zip_file)
     fitter = _fitter(config, lambda report, site: len(zip_bytes(site, top)), "the zip")
-    result = build_site(config, progress, embedder, finish=fitter)
-    size = write_zip(config.output, config.zip_file)
-    return Delivery(result, config.zip_file, size, fitter.fit if fitter else None)
+    with left:
+        result = build_site(config, progress, embedder, finish=fitter)
+    built = f"The site in {output} is built. {as_it_was(zip_file, 'zip')}"
+    with room_for(zip_file, "--zip", built):
+        size = write_zip(output, zip_file)
+    return Delivery(result, zip_file, size, fitter.fit if fitter else None)
 
 
 def _deliver_single(config: BuildConfig, progress: Progress, embedder: Embedder | None) -> Delivery:
@@ -218,7 +226,8 @@ def _open_work(target: Path) -> Path:
             discard(leftover)
         work = open_marked(parent, prefix)
     except OSError as exc:
-        raise OutputError(f"Cannot write beside {target} ({exc.strerror or exc}).") from exc
+        why = f"Cannot write beside {target} ({exc.strerror or exc})."
+        raise cannot_write(exc, target, "-o", why) from exc
     return work
 
 
@@ -228,6 +237,8 @@ def _write_atomic(target: Path, write: Callable[[IO[bytes]], object]) -> int:
         target.resolve().parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:
+        if exc.errno in NO_ROOM:
+            raise  # the caller's room_for says what was kept
         raise OutputError(f"Cannot write {target} ({exc.strerror or exc}).") from exc
     try:
         with os.fdopen(fd, "wb") as f:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from generator.errors import InputError, OutputError
+from generator.errors import InputError, OutputError, cannot_write
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +98,12 @@ def open_staging(output: Path) -> Path:
         staging = open_marked(parent, f".{output.name}{STAGING_TAG}")
         staging.chmod(0o777 & ~umask())  # mkdtemp makes it private; a site is for publishing
     except OSError as exc:
-        raise OutputError(
+        raise cannot_write(
+            exc,
+            output,
+            "-o",
             f"Cannot write beside {output} ({exc.strerror or exc}); "
-            "choose a writable output folder with -o."
+            "choose a writable output folder with -o.",
         ) from exc
     return staging
 
@@ -185,9 +188,12 @@ def output_lock(target: Path, option: str = "-o") -> Iterator[None]:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = _acquire(path)
     except OSError as exc:
-        raise OutputError(
+        raise cannot_write(
+            exc,
+            target,
+            option,
             f"Cannot write beside {target} ({exc.strerror or exc}); "
-            f"choose a writable place with {option}."
+            f"choose a writable place with {option}.",
         ) from exc
     if fd is None:
         raise OutputError(
@@ -234,8 +240,13 @@ def _acquire(path: Path) -> int | None:
         except FileNotFoundError:
             same = False
         if same:  # not a file its owner removed while we were opening it
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
+            try:
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode())
+            except OSError:  # a full disk, say: the lock is ours, so is its file
+                path.unlink(missing_ok=True)
+                _unlock(fd)
+                raise
             return fd
         _unlock(fd)
 

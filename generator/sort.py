@@ -23,7 +23,7 @@ from generator.analyse import Analysis
 from generator.cache import EmbeddingCache
 from generator.config import K_MIN, BuildConfig
 from generator.embed import Embedder
-from generator.errors import ConfigError, InputError, OutputError
+from generator.errors import NO_ROOM, ConfigError, InputError, OutputError, as_it_was, room_for
 from generator.labels import assign_labels, read_labels
 from generator.metrics import suggest_k
 from generator.payload import DECIMALS
@@ -80,6 +80,12 @@ def sort_collection(
     config: SortConfig, progress: Progress = no_progress, embedder: Embedder | None = None
 ) -> SortResult:
     """Sort the inputs into DIR by cluster; raises GeneratorError subclasses with messages."""
+    output = config.build.output
+    with room_for(output, "-o", as_it_was(output, "sorted folder")):
+        return _sort(config, progress, embedder)
+
+
+def _sort(config: SortConfig, progress: Progress, embedder: Embedder | None) -> SortResult:
     start = time.perf_counter()
     build = config.build
     if config.k is not None and config.k > build.k_max:
@@ -155,6 +161,8 @@ def _place(
                 if _put(image.path, target, mode):
                     copied, copied_bytes = copied + 1, copied_bytes + target.stat().st_size
             except OSError as exc:
+                if exc.errno in NO_ROOM:
+                    raise  # sort_collection says so
                 raise OutputError(
                     f"Cannot write {output / target.relative_to(staging)} from {image.path} "
                     f"({exc.strerror or exc}); check the space and permissions of {output}."

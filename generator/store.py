@@ -25,7 +25,7 @@ import numpy as np
 
 from generator import __version__
 from generator.embed import PREPROCESS, ModelInfo
-from generator.errors import InputError, OutputError, first_line
+from generator.errors import InputError, OutputError, cannot_write, first_line
 from generator.i18n import Message
 from generator.mapper import Row
 
@@ -176,10 +176,11 @@ class StoreWriter:
             folder.mkdir(parents=True, exist_ok=True)
             (folder / MARKER).write_text(MARKER_TEXT, encoding="utf-8")
         except OSError as exc:
-            raise OutputError(
+            why = (
                 f"Cannot write into {folder} ({exc.strerror or exc}); choose a writable folder "
                 "with -o."
-            ) from exc
+            )
+            raise cannot_write(exc, folder, "-o", why) from exc
         self.folder = folder
         self.metadata = metadata
         self.old = sorted(folder.glob(PART_GLOB))
@@ -234,7 +235,11 @@ class StoreWriter:
             meta[META_PARTS] = str(index + 1)
         data = table(self.buffer, self.dim or 384, meta)
         tmp = self.folder / f".{name}.tmp"
-        pq.write_table(data, tmp, compression="zstd", write_batch_size=PAGE_ROWS)
+        try:
+            pq.write_table(data, tmp, compression="zstd", write_batch_size=PAGE_ROWS)
+        except BaseException:  # a full disk, say: no half-written part is left behind
+            tmp.unlink(missing_ok=True)
+            raise
         self.pending.append((tmp, self.folder / name))
         if not last:  # finished: a killed run loses only the rows after it
             os.replace(tmp, self.folder / name)
