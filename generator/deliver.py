@@ -21,7 +21,15 @@ from typing import IO
 from generator.budget import Fit, Fitter
 from generator.config import BuildConfig
 from generator.embed import Embedder
-from generator.errors import NO_ROOM, BudgetError, OutputError, as_it_was, cannot_write, room_for
+from generator.errors import (
+    NO_ROOM,
+    BudgetError,
+    OutputError,
+    as_it_was,
+    cannot_write,
+    room_for,
+    written_in,
+)
 from generator.i18n import templates_dir
 from generator.pipeline import BuildResult, Progress, build_site, no_progress
 from generator.render import plotly_js
@@ -241,7 +249,7 @@ def _write_atomic(target: Path, write: Callable[[IO[bytes]], object]) -> int:
             raise  # the caller's room_for says what was kept
         raise OutputError(f"Cannot write {target} ({exc.strerror or exc}).") from exc
     try:
-        with os.fdopen(fd, "wb") as f:
+        with written_in(target.parent), os.fdopen(fd, "wb") as f:
             write(f)
         os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes it private; this file is for sharing
         os.replace(tmp, target)

@@ -54,16 +54,56 @@ NO_ROOM = {
 }
 
 
+FULL_BELOW = 16 << 20  # bytes free under which a file system that said ENOSPC is taken as full
+
+
 @contextlib.contextmanager
 def room_for(target: Path, option: str, kept: str) -> Iterator[None]:
     """A write that fails for want of room (full disk, quota, file too large, read-only) becomes
-    one OutputError that names `target`, the remedy and what was `kept`; others pass through."""
+    one OutputError that names `target`, the remedy and what was `kept`; others pass through.
+    Around the work whose unfinished files are removed on failure; `written_in` inside it tells
+    where a failing write without a file name went."""
     try:
         yield
     except OSError as exc:
         if exc.errno not in NO_ROOM:
             raise
         raise OutputError(no_room(exc, target, option, kept)) from exc
+
+
+@contextlib.contextmanager
+def written_in(folder: Path) -> Iterator[None]:
+    """A failing write() names no file: if `folder`'s file system is the one that is full or
+    read-only, say so on the error, while the unfinished files that fill it are still there."""
+    try:
+        yield
+    except OSError as exc:
+        locate(exc, folder)
+        raise
+
+
+def locate(exc: BaseException, folder: Path) -> None:
+    """`written_in`'s work, for an `except` that removes unfinished files next."""
+    if not isinstance(exc, OSError) or exc.errno not in NO_ROOM or exc.filename is not None:
+        return
+    if _says(exc.errno, folder):
+        exc.filename = str(folder)
+
+
+def _says(code: int, path: Path) -> bool:
+    """Whether the file system holding `path` is full (ENOSPC) or read-only (EROFS); for a quota
+    or a file too large, it cannot tell: True."""
+    if code not in (errno.ENOSPC, errno.EROFS):
+        return True
+    for place in (path, *path.parents):
+        try:
+            fs = os.statvfs(place)
+        except OSError:
+            continue
+        if code == errno.EROFS:
+            return bool(fs.f_flag & os.ST_RDONLY)
+        return fs.f_bavail * fs.f_frsize < FULL_BELOW
+    return False
 
 
 def cannot_write(exc: OSError, target: Path, option: str, message: str) -> OutputError:
@@ -81,13 +121,22 @@ def as_it_was(target: Path, what: str = "site") -> str:
 
 
 def no_room(exc: OSError, target: Path, option: str, kept: str) -> str:
-    """The message; a failing file outside `target`'s folder (a temporary folder, say) is named.
-    A failed copy names its source first and its destination second (shutil)."""
+    """The message. A failing file outside `target`'s folder (a temporary folder, say) is named;
+    a write that names none is `target`'s only if its file system says so (`written_in`). A
+    failed copy names its source first and its destination second (shutil)."""
     code = exc.errno or 0
     reason = os.strerror(code)
     named = exc.filename2 if exc.filename2 is not None else exc.filename
     where = os.fsdecode(named) if isinstance(named, (str, bytes)) else None
     parent = Path(os.path.realpath(target)).parent
-    if where is not None and parent not in Path(os.path.realpath(where)).parents:
-        return f"Cannot write {where}: {reason}. Make room there and try again. {kept}"
+    if where is None and not _says(code, parent):
+        fine = "is writable" if code == errno.EROFS else "has room"
+        return (
+            f"Cannot write a file ({reason}), but not into {target}, whose file system {fine}. "
+            "A temporary or system folder may be the one (TMPDIR, or /dev/shm, which Python's "
+            f"multiprocessing needs): make room there and try again. {kept}"
+        )
+    if where is not None and parent not in Path(os.path.realpath(where), "x").parents:  # or is
+        remedy = "Make it writable" if code == errno.EROFS else "Make room there"
+        return f"Cannot write {where}: {reason}. {remedy} and try again. {kept}"
     return f"Cannot write {target}: {reason}. {NO_ROOM[code].format(option=option)} {kept}"

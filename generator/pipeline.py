@@ -28,7 +28,7 @@ from generator.discover import IMAGE_SUFFIXES, Discovery, discover
 from generator.duplicates import find_similar
 from generator.embed import Embedder, ModelInfo, load_embedder, plan_model
 from generator.engines.local import EmbedOptions, LocalEngine
-from generator.errors import InputError
+from generator.errors import InputError, written_in
 from generator.exports import write_arrays, write_exports
 from generator.i18n import Message
 from generator.imaging import THUMB_FORMAT
@@ -164,6 +164,7 @@ def build_site(
             cache = stack.enter_context(closing(EmbeddingCache(config.cache_dir)))
         staging = open_staging(config.output)
         stack.callback(discard, staging)  # a no-op once published: the folder has moved
+        stack.enter_context(written_in(staging))  # before the discard: while the disk is full
         if store is not None and store.count() > streamed.SAMPLED_ROWS:
             source = read_labels(config.labels) if config.labels else None
             report, images = streamed.build_sampled(store, config, staging, progress, source)

@@ -23,7 +23,15 @@ from generator.analyse import Analysis
 from generator.cache import EmbeddingCache
 from generator.config import K_MIN, BuildConfig
 from generator.embed import Embedder
-from generator.errors import NO_ROOM, ConfigError, InputError, OutputError, as_it_was, room_for
+from generator.errors import (
+    NO_ROOM,
+    ConfigError,
+    InputError,
+    OutputError,
+    as_it_was,
+    locate,
+    room_for,
+)
 from generator.labels import assign_labels, read_labels
 from generator.metrics import suggest_k
 from generator.payload import DECIMALS
@@ -111,7 +119,8 @@ def _sort(config: SortConfig, progress: Progress, embedder: Embedder | None) -> 
         rows = zip(rels, clustering.labels.tolist(), clustering.distances.tolist(), strict=True)
         _write_csv(staging / CLUSTERS_CSV, rows, names)
         publish(staging, build.output)
-    except BaseException:
+    except BaseException as exc:
+        locate(exc, staging)  # before the discard: while the disk is full
         discard(staging)
         raise
     finally:

@@ -25,7 +25,7 @@ import numpy as np
 
 from generator import __version__
 from generator.embed import PREPROCESS, ModelInfo
-from generator.errors import InputError, OutputError, cannot_write, first_line
+from generator.errors import InputError, OutputError, cannot_write, first_line, written_in
 from generator.i18n import Message
 from generator.mapper import Row
 
@@ -236,7 +236,8 @@ class StoreWriter:
         data = table(self.buffer, self.dim or 384, meta)
         tmp = self.folder / f".{name}.tmp"
         try:
-            pq.write_table(data, tmp, compression="zstd", write_batch_size=PAGE_ROWS)
+            with written_in(self.folder):
+                pq.write_table(data, tmp, compression="zstd", write_batch_size=PAGE_ROWS)
         except BaseException:  # a full disk, say: no half-written part is left behind
             tmp.unlink(missing_ok=True)
             raise

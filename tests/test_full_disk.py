@@ -223,6 +223,63 @@ def test_a_file_too_large_for_the_destination_is_one_message(colour_folder, tmp_
     assert sorted(os.listdir(tmp_path)) == ["photos"]
 
 
+SHM_BUILD = """
+import sys
+import generator.pipeline as pipeline
+from tests.helpers import FakeEmbedder
+
+pipeline.load_embedder = lambda *a, **k: FakeEmbedder()
+pipeline.plan_model = lambda *a, **k: FakeEmbedder.info
+sys.argv = ["dinoclust", "build", sys.argv[1], "-o", sys.argv[2], "-q", "--no-cache"]
+from generator.cli import console
+console()
+"""
+
+
+@pytest.mark.parametrize(
+    ("shm", "said"),
+    [
+        ("size=4k", "No space left on device. Make room there"),
+        ("ro", "Read-only file system. Make it writable"),
+    ],
+)
+def test_a_full_or_read_only_dev_shm_is_named_not_taken_for_the_output(
+    colour_folder, tmp_path, shm, said
+) -> None:
+    """Python's multiprocessing keeps its semaphores in /dev/shm (a container's is often 64 MB):
+    the decode workers cannot start, and the message says where, though the output has room."""
+    site = tmp_path / "site"
+    python = [sys.executable, "-c", textwrap.dedent(SHM_BUILD), str(colour_folder), str(site)]
+    script = f'mount -t tmpfs -o {shm} tmpfs /dev/shm && exec "$@"'
+    command = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh"]
+    probe = subprocess.run([*command, "true"], capture_output=True)
+    if shutil.which("unshare") is None or probe.returncode:
+        pytest.skip("a private /dev/shm cannot be mounted here (it needs root)")
+    done = subprocess.run(
+        [*command, *python],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parent.parent,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == (
+        f"Error: Cannot write /dev/shm: {said} and try again. The unfinished site was removed.\n"
+    )
+    assert sorted(os.listdir(tmp_path)) == ["photos"]
+
+
+def test_a_write_that_names_no_file_is_the_outputs_only_if_its_disk_is_full(tmp_path) -> None:
+    """A failing write() names no file: tmp_path's disk has room, so it was not the output."""
+    exc = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert no_room(exc, tmp_path / "site", "-o", "The unfinished site was removed.") == (
+        f"Cannot write a file (No space left on device), but not into {tmp_path / 'site'}, whose "
+        "file system has room. A temporary or system folder may be the one (TMPDIR, or /dev/shm, "
+        "which Python's multiprocessing needs): make room there and try again. The unfinished "
+        "site was removed."
+    )
+
+
 def test_a_full_disk_elsewhere_is_named_as_it_is() -> None:
     exc = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/var/tmp/torch-cache/x")
     assert no_room(exc, Path("/srv/out/site"), "-o", "The unfinished site was removed.") == (

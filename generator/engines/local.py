@@ -378,14 +378,16 @@ class _Decoder:
         self.lookahead = max(LOOKAHEAD, 4 * self.workers * self.task)
         self.loading = loading or (lambda: False)
         self.context = _context()
-        self.big = self.context.BoundedSemaphore(1)  # one huge decode at a time, machine-wide
+        with _semaphores():
+            self.big = self.context.BoundedSemaphore(1)  # one huge decode at a time, machine-wide
         self.pool = self._pool(self.workers)
         self.solo: ProcessPoolExecutor | None = None  # retries after a crash, one at a time
 
     def _pool(self, workers: int) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(
-            workers, mp_context=self.context, initializer=_worker_start, initargs=(self.big,)
-        )
+        with _semaphores():  # the pool's queues hold some
+            return ProcessPoolExecutor(
+                workers, mp_context=self.context, initializer=_worker_start, initargs=(self.big,)
+            )
 
     def __enter__(self) -> _Decoder:
         return self
@@ -510,6 +512,18 @@ def _context() -> Any:
         context.set_forkserver_preload(["generator.engines.local"])
         return context
     return multiprocessing.get_context("spawn")
+
+
+@contextmanager
+def _semaphores() -> Iterator[None]:
+    """Linux keeps multiprocessing's semaphores in /dev/shm: a full or read-only one (a
+    container's is often 64 MB) is named on the error, not taken for the output's disk."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None and sys.platform.startswith("linux"):
+            exc.filename = "/dev/shm"
+        raise
 
 
 @contextmanager
