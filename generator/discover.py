@@ -81,7 +81,7 @@ def discover(inputs: Sequence[Path], exclude: Iterable[Path] = ()) -> Discovery:
         else:
             walked = iter([(root, PurePosixPath(root.name))])
         for path, rel in walked:
-            shown = str(prefix / rel)
+            shown = readable(str(prefix / rel))
             if not is_image_name(path.name):
                 skipped.append(SkippedImage(shown, Message.of("skip_unsupported")))
                 continue
@@ -114,15 +114,15 @@ def input_prefixes(inputs: Sequence[Path]) -> list[PurePosixPath]:
 def _named_parts(root: Path) -> tuple[str, ...]:
     """The input's path without its anchor: a folder by its real path, a file as given."""
     full = root.resolve() if root.is_dir() else Path(os.path.abspath(root))
-    return tuple(_nfc(part) for part in full.parts[1:]) or (_nfc(full.anchor),)
+    return tuple(_nfc(readable(part)) for part in full.parts[1:]) or (_nfc(full.anchor),)
 
 
 def _folder(prefix: PurePosixPath, rel: PurePosixPath, several: bool) -> str:
     """`--labels folders`: the first folder below the input root; directly in the root of one of
     several inputs, that input's name; directly in a single input's root, nothing."""
     if len(rel.parts) > 1:
-        return _nfc(rel.parts[0])
-    return _nfc(str(prefix)) if several else ""
+        return _nfc(readable(rel.parts[0]))
+    return _nfc(readable(str(prefix))) if several else ""
 
 
 def _identity(path: Path) -> tuple[int, int] | str:
@@ -194,7 +194,7 @@ def _walk(
         entries = sorted(os.scandir(folder), key=lambda e: (e.name.casefold(), e.name))
     except OSError as exc:
         why = Message.of("skip_folder_unreadable", error=exc.strerror)
-        skipped.append(SkippedImage(str(prefix / rel) or ".", why))
+        skipped.append(SkippedImage(readable(str(prefix / rel)) or ".", why))
         return
     for entry in entries:
         if is_hidden(entry.name):
@@ -208,6 +208,37 @@ def _walk(
             yield from _walk(path, rel / entry.name, excluded, above, skipped, prefix)
         elif is_image_name(entry.name):
             yield path, rel / entry.name
+
+
+def readable(rel: str) -> str:
+    """A path as the page, report.json and CSV files can hold it. A name that is not UTF-8 (from
+    an old Windows zip, say) reaches Python with its bytes escaped as surrogates, which no UTF-8
+    text can hold: each such name is read as Shift-JIS (cp932, old Japanese Windows) when that
+    gives Japanese text, else its bytes are shown as \\xNN. The file is opened by its real name."""
+    return "/".join(_readable_name(name) for name in rel.split("/"))
+
+
+def _readable_name(name: str) -> str:
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        raw = os.fsencode(name)
+    try:
+        text = raw.decode("cp932")
+    except UnicodeDecodeError:
+        text = ""
+    if text and all(char.isascii() or _shift_jis_row(char) for char in text):
+        return text
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def _shift_jis_row(char: str) -> bool:
+    """A two-byte Shift-JIS character led by 0x81-0x9F: kana, punctuation, full-width forms and
+    the common kanji. Latin-1 letters read as Shift-JIS land elsewhere (half-width katakana,
+    rare kanji, private use), so "crème" is not taken for Japanese."""
+    coded = char.encode("cp932")
+    return len(coded) == 2 and 0x81 <= coded[0] <= 0x9F
 
 
 def _real(path: Path) -> str:

@@ -269,3 +269,33 @@ def test_a_folder_that_cannot_be_listed_is_reported_even_when_running_as_root(
     assert [(s.rel, s.reason) for s in found.skipped] == [
         ("locked", "folder not readable (Permission denied)")
     ]
+
+
+# Names that are not UTF-8, as an old Windows zip unpacks: Shift-JIS from Japanese Windows,
+# Latin-1 from western European Windows, and bytes that are neither.
+BYTE_NAMES = [
+    ("写真（１）.png".encode("cp932"), "写真（１）.png"),
+    ("ひらがな カタカナ.jpg".encode("cp932"), "ひらがな カタカナ.jpg"),
+    ("crème brûlée.png".encode("latin-1"), "cr\\xe8me br\\xfbl\\xe9e.png"),
+    ("Äpfel.png".encode("latin-1"), "\\xc4pfel.png"),
+    (b"bad\xff\xfe.png", "bad\\xff\\xfe.png"),
+]
+
+
+@pytest.mark.skipif(os.name == "nt", reason="Windows file names are Unicode already")
+def test_names_that_are_not_utf8_are_shown_readably_and_opened_by_their_bytes(tmp_path) -> None:
+    root = tmp_path / "zip"
+    (root / "旅行".encode("cp932").decode("utf-8", "surrogateescape")).mkdir(parents=True)
+    for raw, _ in BYTE_NAMES:
+        (root / os.fsdecode(raw)).write_bytes(b"")
+    (root / os.fsdecode("旅行/夏.png".encode("cp932"))).write_bytes(b"")
+    (root / os.fsdecode(b"caf\xe9")).mkdir()
+    (root / os.fsdecode(b"caf\xe9/ok.png")).write_bytes(b"")
+    found = discover([root])
+    assert sorted(rels(found)) == sorted(
+        [shown for _, shown in BYTE_NAMES] + ["旅行/夏.png", "caf\\xe9/ok.png"]
+    )
+    for image in found.images:
+        image.rel.encode("utf-8")  # what report.json and the CSV files are written in
+        assert image.path.is_file()  # the real name, bytes and all
+    assert {image.rel: image.folder for image in found.images}["旅行/夏.png"] == "旅行"

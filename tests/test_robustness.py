@@ -105,3 +105,19 @@ def test_japanese_and_hostile_names_survive_into_report_and_csv(tmp_path) -> Non
     assert sorted(i["path"] for i in result.report["images"]) == sorted(names)
     csv_text = (tmp_path / "site" / "assignments.csv").read_text(encoding="utf-8")
     assert "猫 の 写真.png" in csv_text and '"a&b ""quoted"".png"' in csv_text
+
+
+@pytest.mark.skipif(os.name == "nt", reason="Windows file names are Unicode already")
+def test_a_folder_from_an_old_windows_zip_builds_with_readable_names(tmp_path) -> None:
+    """Names in Shift-JIS and Latin-1 bytes (no UTF-8) once crashed the build writing
+    report.json; now every image is used and shown under a name UTF-8 can hold."""
+    photos = make_colour_folder(tmp_path / "photos", per_colour=2)
+    for raw in ("写真（１）.png".encode("cp932"), "café.png".encode("latin-1")):
+        make_image(photos / os.fsdecode(raw), (200, 200, 40), noise=5)
+    result = build(photos, tmp_path / "site")
+    assert result.images == 8 and result.skipped == ()
+    paths = {image["path"] for image in result.report["images"]}
+    assert {"写真（１）.png", "caf\\xe9.png"} <= paths
+    assert json.loads((tmp_path / "site" / "report.json").read_text("utf-8"))["images"]
+    csv_text = (tmp_path / "site" / "assignments.csv").read_text("utf-8")
+    assert "写真（１）.png," in csv_text and "caf\\xe9.png," in csv_text
