@@ -215,10 +215,11 @@ def readable(rel: str) -> str:
     an old Windows zip, say) reaches Python with its bytes escaped as surrogates, which no UTF-8
     text can hold: each such name is read as Shift-JIS (cp932, old Japanese Windows) when that
     gives Japanese text, else its bytes are shown as \\xNN. The file is opened by its real name."""
-    return "/".join(_readable_name(name) for name in rel.split("/"))
+    return "/".join(readable_text(name) for name in rel.split("/"))
 
 
-def _readable_name(name: str) -> str:
+def readable_text(name: str) -> str:
+    """One name (or a --title from a terminal whose bytes are not UTF-8), as `readable` says."""
     try:
         name.encode("utf-8")
         return name

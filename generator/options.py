@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from generator.config import BACKENDS, DEVICES, DISPLAY_POINTS, LANGS, PRECISIONS, BuildConfig
+from generator.discover import readable_text
 from generator.errors import ConfigError
 from generator.sizes import parse_size
 
@@ -43,6 +44,8 @@ def build_config(
     from generator.cache import default_cache_dir
 
     _check_choices(options)
+    if isinstance(options.get("title"), str):  # a terminal's bytes that are not UTF-8
+        options["title"] = readable_text(options["title"])
     single = bool(options.get("single_file"))
     return BuildConfig(
         inputs=tuple(Path(p) for p in inputs),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -143,3 +144,20 @@ def test_python_dash_m_runs_the_cli() -> None:
         [sys.executable, "-m", "generator", "--help"], capture_output=True, text=True, check=True
     )
     assert out.stdout.startswith("Usage: dinoclust [OPTIONS] COMMAND")
+
+
+def test_a_title_typed_in_a_shift_jis_terminal_is_shown_as_japanese(
+    runner, colour_folder, tmp_path, monkeypatch
+) -> None:
+    """Under a UTF-8 locale, Python hands other bytes over as surrogates, which no page can
+    hold: the build once crashed writing it."""
+    import generator.pipeline as pipeline
+    from tests.helpers import FakeEmbedder
+
+    monkeypatch.setattr(pipeline, "load_embedder", lambda *a, **k: FakeEmbedder())
+    monkeypatch.setattr(pipeline, "plan_model", lambda *a, **k: FakeEmbedder.info)
+    title = os.fsdecode("旅行の写真".encode("cp932"))
+    site = tmp_path / "s"
+    result = runner.invoke(cli, ["build", str(colour_folder), "-o", str(site), "--title", title])
+    assert result.exit_code == 0, result.output
+    assert "<title>旅行の写真</title>" in (site / "index.html").read_text(encoding="utf-8")
