@@ -297,7 +297,7 @@ class EmbeddingCache:
     def digests(self, paths: Sequence[Path]) -> list[str | OSError | None]:
         """Content hash per path from the (path, size, mtime) memo, the OSError that stopped
         reading it, or None: not known, the decode workers hash it (`remember` keeps it)."""
-        keys = [str(p.resolve()) for p in paths]
+        keys = [_path_key(p) for p in paths]
         known = self._select("SELECT path, size, mtime_ns, sha256 FROM files WHERE path IN", keys)
         memo = {row[0]: row[1:] for row in known}
         out: list[str | OSError | None] = []
@@ -314,7 +314,7 @@ class EmbeddingCache:
 
     def remember(self, items: Iterable[tuple[Path, tuple[int, int], str]]) -> None:
         """Memoise content hashes the workers found: (path, (size, mtime_ns) read, sha256)."""
-        rows = [(str(p.resolve()), size, mtime, digest) for p, (size, mtime), digest in items]
+        rows = [(_path_key(p), size, mtime, digest) for p, (size, mtime), digest in items]
         self._write("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)", rows)
 
     # --- vectors, thumbnails and previews ------------------------------------------------------
@@ -390,3 +390,15 @@ def _check_folder(folder: Path) -> None:
             f"Cannot use the cache folder {folder} ({why}). Choose a writable folder with "
             "--cache-dir DIR, or build without the cache with --no-cache."
         )
+
+
+def _path_key(path: Path) -> str:
+    """The memo's key for a file: its real path, as UTF-8 text. A name that is not UTF-8 (its
+    bytes reach Python as surrogates, which SQLite's text cannot hold) is keyed by its bytes in
+    hex after a NUL, which no path can contain, so no two files share a key."""
+    real = str(path.resolve())
+    try:
+        real.encode("utf-8")
+    except UnicodeEncodeError:
+        return "\0" + os.fsencode(real).hex()
+    return real

@@ -110,12 +110,15 @@ def test_japanese_and_hostile_names_survive_into_report_and_csv(tmp_path) -> Non
 @pytest.mark.skipif(os.name == "nt", reason="Windows file names are Unicode already")
 def test_a_folder_from_an_old_windows_zip_builds_with_readable_names(tmp_path) -> None:
     """Names in Shift-JIS and Latin-1 bytes (no UTF-8) once crashed the build writing
-    report.json; now every image is used and shown under a name UTF-8 can hold."""
+    report.json, and the cache's memo of content hashes; now every image is used, shown under
+    a name UTF-8 can hold, and a rebuild finds each in the cache."""
     photos = make_colour_folder(tmp_path / "photos", per_colour=2)
     for raw in ("写真（１）.png".encode("cp932"), "café.png".encode("latin-1")):
         make_image(photos / os.fsdecode(raw), (200, 200, 40), noise=5)
-    result = build(photos, tmp_path / "site")
-    assert result.images == 8 and result.skipped == ()
+    result = build(photos, tmp_path / "site", tmp_path / "cache")
+    assert result.images == 8 and result.skipped == () and result.embedded == 8
+    again = build(photos, tmp_path / "site", tmp_path / "cache")
+    assert again.embedded == 0 and again.report == result.report
     paths = {image["path"] for image in result.report["images"]}
     assert {"写真（１）.png", "caf\\xe9.png"} <= paths
     assert json.loads((tmp_path / "site" / "report.json").read_text("utf-8"))["images"]
