@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from generator.errors import InputError, OutputError, cannot_write
@@ -128,15 +128,18 @@ def publish(staging: Path, output: Path) -> None:
         shutil.rmtree(retired, ignore_errors=True)
 
 
-def carry_foreign(output: Path, staging: Path) -> list[str]:
+def carry_foreign(
+    output: Path, staging: Path, ours: Callable[[str], bool] = SITE_NAMES.__contains__
+) -> list[str]:
     """Copy into the new site what someone added at the top of the old one (a CNAME for GitHub
     Pages, a README, notes): a rebuild must not drop files dinoclust did not write. Copied, not
-    moved, so the old site keeps them until the new one is in place. Returns their names."""
+    moved, so the old site keeps them until the new one is in place. `ours`: the names at the
+    top that dinoclust writes (a site's, or a sorted folder's). Returns their names."""
     if not output.is_dir() or output.is_symlink():
         return []
     kept = []
     for entry in sorted(output.iterdir()):
-        if entry.name in SITE_NAMES or entry.name.startswith(".dinoclust"):
+        if ours(entry.name) or entry.name.startswith(".dinoclust"):
             continue
         target = staging / entry.name
         if target.exists():

@@ -3,7 +3,9 @@ rather than a page. Runs the build's stages (discover → embed, from the cache 
 hard-links (or copies, or symlinks) each image to DIR/cluster_<id>/<its relative path>.
 
 The inputs are only read. DIR follows the output-folder rules of a build (empty, or carrying our
-marker) and is written beside itself and swapped in when complete.
+marker) and is written beside itself and swapped in when complete. A new sort carries over what
+someone added at DIR's top, and refuses to start while the cluster folders hold a file it did
+not place there.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import errno
 import io
 import logging
 import os
+import re
 import shutil
 import time
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
@@ -44,13 +48,14 @@ from generator.pipeline import (
     no_progress,
     plan_embedder,
 )
-from generator.sitedir import discard, open_staging, publish
+from generator.sitedir import carry_foreign, discard, open_staging, publish
 from generator.structure import SkippedImage, SourceImage
 
 log = logging.getLogger(__name__)
 
 MODES = ("link", "copy", "symlink")
 CLUSTERS_CSV = "clusters.csv"
+CLUSTER_FOLDER = re.compile(r"cluster_[0-9]+")
 # a hard link cannot be made here: another file system, or one without hard links
 NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}
 
@@ -99,6 +104,7 @@ def _sort(config: SortConfig, progress: Progress, embedder: Embedder | None) -> 
     if config.k is not None and config.k > build.k_max:
         build = replace(build, k_max=config.k)
     found = discover_images(build)
+    check_placed(build.output)
     labelling = assign_labels(read_labels(build.labels), found) if build.labels else None
     embedder = plan_embedder(build) if embedder is None else embedder
     cache = EmbeddingCache(build.cache_dir) if build.cache_dir else None
@@ -118,6 +124,8 @@ def _sort(config: SortConfig, progress: Progress, embedder: Embedder | None) -> 
         copied = _place(files, staging, config.mode, build.output, progress)
         rows = zip(rels, clustering.labels.tolist(), clustering.distances.tolist(), strict=True)
         _write_csv(staging / CLUSTERS_CSV, rows, names)
+        check_placed(build.output)  # nothing added while this run worked
+        carry_foreign(build.output, staging, ours=_sorted_name)
         publish(staging, build.output)
     except BaseException as exc:
         locate(exc, staging)  # before the discard: while the disk is full
@@ -139,6 +147,63 @@ def _sort(config: SortConfig, progress: Progress, embedder: Embedder | None) -> 
         embedded.embedded,
         seconds,
     )
+
+
+def check_placed(output: Path) -> None:
+    """A new sort replaces the cluster folders: refuse, before any work, when they hold a file
+    the last sort did not place there (its clusters.csv lists what it placed). Other files at
+    the top (a README, notes) are carried over, as a rebuilt site carries them."""
+    if not output.is_dir() or output.is_symlink():
+        return
+    folders = sorted(p.name for p in output.iterdir() if CLUSTER_FOLDER.fullmatch(p.name))
+    if not folders:
+        return
+    placed = _placed(output)
+    if placed is None:
+        raise OutputError(
+            f"{output} has cluster folders but no clusters.csv that dinoclust can read, so which "
+            "files in them it placed cannot be told, and a new sort would remove them all. Move "
+            f"{output} away, or choose another folder with -o."
+        )
+    foreign = [
+        name for name in folders if not (output / name).is_dir() or (output / name).is_symlink()
+    ]
+    for name in folders:
+        if name in foreign:
+            continue
+        for folder, dirs, files in os.walk(output / name):  # symlinked folders not followed
+            dirs.sort()
+            links = [d for d in dirs if os.path.islink(os.path.join(folder, d))]
+            for file in sorted(files) + links:
+                rel = Path(folder, file).relative_to(output).as_posix()
+                if unicodedata.normalize("NFC", rel) not in placed:
+                    foreign.append(rel)
+    if foreign:
+        more = f" and {len(foreign) - 1:,} more files were" if len(foreign) > 1 else " was"
+        raise OutputError(
+            f"{output / foreign[0]}{more} not placed there by dinoclust sort, and a new sort "
+            f"replaces the cluster folders. Move them out of {output}, then sort again."
+        )
+
+
+def _sorted_name(name: str) -> bool:
+    """The names dinoclust sort writes at the top of DIR."""
+    return name == CLUSTERS_CSV or CLUSTER_FOLDER.fullmatch(name) is not None
+
+
+def _placed(output: Path) -> set[str] | None:
+    """cluster_<id>/<path> for every row of the last sort's clusters.csv (NFC), or None when it
+    is missing or not ours (no path,cluster header)."""
+    try:
+        with (output / CLUSTERS_CSV).open(encoding="utf-8", newline="") as f:
+            rows = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+    if not rows or rows[0][:2] != ["path", "cluster"]:
+        return None
+    return {
+        unicodedata.normalize("NFC", f"cluster_{row[1]}/{row[0]}") for row in rows[1:] if row[1:]
+    }
 
 
 def _choose_k(analysis: Analysis, k: int | None) -> tuple[int, bool]:

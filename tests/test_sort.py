@@ -174,6 +174,62 @@ def test_a_foreign_non_empty_folder_is_refused(photos, tmp_path, fake_model) -> 
     assert fake_model.calls == 0  # refused before any work
 
 
+@pytest.mark.parametrize("mode", ["link", "copy", "symlink"])
+def test_a_new_sort_keeps_what_someone_added_at_the_top(photos, tmp_path, fake_model, mode):
+    """A README or notes beside the cluster folders once went with the old folders."""
+    out = tmp_path / "sorted"
+    assert run_sort(photos, out, "--k", "3", "--mode", mode).exit_code == 0
+    (out / "notes.txt").write_text("which folder is which", encoding="utf-8")
+    (out / "mine" / "deep").mkdir(parents=True)
+    (out / "mine" / "deep" / "a.txt").write_text("kept", encoding="utf-8")
+    result = run_sort(photos, out, "--k", "2", "--mode", mode)
+    assert result.exit_code == 0, result.output
+    assert (out / "notes.txt").read_text(encoding="utf-8") == "which folder is which"
+    assert (out / "mine" / "deep" / "a.txt").read_text(encoding="utf-8") == "kept"
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith("cluster_")) == [
+        "cluster_0",
+        "cluster_1",
+    ]
+    assert "kept mine, notes.txt in " in result.stderr
+
+
+@pytest.mark.parametrize(
+    "added", ["cluster_0/extra.txt", "cluster_1/red things/note.md", "cluster_7/x.png"]
+)
+def test_a_file_added_to_a_cluster_folder_stops_a_new_sort_before_any_work(
+    photos, tmp_path, fake_model, added
+) -> None:
+    out = tmp_path / "sorted"
+    assert run_sort(photos, out, "--k", "3").exit_code == 0
+    (out / added).parent.mkdir(parents=True, exist_ok=True)
+    (out / added).write_text("mine", encoding="utf-8")
+    before, calls = snapshot(out), fake_model.calls
+    result = run_sort(photos, out, "--k", "2")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: {out / added} was not placed there by dinoclust sort, and a new sort replaces "
+        f"the cluster folders. Move them out of {out}, then sort again.\n"
+    )
+    assert snapshot(out) == before and fake_model.calls == calls
+
+
+def test_cluster_folders_without_their_clusters_csv_are_not_replaced(
+    photos, tmp_path, fake_model
+) -> None:
+    out = tmp_path / "sorted"
+    assert run_sort(photos, out, "--k", "3").exit_code == 0
+    (out / "clusters.csv").unlink()
+    before = snapshot(out)
+    result = run_sort(photos, out)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: {out} has cluster folders but no clusters.csv that dinoclust can read, so which "
+        "files in them it placed cannot be told, and a new sort would remove them all. Move "
+        f"{out} away, or choose another folder with -o.\n"
+    )
+    assert snapshot(out) == before
+
+
 def test_bad_k_and_mode(photos, tmp_path, fake_model) -> None:
     result = run_sort(photos, tmp_path / "a", "--k", "1")
     assert result.exit_code == 2 and "--k must be between 2 and 50 (got 1)." in result.output
