@@ -24,6 +24,7 @@ from generator.errors import GeneratorError, InputError, OutputError, room_for
 from generator.manifest import read_manifest
 from generator.mapper import Row
 from generator.pipeline import LazyEmbedder, Progress, no_progress
+from generator.sitedir import output_lock
 from generator.store import (
     META_BACKEND,
     META_DECODER,
@@ -78,7 +79,8 @@ def embed_collection(
         f"What {output} held is kept, and so are the parts this run finished: once there is "
         "room, the same command goes on from there."
     )
-    with room_for(output, "-o", kept):  # after the writer kept its finished parts
+    # one run per store at a time; room_for speaks once the writer has kept its finished parts
+    with output_lock(output), room_for(output, "-o", kept):
         return _embed(config, progress, embedder)
 
 

@@ -200,7 +200,7 @@ def output_lock(target: Path, option: str = "-o") -> Iterator[None]:
         ) from exc
     if fd is None:
         raise OutputError(
-            f"{target} is being written by another dinoclust build (process {_owner(path)}). "
+            f"{target} is being written by another dinoclust run (process {_owner(path)}). "
             f"Wait for it to finish, or choose another {option}."
         )
     try:

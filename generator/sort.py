@@ -48,7 +48,7 @@ from generator.pipeline import (
     no_progress,
     plan_embedder,
 )
-from generator.sitedir import carry_foreign, discard, open_staging, publish
+from generator.sitedir import carry_foreign, discard, open_staging, output_lock, publish
 from generator.structure import SkippedImage, SourceImage
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ def sort_collection(
 ) -> SortResult:
     """Sort the inputs into DIR by cluster; raises GeneratorError subclasses with messages."""
     output = config.build.output
-    with room_for(output, "-o", as_it_was(output, "sorted folder")):
+    with output_lock(output), room_for(output, "-o", as_it_was(output, "sorted folder")):
         return _sort(config, progress, embedder)
 
 

@@ -1,5 +1,6 @@
-"""The real `dinoclust` command with a slow fake model (no torch), for tests that need two builds
-to overlap: `python -m tests.slow_cli build …`. Each batch takes SLOW_CLI_DELAY seconds."""
+"""The real `dinoclust` command with a slow fake model (no torch), for tests that need two runs
+to overlap: `python -m tests.slow_cli build|sort|embed …`. Each batch takes SLOW_CLI_DELAY
+seconds."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import time
 
 import numpy as np
 
+import generator.collection as collection
 import generator.pipeline as pipeline
 from generator.cli import main
 from tests.helpers import FakeEmbedder
@@ -20,6 +22,7 @@ class SlowEmbedder(FakeEmbedder):
 
 
 if __name__ == "__main__":
-    pipeline.load_embedder = lambda *args, **kwargs: SlowEmbedder()
-    pipeline.plan_model = lambda *args, **kwargs: FakeEmbedder.info
+    for module in (pipeline, collection):  # build and sort; embed
+        module.load_embedder = lambda *args, **kwargs: SlowEmbedder()
+        module.plan_model = lambda *args, **kwargs: FakeEmbedder.info
     main()

@@ -33,7 +33,7 @@ def fake_model(monkeypatch) -> None:
 
 def lock_message(target: Path, pid: int, option: str = "-o") -> str:
     return (
-        f"Error: {target} is being written by another dinoclust build (process {pid}). "
+        f"Error: {target} is being written by another dinoclust run (process {pid}). "
         f"Wait for it to finish, or choose another {option}.\n"
     )
 
@@ -82,6 +82,32 @@ def test_two_concurrent_builds_one_fails_naming_the_other(tmp_path, mode) -> Non
         assert "s/index.html" in zipfile.ZipFile(archive).namelist()
     else:
         assert is_single_file(page) and page.read_text(encoding="utf-8").count("data:image") >= 6
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.parametrize("command", ["sort", "embed"])
+def test_two_concurrent_sorts_or_embeds_one_fails_naming_the_other(tmp_path, command) -> None:
+    """Without the lock, the second sort removed the first's staging folder as a leftover (a
+    traceback), and two embeds wrote the same generation's parts over each other."""
+    photos = make_colour_folder(tmp_path / "photos", per_colour=2)
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SLOW_CLI_DELAY": "0.6"}
+    args = [sys.executable, "-m", "tests.slow_cli", command, str(photos), "-o", str(out)]
+    args += ["--batch-size", "1", "--no-cache", "-q"]
+    runs = [
+        subprocess.Popen(args, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outcomes = [(p.wait(timeout=120), p.stderr.read()) for p in runs]  # type: ignore[union-attr]
+    codes = [code for code, _ in outcomes]
+    assert sorted(codes) == [0, 1], outcomes
+    failed, other = (0, 1) if codes[0] == 1 else (1, 0)
+    assert outcomes[failed][1] == lock_message(out, runs[other].pid)
+    assert outcomes[other][1] == ""
+    if command == "sort":
+        assert len((out / "clusters.csv").read_text(encoding="utf-8").splitlines()) == 7
+    else:
+        assert len(list(out.glob("part-*.parquet"))) == 1
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
