@@ -42,6 +42,7 @@ from generator.sitedir import (
     discard,
     open_staging,
     publish,
+    record_written,
     staging_exclusions,
 )
 from generator.store import Store, open_store, read_rows
@@ -168,8 +169,10 @@ def build_site(
         if store is not None and store.count() > streamed.SAMPLED_ROWS:
             source = read_labels(config.labels) if config.labels else None
             report, images = streamed.build_sampled(store, config, staging, progress, source)
+            carried = carry_foreign(config.output, staging)
             if finish is not None:
                 report = finish(report, staging)
+            record_written(staging, carried)
             publish(staging, config.output)
             seconds = time.perf_counter() - start
             return BuildResult(config.output, images, (), seconds, report, 0)
@@ -184,9 +187,10 @@ def build_site(
             skipped = found.skipped + embedded.skipped
         aliases = found.aliases if found is not None else ()
         report = _report(embedded, skipped, config, labelling, cache, staging, aliases)
-        carry_foreign(config.output, staging)  # before the zip or size budget sees the site
+        carried = carry_foreign(config.output, staging)  # before the zip or size budget sees it
         if finish is not None:
             report = finish(report, staging)
+        record_written(staging, carried)
         publish(staging, config.output)
     seconds = time.perf_counter() - start
     return BuildResult(

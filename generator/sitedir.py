@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -23,8 +24,12 @@ log = logging.getLogger(__name__)
 MARKER = ".dinoclust-site"
 MARKER_TEXT = (
     "This folder was written by dinoclust. The next `dinoclust build` into it replaces what\n"
-    "dinoclust wrote; other files and folders at the top (a CNAME, a README) are kept.\n"
+    "dinoclust wrote; other files and folders (a CNAME or README at the top, a logo in\n"
+    "static/) are kept.\n"
 )
+WRITTEN_HEADER = "What the last build wrote, besides its thumbnails and previews:"
+HASHED_FOLDERS = frozenset({"thumbs", "previews"})
+HASHED = re.compile(r"(thumbs|previews)/[0-9a-f]{20}\.[a-z0-9]+")  # named by content hash
 # Every name dinoclust writes at the top of a site: all else there was put in by someone else.
 SITE_NAMES = frozenset(
     {
@@ -35,6 +40,7 @@ SITE_NAMES = frozenset(
         "assignments.parquet",
         "metrics.csv",
         "tables",
+        "data",
         "thumbs",
         "previews",
         "static",
@@ -66,6 +72,14 @@ def check_output(output: Path, inputs: Sequence[Path]) -> None:
             f"{output} already exists, is not empty and was not made by dinoclust (no {MARKER} "
             "file), so it will not be replaced. Choose a new or empty folder with -o."
         )
+    written = written_before(output) if output.is_dir() else None
+    if written is not None:
+        for entry in sorted(output.iterdir()):
+            if entry.name in SITE_NAMES - {MARKER} and entry.is_file() and entry.name not in written:
+                raise OutputError(
+                    f"{entry} was not written by dinoclust, but a build writes a file of that "
+                    f"name. Move it out of {output}, then build again."
+                )
 
 
 def is_ours(folder: Path) -> bool:
@@ -131,29 +145,94 @@ def publish(staging: Path, output: Path) -> None:
 def carry_foreign(
     output: Path, staging: Path, ours: Callable[[str], bool] = SITE_NAMES.__contains__
 ) -> list[str]:
-    """Copy into the new site what someone added at the top of the old one (a CNAME for GitHub
-    Pages, a README, notes): a rebuild must not drop files dinoclust did not write. Copied, not
-    moved, so the old site keeps them until the new one is in place. `ours`: the names at the
-    top that dinoclust writes (a site's, or a sorted folder's). Returns their names."""
+    """Copy into the new site what someone added to the old one (a CNAME for GitHub Pages, a
+    README, notes at the top; a logo in static/): a rebuild must not drop files dinoclust did
+    not write. Copied, not moved, so the old site keeps them until the new one is in place.
+    `ours`: the names at the top that dinoclust writes (a site's, or a sorted folder's); below
+    them, what the last build listed in its marker (`record_written`) and the thumbnails and
+    previews are ours, and the rest is carried too. Returns the paths carried."""
     if not output.is_dir() or output.is_symlink():
         return []
+    written = written_before(output)
     kept = []
     for entry in sorted(output.iterdir()):
-        if ours(entry.name) or entry.name.startswith(".dinoclust"):
+        if entry.name.startswith(".dinoclust"):
             continue
-        target = staging / entry.name
-        if target.exists():
+        if not ours(entry.name):
+            _copy(entry, staging / entry.name)
+            kept.append(entry.name)
             continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.copytree(entry, target, symlinks=True)
-        else:
-            shutil.copy2(entry, target, follow_symlinks=False)
-        kept.append(entry.name)
+        if written is None:  # an older dinoclust's site, or a sorted folder: all ours
+            continue
+        for rel in foreign_files(output, entry, written):
+            if (staging / rel).exists() or (staging / rel).is_symlink():
+                raise OutputError(
+                    f"{output / rel} was not written by dinoclust, but this build writes a file "
+                    f"of that name. Move it out of {output}, then build again."
+                )
+            (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+            _copy(output / rel, staging / rel)
+            kept.append(rel)
     if kept:
         log.warning(
             "kept %s in %s (not written by dinoclust)", ", ".join(kept), output.as_posix() + "/"
         )
     return kept
+
+
+def _copy(source: Path, target: Path) -> None:
+    if target.exists() or target.is_symlink():
+        return
+    if source.is_dir() and not source.is_symlink():
+        shutil.copytree(source, target, symlinks=True)
+    else:
+        shutil.copy2(source, target, follow_symlinks=False)
+
+
+def foreign_files(output: Path, entry: Path, written: set[str]) -> list[str]:
+    """The files below one of our names at the top of `output` that the last build did not
+    write (nor a thumbnail or preview, named by content hash)."""
+    if entry.is_symlink() or not entry.is_dir():
+        rels = [entry.name]
+    else:
+        rels = [rel for rel in _files(entry, entry.name)]
+    return [rel for rel in rels if rel not in written and not HASHED.fullmatch(rel)]
+
+
+def record_written(staging: Path, carried: Sequence[str] = ()) -> None:
+    """List in the marker what this build wrote (not what `carry_foreign` brought along), so
+    that the next build can tell what someone added below the site's own folders."""
+    skip = set(carried)
+    written = [
+        rel
+        for rel in _files(staging, "", prune=HASHED_FOLDERS)
+        if rel != MARKER and rel not in skip and rel.split("/")[0] not in skip
+    ]
+    text = f"{MARKER_TEXT}\n{WRITTEN_HEADER}\n" + "".join(f"{rel}\n" for rel in written)
+    (staging / MARKER).write_text(text, encoding="utf-8")
+
+
+def written_before(output: Path) -> set[str] | None:
+    """What the last build listed in its marker; None for a site of an older dinoclust."""
+    try:
+        text = (output / MARKER).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    _, header, listing = text.partition(f"{WRITTEN_HEADER}\n")
+    return set(listing.splitlines()) if header else None
+
+
+def _files(folder: Path, prefix: str, prune: frozenset[str] = frozenset()) -> Iterator[str]:
+    """Every file (and link) below `folder`, as POSIX paths after `prefix`, sorted; symlinked
+    folders are listed, not followed; the folders named in `prune` (at the top) are skipped."""
+    for root, dirs, files in os.walk(folder):
+        here = Path(root).relative_to(folder).as_posix()
+        if here == ".":
+            dirs[:] = [d for d in dirs if d not in prune]
+        dirs.sort()
+        links = [d for d in dirs if os.path.islink(os.path.join(root, d))]
+        for name in sorted(files + links):
+            yield "/".join(part for part in (prefix, here, name) if part and part != ".")
 
 
 def discard(folder: Path) -> None:

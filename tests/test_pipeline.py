@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -161,15 +162,56 @@ def test_a_foreign_output_folder_is_never_replaced(colour_folder, tmp_path) -> N
 
 def test_our_own_site_is_replaced(colour_folder, tmp_path) -> None:
     site = tmp_path / "site"
-    build(colour_folder, site, title="first")
-    (site / "thumbs" / "stale.webp").write_bytes(b"old")  # in a folder dinoclust writes
-    (site / "embeddings.npy").write_bytes(b"old")  # a name dinoclust writes, not this time
-    build(colour_folder, site, title="second")
+    build(colour_folder, site, title="first", export_embeddings=True)
+    first_thumbs = set(os.listdir(site / "thumbs"))
+    for image in (colour_folder / "red").iterdir():  # its thumbnails go stale
+        image.unlink()
+    build(colour_folder, site, title="second")  # and no embeddings.npy this time
     assert (site / MARKER).is_file()
-    assert not (site / "thumbs" / "stale.webp").exists()
-    assert not (site / "embeddings.npy").exists()
+    thumbs = set(os.listdir(site / "thumbs"))
+    assert thumbs < first_thumbs and len(thumbs) == 8 and len(first_thumbs) == 12
+    assert not (site / "embeddings.npy").exists() and not (site / "pca.npy").exists()
     assert json.loads((site / "report.json").read_text())["title"] == "second"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "site"]
+
+
+def test_what_someone_added_inside_the_sites_folders_is_kept(colour_folder, tmp_path) -> None:
+    """A logo in static/, a note in thumbs/: not written by dinoclust, so a rebuild keeps them
+    (the marker lists what the last build wrote), rebuild after rebuild."""
+    site = tmp_path / "site"
+    build(colour_folder, site, export_embeddings=True)
+    added = {
+        "static/img/logo.png": b"logo",
+        "thumbs/README.txt": b"thumbnails are named by content hash",
+        "data/my-notes.csv": b"a,b",
+        "CNAME": b"clusters.example.org",
+    }
+    for rel, data in added.items():
+        (site / rel).parent.mkdir(parents=True, exist_ok=True)
+        (site / rel).write_bytes(data)
+    for title in ("second", "third"):
+        build(colour_folder, site, title=title)
+        assert {rel: (site / rel).read_bytes() for rel in added} == added
+    assert not (site / "embeddings.npy").exists()  # what the first build wrote, and not the rest
+    listed = (site / MARKER).read_text(encoding="utf-8").splitlines()
+    assert "index.html" in listed and "static/js/app.js" in listed
+    assert not set(added) & set(listed) and not [r for r in listed if r.startswith("thumbs/")]
+
+
+def test_a_file_someone_put_at_a_name_the_build_writes_stops_it_before_any_work(
+    colour_folder, tmp_path
+) -> None:
+    site = tmp_path / "site"
+    build(colour_folder, site)
+    (site / "embeddings.npy").write_bytes(b"mine")  # not written by the last build
+    embedder = FakeEmbedder()
+    with pytest.raises(OutputError) as refused:
+        build(colour_folder, site, embedder=embedder, export_embeddings=True)
+    assert str(refused.value) == (
+        f"{site / 'embeddings.npy'} was not written by dinoclust, but a build writes a file of "
+        f"that name. Move it out of {site}, then build again."
+    )
+    assert (site / "embeddings.npy").read_bytes() == b"mine" and embedder.calls == 0
 
 
 def test_input_inside_output_is_refused(colour_folder, tmp_path) -> None:

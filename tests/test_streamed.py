@@ -108,6 +108,21 @@ def test_above_the_threshold_the_site_holds_the_sample_and_the_totals(
     ).read_bytes()
 
 
+def test_a_sampled_rebuild_keeps_what_someone_added_to_the_site(tmp_path, monkeypatch) -> None:
+    """The sampled report once published without carrying the old site's other files over."""
+    monkeypatch.setattr(streamed, "SAMPLED_ROWS", 50)
+    monkeypatch.setattr(streamed, "SAMPLE_SIZE", 30)
+    store = write_store(tmp_path / "emb", blobs())
+    site = tmp_path / "site"
+    build_site(BuildConfig(embeddings=store, output=site, k_max=4))
+    (site / "CNAME").write_text("clusters.example.org", encoding="utf-8")
+    (site / "static" / "logo.svg").write_text("<svg/>", encoding="utf-8")
+    build_site(BuildConfig(embeddings=store, output=site, k_max=3))
+    assert (site / "CNAME").read_text(encoding="utf-8") == "clusters.example.org"
+    assert (site / "static" / "logo.svg").read_text(encoding="utf-8") == "<svg/>"
+    assert sorted(json.loads((site / "report.json").read_text())["clusterings"]) == ["2", "3"]
+
+
 @pytest.mark.parametrize("rows", [50])
 def test_below_the_threshold_nothing_is_sampled(tmp_path, rows) -> None:
     store = write_store(tmp_path / "emb", blobs(rows))
