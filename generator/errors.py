@@ -92,8 +92,8 @@ def locate(exc: BaseException, folder: Path) -> None:
 
 def _says(code: int, path: Path) -> bool:
     """Whether the file system holding `path` is full (ENOSPC) or read-only (EROFS); for a quota
-    or a file too large, it cannot tell: True."""
-    if code not in (errno.ENOSPC, errno.EROFS):
+    or a file too large, or where there is no statvfs, it cannot tell: True."""
+    if code not in (errno.ENOSPC, errno.EROFS) or not hasattr(os, "statvfs"):  # not on Windows
         return True
     for place in (path, *path.parents):
         try:

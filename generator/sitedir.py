@@ -73,9 +73,10 @@ def check_output(output: Path, inputs: Sequence[Path]) -> None:
             "file), so it will not be replaced. Choose a new or empty folder with -o."
         )
     written = written_before(output) if output.is_dir() else None
-    if written is not None:
+    if written is not None:  # a file someone put at one of our names: the build would replace it
         for entry in sorted(output.iterdir()):
-            if entry.name in SITE_NAMES - {MARKER} and entry.is_file() and entry.name not in written:
+            ours = entry.name in SITE_NAMES and entry.name != MARKER
+            if ours and entry.is_file() and entry.name not in written:
                 raise OutputError(
                     f"{entry} was not written by dinoclust, but a build writes a file of that "
                     f"name. Move it out of {output}, then build again."
