@@ -136,7 +136,8 @@ def no_room(exc: OSError, target: Path, option: str, kept: str) -> str:
             "A temporary or system folder may be the one (TMPDIR, or /dev/shm, which Python's "
             f"multiprocessing needs): make room there and try again. {kept}"
         )
-    if where is not None and parent not in Path(os.path.realpath(where), "x").parents:  # or is
+    real = Path(os.path.realpath(where)) if where is not None else None
+    if real is not None and real != parent and parent not in real.parents:
         remedy = "Make it writable" if code == errno.EROFS else "Make room there"
         return f"Cannot write {where}: {reason}. {remedy} and try again. {kept}"
     return f"Cannot write {target}: {reason}. {NO_ROOM[code].format(option=option)} {kept}"

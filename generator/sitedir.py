@@ -196,7 +196,7 @@ def foreign_files(output: Path, entry: Path, written: set[str]) -> list[str]:
     if entry.is_symlink() or not entry.is_dir():
         rels = [entry.name]
     else:
-        rels = [rel for rel in _files(entry, entry.name)]
+        rels = list(files_below(entry, entry.name))
     return [rel for rel in rels if rel not in written and not HASHED.fullmatch(rel)]
 
 
@@ -206,7 +206,7 @@ def record_written(staging: Path, carried: Sequence[str] = ()) -> None:
     skip = set(carried)
     written = [
         rel
-        for rel in _files(staging, "", prune=HASHED_FOLDERS)
+        for rel in files_below(staging, "", prune=HASHED_FOLDERS)
         if rel != MARKER and rel not in skip and rel.split("/")[0] not in skip
     ]
     text = f"{MARKER_TEXT}\n{WRITTEN_HEADER}\n" + "".join(f"{rel}\n" for rel in written)
@@ -223,7 +223,7 @@ def written_before(output: Path) -> set[str] | None:
     return set(listing.splitlines()) if header else None
 
 
-def _files(folder: Path, prefix: str, prune: frozenset[str] = frozenset()) -> Iterator[str]:
+def files_below(folder: Path, prefix: str, prune: frozenset[str] = frozenset()) -> Iterator[str]:
     """Every file (and link) below `folder`, as POSIX paths after `prefix`, sorted; symlinked
     folders are listed, not followed; the folders named in `prune` (at the top) are skipped."""
     for root, dirs, files in os.walk(folder):

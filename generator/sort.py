@@ -48,7 +48,14 @@ from generator.pipeline import (
     no_progress,
     plan_embedder,
 )
-from generator.sitedir import carry_foreign, discard, open_staging, output_lock, publish
+from generator.sitedir import (
+    carry_foreign,
+    discard,
+    files_below,
+    open_staging,
+    output_lock,
+    publish,
+)
 from generator.structure import SkippedImage, SourceImage
 
 log = logging.getLogger(__name__)
@@ -169,15 +176,9 @@ def check_placed(output: Path) -> None:
         name for name in folders if not (output / name).is_dir() or (output / name).is_symlink()
     ]
     for name in folders:
-        if name in foreign:
-            continue
-        for folder, dirs, files in os.walk(output / name):  # symlinked folders not followed
-            dirs.sort()
-            links = [d for d in dirs if os.path.islink(os.path.join(folder, d))]
-            for file in sorted(files) + links:
-                rel = Path(folder, file).relative_to(output).as_posix()
-                if unicodedata.normalize("NFC", rel) not in placed:
-                    foreign.append(rel)
+        if name not in foreign:
+            below = files_below(output / name, name)  # symlinked folders listed, not followed
+            foreign += [rel for rel in below if unicodedata.normalize("NFC", rel) not in placed]
     if foreign:
         more = f" and {len(foreign) - 1:,} more files were" if len(foreign) > 1 else " was"
         raise OutputError(
