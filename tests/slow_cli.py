@@ -11,7 +11,7 @@ import numpy as np
 
 import generator.collection as collection
 import generator.pipeline as pipeline
-from generator.cli import main
+from generator.cli import console
 from tests.helpers import FakeEmbedder
 
 
@@ -25,4 +25,4 @@ if __name__ == "__main__":
     for module in (pipeline, collection):  # build and sort; embed
         module.load_embedder = lambda *args, **kwargs: SlowEmbedder()
         module.plan_model = lambda *args, **kwargs: FakeEmbedder.info
-    main()
+    console()  # what the `dinoclust` script runs

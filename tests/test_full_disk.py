@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -187,32 +186,35 @@ def test_sort_on_a_full_disk_leaves_nothing_half_sorted(fake_model, small_disk, 
     assert list(small_disk.iterdir()) == []
 
 
-LIMITED = """
-import resource, sys
-import generator.pipeline as pipeline
-from tests.helpers import FakeEmbedder
+ROOT = Path(__file__).resolve().parents[1]
 
-pipeline.load_embedder = lambda *a, **k: FakeEmbedder()
-pipeline.plan_model = lambda *a, **k: FakeEmbedder.info
-limit = 1 << 20  # 1 MiB a file: Plotly (4.7 MB) will not go
-resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
-sys.argv = ["dinoclust", "build", sys.argv[1], "-o", sys.argv[2], "-q", "--no-cache"]
-from generator.cli import console
-console()
-"""
+
+def fake_build(photos: Path, site: Path) -> list[str]:
+    """The real `dinoclust build` with the fake model, in a process of its own."""
+    command = [sys.executable, "-m", "tests.slow_cli", "build", str(photos), "-o", str(site)]
+    return [*command, "-q", "--no-cache"]
+
+
+def run(command: list[str], **options) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SLOW_CLI_DELAY": "0"}
+    return subprocess.run(
+        command, capture_output=True, text=True, cwd=ROOT, env=env, timeout=120, **options
+    )
+
+
+def one_mib_a_file() -> None:
+    """In the child: 1 MiB a file at most, so Plotly (4.7 MB) will not go."""
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, hard))
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
 def test_a_file_too_large_for_the_destination_is_one_message(colour_folder, tmp_path) -> None:
     """What a FAT32 stick answers past 4 GB (EFBIG), from a real limit on this process."""
     site = tmp_path / "site"
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(LIMITED), str(colour_folder), str(site)],
-        capture_output=True,
-        text=True,
-        cwd=Path(__file__).parent.parent,
-        timeout=120,
-    )
+    done = run(fake_build(colour_folder, site), preexec_fn=one_mib_a_file)
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
     assert done.stderr == (
@@ -221,19 +223,6 @@ def test_a_file_too_large_for_the_destination_is_one_message(colour_folder, tmp_
         "removed.\n"
     )
     assert sorted(os.listdir(tmp_path)) == ["photos"]
-
-
-SHM_BUILD = """
-import sys
-import generator.pipeline as pipeline
-from tests.helpers import FakeEmbedder
-
-pipeline.load_embedder = lambda *a, **k: FakeEmbedder()
-pipeline.plan_model = lambda *a, **k: FakeEmbedder.info
-sys.argv = ["dinoclust", "build", sys.argv[1], "-o", sys.argv[2], "-q", "--no-cache"]
-from generator.cli import console
-console()
-"""
 
 
 @pytest.mark.parametrize(
@@ -249,19 +238,12 @@ def test_a_full_or_read_only_dev_shm_is_named_not_taken_for_the_output(
     """Python's multiprocessing keeps its semaphores in /dev/shm (a container's is often 64 MB):
     the decode workers cannot start, and the message says where, though the output has room."""
     site = tmp_path / "site"
-    python = [sys.executable, "-c", textwrap.dedent(SHM_BUILD), str(colour_folder), str(site)]
     script = f'mount -t tmpfs -o {shm} tmpfs /dev/shm && exec "$@"'
     command = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh"]
     probe = subprocess.run([*command, "true"], capture_output=True)
     if shutil.which("unshare") is None or probe.returncode:
         pytest.skip("a private /dev/shm cannot be mounted here (it needs root)")
-    done = subprocess.run(
-        [*command, *python],
-        capture_output=True,
-        text=True,
-        cwd=Path(__file__).parent.parent,
-        timeout=120,
-    )
+    done = run([*command, *fake_build(colour_folder, site)])
     assert done.returncode == 1, done.stderr
     assert done.stderr == (
         f"Error: Cannot write /dev/shm: {said} and try again. The unfinished site was removed.\n"
