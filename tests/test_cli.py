@@ -11,8 +11,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from generator import __version__
 from generator.cli import cli
+from generator.version import __version__
 
 
 @pytest.fixture

@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from generator.commands.build import LazyEmbedder, build_site, no_progress
+from generator.commands.build import LazyEmbedder, build_site
 from generator.config import BuildConfig
 from generator.engines import local
 from generator.engines.local import EmbedOptions, LocalEngine
 from generator.ingest.discover import discover
+from generator.types import no_progress
 from tests.helpers import FakeEmbedder, make_colour_folder, make_image
 
 

@@ -181,7 +181,7 @@ def test_demo_uses_cached_pretrained_weights(tmp_path, hub_cache) -> None:
     without any network, and nothing is said about random weights."""
     from safetensors.torch import save_file
 
-    from generator.model.embed import create_model
+    from generator.model.vit import create_model
 
     snapshot = hub_cache / "models--timm--vit_small_patch16_224.dino" / "snapshots" / "c0ffee"
     snapshot.mkdir(parents=True)

@@ -12,14 +12,14 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from generator import __version__
 from generator.cli import cli
 from generator.commands.build import build_site
 from generator.commands.embed import embed_collection
 from generator.config import BuildConfig, EmbedConfig
 from generator.errors import InputError, OutputError
-from generator.storage.cache import decode_version
+from generator.ingest.imaging import decode_version
 from generator.storage.store import MARKER
+from generator.version import __version__
 from tests.helpers import FakeEmbedder, make_colour_folder, make_image
 
 

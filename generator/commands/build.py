@@ -13,26 +13,33 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import AbstractContextManager, ExitStack, closing, contextmanager
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from generator.analysis import streamed
-from generator.analysis.analyse import Analysis, analyse, compare_labels
+from generator.analysis.analyse import Analysis, compare_labels
+from generator.analysis.cached import cached_analysis
 from generator.analysis.duplicates import find_similar
+from generator.analysis.streamed import assign, fit, logged, project, sample_rows
 from generator.config import BuildConfig
 from generator.engines.local import EmbedOptions, LocalEngine
-from generator.engines.mapper import Row
 from generator.errors import InputError, written_in
 from generator.i18n import Message
 from generator.ingest.discover import IMAGE_SUFFIXES, Discovery, discover
 from generator.ingest.imaging import THUMB_FORMAT
-from generator.ingest.labels import Labelling, assign_labels, labels_for_store, read_labels
-from generator.model.embed import Embedder, ModelInfo, load_embedder, plan_model
-from generator.site.exports import write_arrays, write_exports
+from generator.ingest.labels import (
+    Labelling,
+    LabelSource,
+    assign_labels,
+    labels_for_store,
+    read_labels,
+)
+from generator.model.embed import load_embedder, plan_model
+from generator.site.exports import ASSIGNMENTS, write_arrays, write_assignments, write_exports
 from generator.site.payload import ImageRecord, ReportExtras, build_report
 from generator.site.render import render_site
 from generator.site.sitedir import (
@@ -44,26 +51,25 @@ from generator.site.sitedir import (
     record_written,
     staging_exclusions,
 )
-from generator.storage.cache import EmbeddingCache, analysis_key
-from generator.storage.store import Store, open_store, read_rows
-from generator.types import PHASE_LOGGER, Alias, SkippedImage, SourceImage
+from generator.storage.cache import EmbeddingCache
+from generator.storage.store import Store, _with_thumb, open_store, read_rows
+from generator.types import (
+    PHASE_LOGGER,
+    Alias,
+    Embedder,
+    ModelInfo,
+    Progress,
+    Row,
+    SkippedImage,
+    SourceImage,
+    no_progress,
+)
 
 log = logging.getLogger(__name__)
 phase = logging.getLogger(PHASE_LOGGER)
 
 
-class Progress(Protocol):
-    """`with progress(label, total) as advance: advance(n)` — the CLI draws a bar, tests don't."""
-
-    def __call__(self, label: str, total: int) -> AbstractContextManager[Callable[[int], None]]: ...
-
-
 Finish = Callable[[dict[str, Any], Path], dict[str, Any]]  # (report, staged site) → report
-
-
-@contextmanager
-def no_progress(label: str, total: int) -> Iterator[Callable[[int], None]]:
-    yield lambda n: None
 
 
 @dataclass(frozen=True)
@@ -168,7 +174,7 @@ def build_site(
         stack.enter_context(written_in(staging))  # before the discard: while the disk is full
         if store is not None and store.count() > streamed.SAMPLED_ROWS:
             source = read_labels(config.labels) if config.labels else None
-            report, images = streamed.build_sampled(store, config, staging, progress, source)
+            report, images = build_sampled(store, config, staging, progress, source)
             carried = carry_foreign(config.output, staging)
             if finish is not None:
                 report = finish(report, staging)
@@ -295,7 +301,7 @@ def _report(
     render_site(report, staging, lang=config.lang)
     write_exports(staging, report)
     paths = [record.rel for record in embedded.records]
-    streamed.write_assignments(staging / streamed.ASSIGNMENTS, paths, analysis)
+    write_assignments(staging / ASSIGNMENTS, paths, analysis)
     if config.export_embeddings:
         write_arrays(staging, embedded.features, analysis.coords)
     return report
@@ -319,26 +325,6 @@ def analyse_all(
     source = labelling.name if labelling else None
     notes = labelling.notes() if labelling else ()
     return analysis, ReportExtras(comparison, source, duplicates, neighbours, notes=notes)
-
-
-def cached_analysis(
-    features: np.ndarray, config: BuildConfig, cache: EmbeddingCache | None
-) -> Analysis:
-    """A rebuild with the same features and options reuses the result: no scikit-learn import."""
-    if cache is None:
-        return _analyse(features, config)
-    key = analysis_key(features, config.k_max, config.seed)
-    analysis = cache.analysis(key)
-    if analysis is None:
-        analysis = _analyse(features, config)
-        cache.put_analysis(key, analysis)
-    return analysis
-
-
-def _analyse(features: np.ndarray, config: BuildConfig) -> Analysis:
-    if len(features) >= 2:
-        phase.info("clustering k = 2…%d…", min(config.k_max, len(features)))
-    return analyse(features, config.k_max, config.seed)
 
 
 def embed_images(
@@ -402,4 +388,74 @@ def save_thumb(site: Path, row: Row) -> ImageRecord:
     preview_size = row.preview_size if preview else None
     return ImageRecord(
         row.rel, rel, row.thumb_size or (0, 0), size, row.sha256 or "", preview, preview_size
+    )
+
+
+def sampled_note(rows: int, shown: int) -> Message:
+    return Message.of("note_sampled", rows=f"{rows:,}", shown=f"{shown:,}")
+
+
+def build_sampled(
+    store: Store, config: BuildConfig, site: Path, progress: Progress, labels: LabelSource | None
+) -> tuple[dict[str, Any], int]:
+    """The report and site of a store above SAMPLED_ROWS rows: the sample on the page, the
+    aggregates over every row. Returns the report and the number of rows with an embedding."""
+
+    progress = logged(progress)
+    total = store.count()
+    with progress("Streaming the PCA", total) as advance:
+        projection = project(store, advance=advance)
+    log.info("PCA of %d rows; %d sampled rows", projection.rows, len(projection.sample))
+    phase.info("reading the sample's %d rows…", len(projection.sample))
+    size, previews = config.thumb_size, config.preview_size > 0
+    rows = [
+        _with_thumb(r, config.images_root, size, previews) for r in sample_rows(store, projection)
+    ]
+    records, features, _ = collect_rows(rows, site)
+    phase.info("clustering the sample, k = 2…%d…", min(config.k_max, len(records)))
+    analysis = fit(projection, features, config.k_max, config.seed)
+    analysis = replace(analysis, notes=(sampled_note(projection.rows, len(records)),))
+    with progress("Assigning every row", total) as advance:
+        sizes = assign(store, projection, analysis, site / ASSIGNMENTS, advance)
+    phase.info("similar images in the sample, report…")
+    report = _sampled_report(store, config, records, features, analysis, labels)
+    report["sampled"] = True
+    report["rows"] = projection.rows
+    report["skipped_rows"] = total - projection.rows
+    for k, counts in sizes.items():
+        report["clusterings"][str(k)]["sizes_all"] = counts
+    render_site(report, site, lang=config.lang)
+    write_exports(site, report)
+    return report, projection.rows
+
+
+def _sampled_report(
+    store: Store,
+    config: BuildConfig,
+    records: Any,
+    features: np.ndarray,
+    analysis: Analysis,
+    labels: LabelSource | None,
+) -> dict[str, Any]:
+
+    comparison = None
+    if labels is not None:
+        labelling = labels_for_store(labels, [r.rel for r in records], store.prefixed)
+        names = [labelling.by_rel[r.rel] for r in records]
+        comparison = compare_labels(analysis, names)
+    # the N² passes run on the sample only: its near-duplicates and similar images
+    duplicates, neighbours = find_similar([r.digest for r in records], features)
+    extras = ReportExtras(comparison, labels.name if labels else None, duplicates, neighbours)
+    title = config.title or Message.of(config.title_key)
+    info = store.model_info(int(features.shape[1]) if len(features) else None)
+    return build_report(
+        title,
+        records,
+        (),
+        analysis,
+        info,
+        config.seed,
+        extras,
+        lang=config.lang,
+        display_points=config.display_points,
     )

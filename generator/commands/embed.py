@@ -16,14 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from generator.analysis.streamed import logged
-from generator.commands.build import LazyEmbedder, Progress, no_progress
+from generator.commands.build import LazyEmbedder
 from generator.config import EmbedConfig
 from generator.engines.local import EmbedOptions, Known, LocalEngine
-from generator.engines.mapper import Row
 from generator.errors import GeneratorError, InputError, OutputError, room_for
 from generator.ingest.discover import IMAGE_SUFFIXES, Discovery, discover
 from generator.ingest.manifest import read_manifest
-from generator.model.embed import Embedder, load_embedder, plan_model
+from generator.model.embed import load_embedder, plan_model
 from generator.site.sitedir import output_lock
 from generator.storage.cache import EmbeddingCache
 from generator.storage.store import (
@@ -43,7 +42,7 @@ from generator.storage.store import (
     open_store,
     unfinished_parts,
 )
-from generator.types import SkippedImage
+from generator.types import Embedder, Progress, Row, SkippedImage, no_progress
 
 log = logging.getLogger(__name__)
 

@@ -24,16 +24,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from generator.analysis.analyse import Analysis
+from generator.analysis.cached import cached_analysis
 from generator.analysis.metrics import suggest_k
-from generator.commands.build import (
-    Progress,
-    cached_analysis,
-    check_skipped,
-    discover_images,
-    embed_images,
-    no_progress,
-    plan_embedder,
-)
+from generator.commands.build import check_skipped, discover_images, embed_images, plan_embedder
 from generator.config import K_MIN, BuildConfig
 from generator.errors import (
     NO_ROOM,
@@ -45,7 +38,6 @@ from generator.errors import (
     room_for,
 )
 from generator.ingest.labels import assign_labels, read_labels
-from generator.model.embed import Embedder
 from generator.site.payload import DECIMALS
 from generator.site.sitedir import (
     carry_foreign,
@@ -56,7 +48,7 @@ from generator.site.sitedir import (
     publish,
 )
 from generator.storage.cache import EmbeddingCache
-from generator.types import SkippedImage, SourceImage
+from generator.types import Embedder, Progress, SkippedImage, SourceImage, no_progress
 
 log = logging.getLogger(__name__)
 
