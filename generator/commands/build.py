@@ -12,7 +12,6 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, closing
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from generator.analysis import streamed
-from generator.analysis.analyse import Analysis, compare_labels
+from generator.analysis.analyse import Analysis, compare_labels, prefetch_analysis
 from generator.analysis.cached import cached_analysis
 from generator.analysis.duplicates import find_similar
 from generator.analysis.streamed import assign, fit, logged, project, sample_rows
@@ -38,7 +37,7 @@ from generator.ingest.labels import (
     labels_for_store,
     read_labels,
 )
-from generator.model.embed import load_embedder, plan_model
+from generator.model.embed import plan_embedder
 from generator.site.exports import ASSIGNMENTS, write_arrays, write_assignments, write_exports
 from generator.site.payload import ImageRecord, ReportExtras, build_report
 from generator.site.render import render_site
@@ -93,53 +92,6 @@ class Embedded:
     prefixed: bool = False  # paths start with their input folder's name (several inputs)
 
 
-class LazyEmbedder:
-    """Loads the model on first use, so a build served from the cache never imports torch.
-
-    `prefetch()` starts loading in a background thread, so that importing torch and timm (about
-    three seconds) overlaps with decoding the first batch; then, in the same thread, `then`
-    (a build: importing scikit-learn, about a second, which new vectors will need).
-    """
-
-    def __init__(
-        self,
-        info: ModelInfo,
-        load: Callable[[], Embedder],
-        then: Callable[[], object] | None = None,
-    ) -> None:
-        self.info = info
-        self._load = load
-        self._then = then
-        self._model: Embedder | None = None
-        self._loading: Future[Embedder] | None = None
-        self._loader: ThreadPoolExecutor | None = None
-
-    def prefetch(self) -> None:
-        if self._model is None and self._loading is None:
-            phase.info("loading model…")
-            self._loader = ThreadPoolExecutor(1, thread_name_prefix="load-model")
-            self._loading = self._loader.submit(self._load)
-            if self._then is not None:
-                self._loader.submit(self._then)
-
-    def loading(self) -> bool:
-        """True while a prefetch is still loading the model."""
-        return self._loading is not None and not self._loading.done()
-
-    def close(self) -> None:
-        """Shut the loader down (a load not yet started is cancelled; one under way finishes
-        in its thread, which is then released)."""
-        if self._loader is not None:
-            self._loader.shutdown(wait=False, cancel_futures=True)
-            self._loader = None
-
-    def __call__(self, pixels: np.ndarray) -> np.ndarray:
-        if self._model is None:
-            self._model = self._loading.result() if self._loading else self._load()
-            self.info = self._model.info
-        return self._model(pixels)
-
-
 def build_site(
     config: BuildConfig,
     progress: Progress = no_progress,
@@ -164,7 +116,7 @@ def build_site(
         )
     with ExitStack() as stack:  # whatever happens: cache closed, loader and decoders shut down
         if embedder is None and found is not None:
-            embedder = plan_embedder(config)
+            embedder = plan_embedder(config.model, config.cache_dir, prefetch_analysis)
             stack.callback(embedder.close)
         cache = None
         if config.cache_dir:
@@ -216,23 +168,6 @@ def discover_images(config: BuildConfig) -> Discovery:
         )
     log.info("found %d images", len(found.images))
     return found
-
-
-def plan_embedder(config: BuildConfig) -> LazyEmbedder:
-    """The model the options name, loaded only if an image is not in the cache."""
-    info = plan_model(config.weights, config.device, config.precision, config.seed, config.backend)
-    return LazyEmbedder(
-        info,
-        lambda: load_embedder(config.weights, info, config.seed, config.cache_dir),
-        then=import_analysis,
-    )
-
-
-def import_analysis() -> None:
-    """What analyse() imports on its first call (scikit-learn: about 1.1 s on 2 cores)."""
-    import sklearn.cluster
-    import sklearn.decomposition
-    import sklearn.metrics  # noqa: F401
 
 
 def check_skipped(

@@ -13,12 +13,14 @@ import os
 import platform
 import shutil
 import sys
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from generator.config import PRETRAINED, RANDOM
+from generator.config import PRETRAINED, RANDOM, ModelConfig
 from generator.errors import ModelError
 from generator.i18n import Message
 from generator.model.vit import (
@@ -29,12 +31,13 @@ from generator.model.vit import (
     create_model,
     weights_not_found,
 )
-from generator.types import Embedder, ModelInfo
+from generator.types import PHASE_LOGGER, Embedder, ModelInfo
 
 if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger(__name__)
+phase = logging.getLogger(PHASE_LOGGER)
 
 NVIDIA_DRIVER = Path("/proc/driver/nvidia/version")
 
@@ -230,3 +233,61 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+class LazyEmbedder:
+    """Loads the model on first use, so a build served from the cache never imports torch.
+
+    `prefetch()` starts loading in a background thread, so that importing torch and timm (about
+    three seconds) overlaps with decoding the first batch; then, in the same thread, `then`
+    (a build: importing scikit-learn, about a second, which new vectors will need).
+    """
+
+    def __init__(
+        self,
+        info: ModelInfo,
+        load: Callable[[], Embedder],
+        then: Callable[[], object] | None = None,
+    ) -> None:
+        self.info = info
+        self._load = load
+        self._then = then
+        self._model: Embedder | None = None
+        self._loading: Future[Embedder] | None = None
+        self._loader: ThreadPoolExecutor | None = None
+
+    def prefetch(self) -> None:
+        if self._model is None and self._loading is None:
+            phase.info("loading model…")
+            self._loader = ThreadPoolExecutor(1, thread_name_prefix="load-model")
+            self._loading = self._loader.submit(self._load)
+            if self._then is not None:
+                self._loader.submit(self._then)
+
+    def loading(self) -> bool:
+        """True while a prefetch is still loading the model."""
+        return self._loading is not None and not self._loading.done()
+
+    def close(self) -> None:
+        """Shut the loader down (a load not yet started is cancelled; one under way finishes
+        in its thread, which is then released)."""
+        if self._loader is not None:
+            self._loader.shutdown(wait=False, cancel_futures=True)
+            self._loader = None
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        if self._model is None:
+            self._model = self._loading.result() if self._loading else self._load()
+            self.info = self._model.info
+        return self._model(pixels)
+
+
+def plan_embedder(
+    model: ModelConfig, cache_dir: Path | None, then: Callable[[], object] | None = None
+) -> LazyEmbedder:
+    """The model the options name, loaded only if an image is not in the cache (every command
+    gets its model here; `then` runs in the loader's thread once the model is loaded)."""
+    info = plan_model(model.weights, model.device, model.precision, model.seed, model.backend)
+    return LazyEmbedder(
+        info, lambda: load_embedder(model.weights, info, model.seed, cache_dir), then
+    )
