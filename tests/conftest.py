@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.helpers import FakeEmbedder, make_colour_folder
+from tests.helpers import FakeEmbedder, make_colour_folder, use_fake_model
 
 
 @pytest.fixture
@@ -15,6 +18,20 @@ def colour_folder(tmp_path: Path) -> Path:
 @pytest.fixture
 def fake_embedder() -> FakeEmbedder:
     return FakeEmbedder()
+
+
+@pytest.fixture
+def fake_models(monkeypatch) -> Callable[..., Any]:
+    """A factory: `fake_models(model, load=..., plan=...)` puts a fake model at the model seam
+    for this test (tests.helpers.use_fake_model); for a model of the test's own."""
+    return functools.partial(use_fake_model, monkeypatch.setattr)
+
+
+@pytest.fixture
+def fake_model(fake_models) -> FakeEmbedder:
+    """Every command (CLI, API, build_site) runs the returned FakeEmbedder: no torch, no weights;
+    its `calls` count the batches it embedded."""
+    return fake_models()
 
 
 @pytest.fixture(autouse=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -57,3 +59,24 @@ class FakeEmbedder:
         base = np.concatenate([mean, std], axis=1)  # (B, 6)
         reps = -(-self.dim // base.shape[1])
         return np.tile(base, (1, reps))[:, : self.dim] * np.linspace(1, 2, self.dim)
+
+
+def use_fake_model(
+    setattr_: Callable[[Any, str, Any], Any],
+    model: Any = None,
+    *,
+    load: Callable[..., Any] | None = None,
+    plan: bool = True,
+) -> Any:
+    """Put a fake model at the one seam every command loads its model through
+    (generator.model.embed): `load_embedder` returns `model` (default: a new FakeEmbedder) or
+    what `load(weights, info, ...)` makes; with `plan`, `plan_model` returns the model's info
+    without probing a device. `setattr_` is `monkeypatch.setattr` in a test (undone after it),
+    plain `setattr` in a subprocess script (tests.slow_cli)."""
+    import generator.model.embed as seam
+
+    model = FakeEmbedder() if model is None and load is None else model
+    setattr_(seam, "load_embedder", load or (lambda *a, **k: model))
+    if plan:
+        setattr_(seam, "plan_model", lambda *a, **k: (model or FakeEmbedder).info)
+    return model

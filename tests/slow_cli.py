@@ -9,9 +9,8 @@ import time
 
 import numpy as np
 
-import generator.model.embed as model
 from generator.cli import console
-from tests.helpers import FakeEmbedder
+from tests.helpers import FakeEmbedder, use_fake_model
 
 
 class SlowEmbedder(FakeEmbedder):
@@ -21,6 +20,5 @@ class SlowEmbedder(FakeEmbedder):
 
 
 if __name__ == "__main__":
-    model.load_embedder = lambda *args, **kwargs: SlowEmbedder()  # every command's model
-    model.plan_model = lambda *args, **kwargs: FakeEmbedder.info
+    use_fake_model(setattr, SlowEmbedder())  # every command's model
     console()  # what the `dinoclust` script runs

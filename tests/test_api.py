@@ -18,18 +18,12 @@ from generator.cli import cli
 from generator.commands.deliver import site_files
 from generator.errors import ConfigError, GeneratorError, InputError
 from generator.options import build_config
-from tests.helpers import FakeEmbedder
 
 OPTIONS = {"weights": "random", "k_max": 6, "seed": 3, "title": "Trip <2026>", "lang": "ja"}
 CLI_OPTIONS = ["--weights", "random", "--k-max", "6", "--seed", "3", "--title", "Trip <2026>"]
 
 
-@pytest.fixture(autouse=True)
-def fake_model(monkeypatch) -> None:
-    """Both the CLI and the API reach the pipeline's model loader: give them the fake one."""
-
-    monkeypatch.setattr("generator.model.embed.load_embedder", lambda *a, **k: FakeEmbedder())
-    monkeypatch.setattr("generator.model.embed.plan_model", lambda *a, **k: FakeEmbedder.info)
+pytestmark = pytest.mark.usefixtures("fake_model")  # tests/conftest.py
 
 
 def cli_build(*args: str) -> str:

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import generator.commands.build as pipeline
 import generator.model.accel as accel
 import generator.model.embed as embed
 from generator.cli import cli
@@ -53,7 +52,7 @@ def fake_gpu(monkeypatch, *, torch_sees: bool, bf16: bool = True) -> None:
 
 
 def test_auto_builds_on_the_cpu_with_a_warning_when_torch_sees_no_cuda(
-    colour_folder, tmp_path, monkeypatch, caplog
+    colour_folder, tmp_path, monkeypatch, caplog, fake_models
 ) -> None:
     driver = tmp_path / "nvidia-version"
     driver.write_text("NVRM version: 550.54\n")
@@ -63,9 +62,7 @@ def test_auto_builds_on_the_cpu_with_a_warning_when_torch_sees_no_cuda(
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     loaded = []
-    monkeypatch.setattr(
-        pipeline, "load_embedder", lambda w, info, *a: loaded.append(info) or Planned(info)
-    )
+    fake_models(load=lambda w, info, *a: loaded.append(info) or Planned(info), plan=False)
     config = BuildConfig(inputs=(colour_folder,), output=tmp_path / "site", weights="random")
     with caplog.at_level(logging.WARNING, logger="generator.model.embed"):
         result = build_site(config)
@@ -76,7 +73,7 @@ def test_auto_builds_on_the_cpu_with_a_warning_when_torch_sees_no_cuda(
 
 
 def test_a_precision_fallback_is_planned_so_a_warm_rebuild_embeds_nothing(
-    colour_folder, tmp_path, monkeypatch
+    colour_folder, tmp_path, monkeypatch, fake_models
 ) -> None:
     """A pre-Ampere GPU: bf16 becomes fp16 in the plan, so vectors are written and read under
     the namespace of the precision that ran."""
@@ -85,9 +82,7 @@ def test_a_precision_fallback_is_planned_so_a_warm_rebuild_embeds_nothing(
     assert (info.device, info.precision, info.backend) == ("cuda", "fp16", "torch")
     assert plan_model("random", "cuda", "bf16").precision == "fp16"
     models: list[Planned] = []
-    monkeypatch.setattr(
-        pipeline, "load_embedder", lambda w, info, *a: models.append(Planned(info)) or models[-1]
-    )
+    fake_models(load=lambda w, info, *a: models.append(Planned(info)) or models[-1], plan=False)
     cache = tmp_path / "cache"
     results = []
     for run in range(3):

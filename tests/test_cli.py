@@ -126,11 +126,7 @@ def test_demo_builds_from_bundled_images(runner, tmp_path) -> None:
     assert folders == ["animals", "food", "transportation"]
 
 
-def test_skipped_file_warning_names_the_file(runner, colour_folder, tmp_path, monkeypatch):
-    from tests.helpers import FakeEmbedder
-
-    monkeypatch.setattr("generator.model.embed.load_embedder", lambda *a, **k: FakeEmbedder())
-    monkeypatch.setattr("generator.model.embed.plan_model", lambda *a, **k: FakeEmbedder.info)
+def test_skipped_file_warning_names_the_file(runner, colour_folder, tmp_path, fake_model):
     (colour_folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     result = runner.invoke(cli, ["build", str(colour_folder), "-o", str(tmp_path / "s")])
     assert result.exit_code == 0, result.output
@@ -146,16 +142,13 @@ def test_python_dash_m_runs_the_cli() -> None:
 
 
 def test_a_title_typed_in_a_shift_jis_terminal_is_shown_as_japanese(
-    runner, colour_folder, tmp_path, monkeypatch
+    runner, colour_folder, tmp_path, fake_model
 ) -> None:
     """Under a UTF-8 locale, Python hands other bytes over as surrogates, which no page can
     hold: the build once crashed writing it."""
-    from tests.helpers import FakeEmbedder
-
-    monkeypatch.setattr("generator.model.embed.load_embedder", lambda *a, **k: FakeEmbedder())
-    monkeypatch.setattr("generator.model.embed.plan_model", lambda *a, **k: FakeEmbedder.info)
     title = os.fsdecode("旅行の写真".encode("cp932"))
     site = tmp_path / "s"
     result = runner.invoke(cli, ["build", str(colour_folder), "-o", str(site), "--title", title])
     assert result.exit_code == 0, result.output
     assert "<title>旅行の写真</title>" in (site / "index.html").read_text(encoding="utf-8")
+

@@ -52,14 +52,6 @@ def run(photos: Path, output: Path, **options) -> Delivery:
     return deliver(config, embedder=FakeEmbedder())
 
 
-@pytest.fixture
-def fake_model(monkeypatch) -> None:
-    """The CLI builds with the fake embedder (no torch)."""
-
-    monkeypatch.setattr("generator.model.embed.load_embedder", lambda *a, **k: FakeEmbedder())
-    monkeypatch.setattr("generator.model.embed.plan_model", lambda *a, **k: FakeEmbedder.info)
-
-
 def invoke(*args: str):
     return CliRunner().invoke(cli, ["build", *args])
 

@@ -106,7 +106,7 @@ def test_the_model_loader_is_shut_down(tmp_path) -> None:
 
 
 def test_a_failure_opening_staging_closes_the_cache_and_the_loader(
-    colour_folder, tmp_path, monkeypatch
+    colour_folder, tmp_path, monkeypatch, fake_models
 ) -> None:
     import generator.commands.build as pipeline
     from generator.errors import OutputError
@@ -119,7 +119,7 @@ def test_a_failure_opening_staging_closes_the_cache_and_the_loader(
         pipeline, "open_staging", lambda output: (_ for _ in ()).throw(OutputError("no room"))
     )
     monkeypatch.setattr(LazyEmbedder, "close", lambda self: closed.append("loader"))
-    monkeypatch.setattr("generator.model.embed.plan_model", lambda *a, **k: FakeEmbedder.info)
+    fake_models(load=lambda *a, **k: pytest.fail("loaded a model"))  # closed before any load
     config = BuildConfig(
         inputs=(colour_folder,), output=tmp_path / "site", cache_dir=tmp_path / "cache"
     )

@@ -24,15 +24,6 @@ FULL = "No space left on device. Free some space there, or choose another place 
 
 
 @pytest.fixture
-def fake_model(monkeypatch) -> FakeEmbedder:
-    """Every command's model is the fake embedder: no torch, no weights."""
-    model = FakeEmbedder()
-    monkeypatch.setattr("generator.model.embed.load_embedder", lambda *a, **k: model)
-    monkeypatch.setattr("generator.model.embed.plan_model", lambda *a, **k: FakeEmbedder.info)
-    return model
-
-
-@pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """An 8 MiB file system of its own: room for one site (5 MB, Plotly's 4.7), not two."""
     disk = tmp_path / "disk"

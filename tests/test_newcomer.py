@@ -28,14 +28,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def fake_model(monkeypatch) -> None:
-    """The CLI builds with the fake embedder (no torch)."""
-
-    monkeypatch.setattr("generator.model.embed.load_embedder", lambda *a, **k: FakeEmbedder())
-    monkeypatch.setattr("generator.model.embed.plan_model", lambda *a, **k: FakeEmbedder.info)
-
-
-@pytest.fixture
 def photos(tmp_path: Path) -> Path:
     """Six noisy 1600×1200 pictures: sources far larger than any thumbnail."""
     root = tmp_path / "photos"

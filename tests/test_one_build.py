@@ -18,16 +18,9 @@ from generator.cli import cli
 from generator.commands.deliver import is_our_zip
 from generator.site.singlefile import is_single_file
 from generator.site.sitedir import lock_path, output_lock
-from tests.helpers import FakeEmbedder, make_colour_folder
+from tests.helpers import make_colour_folder
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def fake_model(monkeypatch) -> None:
-
-    monkeypatch.setattr("generator.model.embed.load_embedder", lambda *a, **k: FakeEmbedder())
-    monkeypatch.setattr("generator.model.embed.plan_model", lambda *a, **k: FakeEmbedder.info)
 
 
 def lock_message(target: Path, pid: int, option: str = "-o") -> str:

@@ -11,14 +11,10 @@ from click.testing import CliRunner
 
 import generator
 from generator.cli import cli
-from tests.helpers import FakeEmbedder
 
 
 @pytest.fixture
-def opened(monkeypatch) -> list[str]:
-
-    monkeypatch.setattr("generator.model.embed.load_embedder", lambda *a, **k: FakeEmbedder())
-    monkeypatch.setattr("generator.model.embed.plan_model", lambda *a, **k: FakeEmbedder.info)
+def opened(monkeypatch, fake_model) -> list[str]:
     urls: list[str] = []
     monkeypatch.setattr(webbrowser, "open", lambda url, *a, **k: urls.append(url) or True)
     monkeypatch.setattr("generator.api.sys.platform", "linux")

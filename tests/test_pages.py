@@ -104,14 +104,10 @@ def fake_dinoclust(folder: Path) -> Path:
     script = folder / "dinoclust"
     script.write_text(
         f"#!{sys.executable}\n"
-        "import sys\n"
+        "import os, runpy, sys\n"
         f"sys.path.insert(0, {str(REPO)!r})\n"
-        "import generator.commands.build as pipeline\n"
-        "from tests.helpers import FakeEmbedder\n"
-        "pipeline.load_embedder = lambda *a, **k: FakeEmbedder()\n"
-        "pipeline.plan_model = lambda *a, **k: FakeEmbedder.info\n"
-        "from generator.cli import main\n"
-        "main()\n",
+        "os.environ['SLOW_CLI_DELAY'] = '0'\n"
+        "runpy.run_module('tests.slow_cli', run_name='__main__')\n",
         encoding="utf-8",
     )
     script.chmod(0o755)

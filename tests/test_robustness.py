@@ -58,31 +58,15 @@ def test_nothing_personal_reaches_the_site(tmp_path) -> None:
                 assert user_dir not in data, path
 
 
-SLOW_BUILD = """
-import sys, time
-import generator.commands.build as pipeline
-from tests.helpers import FakeEmbedder
-
-class Slow(FakeEmbedder):
-    def __call__(self, pixels):
-        time.sleep(0.5)
-        return super().__call__(pixels)
-
-pipeline.load_embedder = lambda *a, **k: Slow()
-pipeline.plan_model = lambda *a, **k: Slow.info
-from generator.cli import main
-sys.argv = ["dinoclust", "build", sys.argv[1], "-o", sys.argv[2], "--batch-size", "1", "-q"]
-main()
-"""
-
-
 def test_a_killed_build_keeps_the_old_site_and_the_next_one_cleans_up(tmp_path) -> None:
     photos = make_colour_folder(tmp_path / "photos", per_colour=4)
     site = tmp_path / "site"
     build(photos, site, title="previous")
     before = {p: p.read_bytes() for p in site.rglob("*") if p.is_file()}
     root = Path(__file__).resolve().parents[1]
-    proc = subprocess.Popen([sys.executable, "-c", SLOW_BUILD, str(photos), str(site)], cwd=root)
+    command = ["-m", "tests.slow_cli", "build", str(photos), "-o", str(site), "--batch-size", "1"]
+    env = {**os.environ, "SLOW_CLI_DELAY": "0.5"}  # the real CLI, a slow fake model
+    proc = subprocess.Popen([sys.executable, *command, "-q"], cwd=root, env=env)
     deadline = time.monotonic() + 60
     while not list(tmp_path.glob(".site.dinoclust-tmp-*/thumbs/*")):
         assert proc.poll() is None and time.monotonic() < deadline, "build never started"

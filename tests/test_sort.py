@@ -35,15 +35,6 @@ def photos(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.fixture
-def fake_model(monkeypatch) -> FakeEmbedder:
-    """The CLI's model is the fake embedder (counted): no torch, no weights."""
-    model = FakeEmbedder()
-    monkeypatch.setattr("generator.model.embed.load_embedder", lambda *a, **k: model)
-    monkeypatch.setattr("generator.model.embed.plan_model", lambda *a, **k: FakeEmbedder.info)
-    return model
-
-
 def snapshot(root: Path) -> dict[str, tuple[str, int, int]]:
     """Every file below root: checksum, mtime and mode."""
     out = {}

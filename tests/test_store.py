@@ -466,10 +466,7 @@ def test_an_interrupted_run_leaves_the_previous_store_readable(photos, tmp_path)
     assert [p.name for p in store.glob("part-*.parquet")] == ["part-g0003-00000.parquet"]
 
 
-def test_embed_and_build_from_the_command_line(photos, tmp_path, monkeypatch) -> None:
-
-    monkeypatch.setattr("generator.model.embed.plan_model", lambda *a, **k: FakeEmbedder.info)
-    monkeypatch.setattr("generator.model.embed.load_embedder", lambda *a, **k: FakeEmbedder())
+def test_embed_and_build_from_the_command_line(photos, tmp_path, fake_model) -> None:
     store, site = tmp_path / "emb", tmp_path / "site"
     run = CliRunner().invoke(cli, ["embed", str(photos), "-o", str(store)])
     assert run.exit_code == 0, run.output

@@ -23,14 +23,6 @@ from generator.site.exports import spreadsheet_safe
 from tests.helpers import FakeEmbedder, make_image
 
 
-@pytest.fixture
-def fake_model(monkeypatch) -> None:
-    """The CLI builds with the fake embedder (no torch)."""
-
-    monkeypatch.setattr("generator.model.embed.load_embedder", lambda *a, **k: FakeEmbedder())
-    monkeypatch.setattr("generator.model.embed.plan_model", lambda *a, **k: FakeEmbedder.info)
-
-
 def report_of(site: Path) -> dict[str, Any]:
     return json.loads((site / "report.json").read_text(encoding="utf-8"))
 
