@@ -85,14 +85,26 @@ class _Points(click.ParamType):
 POINTS = _Points()
 
 
-def _setup_logging(verbose: int, quiet: bool) -> None:
+@contextmanager
+def _logging(verbose: int, quiet: bool) -> Iterator[None]:
+    """-v/-q for one command: its messages go to stderr as one-liners, then the `generator`
+    loggers are as they were (a second command in the same process, a test after a CliRunner
+    run, or a notebook cell after `main()` sees no level or handler this one set)."""
+    phase = logging.getLogger(PHASE_LOGGER)
+    before = (log.handlers[:], log.level, log.propagate, phase.level)
     log.handlers[:] = [_ClickHandler()]
     log.setLevel(log_level(verbose, quiet))
     log.propagate = False
     # what the build is doing between progress bars ("loading model…"): on a terminal, as the
     # bars are; in a log only with -v
     shown = not quiet and sys.stderr.isatty()
-    logging.getLogger(PHASE_LOGGER).setLevel(logging.INFO if shown else logging.NOTSET)
+    phase.setLevel(logging.INFO if shown else logging.NOTSET)
+    try:
+        yield
+    finally:
+        log.handlers[:], level, log.propagate, phase_level = before
+        log.setLevel(level)
+        phase.setLevel(phase_level)
 
 
 def _progress_for(quiet: bool) -> Callable[..., Any]:
@@ -495,36 +507,37 @@ def sort_command(
       dinoclust sort ~/Pictures/trip -o trip-sorted/
       dinoclust sort photos/ -o sorted/ --k 6 --mode copy
     """
-    _setup_logging(verbose, quiet)
-    from generator.commands.sort import SortConfig, sort_collection
+    with _logging(verbose, quiet):
+        from generator.commands.sort import SortConfig, sort_collection
 
-    try:
-        build = build_config(
-            inputs, output=output, cache_dir=cache_dir, no_cache=no_cache, **options
-        )
-        config = SortConfig(build, k=k, mode=mode)
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from exc
-    try:
-        result = sort_collection(config, progress=_progress_for(quiet))
-    except GeneratorError as exc:
-        raise click.ClickException(str(exc)) from exc
-    if quiet:
-        return
-    how = {"link": "hard links, no extra space", "copy": "copies", "symlink": "symbolic links"}
-    which = "the suggested k" if result.suggested else "as asked"
-    copied = f"; {result.copied} copied instead of linked" if result.copied else ""
-    click.echo(
-        f"Sorted {result.images:,} images into {len(result.sizes)} folders in {result.output}/ "
-        f"(k = {result.k}, {which}; {how[result.mode]}{copied}; {len(result.skipped)} skipped, "
-        f"{result.embedded:,} newly embedded) in {result.seconds:.1f} s. "
-        f"{result.output / 'clusters.csv'} lists path,cluster,distance_to_centre.",
-        err=True,
-    )
-    if build.random_weights:
+        try:
+            build = build_config(
+                inputs, output=output, cache_dir=cache_dir, no_cache=no_cache, **options
+            )
+            config = SortConfig(build, k=k, mode=mode)
+        except ConfigError as exc:
+            raise click.UsageError(str(exc)) from exc
+        try:
+            result = sort_collection(config, progress=_progress_for(quiet))
+        except GeneratorError as exc:
+            raise click.ClickException(str(exc)) from exc
+        if quiet:
+            return
+        how = {"link": "hard links, no extra space", "copy": "copies", "symlink": "symbolic links"}
+        which = "the suggested k" if result.suggested else "as asked"
+        copied = f"; {result.copied} copied instead of linked" if result.copied else ""
         click.echo(
-            "warning: --weights random: the clusters are meaningless (smoke test only).", err=True
+            f"Sorted {result.images:,} images into {len(result.sizes)} folders in {result.output}/ "
+            f"(k = {result.k}, {which}; {how[result.mode]}{copied}; {len(result.skipped)} skipped, "
+            f"{result.embedded:,} newly embedded) in {result.seconds:.1f} s. "
+            f"{result.output / 'clusters.csv'} lists path,cluster,distance_to_centre.",
+            err=True,
         )
+        if build.random_weights:
+            click.echo(
+                "warning: --weights random: the clusters are meaningless (smoke test only).",
+                err=True,
+            )
 
 
 def _run(
@@ -537,34 +550,36 @@ def _run(
     open: bool,
     **options: Any,
 ) -> None:
-    _setup_logging(verbose, quiet)
-    from generator.commands.deliver import deliver  # heavy: numpy; torch only if something is new
+    with _logging(verbose, quiet):
+        from generator.commands.deliver import (
+            deliver,
+        )  # heavy: numpy; torch only if something is new
 
-    source = click.get_current_context().get_parameter_source("output")
-    if source is click.core.ParameterSource.DEFAULT:
-        options["output"] = None  # site/, or report.html with --single-file
-    try:
-        config = build_config(
-            inputs, title=title, cache_dir=cache_dir, no_cache=no_cache, **options
-        )
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from exc
-    try:
-        delivery = deliver(config, progress=_progress_for(quiet))
-    except GeneratorError as exc:
-        raise click.ClickException(str(exc)) from exc
-    if not quiet:
-        _summary(delivery)
-        source = click.get_current_context().get_parameter_source("weights")
-        # a store made with random weights warns too; demo's own fallback has said it already
-        fell_back = config.weights == RANDOM and source is click.core.ParameterSource.DEFAULT
-        if delivery.result.report["model"]["random_weights"] and not fell_back:
-            click.echo(
-                "warning: --weights random: the clusters are meaningless (smoke test only).",
-                err=True,
+        source = click.get_current_context().get_parameter_source("output")
+        if source is click.core.ParameterSource.DEFAULT:
+            options["output"] = None  # site/, or report.html with --single-file
+        try:
+            config = build_config(
+                inputs, title=title, cache_dir=cache_dir, no_cache=no_cache, **options
             )
-    if open:
-        _open(delivery.result.output, quiet)
+        except ConfigError as exc:
+            raise click.UsageError(str(exc)) from exc
+        try:
+            delivery = deliver(config, progress=_progress_for(quiet))
+        except GeneratorError as exc:
+            raise click.ClickException(str(exc)) from exc
+        if not quiet:
+            _summary(delivery)
+            source = click.get_current_context().get_parameter_source("weights")
+            # a store made with random weights warns too; demo's own fallback has said it already
+            fell_back = config.weights == RANDOM and source is click.core.ParameterSource.DEFAULT
+            if delivery.result.report["model"]["random_weights"] and not fell_back:
+                click.echo(
+                    "warning: --weights random: the clusters are meaningless (smoke test only).",
+                    err=True,
+                )
+        if open:
+            _open(delivery.result.output, quiet)
 
 
 def _open(output: Path, quiet: bool) -> None:
@@ -594,37 +609,37 @@ def _embed(
     backend: str,
     **options: Any,
 ) -> None:
-    _setup_logging(verbose, quiet)
-    from generator.commands.embed import embed_collection
-    from generator.config import EmbedConfig, ModelConfig
-    from generator.storage.cache import default_cache_dir
+    with _logging(verbose, quiet):
+        from generator.commands.embed import embed_collection
+        from generator.config import EmbedConfig, ModelConfig
+        from generator.storage.cache import default_cache_dir
 
-    cache = None if no_cache else (cache_dir or default_cache_dir())
-    try:
-        model = ModelConfig(weights, device, precision, seed, backend)
-        config = EmbedConfig(inputs=inputs, model=model, cache_dir=cache, **options)
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from exc
-    try:
-        result = embed_collection(config, progress=_progress_for(quiet))
-    except GeneratorError as exc:
-        raise click.ClickException(str(exc)) from exc
-    if quiet:
-        return
-    click.echo(
-        f"Wrote {result.rows:,} rows to {result.output}/ ({result.images:,} images, "
-        f"{len(result.skipped):,} skipped, {result.embedded:,} newly embedded, "
-        f"{result.kept:,} kept) "
-        "in "
-        f"{result.seconds:.1f} s. Build the site with: dinoclust build --embeddings "
-        f"{result.output} -o site/",
-        err=True,
-    )
-    if weights == RANDOM:
+        cache = None if no_cache else (cache_dir or default_cache_dir())
+        try:
+            model = ModelConfig(weights, device, precision, seed, backend)
+            config = EmbedConfig(inputs=inputs, model=model, cache_dir=cache, **options)
+        except ConfigError as exc:
+            raise click.UsageError(str(exc)) from exc
+        try:
+            result = embed_collection(config, progress=_progress_for(quiet))
+        except GeneratorError as exc:
+            raise click.ClickException(str(exc)) from exc
+        if quiet:
+            return
         click.echo(
-            "warning: --weights random: the embeddings are meaningless (smoke test only).",
+            f"Wrote {result.rows:,} rows to {result.output}/ ({result.images:,} images, "
+            f"{len(result.skipped):,} skipped, {result.embedded:,} newly embedded, "
+            f"{result.kept:,} kept) "
+            "in "
+            f"{result.seconds:.1f} s. Build the site with: dinoclust build --embeddings "
+            f"{result.output} -o site/",
             err=True,
         )
+        if weights == RANDOM:
+            click.echo(
+                "warning: --weights random: the embeddings are meaningless (smoke test only).",
+                err=True,
+            )
 
 
 def _summary(delivery: Delivery) -> None:

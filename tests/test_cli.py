@@ -152,3 +152,21 @@ def test_a_title_typed_in_a_shift_jis_terminal_is_shown_as_japanese(
     assert result.exit_code == 0, result.output
     assert "<title>旅行の写真</title>" in (site / "index.html").read_text(encoding="utf-8")
 
+
+def test_a_command_leaves_the_loggers_as_it_found_them(runner, colour_folder, tmp_path, fake_model):
+    """-q set the `generator` logger to ERROR with propagation off, and it stayed so: a later
+    test's caplog (or a notebook's handlers) then saw nothing. Each command restores it."""
+    import logging
+
+    from generator.types import PHASE_LOGGER
+
+    loggers = logging.getLogger("generator"), logging.getLogger(PHASE_LOGGER)
+    before = [(lg.level, lg.propagate, lg.handlers[:]) for lg in loggers]
+    for args in (["build", "-q"], ["build", "-vv"], ["sort", "--k", "3"], ["embed", "-q"]):
+        out = tmp_path / args[0]
+        result = runner.invoke(cli, [args[0], str(colour_folder), "-o", str(out), *args[1:]])
+        assert result.exit_code == 0, result.output
+        assert [(lg.level, lg.propagate, lg.handlers[:]) for lg in loggers] == before, args
+    failed = runner.invoke(cli, ["build", str(tmp_path / "missing"), "-q"])
+    assert failed.exit_code == 1
+    assert [(lg.level, lg.propagate, lg.handlers[:]) for lg in loggers] == before
