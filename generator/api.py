@@ -19,7 +19,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from generator.config import DISPLAY_POINTS, PRETRAINED, RANDOM
+from generator import config as opt
+from generator.config import RANDOM
 from generator.errors import GeneratorError
 from generator.options import StrPath, build_config, log_level
 
@@ -36,67 +37,45 @@ def build(
     inputs: StrPath | Sequence[StrPath] = (),
     output: StrPath | None = None,
     *,
-    title: str | None = None,
-    weights: str = PRETRAINED,
-    device: str = "auto",
-    precision: str = "auto",
-    cache_dir: StrPath | None = None,
-    no_cache: bool = False,
-    batch_size: int = 32,
-    k_max: int = 10,
-    seed: int = 0,
-    thumb_size: int = 192,
-    preview_size: int = 800,
-    display_points: int | str | None = DISPLAY_POINTS,
-    strict: bool = False,
-    labels: StrPath | None = None,
-    export_embeddings: bool = False,
-    zip_file: StrPath | None = None,
-    single_file: bool = False,
-    max_size: int | str | None = None,
-    lang: str = "en",
-    embeddings: StrPath | None = None,
-    images_root: StrPath | None = None,
-    backend: str = "auto",
-    workers: int | None = None,
-    open: bool = False,
-    verbose: int = 0,
-    quiet: bool = False,
+    title: str | None = opt.TITLE.default,
+    weights: str = opt.WEIGHTS.default,
+    device: str = opt.DEVICE.default,
+    precision: str = opt.PRECISION.default,
+    cache_dir: StrPath | None = opt.CACHE_DIR.default,
+    no_cache: bool = opt.NO_CACHE.default,
+    batch_size: int = opt.BATCH_SIZE.default,
+    k_max: int = opt.K_MAX.default,
+    seed: int = opt.SEED.default,
+    thumb_size: int = opt.THUMB_SIZE.default,
+    preview_size: int = opt.PREVIEW_SIZE.default,
+    display_points: int | str | None = opt.DISPLAY.default,
+    strict: bool = opt.STRICT.default,
+    labels: StrPath | None = opt.LABELS.default,
+    export_embeddings: bool = opt.EXPORT_EMBEDDINGS.default,
+    zip_file: StrPath | None = opt.ZIP.default,
+    single_file: bool = opt.SINGLE_FILE.default,
+    max_size: int | str | None = opt.MAX_SIZE.default,
+    lang: str = opt.LANG.default,
+    embeddings: StrPath | None = opt.EMBEDDINGS.default,
+    images_root: StrPath | None = opt.IMAGES_ROOT.default,
+    backend: str = opt.BACKEND.default,
+    workers: int | None = opt.WORKERS.default,
+    open: bool = opt.OPEN.default,
+    verbose: int = opt.VERBOSE.default,
+    quiet: bool = opt.QUIET.default,
 ) -> BuildResult:
     """Build the site from `inputs` (a folder or image file, or a list of them), as
     `dinoclust build` does; `output` defaults to site/ (report.html with `single_file=True`).
+    The parameters are `dinoclust build`'s options, with their defaults (generator.config).
 
     Raises GeneratorError (ConfigError for a bad option) with the CLI's messages.
     """
+    options = dict(locals())  # every parameter, by name: what build_config maps for the CLI
+    del options["inputs"], options["open"], options["verbose"], options["quiet"]
     from generator.commands.deliver import deliver  # heavy: numpy; torch only if something is new
 
-    config = build_config(
-        [inputs] if isinstance(inputs, str | os.PathLike) else inputs,
-        output=output,
-        title=title,
-        weights=weights,
-        device=device,
-        precision=precision,
-        cache_dir=cache_dir,
-        no_cache=no_cache,
-        batch_size=batch_size,
-        k_max=k_max,
-        seed=seed,
-        thumb_size=thumb_size,
-        preview_size=preview_size,
-        display_points=display_points,
-        strict=strict,
-        labels=labels,
-        export_embeddings=export_embeddings,
-        zip_file=zip_file,
-        single_file=single_file,
-        max_size=max_size,
-        lang=lang,
-        embeddings=Path(embeddings) if embeddings is not None else None,
-        images_root=Path(images_root) if images_root is not None else None,
-        backend=backend,
-        workers=workers,
-    )
+    one = isinstance(inputs, str | os.PathLike)
+    config = build_config([inputs] if one else inputs, **options)  # type: ignore[list-item]
     with _log_level(log_level(verbose, quiet)):
         result = deliver(config, progress=progress_bar(quiet)).result
         if config.weights == RANDOM:

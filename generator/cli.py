@@ -20,16 +20,16 @@ import click
 
 from generator.api import DEMO_IMAGES
 from generator.config import (
-    BACKENDS,
-    DEVICES,
-    DISPLAY_POINTS,
-    LANGS,
-    PRECISIONS,
+    BUILD_OPTIONS,
+    EMBED_OPTIONS,
     PRETRAINED,
     RANDOM,
+    SORT_OPTIONS,
+    STORE_OPTIONS,
+    Option,
 )
 from generator.errors import ConfigError, GeneratorError
-from generator.options import build_config, log_level, parse_points
+from generator.options import build_config, embed_config, log_level, parse_points, sort_config
 from generator.sizes import format_size, parse_size
 from generator.types import PHASE_LOGGER
 from generator.version import __version__
@@ -124,174 +124,38 @@ def _progress_for(quiet: bool) -> Callable[..., Any]:
     return progress
 
 
-def build_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Options shared by `build` and `demo`."""
-    options = [
-        click.option(
-            "-o",
-            "--output",
-            type=click.Path(path_type=Path),
-            default=Path("site"),
-            show_default=True,
-            help="Folder to write the site into (replaced only if empty or made by dinoclust).",
-        ),
-        click.option("--title", help="Title shown on the page."),
-        click.option(
-            "--weights",
-            default=PRETRAINED,
-            show_default=True,
-            metavar="pretrained|random|PATH",
-            help="'pretrained': DINO weights from the model hub (downloaded once, then "
-            "cached); PATH: a local checkpoint (timm .safetensors/.pth or Facebook's "
-            "dino_deitsmall16_pretrain.pth); 'random': untrained weights, smoke tests only.",
-        ),
-        click.option(
-            "--device",
-            type=click.Choice(DEVICES),
-            default="auto",
-            show_default=True,
-            help="Where the model runs; auto prefers cuda, then mps, then cpu.",
-        ),
-        click.option(
-            "--precision",
-            type=click.Choice(PRECISIONS),
-            default="auto",
-            show_default=True,
-            help="Model precision; auto picks bf16 where the hardware does it natively "
-            "(CUDA, CPUs with AMX or AVX512-BF16), fp32 otherwise.",
-        ),
-        click.option(
-            "--backend",
-            type=click.Choice(BACKENDS),
-            default="auto",
-            show_default=True,
-            help="What runs the model: auto picks OpenVINO on the CPU when it is installed "
-            "(pip install 'dinoclust[accel]'; about 1.3x faster with bf16 units), else torch.",
-        ),
-        click.option(
-            "--workers",
-            type=int,
-            metavar="N",
-            help="Processes that decode images and make thumbnails "
-            "[default: every CPU this process may use].",
-        ),
-        click.option(
-            "--cache-dir",
-            type=click.Path(path_type=Path, file_okay=False),
-            help="Where embeddings and thumbnails are cached "
-            "[default: $DINOCLUST_CACHE_DIR or the user cache folder].",
-        ),
-        click.option("--no-cache", is_flag=True, help="Neither read nor write the cache."),
-        click.option(
-            "--batch-size", type=int, default=32, show_default=True, help="Images per model batch."
-        ),
-        click.option(
-            "--k-max",
-            type=int,
-            default=10,
-            show_default=True,
-            help="Largest number of clusters; K-means runs for k = 2 … min(k-max, N).",
-        ),
-        click.option(
-            "--seed",
-            type=int,
-            default=0,
-            show_default=True,
-            help="Random seed for K-means (and for --weights random).",
-        ),
-        click.option(
-            "--thumb-size",
-            type=int,
-            default=192,
-            show_default=True,
-            help="Longest side of the thumbnails, in pixels.",
-        ),
-        click.option(
-            "--preview-size",
-            type=int,
-            default=800,
-            show_default=True,
-            help="Longest side of the larger image the preview shows, in pixels (0: none; "
-            "the preview then shows the thumbnail).",
-        ),
-        click.option(
-            "--display-points",
-            type=POINTS,
-            metavar="N|all",
-            default=DISPLAY_POINTS,
-            show_default=True,
-            help="Above N images the 3D view draws a fixed sample of N (every cluster in it); "
-            "sizes, grid and downloads still count every image. 'all': draw every image.",
-        ),
-        click.option("--strict", is_flag=True, help="Fail (exit 1) if any file cannot be used."),
-        click.option(
-            "--labels",
-            metavar="folders|FILE.csv",
-            help="Known labels to compare the clusters with: 'folders' (each image's "
-            "first folder below its input) or a CSV of path,label rows.",
-        ),
-        click.option(
-            "--export-embeddings",
-            is_flag=True,
-            help="Also write embeddings.npy (N x 384) and pca.npy beside report.json.",
-        ),
-        click.option(
-            "--zip",
-            "zip_file",
-            type=click.Path(path_type=Path, dir_okay=False),
-            metavar="FILE",
-            help="Also write the site as one zip FILE to e-mail (same inputs, same bytes).",
-        ),
-        click.option(
-            "--single-file",
-            is_flag=True,
-            help="Write one self-contained HTML file instead of a folder "
-            "(-o names it; default report.html).",
-        ),
-        click.option(
-            "--max-size",
-            type=SIZE,
-            metavar="SIZE",
-            help="Shrink the thumbnails until the zip or single file fits SIZE (e.g. 20MB); "
-            "exit 1 saying what would fit if nothing does.",
-        ),
-        click.option(
-            "--lang",
-            type=click.Choice(LANGS),
-            default="en",
-            show_default=True,
-            help="Language of the page when first opened (readers can switch: EN / 日本語).",
-        ),
-        click.option(
-            "--open",
-            is_flag=True,
-            help="Open the finished site (or the single file) in the default browser.",
-        ),
-        click.option("-v", "--verbose", count=True, help="Say more (-vv for debug output)."),
-        click.option("-q", "--quiet", is_flag=True, help="Only errors; no progress bar."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+def click_options(*options: Option) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The click options of a command, from generator.config's table (in --help order)."""
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            func = click.option(*option.flags, option.name, **_click_kwargs(option))(func)
+        return func
+
+    return decorate
 
 
-# The options of build that decide the clusters (model, cache, labels, k-means): sort takes these.
-MODEL_OPTIONS = frozenset(
-    ("weights", "device", "precision", "cache_dir", "no_cache", "batch_size", "k_max", "seed")
-    + ("thumb_size", "strict", "labels", "verbose", "quiet", "backend", "workers")
-)
-
-
-def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """build's options that decide the clusters, so that a sort after a build with the same
-    options only looks up the cache."""
-    func = build_options(func)
-    func.__click_params__ = [  # type: ignore[attr-defined]
-        p
-        for p in func.__click_params__
-        if p.name in MODEL_OPTIONS  # type: ignore[attr-defined]
-    ]
-    return func
+def _click_kwargs(option: Option) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"help": option.help, "metavar": option.metavar}
+    if option.kind == "flag":
+        return {**kwargs, "is_flag": True}
+    if option.kind == "count":
+        return {**kwargs, "count": True}
+    types = {"int": int, "float": float, "size": SIZE, "points": POINTS}
+    if option.kind == "choice":
+        kwargs["type"] = click.Choice(option.choices)
+    elif option.kind == "path":
+        ok = {"file_okay": option.file_okay, "dir_okay": option.dir_okay}
+        kwargs["type"] = click.Path(path_type=Path, **ok)
+    elif option.kind in types:
+        kwargs["type"] = types[option.kind]
+    if option.required:
+        kwargs["required"] = True
+    if option.default is not None:
+        kwargs["default"] = option.default
+    if option.show_default:
+        kwargs["show_default"] = True
+    return kwargs
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -304,49 +168,9 @@ def cli() -> None:
     """
 
 
-# `embed` takes the model, cache, thumbnail and skip options of `build`, and these of its own.
-EMBED_SHARED = (
-    "weights",
-    "device",
-    "precision",
-    "backend",
-    "cache_dir",
-    "no_cache",
-    "batch_size",
-    "seed",
-    "thumb_size",
-    "preview_size",
-    "strict",
-    "verbose",
-    "quiet",
-)
-
-
-def embed_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """The options `embed` shares with `build` (same names, same defaults)."""
-    shared = build_options(lambda: None).__click_params__  # type: ignore[attr-defined]
-    params = [p for p in shared if p.name in EMBED_SHARED]
-    func.__click_params__ = [*getattr(func, "__click_params__", []), *params]  # type: ignore[attr-defined]
-    return func
-
-
 @cli.command()
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
-@build_options
-@click.option(
-    "--embeddings",
-    type=click.Path(path_type=Path),
-    metavar="DIR",
-    help="Build from the Parquet files in DIR (written by `dinoclust embed`, or any Parquet with "
-    "path and embedding columns) instead of from images: no model, no originals.",
-)
-@click.option(
-    "--images-root",
-    type=click.Path(path_type=Path, file_okay=False),
-    metavar="DIR",
-    help="With --embeddings: where the originals are (DIR/path), for thumbnails the Parquet "
-    "files lack; without it such images show their file name.",
-)
+@click_options(*BUILD_OPTIONS, *STORE_OPTIONS)
 def build(inputs: tuple[Path, ...], title: str | None, **options: Any) -> None:
     """Build the site from INPUTS (folders and/or image files), or from --embeddings DIR.
 
@@ -365,56 +189,7 @@ def build(inputs: tuple[Path, ...], title: str | None, **options: Any) -> None:
 
 @cli.command()
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=Path("embeddings"),
-    show_default=True,
-    help="Folder for the Parquet files (must be empty or made by `dinoclust embed`).",
-)
-@click.option(
-    "--overwrite",
-    is_flag=True,
-    help="Make every embedding again instead of keeping the rows of unchanged files.",
-)
-@click.option(
-    "--manifest",
-    type=click.Path(path_type=Path, dir_okay=False),
-    metavar="FILE",
-    help="Embed the images listed in FILE (one path a line, or Parquet with a 'path' column) "
-    "instead of walking INPUTS.",
-)
-@click.option(
-    "--engine",
-    type=click.Choice(["local", "ray"]),
-    default="local",
-    show_default=True,
-    help="Who schedules the batches: this machine, or a Ray cluster (pip install "
-    "'dinoclust[ray]').",
-)
-@click.option(
-    "--ray-address",
-    metavar="ADDR",
-    help="With --engine ray: the cluster to join (host:6379, ray://host:10001, auto). Default: "
-    "the one `ray start` made on this machine, else a new local one.",
-)
-@click.option(
-    "--workers",
-    type=int,
-    metavar="N",
-    help="Processes that decode images [default: every CPU this process may use]; with "
-    "--engine ray: model actors, each loading the model once [default: every CPU of the "
-    "cluster but one].",
-)
-@click.option(
-    "--gpus-per-worker",
-    type=float,
-    default=0.0,
-    metavar="F",
-    help="With --engine ray: GPUs each actor asks for (0.5: two actors share one GPU).",
-)
-@embed_options
+@click_options(*EMBED_OPTIONS)
 def embed(inputs: tuple[Path, ...], **options: Any) -> None:
     """Embed INPUTS into a Parquet dataset (part-*.parquet in -o DIR), without a report.
 
@@ -435,7 +210,7 @@ def embed(inputs: tuple[Path, ...], **options: Any) -> None:
 
 
 @cli.command()
-@build_options
+@click_options(*BUILD_OPTIONS)
 def demo(title: str | None, **options: Any) -> None:
     """Build a site from the bundled sample images (animals, food, transportation).
 
@@ -468,35 +243,8 @@ def _demo_weights(quiet: bool) -> str:
 
 @cli.command("sort")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(path_type=Path, file_okay=False),
-    metavar="DIR",
-    help="Folder to write the clusters into (new, empty, or written by dinoclust).",
-)
-@click.option("--k", type=int, help="Number of clusters [default: the suggested k].")
-@click.option(
-    "--mode",
-    type=click.Choice(("link", "copy", "symlink")),
-    default="link",
-    show_default=True,
-    help="Hard links (no extra space; a copy where a link cannot be made, which is said), "
-    "copies, or symbolic links.",
-)
-@model_options
-def sort_command(
-    inputs: tuple[Path, ...],
-    output: Path,
-    k: int | None,
-    mode: str,
-    verbose: int,
-    quiet: bool,
-    cache_dir: Path | None,
-    no_cache: bool,
-    **options: Any,
-) -> None:
+@click_options(*SORT_OPTIONS)
+def sort_command(inputs: tuple[Path, ...], verbose: int, quiet: bool, **options: Any) -> None:
     """Sort INPUTS into one folder per cluster: DIR/cluster_<id>/<relative path>.
 
     The inputs are never moved or changed. DIR/clusters.csv lists path,cluster,distance_to_centre.
@@ -508,13 +256,10 @@ def sort_command(
       dinoclust sort photos/ -o sorted/ --k 6 --mode copy
     """
     with _logging(verbose, quiet):
-        from generator.commands.sort import SortConfig, sort_collection
+        from generator.commands.sort import sort_collection
 
         try:
-            build = build_config(
-                inputs, output=output, cache_dir=cache_dir, no_cache=no_cache, **options
-            )
-            config = SortConfig(build, k=k, mode=mode)
+            config = sort_config(inputs, **options)
         except ConfigError as exc:
             raise click.UsageError(str(exc)) from exc
         try:
@@ -533,7 +278,7 @@ def sort_command(
             f"{result.output / 'clusters.csv'} lists path,cluster,distance_to_centre.",
             err=True,
         )
-        if build.random_weights:
+        if config.build.random_weights:
             click.echo(
                 "warning: --weights random: the clusters are meaningless (smoke test only).",
                 err=True,
@@ -596,28 +341,12 @@ def _open(output: Path, quiet: bool) -> None:
         click.echo(message, err=True)
 
 
-def _embed(
-    inputs: tuple[Path, ...],
-    verbose: int,
-    quiet: bool,
-    cache_dir: Path | None,
-    no_cache: bool,
-    weights: str,
-    device: str,
-    precision: str,
-    seed: int,
-    backend: str,
-    **options: Any,
-) -> None:
+def _embed(inputs: tuple[Path, ...], verbose: int, quiet: bool, **options: Any) -> None:
     with _logging(verbose, quiet):
         from generator.commands.embed import embed_collection
-        from generator.config import EmbedConfig, ModelConfig
-        from generator.storage.cache import default_cache_dir
 
-        cache = None if no_cache else (cache_dir or default_cache_dir())
         try:
-            model = ModelConfig(weights, device, precision, seed, backend)
-            config = EmbedConfig(inputs=inputs, model=model, cache_dir=cache, **options)
+            config = embed_config(inputs, **options)
         except ConfigError as exc:
             raise click.UsageError(str(exc)) from exc
         try:
@@ -635,7 +364,7 @@ def _embed(
             f"{result.output} -o site/",
             err=True,
         )
-        if weights == RANDOM:
+        if config.model.weights == RANDOM:
             click.echo(
                 "warning: --weights random: the embeddings are meaningless (smoke test only).",
                 err=True,

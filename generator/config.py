@@ -1,9 +1,17 @@
-"""The build's options as one frozen, validated object (the CLI only fills it in)."""
+"""The commands' options, each written once, and the configs they fill in.
+
+An `Option` holds an option's flags, default, values and help: cli.py makes the click options
+from it, api.py's `build` takes its defaults from it, and BuildConfig, EmbedConfig and
+SortConfig take their defaults and their list of values from it; so `dinoclust build` and
+`generator.build` cannot drift apart. Each config checks what it is given in __post_init__,
+with the CLI's words, once for every way in.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from generator.errors import ConfigError
 from generator.i18n import LANGS
@@ -11,12 +19,331 @@ from generator.i18n import LANGS
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 BACKENDS = ("auto", "torch", "openvino")
+ENGINES = ("local", "ray")
+MODES = ("link", "copy", "symlink")  # dinoclust sort
 PRETRAINED = "pretrained"
 RANDOM = "random"
 K_MIN = 2
-ENGINES = ("local", "ray")
+K_LIMIT = 50  # the most clusters --k-max and sort's --k allow
 DISPLAY_POINTS = 5_000  # --display-points: chosen with benchmarks/bench_page.py (README)
 MIN_DISPLAY_POINTS = 1_000  # so that each cluster of each k (≤ 50) can keep its own point
+
+
+@dataclass(frozen=True)
+class Option:
+    """One command-line option: `--flag` in the CLI, `name=` in the API and the configs.
+
+    `kind` says how the CLI reads it: text, int, float, flag, count, choice, path, size (20MB)
+    or points (N|all); `file_okay`/`dir_okay` narrow a path."""
+
+    name: str
+    flags: tuple[str, ...]
+    help: str
+    default: Any = None
+    kind: str = "text"
+    choices: tuple[str, ...] = ()
+    metavar: str | None = None
+    show_default: bool = False
+    required: bool = False
+    file_okay: bool = True
+    dir_okay: bool = True
+
+    def check(self, value: Any) -> None:
+        """A value outside `choices`, refused in the words click uses for the CLI."""
+        if self.choices and value not in self.choices:
+            allowed = ", ".join(repr(c) for c in self.choices)
+            raise ConfigError(
+                f"Invalid value for '{self.flags[-1]}': {value!r} is not one of {allowed}."
+            )
+
+
+# --- the options, in the order `--help` lists them --------------------------------------------
+
+OUTPUT = Option(
+    "output",
+    ("-o", "--output"),
+    "Folder to write the site into (replaced only if empty or made by dinoclust).",
+    Path("site"),
+    "path",
+    show_default=True,
+)
+SINGLE_OUTPUT = Path("report.html")  # --single-file without -o
+TITLE = Option("title", ("--title",), "Title shown on the page.")
+WEIGHTS = Option(
+    "weights",
+    ("--weights",),
+    "'pretrained': DINO weights from the model hub (downloaded once, then cached); PATH: a "
+    "local checkpoint (timm .safetensors/.pth or Facebook's dino_deitsmall16_pretrain.pth); "
+    "'random': untrained weights, smoke tests only.",
+    PRETRAINED,
+    metavar="pretrained|random|PATH",
+    show_default=True,
+)
+DEVICE = Option(
+    "device",
+    ("--device",),
+    "Where the model runs; auto prefers cuda, then mps, then cpu.",
+    "auto",
+    "choice",
+    DEVICES,
+    show_default=True,
+)
+PRECISION = Option(
+    "precision",
+    ("--precision",),
+    "Model precision; auto picks bf16 where the hardware does it natively (CUDA, CPUs with AMX "
+    "or AVX512-BF16), fp32 otherwise.",
+    "auto",
+    "choice",
+    PRECISIONS,
+    show_default=True,
+)
+BACKEND = Option(
+    "backend",
+    ("--backend",),
+    "What runs the model: auto picks OpenVINO on the CPU when it is installed (pip install "
+    "'dinoclust[accel]'; about 1.3x faster with bf16 units), else torch.",
+    "auto",
+    "choice",
+    BACKENDS,
+    show_default=True,
+)
+WORKERS = Option(
+    "workers",
+    ("--workers",),
+    "Processes that decode images and make thumbnails [default: every CPU this process may use].",
+    kind="int",
+    metavar="N",
+)
+CACHE_DIR = Option(
+    "cache_dir",
+    ("--cache-dir",),
+    "Where embeddings and thumbnails are cached [default: $DINOCLUST_CACHE_DIR or the user "
+    "cache folder].",
+    kind="path",
+    file_okay=False,
+)
+NO_CACHE = Option("no_cache", ("--no-cache",), "Neither read nor write the cache.", False, "flag")
+BATCH_SIZE = Option(
+    "batch_size", ("--batch-size",), "Images per model batch.", 32, "int", show_default=True
+)
+K_MAX = Option(
+    "k_max",
+    ("--k-max",),
+    "Largest number of clusters; K-means runs for k = 2 … min(k-max, N).",
+    10,
+    "int",
+    show_default=True,
+)
+SEED = Option(
+    "seed",
+    ("--seed",),
+    "Random seed for K-means (and for --weights random).",
+    0,
+    "int",
+    show_default=True,
+)
+THUMB_SIZE = Option(
+    "thumb_size",
+    ("--thumb-size",),
+    "Longest side of the thumbnails, in pixels.",
+    192,
+    "int",
+    show_default=True,
+)
+PREVIEW_SIZE = Option(
+    "preview_size",
+    ("--preview-size",),
+    "Longest side of the larger image the preview shows, in pixels (0: none; the preview then "
+    "shows the thumbnail).",
+    800,
+    "int",
+    show_default=True,
+)
+DISPLAY = Option(
+    "display_points",
+    ("--display-points",),
+    "Above N images the 3D view draws a fixed sample of N (every cluster in it); sizes, grid "
+    "and downloads still count every image. 'all': draw every image.",
+    DISPLAY_POINTS,
+    "points",
+    metavar="N|all",
+    show_default=True,
+)
+STRICT = Option("strict", ("--strict",), "Fail (exit 1) if any file cannot be used.", False, "flag")
+LABELS = Option(
+    "labels",
+    ("--labels",),
+    "Known labels to compare the clusters with: 'folders' (each image's first folder below its "
+    "input) or a CSV of path,label rows.",
+    metavar="folders|FILE.csv",
+)
+EXPORT_EMBEDDINGS = Option(
+    "export_embeddings",
+    ("--export-embeddings",),
+    "Also write embeddings.npy (N x 384) and pca.npy beside report.json.",
+    False,
+    "flag",
+)
+ZIP = Option(
+    "zip_file",
+    ("--zip",),
+    "Also write the site as one zip FILE to e-mail (same inputs, same bytes).",
+    kind="path",
+    metavar="FILE",
+    dir_okay=False,
+)
+SINGLE_FILE = Option(
+    "single_file",
+    ("--single-file",),
+    "Write one self-contained HTML file instead of a folder (-o names it; default report.html).",
+    False,
+    "flag",
+)
+MAX_SIZE = Option(
+    "max_size",
+    ("--max-size",),
+    "Shrink the thumbnails until the zip or single file fits SIZE (e.g. 20MB); exit 1 saying "
+    "what would fit if nothing does.",
+    kind="size",
+    metavar="SIZE",
+)
+LANG = Option(
+    "lang",
+    ("--lang",),
+    "Language of the page when first opened (readers can switch: EN / 日本語).",
+    "en",
+    "choice",
+    LANGS,
+    show_default=True,
+)
+OPEN = Option(
+    "open",
+    ("--open",),
+    "Open the finished site (or the single file) in the default browser.",
+    False,
+    "flag",
+)
+VERBOSE = Option("verbose", ("-v", "--verbose"), "Say more (-vv for debug output).", 0, "count")
+QUIET = Option("quiet", ("-q", "--quiet"), "Only errors; no progress bar.", False, "flag")
+EMBEDDINGS = Option(
+    "embeddings",
+    ("--embeddings",),
+    "Build from the Parquet files in DIR (written by `dinoclust embed`, or any Parquet with path "
+    "and embedding columns) instead of from images: no model, no originals.",
+    kind="path",
+    metavar="DIR",
+)
+IMAGES_ROOT = Option(
+    "images_root",
+    ("--images-root",),
+    "With --embeddings: where the originals are (DIR/path), for thumbnails the Parquet files "
+    "lack; without it such images show their file name.",
+    kind="path",
+    metavar="DIR",
+    file_okay=False,
+)
+
+# dinoclust embed's own
+STORE = Option(
+    "output",
+    ("-o", "--output"),
+    "Folder for the Parquet files (must be empty or made by `dinoclust embed`).",
+    Path("embeddings"),
+    "path",
+    show_default=True,
+    file_okay=False,
+)
+OVERWRITE = Option(
+    "overwrite",
+    ("--overwrite",),
+    "Make every embedding again instead of keeping the rows of unchanged files.",
+    False,
+    "flag",
+)
+MANIFEST = Option(
+    "manifest",
+    ("--manifest",),
+    "Embed the images listed in FILE (one path a line, or Parquet with a 'path' column) instead "
+    "of walking INPUTS.",
+    kind="path",
+    metavar="FILE",
+    dir_okay=False,
+)
+ENGINE = Option(
+    "engine",
+    ("--engine",),
+    "Who schedules the batches: this machine, or a Ray cluster (pip install 'dinoclust[ray]').",
+    "local",
+    "choice",
+    ENGINES,
+    show_default=True,
+)
+RAY_ADDRESS = Option(
+    "ray_address",
+    ("--ray-address",),
+    "With --engine ray: the cluster to join (host:6379, ray://host:10001, auto). Default: the "
+    "one `ray start` made on this machine, else a new local one.",
+    metavar="ADDR",
+)
+ACTORS = Option(
+    "workers",
+    ("--workers",),
+    "Processes that decode images [default: every CPU this process may use]; with --engine "
+    "ray: model actors, each loading the model once [default: every CPU of the cluster but "
+    "one].",
+    kind="int",
+    metavar="N",
+)
+GPUS_PER_WORKER = Option(
+    "gpus_per_worker",
+    ("--gpus-per-worker",),
+    "With --engine ray: GPUs each actor asks for (0.5: two actors share one GPU).",
+    0.0,
+    "float",
+    metavar="F",
+)
+
+# dinoclust sort's own
+SORTED = Option(
+    "output",
+    ("-o", "--output"),
+    "Folder to write the clusters into (new, empty, or written by dinoclust).",
+    kind="path",
+    metavar="DIR",
+    required=True,
+    file_okay=False,
+)
+K = Option("k", ("--k",), "Number of clusters [default: the suggested k].", kind="int")
+MODE = Option(
+    "mode",
+    ("--mode",),
+    "Hard links (no extra space; a copy where a link cannot be made, which is said), copies, or "
+    "symbolic links.",
+    "link",
+    "choice",
+    MODES,
+    show_default=True,
+)
+
+# Each command's options, in the order of its --help (demo takes build's but the store's two).
+# The model, cache and thumbnail options are build's own, so the same option means the same
+# thing, with the same default, everywhere.
+MODEL_OPTIONS = (WEIGHTS, DEVICE, PRECISION, BACKEND)
+BUILD_OPTIONS = (
+    *(OUTPUT, TITLE, *MODEL_OPTIONS, WORKERS, CACHE_DIR, NO_CACHE, BATCH_SIZE, K_MAX, SEED),
+    *(THUMB_SIZE, PREVIEW_SIZE, DISPLAY, STRICT, LABELS, EXPORT_EMBEDDINGS, ZIP, SINGLE_FILE),
+    *(MAX_SIZE, LANG, OPEN, VERBOSE, QUIET),
+)
+STORE_OPTIONS = (EMBEDDINGS, IMAGES_ROOT)  # build's only
+EMBED_OPTIONS = (
+    *(STORE, OVERWRITE, MANIFEST, ENGINE, RAY_ADDRESS, ACTORS, GPUS_PER_WORKER, *MODEL_OPTIONS),
+    *(CACHE_DIR, NO_CACHE, BATCH_SIZE, SEED, THUMB_SIZE, PREVIEW_SIZE, STRICT, VERBOSE, QUIET),
+)
+SORT_OPTIONS = (
+    *(SORTED, K, MODE, *MODEL_OPTIONS, WORKERS, CACHE_DIR, NO_CACHE, BATCH_SIZE, K_MAX, SEED),
+    *(THUMB_SIZE, STRICT, LABELS, VERBOSE, QUIET),
+)
 
 
 @dataclass(frozen=True)
@@ -24,33 +351,35 @@ class BuildConfig:
     """Everything that decides what a build produces; same config + same inputs → same site."""
 
     inputs: tuple[Path, ...] = ()  # folders and/or image files; empty with `embeddings`
-    output: Path = Path("site")
-    title: str | None = None  # None: the UI string `title_key`, in the page's language
+    output: Path = OUTPUT.default
+    title: str | None = TITLE.default  # None: the UI string `title_key`, in the page's language
     title_key: str = "default_title"
-    weights: str = PRETRAINED
-    device: str = "auto"
-    batch_size: int = 32
-    k_max: int = 10
-    seed: int = 0
-    thumb_size: int = 192
-    preview_size: int = 800  # longest side of the larger image the preview shows; 0: none
-    strict: bool = False
-    precision: str = "auto"
+    weights: str = WEIGHTS.default
+    device: str = DEVICE.default
+    batch_size: int = BATCH_SIZE.default
+    k_max: int = K_MAX.default
+    seed: int = SEED.default
+    thumb_size: int = THUMB_SIZE.default
+    preview_size: int = PREVIEW_SIZE.default  # the preview's larger image; 0: none
+    strict: bool = STRICT.default
+    precision: str = PRECISION.default
     cache_dir: Path | None = None  # None: no embedding cache (--no-cache)
     extra_excludes: tuple[Path, ...] = field(default=())
-    zip_file: Path | None = None  # also write the site as one deterministic zip (--zip)
-    single_file: bool = False  # write one self-contained HTML file at `output` instead
-    max_size: int | None = None  # bytes the zip or single file must fit in (--max-size)
-    labels: str | None = None  # "folders" or the path of a path,label CSV
-    export_embeddings: bool = False  # also write embeddings.npy and pca.npy
-    lang: str = "en"  # the page's language at first opening (the reader can switch)
-    embeddings: Path | None = None  # build from this Parquet store instead of images
-    images_root: Path | None = None  # with `embeddings`: where originals are, for thumbnails
-    display_points: int | None = DISPLAY_POINTS  # the most points the 3D view draws; None: all
-    backend: str = "auto"  # what runs the model: auto, torch or openvino (the accel extra)
-    workers: int | None = None  # decode processes (None: every CPU this process may use)
+    zip_file: Path | None = ZIP.default  # also write the site as one deterministic zip
+    single_file: bool = SINGLE_FILE.default  # write one self-contained HTML file at `output`
+    max_size: int | None = MAX_SIZE.default  # bytes the zip or single file must fit in
+    labels: str | None = LABELS.default  # "folders" or the path of a path,label CSV
+    export_embeddings: bool = EXPORT_EMBEDDINGS.default  # also embeddings.npy and pca.npy
+    lang: str = LANG.default  # the page's language at first opening (the reader can switch)
+    embeddings: Path | None = EMBEDDINGS.default  # build from this Parquet store, not images
+    images_root: Path | None = IMAGES_ROOT.default  # with `embeddings`: originals, for thumbs
+    display_points: int | None = DISPLAY.default  # the most points the 3D view draws; None: all
+    backend: str = BACKEND.default  # what runs the model: auto, torch or openvino
+    workers: int | None = WORKERS.default  # decode processes (None: every CPU it may use)
 
     def __post_init__(self) -> None:
+        for option in (DEVICE, PRECISION, BACKEND, LANG):
+            option.check(getattr(self, option.name))
         if self.embeddings is not None and self.inputs:
             raise ConfigError(
                 "Give either image INPUTS or --embeddings DIR, not both: --embeddings builds the "
@@ -60,12 +389,12 @@ class BuildConfig:
             raise ConfigError("--images-root only applies with --embeddings DIR.")
         if not self.inputs and self.embeddings is None:
             raise ConfigError("No input given: name at least one folder or image file.")
-        _check_model(self.device, self.precision, self.batch_size, self.thumb_size, self.seed)
-        _check_backend(self.backend, self.workers)
+        _check_model(self.batch_size, self.thumb_size, self.seed)
+        _check_workers(self.workers)
         if self.k_max < K_MIN:
             raise ConfigError(f"--k-max must be at least {K_MIN} (got {self.k_max}).")
-        if self.k_max > 50:
-            raise ConfigError(f"--k-max must be at most 50 (got {self.k_max}).")
+        if self.k_max > K_LIMIT:
+            raise ConfigError(f"--k-max must be at most {K_LIMIT} (got {self.k_max}).")
         _check_preview(self.thumb_size, self.preview_size)
         if self.display_points is not None and self.display_points < MIN_DISPLAY_POINTS:
             raise ConfigError(
@@ -74,8 +403,6 @@ class BuildConfig:
             )
         if self.title is not None and not self.title.strip():
             raise ConfigError("--title must not be empty.")
-        if self.lang not in LANGS:
-            raise ConfigError(f"Unknown language {self.lang!r}: use one of {', '.join(LANGS)}.")
         self._check_delivery()
         if self.labels is not None and not self.labels.strip():
             raise ConfigError("--labels must be 'folders' or the path of a CSV file.")
@@ -99,54 +426,25 @@ class BuildConfig:
     def random_weights(self) -> bool:
         return self.weights == RANDOM
 
-    # The stages' own views of the flat options: each stage takes only what it needs.
-
     @property
     def model(self) -> ModelConfig:
+        """What the embed stage needs to plan and load the model (model.embed.plan_embedder)."""
         return ModelConfig(self.weights, self.device, self.precision, self.seed, self.backend)
-
-    @property
-    def embedding(self) -> EmbedConfig:
-        return EmbedConfig(
-            self.inputs,
-            self.output,
-            self.model,
-            self.cache_dir,
-            self.batch_size,
-            self.thumb_size,
-            self.strict,
-            self.extra_excludes,
-        )
-
-    @property
-    def analysis(self) -> AnalysisConfig:
-        return AnalysisConfig(self.k_max, self.seed, self.labels)
-
-    @property
-    def site(self) -> SiteConfig:
-        return SiteConfig(
-            self.output,
-            self.title,
-            self.title_key,
-            self.lang,
-            self.export_embeddings,
-            self.display_points,
-        )
-
-    @property
-    def delivery(self) -> DeliveryConfig:
-        return DeliveryConfig(self.zip_file, self.single_file, self.max_size)
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     """Which model makes the vectors (the embed stage; `dinoclust embed` and `build`)."""
 
-    weights: str = PRETRAINED
-    device: str = "auto"
-    precision: str = "auto"
-    seed: int = 0  # seeds --weights random
-    backend: str = "auto"
+    weights: str = WEIGHTS.default
+    device: str = DEVICE.default
+    precision: str = PRECISION.default
+    seed: int = SEED.default  # seeds --weights random
+    backend: str = BACKEND.default
+
+    def __post_init__(self) -> None:
+        for option in (DEVICE, PRECISION, BACKEND):
+            option.check(getattr(self, option.name))
 
 
 @dataclass(frozen=True)
@@ -154,30 +452,29 @@ class EmbedConfig:
     """`dinoclust embed`: images in, a Parquet store out (no analysis, no site)."""
 
     inputs: tuple[Path, ...]
-    output: Path
+    output: Path = STORE.default
     model: ModelConfig = field(default_factory=ModelConfig)
     cache_dir: Path | None = None
-    batch_size: int = 32
-    thumb_size: int = 192
-    preview_size: int = 800  # stored in the `preview` column, as `build` makes them; 0: none
-    strict: bool = False
+    batch_size: int = BATCH_SIZE.default
+    thumb_size: int = THUMB_SIZE.default
+    preview_size: int = PREVIEW_SIZE.default  # stored in the `preview` column; 0: none
+    strict: bool = STRICT.default
     extra_excludes: tuple[Path, ...] = field(default=())
-    overwrite: bool = False  # start the store again instead of keeping unchanged rows
-    manifest: Path | None = None  # a text file of paths, or Parquet with a `path` column
-    engine: str = "local"  # who schedules the batches: "local" or "ray"
-    ray_address: str | None = None  # --engine ray: None is Ray's `auto`, else a local cluster
-    workers: int | None = None  # decode processes; --engine ray: actors (every CPU but one)
-    gpus_per_worker: float = 0.0
+    overwrite: bool = OVERWRITE.default  # start the store again, not keeping unchanged rows
+    manifest: Path | None = MANIFEST.default  # a text file of paths, or Parquet with `path`
+    engine: str = ENGINE.default  # who schedules the batches: "local" or "ray"
+    ray_address: str | None = RAY_ADDRESS.default  # None: Ray's `auto`, else a local cluster
+    workers: int | None = ACTORS.default  # decode processes; --engine ray: actors
+    gpus_per_worker: float = GPUS_PER_WORKER.default
 
     def __post_init__(self) -> None:
+        ENGINE.check(self.engine)
         if not self.inputs and self.manifest is None:
             raise ConfigError(
                 "No input given: name at least one folder or image file, or --manifest FILE."
             )
         if self.inputs and self.manifest is not None:
             raise ConfigError("Give either image INPUTS or --manifest FILE, not both.")
-        if self.engine not in ENGINES:
-            raise ConfigError(f"Unknown engine {self.engine!r}: use one of {', '.join(ENGINES)}.")
         ray_only = {
             "--ray-address": self.ray_address is not None,
             "--gpus-per-worker": self.gpus_per_worker != 0,
@@ -185,36 +482,26 @@ class EmbedConfig:
         given = [name for name, set_ in ray_only.items() if set_]
         if self.engine != "ray" and given:
             raise ConfigError(f"{given[0]} only applies with --engine ray.")
-        _check_backend(self.model.backend, self.workers)
+        _check_workers(self.workers)
         if self.gpus_per_worker < 0:
             raise ConfigError(f"--gpus-per-worker must be 0 or more (got {self.gpus_per_worker}).")
-        m = self.model
-        _check_model(m.device, m.precision, self.batch_size, self.thumb_size, m.seed)
+        _check_model(self.batch_size, self.thumb_size, self.model.seed)
         _check_preview(self.thumb_size, self.preview_size)
 
 
 @dataclass(frozen=True)
-class AnalysisConfig:
-    k_max: int = 10
-    seed: int = 0
-    labels: str | None = None
+class SortConfig:
+    """`dinoclust sort`: `build` carries the inputs, DIR as its output and the model, cache and
+    label options."""
 
+    build: BuildConfig
+    k: int | None = K.default  # None: the suggested k
+    mode: str = MODE.default
 
-@dataclass(frozen=True)
-class SiteConfig:
-    output: Path = Path("site")
-    title: str | None = None
-    title_key: str = "default_title"
-    lang: str = "en"
-    export_embeddings: bool = False
-    display_points: int | None = DISPLAY_POINTS
-
-
-@dataclass(frozen=True)
-class DeliveryConfig:
-    zip_file: Path | None = None
-    single_file: bool = False
-    max_size: int | None = None
+    def __post_init__(self) -> None:
+        MODE.check(self.mode)
+        if self.k is not None and not K_MIN <= self.k <= K_LIMIT:
+            raise ConfigError(f"--k must be between {K_MIN} and {K_LIMIT} (got {self.k}).")
 
 
 def _check_preview(thumb_size: int, preview_size: int) -> None:
@@ -225,18 +512,12 @@ def _check_preview(thumb_size: int, preview_size: int) -> None:
         )
 
 
-def _check_backend(backend: str, workers: int | None) -> None:
-    if backend not in BACKENDS:
-        raise ConfigError(f"Unknown backend {backend!r}: use one of {', '.join(BACKENDS)}.")
+def _check_workers(workers: int | None) -> None:
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers must be at least 1 (got {workers}).")
 
 
-def _check_model(device: str, precision: str, batch_size: int, thumb_size: int, seed: int) -> None:
-    if device not in DEVICES:
-        raise ConfigError(f"Unknown device {device!r}: use one of {', '.join(DEVICES)}.")
-    if precision not in PRECISIONS:
-        raise ConfigError(f"Unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}.")
+def _check_model(batch_size: int, thumb_size: int, seed: int) -> None:
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1 (got {batch_size}).")
     if not 32 <= thumb_size <= 1024:

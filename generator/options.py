@@ -1,8 +1,9 @@
-"""From the build's options, as the CLI and the Python API name them, to one BuildConfig.
+"""From the options, as the CLI and the Python API name them, to each command's config.
 
-The one place where an option's meaning beyond BuildConfig's own fields is decided (the cache
+The one place where an option's meaning beyond the config's own fields is decided (the cache
 folder, the single file's default name, `--max-size` as text), so that `dinoclust build` and
-`generator.build` cannot drift apart.
+`generator.build` cannot drift apart; the options themselves (flags, defaults, values, help)
+are written once in generator.config.
 """
 
 from __future__ import annotations
@@ -14,13 +15,20 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-from generator.config import BACKENDS, DEVICES, DISPLAY_POINTS, LANGS, PRECISIONS, BuildConfig
+from generator.config import (
+    CACHE_DIR,
+    DISPLAY,
+    NO_CACHE,
+    OUTPUT,
+    SINGLE_OUTPUT,
+    BuildConfig,
+    EmbedConfig,
+    ModelConfig,
+    SortConfig,
+)
 from generator.errors import ConfigError
 from generator.ingest.discover import readable_text
 from generator.sizes import parse_size
-
-DEFAULT_OUTPUT = Path("site")
-DEFAULT_SINGLE = Path("report.html")  # --single-file without -o
 
 StrPath = str | PathLike[str]
 
@@ -29,48 +37,76 @@ def build_config(
     inputs: Iterable[StrPath],
     *,
     output: StrPath | None = None,
-    cache_dir: StrPath | None = None,
-    no_cache: bool = False,
+    cache_dir: StrPath | None = CACHE_DIR.default,
+    no_cache: bool = NO_CACHE.default,
     max_size: int | str | None = None,
     zip_file: StrPath | None = None,
     labels: StrPath | None = None,
-    display_points: int | str | None = DISPLAY_POINTS,
+    display_points: int | str | None = DISPLAY.default,
+    embeddings: StrPath | None = None,
+    images_root: StrPath | None = None,
     **options: Any,
 ) -> BuildConfig:
     """The BuildConfig for these options; `output=None` means the default (site/ or report.html).
 
     Raises ConfigError, with the CLI's messages, for options out of range or at odds.
     """
-    from generator.storage.cache import default_cache_dir
-
-    _check_choices(options)
     if isinstance(options.get("title"), str):  # a terminal's bytes that are not UTF-8
         options["title"] = readable_text(options["title"])
     single = bool(options.get("single_file"))
     return BuildConfig(
         inputs=tuple(Path(p) for p in inputs),
-        output=Path(output) if output is not None else DEFAULT_SINGLE if single else DEFAULT_OUTPUT,
-        cache_dir=None if no_cache else Path(cache_dir) if cache_dir else default_cache_dir(),
+        output=Path(output) if output is not None else SINGLE_OUTPUT if single else OUTPUT.default,
+        cache_dir=cache_folder(cache_dir, no_cache),
         max_size=_size(max_size),
-        zip_file=Path(zip_file) if zip_file is not None else None,
+        zip_file=_path(zip_file),
         labels=os.fspath(labels) if labels is not None else None,  # "folders" or a CSV's path
         display_points=parse_points(display_points),
+        embeddings=_path(embeddings),
+        images_root=_path(images_root),
         **options,
     )
 
 
-def _check_choices(options: dict[str, Any]) -> None:
-    """The options with a fixed list of values, refused in the words click uses for the CLI."""
-    for name, choices in (
-        ("device", DEVICES),
-        ("precision", PRECISIONS),
-        ("lang", LANGS),
-        ("backend", BACKENDS),
-    ):
-        value = options.get(name)
-        if value is not None and value not in choices:
-            allowed = ", ".join(repr(c) for c in choices)
-            raise ConfigError(f"Invalid value for '--{name}': {value!r} is not one of {allowed}.")
+def embed_config(
+    inputs: Iterable[StrPath],
+    *,
+    cache_dir: StrPath | None = CACHE_DIR.default,
+    no_cache: bool = NO_CACHE.default,
+    output: StrPath | None = None,
+    manifest: StrPath | None = None,
+    **options: Any,
+) -> EmbedConfig:
+    """`dinoclust embed`'s config: build's model options go to its ModelConfig."""
+    model = {k: options.pop(k) for k in ModelConfig.__dataclass_fields__ if k in options}
+    return EmbedConfig(
+        inputs=tuple(Path(p) for p in inputs),
+        model=ModelConfig(**model),
+        cache_dir=cache_folder(cache_dir, no_cache),
+        manifest=_path(manifest),
+        **({"output": Path(output)} if output is not None else {}),
+        **options,
+    )
+
+
+def sort_config(
+    inputs: Iterable[StrPath], *, output: StrPath, k: int | None = None, **options: Any
+) -> SortConfig:
+    """`dinoclust sort`'s config: DIR and build's model, cache and label options as a build's,
+    so that a sort after a build with the same options only reads the cache."""
+    mode = {"mode": options.pop("mode")} if "mode" in options else {}
+    return SortConfig(build_config(inputs, output=output, **options), k=k, **mode)
+
+
+def cache_folder(cache_dir: StrPath | None, no_cache: bool) -> Path | None:
+    """--cache-dir, else $DINOCLUST_CACHE_DIR or the user cache folder; None with --no-cache."""
+    from generator.storage.cache import default_cache_dir
+
+    return None if no_cache else Path(cache_dir) if cache_dir else default_cache_dir()
+
+
+def _path(value: StrPath | None) -> Path | None:
+    return Path(value) if value is not None else None
 
 
 def _size(value: int | str | None) -> int | None:

@@ -8,6 +8,7 @@ import inspect
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -16,8 +17,9 @@ import generator
 from generator.cli import build as build_command
 from generator.cli import cli
 from generator.commands.deliver import site_files
+from generator.config import EMBED_OPTIONS, SORT_OPTIONS
 from generator.errors import ConfigError, GeneratorError, InputError
-from generator.options import build_config
+from generator.options import build_config, embed_config, sort_config
 
 OPTIONS = {"weights": "random", "k_max": 6, "seed": 3, "title": "Trip <2026>", "lang": "ja"}
 CLI_OPTIONS = ["--weights", "random", "--k-max", "6", "--seed", "3", "--title", "Trip <2026>"]
@@ -77,6 +79,80 @@ def test_options_and_defaults_are_the_clis() -> None:
             assert build_config(["x"], single_file=True).output == Path("report.html")
         else:
             assert api[name].default == default, name
+
+
+COMMANDS = {  # the command, its config mapping, the function the CLI hands the config to
+    "embed": (embed_config, "generator.commands.embed.embed_collection", EMBED_OPTIONS),
+    "sort": (sort_config, "generator.commands.sort.sort_collection", SORT_OPTIONS),
+}
+GIVEN = {  # an option of each kind, away from its default, as the CLI and as Python take it
+    "embed": (
+        ["-o", "emb", "--engine", "ray", "--workers", "3", "--gpus-per-worker", "0.5"]
+        + ["--weights", "random", "--device", "cpu", "--precision", "bf16", "--seed", "4"]
+        + ["--preview-size", "0", "--thumb-size", "64", "--no-cache", "--strict", "--overwrite"],
+        {"output": "emb", "engine": "ray", "workers": 3, "gpus_per_worker": 0.5}
+        | {"weights": "random", "device": "cpu", "precision": "bf16", "seed": 4}
+        | {"preview_size": 0, "thumb_size": 64, "no_cache": True, "strict": True}
+        | {"overwrite": True},
+    ),
+    "sort": (
+        ["-o", "out", "--k", "4", "--mode", "copy", "--k-max", "6", "--labels", "folders"]
+        + ["--weights", "random", "--backend", "torch", "--cache-dir", "c", "--batch-size", "8"],
+        {"output": "out", "k": 4, "mode": "copy", "k_max": 6, "labels": "folders"}
+        | {"weights": "random", "backend": "torch", "cache_dir": "c", "batch_size": 8},
+    ),
+}
+
+
+def cli_config(command: str, args: list[str], monkeypatch) -> Any:
+    """The config `dinoclust COMMAND` hands its command function (which then stops)."""
+    seen = []
+
+    def stop(config: Any, **kwargs: Any) -> None:
+        seen.append(config)
+        raise GeneratorError("stopped")
+
+    monkeypatch.setattr(COMMANDS[command][1], stop)
+    result = CliRunner().invoke(cli, [command, "photos", *args])
+    assert result.exit_code == 1 and result.output == "Error: stopped\n", result.output
+    return seen[0]
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_sort_and_embed_options_and_defaults_are_the_clis(command, monkeypatch) -> None:
+    """`dinoclust embed` and `sort` make the config that their option mapping (what an API
+    call would use) makes from the same options: by default, with each option at its table
+    default, and with options given."""
+    mapping, _, options = COMMANDS[command]
+    cli_params = {p.name for p in cli.commands[command].params} - {"inputs", "verbose", "quiet"}
+    assert cli_params == {o.name for o in options} - {"verbose", "quiet"}
+    required = {"output": "out"} if command == "sort" else {}
+    by_default = cli_config(command, ["-o", "out"] if required else [], monkeypatch)
+    assert mapping(["photos"], **required) == by_default
+    every = {o.name: o.default for o in options if o.name in cli_params} | required
+    assert mapping(["photos"], **every) == by_default
+    args, python = GIVEN[command]
+    given = cli_config(command, args, monkeypatch)
+    assert mapping(["photos"], **python) == given != by_default
+
+
+@pytest.mark.parametrize(
+    ("command", "options", "cli_args"),
+    [
+        ("embed", {"gpus_per_worker": 1.0}, ["--gpus-per-worker", "1"]),
+        ("embed", {"engine": "spark"}, ["--engine", "spark"]),
+        ("embed", {"batch_size": 0}, ["--batch-size", "0"]),
+        ("sort", {"output": "o", "k": 1}, ["-o", "o", "--k", "1"]),
+        ("sort", {"output": "o", "mode": "move"}, ["-o", "o", "--mode", "move"]),
+        ("sort", {"output": "o", "device": "tpu"}, ["-o", "o", "--device", "tpu"]),
+    ],
+)
+def test_a_bad_sort_or_embed_option_gives_the_clis_error(command, options, cli_args) -> None:
+    result = CliRunner().invoke(cli, [command, "photos", *cli_args])
+    assert result.exit_code == 2
+    with pytest.raises(ConfigError) as caught:
+        COMMANDS[command][0](["photos"], **options)
+    assert f"Error: {caught.value}\n" in result.output
 
 
 @pytest.mark.parametrize(

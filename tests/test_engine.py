@@ -59,7 +59,9 @@ def test_rows_come_in_input_order_with_skips_in_place(tmp_path) -> None:
     photos = make_colour_folder(tmp_path / "photos", per_colour=3)
     (photos / "green" / "broken.png").write_bytes(b"not a png")
     images = discover([photos]).images
-    engine = LocalEngine(FakeEmbedder(), None, EmbedOptions(thumb_size=64, batch_size=4))
+    engine = LocalEngine(
+        FakeEmbedder(), None, EmbedOptions(thumb_size=64, batch_size=4, preview_size=0)
+    )
     rows = list(engine.run(images, no_progress))
     assert [r.rel for r in rows] == [i.rel for i in images]
     broken = [r for r in rows if r.error is not None]
@@ -180,7 +182,7 @@ def test_while_the_model_loads_more_images_are_decoded_and_rows_are_the_same(
     for i in range(700):
         make_image(photos / f"{i:03d}.png", (i % 250, 100, 100), (40, 30))
     images = discover([photos]).images
-    options = EmbedOptions(thumb_size=32, batch_size=32, workers=2)
+    options = EmbedOptions(thumb_size=32, batch_size=32, preview_size=0, workers=2)
     expected = list(LocalEngine(FakeEmbedder(), None, options).run(images, no_progress))
     marks = tmp_path / "marks"
     marks.mkdir()

@@ -27,10 +27,9 @@ from generator.analysis.analyse import Analysis, prefetch_analysis
 from generator.analysis.cached import cached_analysis
 from generator.analysis.metrics import suggest_k
 from generator.commands.build import check_skipped, discover_images, embed_images
-from generator.config import K_MIN, BuildConfig
+from generator.config import SortConfig
 from generator.errors import (
     NO_ROOM,
-    ConfigError,
     InputError,
     OutputError,
     as_it_was,
@@ -53,26 +52,10 @@ from generator.types import Embedder, Progress, SkippedImage, SourceImage, no_pr
 
 log = logging.getLogger(__name__)
 
-MODES = ("link", "copy", "symlink")
 CLUSTERS_CSV = "clusters.csv"
 CLUSTER_FOLDER = re.compile(r"cluster_[0-9]+")
 # a hard link cannot be made here: another file system, or one without hard links
 NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}
-
-
-@dataclass(frozen=True)
-class SortConfig:
-    """`build` carries the inputs, DIR as its output and the model, cache and label options."""
-
-    build: BuildConfig
-    k: int | None = None  # None: the suggested k
-    mode: str = "link"
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ConfigError(f"Unknown mode {self.mode!r}: use one of {', '.join(MODES)}.")
-        if self.k is not None and not K_MIN <= self.k <= 50:
-            raise ConfigError(f"--k must be between {K_MIN} and 50 (got {self.k}).")
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 
+from generator.config import BATCH_SIZE, PREVIEW_SIZE, THUMB_SIZE, WORKERS
 from generator.engines.mapper import Mapper
 from generator.i18n import Message
 from generator.ingest.imaging import Decoded, DecodeError, decode, share_big_decodes, unsupported
@@ -52,10 +53,10 @@ CHUNK = 512  # rows served without the model whose thumbnails and previews are r
 class EmbedOptions:
     """What the embed stage needs from a config."""
 
-    thumb_size: int = 192
-    batch_size: int = 32
-    preview_size: int = 0  # the preview dialog's larger image; 0: none
-    workers: int | None = None  # decode processes (None: every CPU this process may use)
+    thumb_size: int = THUMB_SIZE.default
+    batch_size: int = BATCH_SIZE.default
+    preview_size: int = PREVIEW_SIZE.default  # the preview dialog's larger image; 0: none
+    workers: int | None = WORKERS.default  # decode processes (None: every CPU it may use)
 
     @property
     def decode_side(self) -> int:

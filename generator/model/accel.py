@@ -30,7 +30,6 @@ from generator.types import ModelInfo
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "torch", "openvino")
 INSTALL = 'pip install "dinoclust[accel]"'
 CONVERTED = "openvino"  # the folder under the cache folder
 # Images per inference request: 16 ran fastest on 2 cores (bench_build.py). Not more: OpenVINO

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from generator.config import PRETRAINED, RANDOM, ModelConfig
+from generator.config import BACKENDS, PRETRAINED, RANDOM, ModelConfig
 from generator.errors import ModelError
 from generator.i18n import Message
 from generator.model.vit import (
@@ -177,7 +177,7 @@ def cpu_has_bf16() -> bool:
 def resolve_backend(requested: str, device: str, precision: str) -> str:
     """`auto`: OpenVINO for the CPU when the `accel` extra is installed (fp32 or bf16), else
     torch. `openvino` without the extra, or off the CPU, is an error naming the fix."""
-    from generator.model.accel import BACKENDS, check_openvino, openvino_installed
+    from generator.model.accel import check_openvino, openvino_installed
 
     if requested not in BACKENDS:
         raise ModelError(f"Unknown backend {requested!r}: use one of {', '.join(BACKENDS)}.")
