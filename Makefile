@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 # WEIGHTS empty: `demo` uses pretrained weights if cached or the hub answers, else random (and says why)
 WEIGHTS ?=
 OUT ?= site
+PYTEST_ARGS ?=
 
 .PHONY: demo test lint chromium axe screenshot clean
 
@@ -40,9 +41,11 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
+# The tests run in a random order (pytest-randomly): each run's header says `Using
+# --randomly-seed=N`, and `make test PYTEST_ARGS=--randomly-seed=N` runs that order again.
 test: $(VENV)/.installed-test $(ACCEL)/.installed chromium axe lint
-	$(BIN)/python -m pytest
-	DINOCLUST_TEST_ACCEL=1 PYTHONPATH=$(ACCEL) $(BIN)/python -m pytest -m openvino -q
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	DINOCLUST_TEST_ACCEL=1 PYTHONPATH=$(ACCEL) $(BIN)/python -m pytest -m openvino $(PYTEST_ARGS)
 
 screenshot: $(VENV)/.installed-test chromium
 	$(BIN)/dinoclust demo --weights $(or $(WEIGHTS),random) -o $(OUT) -q

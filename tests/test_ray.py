@@ -22,7 +22,8 @@ from tests.helpers import FakeEmbedder, make_colour_folder, make_image
 
 ray = pytest.importorskip("ray")
 
-pytestmark = [pytest.mark.ray, pytest.mark.timeout(240)]
+# one local cluster at a time: under pytest-xdist (`--dist loadgroup`) one worker runs them all
+pytestmark = [pytest.mark.ray, pytest.mark.timeout(240), pytest.mark.xdist_group("ray")]
 
 ROOT = Path(__file__).resolve().parents[1]
 

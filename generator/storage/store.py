@@ -427,7 +427,7 @@ def _check_part(path: Path, pq: Any) -> tuple[dict[str, str], int | None]:
 
 
 def read_rows(
-    store: Store, images_root: Path | None = None, thumb_size: int = 192, previews: bool = True
+    store: Store, images_root: Path | None, thumb_size: int, previews: bool
 ) -> Iterator[Row]:
     """Every row of the store, validated, in order. Missing thumbnails are made from
     `images_root / path` when given, else a tile with the file name (imaging.name_tile).
