@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath
 from generator.analysis.analyse import Analysis, prefetch_analysis
 from generator.analysis.cached import cached_analysis
 from generator.analysis.metrics import suggest_k
-from generator.commands.build import check_skipped, discover_images, embed_images
+from generator.commands.stages import check_skipped, discover_images, embed_images
 from generator.config import K_MIN, BuildConfig
 from generator.errors import (
     NO_ROOM,
@@ -114,10 +114,8 @@ def _sort(config: SortConfig, progress: Progress, embedder: Embedder | None) -> 
     cache = EmbeddingCache(build.cache_dir) if build.cache_dir else None
     staging = open_staging(build.output)
     try:
-        embedded = embed_images(found.images, embedder, cache, staging, build, progress)
-        for made in ("thumbs", "previews"):  # embed_images writes them; a sorted folder has none
-            shutil.rmtree(staging / made, ignore_errors=True)
-        skipped = check_skipped(build, found.skipped + embedded.skipped)
+        embedded = embed_images(found.images, embedder, cache, None, build, progress)  # no thumbs
+        skipped = check_skipped(build.strict, found.skipped + embedded.skipped, "sort")
         analysis = cached_analysis(embedded.features, build, cache)
         k, suggested = _choose_k(analysis, config.k)
         clustering = analysis.clusterings[k]
