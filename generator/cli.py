@@ -29,7 +29,7 @@ from generator.config import (
     PRETRAINED,
     RANDOM,
 )
-from generator.errors import ConfigError, GeneratorError
+from generator.errors import ConfigError, GeneratorError, printable
 from generator.options import build_config, log_level, parse_points
 from generator.sizes import format_size, parse_size
 from generator.structure import PHASE_LOGGER
@@ -48,7 +48,7 @@ class _ClickHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         level = record.levelname.lower()
         prefix = "" if record.levelno == logging.INFO else f"{level}: "
-        click.echo(f"{prefix}{record.getMessage()}", err=True)
+        click.echo(f"{prefix}{printable(record.getMessage())}", err=True)
 
 
 class _Size(click.ParamType):
@@ -504,11 +504,11 @@ def sort_command(
         )
         config = SortConfig(build, k=k, mode=mode)
     except ConfigError as exc:
-        raise click.UsageError(str(exc)) from exc
+        raise click.UsageError(printable(str(exc))) from exc
     try:
         result = sort_collection(config, progress=_progress_for(quiet))
     except GeneratorError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(printable(str(exc))) from exc
     if quiet:
         return
     how = {"link": "hard links, no extra space", "copy": "copies", "symlink": "symbolic links"}
@@ -548,11 +548,11 @@ def _run(
             inputs, title=title, cache_dir=cache_dir, no_cache=no_cache, **options
         )
     except ConfigError as exc:
-        raise click.UsageError(str(exc)) from exc
+        raise click.UsageError(printable(str(exc))) from exc
     try:
         delivery = deliver(config, progress=_progress_for(quiet))
     except GeneratorError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(printable(str(exc))) from exc
     if not quiet:
         _summary(delivery)
         source = click.get_current_context().get_parameter_source("weights")
@@ -604,11 +604,11 @@ def _embed(
         model = ModelConfig(weights, device, precision, seed, backend)
         config = EmbedConfig(inputs=inputs, model=model, cache_dir=cache, **options)
     except ConfigError as exc:
-        raise click.UsageError(str(exc)) from exc
+        raise click.UsageError(printable(str(exc))) from exc
     try:
         result = embed_collection(config, progress=_progress_for(quiet))
     except GeneratorError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(printable(str(exc))) from exc
     if quiet:
         return
     click.echo(
@@ -668,7 +668,7 @@ def _summary(delivery: Delivery) -> None:
 
 def _shell(path: Path | str) -> str:
     """A path as it can be pasted into a shell (quoted only when it needs to be)."""
-    return shlex.quote(str(path))
+    return printable(shlex.quote(str(path)))
 
 
 def main() -> None:

@@ -36,6 +36,24 @@ class BudgetError(GeneratorError):
     """What is to be sent cannot fit the size asked for with --max-size."""
 
 
+# What a name may hold that a terminal or a log would act on: C0 and C1 controls, DEL, and the
+# line and paragraph separators. Each is shown as a Python escape (\x1b, \n), so that a file
+# name can neither colour the terminal nor start a forged line of its own.
+_CONTROLS = {
+    **{c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))},
+    **{ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"},
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+    **{0xDC00 + b: f"\\x{b:02x}" for b in range(0x80, 0x100)},  # bytes not UTF-8 (surrogateescape)
+}
+
+
+def printable(text: str) -> str:
+    """`text` with control characters escaped: every name in a message or the log goes through
+    here (the CLI's log handler and error lines apply it to the whole line)."""
+    return text.translate(_CONTROLS)
+
+
 def first_line(exc: BaseException) -> str:
     """An exception's first line (at most 200 characters), for a one-line message."""
     text = str(exc).strip().splitlines()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -28,7 +29,7 @@ from generator.discover import IMAGE_SUFFIXES, Discovery, discover
 from generator.duplicates import find_similar
 from generator.embed import Embedder, ModelInfo, load_embedder, plan_model
 from generator.engines.local import EmbedOptions, LocalEngine
-from generator.errors import InputError, written_in
+from generator.errors import InputError, OutputError, written_in
 from generator.exports import write_arrays, write_exports
 from generator.i18n import Message
 from generator.imaging import THUMB_FORMAT
@@ -49,6 +50,8 @@ from generator.store import Store, open_store, read_rows
 from generator.structure import PHASE_LOGGER, Alias, SkippedImage, SourceImage
 
 log = logging.getLogger(__name__)
+
+HASHED_NAME = re.compile(r"[0-9a-f]{64}")  # a thumbnail's name: the first 20 of these
 phase = logging.getLogger(PHASE_LOGGER)
 
 
@@ -388,6 +391,8 @@ def save_thumb(site: Path, row: Row) -> ImageRecord:
     """Thumbnails are named by content hash: no file name leaks, duplicates share one file. A row
     without a hash (another tool's Parquet) is named by a hash of its path."""
     key = row.sha256 or hashlib.sha256(f"path:{row.rel}".encode()).hexdigest()
+    if not HASHED_NAME.fullmatch(key):  # store.py checks it where it enters; a name it is not
+        raise OutputError(f"{key!r} is not a content hash; nothing is written by that name.")
     rel = f"thumbs/{key[:20]}.{THUMB_FORMAT}"
     target = site / rel
     if not target.exists():

@@ -16,16 +16,24 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
 from generator import __version__
 from generator.embed import PREPROCESS, ModelInfo
-from generator.errors import InputError, OutputError, cannot_write, first_line, written_in
+from generator.errors import (
+    InputError,
+    OutputError,
+    cannot_write,
+    first_line,
+    printable,
+    written_in,
+)
 from generator.i18n import Message
 from generator.mapper import Row
 
@@ -68,6 +76,7 @@ META_PREFIXED = "dinoclust.prefixed"
 META_ERRORS_I18N = "dinoclust.errors_i18n"
 META_GENERATION = "dinoclust.generation"
 META_PARTS = "dinoclust.parts"  # only in a generation's last part: how many it has
+HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def schema(dim: int, metadata: dict[str, str] | None = None) -> pa.Schema:
@@ -388,6 +397,8 @@ def _complete(parts: list[Path]) -> bool:
     except Exception:  # noqa: BLE001 - a broken part is reported when it is read
         return True
     count = meta.get(META_PARTS.encode())
+    if count is not None and not (count.isascii() and count.isdigit()):
+        return True  # not a number: _check_part says so
     return count is not None and int(count) == len(parts)
 
 
@@ -422,8 +433,86 @@ def _check_part(path: Path, pq: Any) -> tuple[dict[str, str], int | None]:
             "embedding as a list of float16, float32 or float64."
         )
     dim = kind.list_size if pa.types.is_fixed_size_list(kind) else None
-    meta = {k.decode(): v.decode() for k, v in (found.metadata or {}).items()}
-    return meta, dim
+    _check_types(found, path, pa)
+    return _metadata(found.metadata or {}, path), dim
+
+
+# The other columns, when present, and the types they may have.
+COLUMN_KINDS = {
+    "path": ("text", "is_string", "is_large_string"),
+    "sha256": ("text", "is_string", "is_large_string"),
+    "width": ("whole numbers", "is_integer"),
+    "height": ("whole numbers", "is_integer"),
+    "thumb": ("bytes", "is_binary", "is_large_binary"),
+    "preview": ("bytes", "is_binary", "is_large_binary"),
+    "error": ("text", "is_string", "is_large_string"),
+}
+
+
+def _check_types(found: pa.Schema, path: Path, pa: Any) -> None:
+    """Each known column holds what it must (a `width` of strings would fail later, mid-build)."""
+    for name, (what, *tests) in COLUMN_KINDS.items():
+        if name not in found.names:
+            continue
+        kind = found.field(name).type
+        if not any(getattr(pa.types, test)(kind) for test in tests):
+            raise InputError(
+                f"{path}: the '{name}' column is {kind}, not {what}. Store it as the schema of "
+                "`dinoclust embed` does, or drop that column."
+            )
+
+
+def _metadata(raw: dict[bytes, bytes], path: Path) -> dict[str, str]:
+    """The file metadata as text, with dinoclust's own keys checked: the edge where a store's
+    metadata enters, so that nothing later meets a malformed value."""
+    meta: dict[str, str] = {}
+    for key, value in raw.items():
+        try:
+            meta[key.decode()] = value.decode()
+        except UnicodeDecodeError:
+            raise InputError(
+                f"{path}: the file metadata {printable(key.decode(errors='replace'))} is not "
+                "UTF-8 text. Remove that key, or make the file again with `dinoclust embed`."
+            ) from None
+    for key in (META_PARTS, META_GENERATION, META_THUMB_SIZE, META_PREVIEW_SIZE):
+        if key in meta and not (meta[key].isascii() and meta[key].isdigit()):
+            _bad_meta(path, key, meta[key], "a whole number")
+    errors = _json_meta(meta, META_ERRORS_I18N, path, "{}")
+    if not isinstance(errors, dict):
+        _bad_meta(path, META_ERRORS_I18N, meta[META_ERRORS_I18N], "an object of path: message")
+    for rel, said in errors.items():
+        check_message(said, path, f"{META_ERRORS_I18N} ({printable(rel)})")
+    weights = _json_meta(meta, META_WEIGHTS_I18N, path, "null")
+    if weights is not None:
+        check_message(weights, path, META_WEIGHTS_I18N)
+    return meta
+
+
+def _json_meta(meta: dict[str, str], key: str, path: Path, default: str) -> Any:
+    try:
+        return json.loads(meta.get(key) or default)
+    except ValueError:
+        _bad_meta(path, key, meta[key], "JSON")
+
+
+def check_message(data: Any, path: Path, key: str) -> Message:
+    """A message as the store keeps it: {"key": a UI string's key, "args": {name: text}}."""
+    try:
+        said = Message.from_json(data)
+        said.text()
+    except (KeyError, TypeError, ValueError, AttributeError):
+        _bad_meta(
+            path, key, json.dumps(data, ensure_ascii=False), '{"key": a known key, "args": {…}}'
+        )
+    return said
+
+
+def _bad_meta(path: Path, key: str, value: str, expected: str) -> NoReturn:
+    shown = printable(value if len(value) <= 60 else value[:57] + "…")
+    raise InputError(
+        f"{path}: the file metadata {key} is {shown}, not {expected}. Remove that key, or make "
+        "the file again with `dinoclust embed`."
+    )
 
 
 def read_rows(
@@ -464,6 +553,7 @@ def _batch_rows(
         get = lambda name, i=i: column[name][i] if name in column else None  # noqa: E731
         width, height = get("width"), get("height")
         size = (int(width), int(height)) if width is not None and height is not None else None
+        sha256 = _digest(get("sha256"), where)
         if not valid[i]:
             why = errors.get(rel)
             message = Message.from_json(why) if why else None
@@ -474,11 +564,39 @@ def _batch_rows(
                     if text
                     else Message.of("skip_no_embedding")
                 )
-            out.append(Row.skipped(rel, message, get("sha256")))
+            out.append(Row.skipped(rel, message, sha256))
             continue
-        preview = get("preview") or None  # an empty preview is none
-        out.append(Row(rel, get("sha256"), size, get("thumb"), None, vectors[i], preview=preview))
+        thumb = _image(get("thumb"), where, "thumb")
+        preview = _image(get("preview"), where, "preview")  # an empty preview is none
+        out.append(Row(rel, sha256, size, thumb, None, vectors[i], preview=preview))
     return out, dim
+
+
+def _digest(value: str | None, where: str) -> str | None:
+    """A content hash names the site's thumbnail files: only 64 hexadecimal digits are one."""
+    if not value:
+        return None
+    if not HEX64.fullmatch(value):
+        raise InputError(
+            f"{where}: the sha256 {printable(value[:80])} is not a SHA-256 digest (64 hexadecimal "
+            "digits). Fix that cell, or drop the sha256 column."
+        )
+    return value.lower()
+
+
+def _image(data: bytes | None, where: str, column: str) -> bytes | None:
+    """A stored thumbnail or preview as the site may hold it: pixels only (imaging.site_image)."""
+    from generator.imaging import DecodeError, site_image
+
+    if not data:
+        return None
+    try:
+        return site_image(data)
+    except DecodeError as exc:
+        raise InputError(
+            f"{where}: the {column} is not usable ({exc}). Drop that cell, or make the store "
+            "again with `dinoclust embed`."
+        ) from None
 
 
 def _vectors(
@@ -541,6 +659,11 @@ def _check_finite(
 def _relative(rel: Any, where: str) -> str:
     if not isinstance(rel, str) or not rel:
         raise InputError(f"{where}: the path is empty. Every row needs its image's path.")
+    if "\x00" in rel:
+        raise InputError(
+            f"{where}: the path {printable(rel)} holds a NUL character, which no file name can. "
+            "Fix that cell."
+        )
     posix = rel.replace("\\", "/")
     pure = PurePosixPath(posix)
     if pure.is_absolute() or (len(posix) > 1 and posix[1] == ":") or ".." in pure.parts:
@@ -658,12 +781,15 @@ class StoredRows:
             vectors[digest] = read[at_vector][0]
             if at_thumb != NOWHERE:
                 _, size, thumb, _ = read[at_thumb]
-                thumbs[digest] = CachedThumb(thumb, image_size(thumb), size)
+                thumb = _served_image(thumb)
+                if thumb:  # else none: the engine decodes the original again
+                    thumbs[digest] = CachedThumb(thumb, image_size(thumb), size)
             if at_preview != NOWHERE:
                 _, size, _, data = read[at_preview]
-                data = data or b""
-                preview_size = image_size(data) if data else (0, 0)
-                previews[digest] = CachedThumb(data, preview_size, size)
+                data = _served_image(data)
+                if data is not None:
+                    preview_size = image_size(data) if data else (0, 0)
+                    previews[digest] = CachedThumb(data, preview_size, size)
         return vectors, thumbs, previews
 
     def _read(self, locations: set[int]) -> dict[int, tuple[Any, Any, Any, Any]]:
@@ -729,6 +855,18 @@ class StoredRows:
                     entries.append((row.sha256, at, thumbed[i], bool(row.size)))
             offset += batch.num_rows
         return entries, dim
+
+
+def _served_image(data: bytes | None) -> bytes | None:
+    """A kept thumbnail or preview, pixels only; None where it is not an image (b"": none)."""
+    from generator.imaging import DecodeError, site_image
+
+    if not data:
+        return b""
+    try:
+        return site_image(data)
+    except DecodeError:
+        return None
 
 
 class _PartCursor:

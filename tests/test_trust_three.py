@@ -1,0 +1,214 @@
+"""Issue 26 ("Trust, round three"): hostile stores, devices and names; nothing is written outside
+the output; a user's writing is never lost. Each test names the item it covers."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner, Result
+from PIL import Image
+
+from generator.cli import cli
+from generator.collection import embed_collection
+from generator.config import EmbedConfig
+from tests.helpers import FakeEmbedder, make_colour_folder
+
+EXIF_MAKE = b"PWNEDCAM"
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def one_error(result: Result, expected: str) -> None:
+    """Exit 1, exactly one line, `Error: expected`, and no traceback."""
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 1, result.output
+    assert result.output.splitlines() == [f"Error: {expected}"]
+
+
+@pytest.fixture
+def emb(tmp_path: Path) -> Path:
+    """A one-part store of 9 images, written by `embed` with the fake model."""
+    photos = make_colour_folder(tmp_path / "photos", per_colour=3)
+    out = tmp_path / "emb"
+    embed_collection(EmbedConfig(inputs=(photos,), output=out), embedder=FakeEmbedder())
+    return out
+
+
+def part_of(store: Path) -> Path:
+    (part,) = sorted(store.glob("part-*.parquet"))
+    return part
+
+
+def rewrite(store: Path, meta: dict[bytes, bytes | None] | None = None, **columns: Any) -> Path:
+    """The store's part with metadata keys changed (None removes one) and columns replaced."""
+    part = part_of(store)
+    table = pq.read_table(part)
+    for name, values in columns.items():
+        array = values if isinstance(values, pa.Array) else pa.array(values)
+        if name in table.column_names:
+            table = table.set_column(table.column_names.index(name), name, array)
+        else:
+            table = table.append_column(name, array)
+    metadata = dict(pq.read_schema(part).metadata or {})
+    for key, value in (meta or {}).items():
+        if value is None:
+            metadata.pop(key, None)
+        else:
+            metadata[key] = value
+    pq.write_table(table.replace_schema_metadata(metadata), part)
+    return part
+
+
+def column(store: Path, name: str) -> list[Any]:
+    return pq.read_table(part_of(store), columns=[name]).column(name).to_pylist()
+
+
+def webp_with_exif(colour: tuple[int, int, int] = (10, 200, 30)) -> bytes:
+    exif = Image.Exif()
+    exif[0x010F] = EXIF_MAKE.decode()  # Make
+    out = io.BytesIO()
+    Image.new("RGB", (32, 24), colour).save(out, "webp", exif=exif)
+    assert EXIF_MAKE in out.getvalue()
+    return out.getvalue()
+
+
+# --- item 1: a store never decides where a file is written ----------------------------------
+
+
+def test_item_1_a_sha256_that_is_a_path_is_refused_and_nothing_is_written_outside(
+    emb, tmp_path
+) -> None:
+    hashes = column(emb, "sha256")
+    hashes[0] = "../../PWNED_escape_1"
+    part = rewrite(emb, sha256=hashes)
+    site = tmp_path / "out" / "site"
+    result = run("build", "--embeddings", emb, "-o", site)
+    one_error(
+        result,
+        f"{part}, row 0: the sha256 ../../PWNED_escape_1 is not a SHA-256 digest (64 hexadecimal "
+        "digits). Fix that cell, or drop the sha256 column.",
+    )
+    assert not list(tmp_path.rglob("PWNED*"))
+    assert not site.exists()
+
+
+# --- item 2: no EXIF reaches the site, whatever the store holds -----------------------------
+
+
+def test_item_2_a_stored_thumb_or_preview_with_exif_is_encoded_again(emb, tmp_path) -> None:
+    n = len(column(emb, "path"))
+    rewrite(emb, thumb=[webp_with_exif()] * n, preview=[webp_with_exif((1, 2, 3))] * n)
+    site = tmp_path / "site"
+    result = run("build", "--embeddings", emb, "-o", site)
+    assert result.exit_code == 0, result.output
+    images = [p for p in site.rglob("*.webp")]
+    assert {p.parent.name for p in images} == {"thumbs", "previews"}
+    assert all(EXIF_MAKE not in p.read_bytes() for p in images)
+    assert all(b"EXIF" not in p.read_bytes() for p in images)
+
+
+# --- item 7: malformed store metadata -------------------------------------------------------
+
+
+def meta_case(key: str, value: bytes) -> tuple[dict[bytes, bytes | None], str]:
+    return {key.encode(): value}, key
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "shown", "expected"),
+    [
+        ("dinoclust.errors_i18n", b"{not json", "{not json", "JSON"),
+        ("dinoclust.errors_i18n", b"[1, 2]", "[1, 2]", "an object of path: message"),
+        (
+            "dinoclust.errors_i18n",
+            b'{"a.png": {"key": "no_such_key", "args": {}}}',
+            '{"key": "no_such_key", "args": {}}',
+            '{"key": a known key, "args": {…}}',
+        ),
+        (
+            "dinoclust.errors_i18n",
+            b'{"a.png": {"key": "skip_corrupt", "args": 3}}',
+            '{"key": "skip_corrupt", "args": 3}',
+            '{"key": a known key, "args": {…}}',
+        ),
+        ("dinoclust.weights_i18n", b"nope", "nope", "JSON"),
+        (
+            "dinoclust.weights_i18n",
+            b'{"key": "no_such_key", "args": {}}',
+            '{"key": "no_such_key", "args": {}}',
+            '{"key": a known key, "args": {…}}',
+        ),
+        ("dinoclust.weights_i18n", b'"text"', '"text"', '{"key": a known key, "args": {…}}'),
+        ("dinoclust.parts", b"one", "one", "a whole number"),
+        ("dinoclust.thumb_size", b"-3", "-3", "a whole number"),
+    ],
+)
+def test_item_7_malformed_metadata_is_one_error_line(emb, tmp_path, key, value, shown, expected):
+    part = rewrite(emb, {key.encode(): value})
+    result = run("build", "--embeddings", emb, "-o", tmp_path / "site")
+    where = key if "a.png" not in value.decode() else f"{key} (a.png)"
+    one_error(
+        result,
+        f"{part}: the file metadata {where} is {shown}, not {expected}. Remove that key, or make "
+        "the file again with `dinoclust embed`.",
+    )
+
+
+def test_item_7_metadata_that_is_not_utf8_is_one_error_line(emb, tmp_path) -> None:
+    part = rewrite(emb, {b"dinoclust.weights": b"caf\xe9"})
+    result = run("build", "--embeddings", emb, "-o", tmp_path / "site")
+    one_error(
+        result,
+        f"{part}: the file metadata dinoclust.weights is not UTF-8 text. Remove that key, or make "
+        "the file again with `dinoclust embed`.",
+    )
+
+
+# --- item 8: malformed rows -----------------------------------------------------------------
+
+
+def test_item_8_a_width_of_strings_is_one_error_line(emb, tmp_path) -> None:
+    n = len(column(emb, "path"))
+    part = rewrite(emb, width=pa.array(["wide"] * n, pa.string()))
+    result = run("build", "--embeddings", emb, "-o", tmp_path / "site")
+    one_error(
+        result,
+        f"{part}: the 'width' column is string, not whole numbers. Store it as the schema of "
+        "`dinoclust embed` does, or drop that column.",
+    )
+
+
+@pytest.mark.parametrize("name", ["thumb", "preview"])
+def test_item_8_a_thumb_or_preview_that_is_not_an_image_is_one_error_line(
+    emb, tmp_path, name
+) -> None:
+    n = len(column(emb, "path"))
+    part = rewrite(emb, **{name: pa.array([b"not an image"] * n, pa.binary())})
+    result = run("build", "--embeddings", emb, "-o", tmp_path / "site")
+    one_error(
+        result,
+        f"{part}, row 0: the {name} is not usable (not an image that Pillow can read). Drop that "
+        "cell, or make the store again with `dinoclust embed`.",
+    )
+
+
+def test_item_8_a_nul_in_a_path_is_one_error_line(emb, tmp_path) -> None:
+    paths = column(emb, "path")
+    paths[0] = "blue/a\x00b.png"
+    part = rewrite(emb, path=paths)
+    root = tmp_path / "photos"
+    result = run("build", "--embeddings", emb, "--images-root", root, "-o", tmp_path / "site")
+    one_error(
+        result,
+        f"{part}, row 0: the path blue/a\\x00b.png holds a NUL character, which no file name "
+        "can. Fix that cell.",
+    )
