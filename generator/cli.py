@@ -595,12 +595,14 @@ def _embed(
     **options: Any,
 ) -> None:
     _setup_logging(verbose, quiet)
-    from generator.cache import default_cache_dir
+    from generator.cache import check_cache_dir, default_cache_dir
     from generator.collection import embed_collection
     from generator.config import EmbedConfig, ModelConfig
 
     cache = None if no_cache else (cache_dir or default_cache_dir())
     try:
+        if cache_dir is not None and not no_cache:
+            check_cache_dir(cache_dir, inputs)
         model = ModelConfig(weights, device, precision, seed, backend)
         config = EmbedConfig(inputs=inputs, model=model, cache_dir=cache, **options)
     except ConfigError as exc:

@@ -41,12 +41,15 @@ def build_config(
 
     Raises ConfigError, with the CLI's messages, for options out of range or at odds.
     """
-    from generator.cache import default_cache_dir
+    from generator.cache import check_cache_dir, default_cache_dir
 
+    inputs = tuple(inputs)
     _check_choices(options)
     if isinstance(options.get("title"), str):  # a terminal's bytes that are not UTF-8
         options["title"] = readable_text(options["title"])
     single = bool(options.get("single_file"))
+    if cache_dir is not None and not no_cache:
+        check_cache_dir(Path(cache_dir), [Path(p) for p in inputs])
     return BuildConfig(
         inputs=tuple(Path(p) for p in inputs),
         output=Path(output) if output is not None else DEFAULT_SINGLE if single else DEFAULT_OUTPUT,

@@ -212,3 +212,63 @@ def test_item_8_a_nul_in_a_path_is_one_error_line(emb, tmp_path) -> None:
         f"{part}, row 0: the path blue/a\\x00b.png holds a NUL character, which no file name "
         "can. Fix that cell.",
     )
+
+
+# --- item 3: --cache-dir never takes a folder of the user's ---------------------------------
+
+
+def test_item_3_a_folder_with_the_users_own_cache_file_is_refused(tmp_path) -> None:
+    photos = make_colour_folder(tmp_path / "photos", per_colour=1)
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "cache-v2.sqlite").write_bytes(b"my own notes, not SQLite")
+    result = run("build", photos, "-o", tmp_path / "site", "--cache-dir", folder)
+    assert result.exit_code == 2
+    assert result.output.splitlines()[-1] == (
+        f"Error: --cache-dir {folder} holds a cache-v2.sqlite that dinoclust did not write (no "
+        ".dinoclust-cache beside it, and not its tables). Choose a new or empty folder, or build "
+        "without the cache with --no-cache."
+    )
+    assert (folder / "cache-v2.sqlite").read_bytes() == b"my own notes, not SQLite"
+    assert sorted(p.name for p in folder.iterdir()) == ["cache-v2.sqlite"]
+
+
+def test_item_3_a_folder_that_is_not_a_cache_is_refused(tmp_path) -> None:
+    photos = make_colour_folder(tmp_path / "photos", per_colour=1)
+    folder = tmp_path / "documents"
+    folder.mkdir()
+    (folder / "thesis.txt").write_text("words")
+    result = run("sort", photos, "-o", tmp_path / "sorted", "--cache-dir", folder)
+    assert result.exit_code == 2
+    assert result.output.splitlines()[-1] == (
+        f"Error: --cache-dir {folder} is not empty and is not a dinoclust cache (it holds "
+        "thesis.txt; a cache holds .dinoclust-cache). Choose a new or empty folder, or build "
+        "without the cache with --no-cache."
+    )
+    assert sorted(p.name for p in folder.iterdir()) == ["thesis.txt"]
+
+
+@pytest.mark.parametrize("command", ["build", "embed"])
+def test_item_3_a_cache_folder_inside_the_inputs_is_refused(tmp_path, command) -> None:
+    photos = make_colour_folder(tmp_path / "photos", per_colour=1)
+    before = sorted(p.relative_to(photos) for p in photos.rglob("*"))
+    for folder in (photos, photos / "red" / "cache"):
+        result = run(command, photos, "-o", tmp_path / "out", "--cache-dir", folder)
+        assert result.exit_code == 2
+        assert result.output.splitlines()[-1] == (
+            f"Error: --cache-dir {folder} is inside the input {photos}: the cache would be "
+            "written among your images. Choose a cache folder outside the inputs."
+        )
+    assert sorted(p.relative_to(photos) for p in photos.rglob("*")) == before
+
+
+def test_item_3_a_cache_is_marked_and_an_unmarked_one_of_ours_still_serves(tmp_path) -> None:
+    photos = make_colour_folder(tmp_path / "photos", per_colour=1)
+    folder = tmp_path / "cache"
+    from generator.cache import EmbeddingCache
+
+    EmbeddingCache(folder).close()
+    assert (folder / ".dinoclust-cache").is_file()
+    (folder / ".dinoclust-cache").unlink()  # a cache of an earlier dinoclust: no marker
+    EmbeddingCache(folder).close()
+    assert (folder / ".dinoclust-cache").is_file()
