@@ -69,7 +69,10 @@ NO_ROOM = {
     errno.EFBIG: "A file is larger than that file system (or this process) may write: choose "
     "another place with {option}.",
     errno.EROFS: "That file system is read-only: choose another place with {option}.",
+    errno.EACCES: "Make it writable, or choose another place with {option}.",
+    errno.EPERM: "Make it writable, or choose another place with {option}.",
 }
+READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
 
 
 FULL_BELOW = 16 << 20  # bytes free under which a file system that said ENOSPC is taken as full
@@ -84,9 +87,23 @@ def room_for(target: Path, option: str, kept: str) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        if exc.errno not in NO_ROOM:
+        if exc.errno not in NO_ROOM or (exc.errno in DENIED and not _beside(exc, target)):
             raise
         raise OutputError(no_room(exc, target, option, kept)) from exc
+
+
+DENIED = (errno.EACCES, errno.EPERM)
+
+
+def _beside(exc: OSError, target: Path) -> bool:
+    """Whether a refused file is where the build writes (beside `target`): a refused read of an
+    input elsewhere is not the output's to explain."""
+    named = exc.filename2 if exc.filename2 is not None else exc.filename
+    if not isinstance(named, (str, bytes)):
+        return True
+    parent = Path(os.path.realpath(target)).parent
+    real = Path(os.path.realpath(os.fsdecode(named)))
+    return real == parent or parent in real.parents
 
 
 @contextlib.contextmanager
@@ -156,6 +173,6 @@ def no_room(exc: OSError, target: Path, option: str, kept: str) -> str:
         )
     real = Path(os.path.realpath(where)) if where is not None else None
     if real is not None and real != parent and parent not in real.parents:
-        remedy = "Make it writable" if code == errno.EROFS else "Make room there"
+        remedy = "Make it writable" if code in READ_ONLY else "Make room there"
         return f"Cannot write {where}: {reason}. {remedy} and try again. {kept}"
     return f"Cannot write {target}: {reason}. {NO_ROOM[code].format(option=option)} {kept}"

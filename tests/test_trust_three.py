@@ -272,3 +272,117 @@ def test_item_3_a_cache_is_marked_and_an_unmarked_one_of_ours_still_serves(tmp_p
     (folder / ".dinoclust-cache").unlink()  # a cache of an earlier dinoclust: no marker
     EmbeddingCache(folder).close()
     assert (folder / ".dinoclust-cache").is_file()
+
+
+# --- item 4: a rebuild keeps what a reader wrote --------------------------------------------
+
+
+def test_item_4_an_edited_report_md_is_kept_and_the_new_one_written_beside_it(
+    emb, tmp_path
+) -> None:
+    site = tmp_path / "site"
+    assert run("build", "--embeddings", emb, "-o", site).exit_code == 0
+    marker = (site / ".dinoclust-site").read_text(encoding="utf-8")
+    from generator.sitedir import file_sha256
+
+    assert f"{file_sha256(site / 'report.md')}  report.md\n" in marker
+    first = (site / "report.md").read_text(encoding="utf-8")
+    mine = first + "\n## Discussion\n\nThe red cluster is the sunsets.\n"
+    (site / "report.md").write_text(mine, encoding="utf-8")
+    result = run("build", "--embeddings", emb, "-o", site, "--title", "Again")
+    assert result.exit_code == 0, result.output
+    assert (
+        f"warning: {site / 'report.md'} was changed since the last build wrote it: kept as it "
+        "is; this build's report.md is beside it as report.new.md"
+    ) in result.output.splitlines()
+    assert (site / "report.md").read_text(encoding="utf-8") == mine
+    new = (site / "report.new.md").read_text(encoding="utf-8")
+    assert "Again" in new and new != first
+    # a third build: still the reader's; the new one replaces the last build's report.new.md
+    result = run("build", "--embeddings", emb, "-o", site, "--title", "Third")
+    assert result.exit_code == 0, result.output
+    assert (site / "report.md").read_text(encoding="utf-8") == mine
+    assert "Third" in (site / "report.new.md").read_text(encoding="utf-8")
+    assert "kept" not in result.output.replace("kept as it is", "")
+    # once the reader removes theirs, the build writes report.md again, and no report.new.md
+    (site / "report.md").unlink()
+    assert run("build", "--embeddings", emb, "-o", site).exit_code == 0
+    assert (site / "report.md").is_file() and not (site / "report.new.md").exists()
+
+
+def test_item_4_any_file_of_ours_that_was_edited_is_kept(emb, tmp_path) -> None:
+    site = tmp_path / "site"
+    assert run("build", "--embeddings", emb, "-o", site).exit_code == 0
+    (site / "metrics.csv").write_text("my own metrics\n", encoding="utf-8")
+    result = run("build", "--embeddings", emb, "-o", site)
+    assert result.exit_code == 0, result.output
+    assert (site / "metrics.csv").read_text(encoding="utf-8") == "my own metrics\n"
+    assert (site / "metrics.new.csv").read_text(encoding="utf-8").startswith("k,")
+
+
+# --- item 9: options and a failing output ---------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [str(2**32), str(2**64 + 1)])
+def test_item_9_a_seed_beyond_32_bits_is_refused(tmp_path, seed) -> None:
+    photos = make_colour_folder(tmp_path / "photos", per_colour=1)
+    result = run("build", photos, "-o", tmp_path / "site", "--seed", seed)
+    assert result.exit_code == 2
+    assert result.output.splitlines()[-1] == (
+        f"Error: --seed must be at most 4294967295 (got {seed})."
+    )
+
+
+def test_item_9_an_output_name_that_is_not_utf8_is_refused(tmp_path) -> None:
+    photos = make_colour_folder(tmp_path / "photos", per_colour=1)
+    out = Path(os.fsdecode(os.fsencode(str(tmp_path)) + b"/s\xff"))
+    result = run("build", photos, "-o", out, "--title", os.fsdecode(b"t\xfe"))
+    assert result.exit_code == 2
+    assert result.output.splitlines()[-1] == (
+        f"Error: -o {tmp_path}/s\\xff: the name is not UTF-8 text, which the files dinoclust "
+        "writes and reads need. Choose a name in UTF-8."
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos"]
+
+
+def test_item_9_a_title_that_is_not_utf8_is_shown_escaped(emb, tmp_path) -> None:
+    result = run("build", "--embeddings", emb, "-o", tmp_path / "site", "--title", "t\udcfe")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "site" / "report.json").read_text())["title"] == "t\\xfe"
+
+
+def test_item_9_an_output_refused_halfway_is_one_line_and_leaves_no_staging(
+    emb, tmp_path, monkeypatch
+) -> None:
+    import errno
+
+    import generator.pipeline as pipeline
+
+    site = tmp_path / "out" / "site"
+    assert run("build", "--embeddings", emb, "-o", site).exit_code == 0
+    before = {p: p.read_bytes() for p in site.rglob("*") if p.is_file()}
+
+    def refused(report, staging, *args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(staging / "index.html"))
+
+    monkeypatch.setattr(pipeline, "render_site", refused)
+    result = run("build", "--embeddings", emb, "-o", site)
+    one_error(
+        result,
+        f"Cannot write {site}: Permission denied. Make it writable, or choose another place "
+        f"with -o. The site already at {site} is as it was.",
+    )
+    assert sorted(p.name for p in site.parent.iterdir()) == ["site"]
+    assert {p: p.read_bytes() for p in site.rglob("*") if p.is_file()} == before
+
+
+def test_item_9_the_next_build_removes_a_dead_builds_staging_folder(emb, tmp_path) -> None:
+    site = tmp_path / "out" / "site"
+    stale = tmp_path / "out" / ".site.dinoclust-tmp-dead1234"
+    stale.mkdir(parents=True)
+    (stale / ".dinoclust-site").write_text("ours\n")
+    (stale / "index.html").write_text("half")
+    (tmp_path / "out" / ".site.dinoclust-lock").write_text("999999\n")  # its dead owner's
+    result = run("build", "--embeddings", emb, "-o", site)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in site.parent.iterdir()) == ["site"]
