@@ -515,10 +515,12 @@ def sort_command(
     which = "the suggested k" if result.suggested else "as asked"
     copied = f"; {result.copied} copied instead of linked" if result.copied else ""
     click.echo(
-        f"Sorted {result.images:,} images into {len(result.sizes)} folders in {result.output}/ "
+        printable(
+            f"Sorted {result.images:,} images into {len(result.sizes)} folders in {result.output}/ "
         f"(k = {result.k}, {which}; {how[result.mode]}{copied}; {len(result.skipped)} skipped, "
         f"{result.embedded:,} newly embedded) in {result.seconds:.1f} s. "
-        f"{result.output / 'clusters.csv'} lists path,cluster,distance_to_centre.",
+            f"{result.output / 'clusters.csv'} lists path,cluster,distance_to_centre."
+        ),
         err=True,
     )
     if build.random_weights:
@@ -614,12 +616,14 @@ def _embed(
     if quiet:
         return
     click.echo(
-        f"Wrote {result.rows:,} rows to {result.output}/ ({result.images:,} images, "
+        printable(
+            f"Wrote {result.rows:,} rows to {result.output}/ ({result.images:,} images, "
         f"{len(result.skipped):,} skipped, {result.embedded:,} newly embedded, "
         f"{result.kept:,} kept) "
         "in "
         f"{result.seconds:.1f} s. Build the site with: dinoclust build --embeddings "
-        f"{result.output} -o site/",
+            f"{result.output} -o site/"
+        ),
         err=True,
     )
     if weights == RANDOM:

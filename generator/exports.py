@@ -78,10 +78,8 @@ def csv_text(rows: list[list[Any]]) -> str:
 
 
 def _markdown(rows: list[list[Any]]) -> str:
-    """A GitHub-flavoured table; `|` and line breaks in labels are escaped, nothing else."""
-
-    def cell(value: Any) -> str:
-        return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    """A GitHub-flavoured table; labels are literal Markdown (experiment.md: no HTML runs)."""
+    from generator.experiment import md as cell
 
     header, *body = rows
     lines = ["| " + " | ".join(cell(v) for v in header) + " |"]

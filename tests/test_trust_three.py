@@ -386,3 +386,55 @@ def test_item_9_the_next_build_removes_a_dead_builds_staging_folder(emb, tmp_pat
     result = run("build", "--embeddings", emb, "-o", site)
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in site.parent.iterdir()) == ["site"]
+
+
+# --- items 10 and 11: hostile names in the log and in report.md -----------------------------
+
+
+def test_item_10_names_in_the_log_have_their_control_characters_escaped(tmp_path) -> None:
+    photos = make_colour_folder(tmp_path / "photos", per_colour=1)
+    (photos / "bad\x1b[31mred.png").write_bytes(b"junk")
+    (photos / "a\nError: forged.png").write_bytes(b"junk")
+    result = run("build", photos, "-o", tmp_path / "site", "--weights", "random", "--no-cache")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "warning: skipped a\\nError: forged.png: not an image that Pillow can read" in lines
+    assert "warning: skipped bad\\x1b[31mred.png: not an image that Pillow can read" in lines
+    assert "\x1b" not in result.output
+    assert not any(line.startswith("Error:") for line in lines)
+
+
+def test_item_10_a_name_in_an_error_line_is_escaped(tmp_path) -> None:
+    photos = make_colour_folder(tmp_path / "photos", per_colour=1)
+    labels = tmp_path / "l\x1b[2Jabels\nError: forged.csv"
+    labels.write_text("path,label\n")
+    result = run("build", photos, "-o", tmp_path / "site", "--labels", labels)
+    assert "\x1b" not in result.output
+    assert [line for line in result.output.splitlines() if line.startswith("Error:")] == [
+        result.output.splitlines()[-1]
+    ]
+    assert "l\\x1b[2Jabels\\nError: forged.csv" in result.output
+
+
+def test_item_11_report_md_holds_no_html_from_names_or_labels(tmp_path) -> None:
+    markdown_it = pytest.importorskip("markdown_it")
+    photos = make_colour_folder(tmp_path / "photos", per_colour=2)
+    (photos / "red").rename(photos / "<i onmouseover=alert(1)>x")
+    (photos / "blue" / "blue_0.png").rename(photos / "blue" / "<img src=x onerror=alert(2)>.png")
+    (photos / "green" / "[a](javascript:alert(3)) &lt;.png").write_bytes(b"junk")
+    site = tmp_path / "site"
+    result = run(
+        "build", photos, "-o", site, "--labels", "folders", "--weights", "random", "--no-cache"
+    )
+    assert result.exit_code == 0, result.output
+    text = (site / "report.md").read_text(encoding="utf-8")
+    assert "&lt;i onmouseover=alert(1)&gt;x" in text
+    assert "\\[a\\](javascript:alert(3)) &amp;lt;.png" in text
+    tables = [p.read_text(encoding="utf-8") for p in (site / "tables").glob("*.md")]
+    for markdown in (text, *tables):
+        assert "<i " not in markdown and "<img" not in markdown
+        html = markdown_it.MarkdownIt("commonmark", {"html": True}).render(markdown)
+        assert "<i " not in html and "<img" not in html and "javascript:" not in html.replace(
+            "(javascript:", ""
+        )
+        assert 'href="javascript' not in html

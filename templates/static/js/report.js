@@ -8,7 +8,13 @@
   var node = document.getElementById("dinoclust-report-md");
   var texts = node ? JSON.parse(node.textContent) : {};
 
-  function unescape(s) { return s.replace(/\\(.)/g, "$1"); }
+  // experiment.py's md(): backslash escapes, and &lt; &gt; &amp; for the characters of HTML
+  var ENTITIES = { lt: "<", gt: ">", amp: "&" };
+  function unescape(s) {
+    return s.replace(/\\(.)|&(lt|gt|amp);/g, function (all, escaped, entity) {
+      return entity ? ENTITIES[entity] : escaped;
+    });
+  }
 
   // Cells split at | not escaped with a backslash.
   function cells(line) {
