@@ -63,6 +63,13 @@ def spreadsheet_safe(value: Any) -> Any:
     return value
 
 
+def spreadsheet_plain(value: str) -> str:
+    """A guarded cell read back (sort reads its own clusters.csv): the `'` the guard added goes."""
+    if value.startswith("'") and value[1:].startswith(FORMULA_STARTS):
+        return value[1:]
+    return value
+
+
 def csv_text(rows: list[list[Any]]) -> str:
     """Every CSV dinoclust writes goes through here, so every one is safe to open."""
     out = io.StringIO()

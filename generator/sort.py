@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import errno
-import io
 import logging
 import os
 import re
@@ -22,6 +21,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from generator.analyse import Analysis
 from generator.cache import EmbeddingCache
@@ -36,6 +36,7 @@ from generator.errors import (
     locate,
     room_for,
 )
+from generator.exports import csv_text, spreadsheet_plain
 from generator.labels import assign_labels, read_labels
 from generator.metrics import suggest_k
 from generator.payload import DECIMALS
@@ -203,7 +204,9 @@ def _placed(output: Path) -> set[str] | None:
     if not rows or rows[0][:2] != ["path", "cluster"]:
         return None
     return {
-        unicodedata.normalize("NFC", f"cluster_{row[1]}/{row[0]}") for row in rows[1:] if row[1:]
+        unicodedata.normalize("NFC", f"cluster_{row[1]}/{spreadsheet_plain(row[0])}")
+        for row in rows[1:]
+        if row[1:]
     }
 
 
@@ -281,9 +284,8 @@ def _safe(rel: str) -> Path:
 
 def _write_csv(path: Path, rows: Iterable[tuple[str, int, float]], names: list[str] | None) -> None:
     """path,cluster,distance_to_centre (and label with --labels), in the build's image order."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["path", "cluster", "distance_to_centre", *(["label"] if names else [])])
+    header = ["path", "cluster", "distance_to_centre", *(["label"] if names else [])]
+    table: list[list[Any]] = [header]
     for i, (rel, cluster, distance) in enumerate(rows):
-        writer.writerow([rel, cluster, round(distance, DECIMALS), *([names[i]] if names else [])])
-    path.write_text(out.getvalue(), encoding="utf-8", newline="\n")
+        table.append([rel, cluster, round(distance, DECIMALS), *([names[i]] if names else [])])
+    path.write_text(csv_text(table), encoding="utf-8", newline="\n")  # the one guarded writer

@@ -438,3 +438,60 @@ def test_item_11_report_md_holds_no_html_from_names_or_labels(tmp_path) -> None:
             "(javascript:", ""
         )
         assert 'href="javascript' not in html
+
+
+# --- items 12-14: sort's CSV, labels CSV names, the top level's label -----------------------
+
+
+def test_item_12_sort_writes_a_lone_cr_and_formula_names_guarded(tmp_path) -> None:
+    import csv
+
+    photos = make_colour_folder(tmp_path / "photos", per_colour=2)
+    (photos / "red" / "red_0.png").rename(photos / "red" / "a\rb.png")
+    (photos / "red" / "red_1.png").rename(photos / "red" / "=HYPERLINK(1).png")
+    (photos / "blue").rename(photos / "@blue")
+    out = tmp_path / "sorted"
+    result = run("sort", photos, "-o", out, "--weights", "random", "--no-cache")
+    assert result.exit_code == 0, result.output
+    with (out / "clusters.csv").open(encoding="utf-8", newline="") as f:
+        rows = list(csv.reader(f))
+    assert len(rows) == 1 + 6  # the header and one row per image: the CR made no extra row
+    paths = sorted(row[0] for row in rows[1:])
+    assert "red/a\rb.png" in paths and "red/'=HYPERLINK(1).png" not in paths
+    assert "'red/=HYPERLINK(1).png" not in paths  # guarded cells start with the formula only
+    assert all(not p.startswith(("=", "+", "-", "@")) for p in paths)
+    assert "'@blue/blue_0.png" in paths
+    # a second sort into the same folder reads its own CSV back: nothing is taken for foreign
+    again = run("sort", photos, "-o", out, "--weights", "random", "--no-cache")
+    assert again.exit_code == 0, again.output
+    assert "kept" not in again.output
+
+
+@pytest.mark.parametrize("name", ["back\\slash.png", " leading space.png"])
+def test_item_13_a_labels_csv_names_a_file_with_a_backslash_or_a_leading_space(
+    tmp_path, name
+) -> None:
+    photos = make_colour_folder(tmp_path / "photos", per_colour=1)
+    (photos / "red" / "red_0.png").rename(photos / "red" / name)
+    labels = tmp_path / "labels.csv"
+    rows = [f'"red/{name}",warm', "green/green_0.png,cool", "blue/blue_0.png,cool"]
+    labels.write_text("path,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    site = tmp_path / "site"
+    result = run("build", photos, "-o", site, "--labels", labels, "--weights", "random")
+    assert result.exit_code == 0, result.output
+    report = json.loads((site / "report.json").read_text(encoding="utf-8"))
+    by_path = dict(zip((i["path"] for i in report["images"]), report["labels"], strict=True))
+    assert by_path[f"red/{name}"] == "warm"
+
+
+def test_item_14_a_folder_named_top_level_keeps_its_own_label(tmp_path) -> None:
+    photos = make_colour_folder(tmp_path / "photos", per_colour=1)
+    (photos / "red").rename(photos / "(top level)")
+    (photos / "blue" / "blue_0.png").rename(photos / "loose.png")
+    site = tmp_path / "site"
+    result = run("build", photos, "-o", site, "--labels", "folders", "--weights", "random")
+    assert result.exit_code == 0, result.output
+    report = json.loads((site / "report.json").read_text(encoding="utf-8"))
+    by_path = dict(zip((i["path"] for i in report["images"]), report["labels"], strict=True))
+    assert by_path["(top level)/red_0.png"] == "(top level)"
+    assert by_path["loose.png"] == "./"
