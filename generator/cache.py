@@ -389,7 +389,11 @@ CACHE_MARKER_TEXT = (
 # What an unmarked cache of an earlier dinoclust holds: a folder of only these is taken for one.
 CACHE_NAMES = frozenset(
     {CACHE_MARKER, DB_NAME, OLD_DB_NAME, "rows", "openvino"}
-    | {f"{name}{suffix}" for name in (DB_NAME, OLD_DB_NAME) for suffix in ("-wal", "-shm", "-journal")}
+    | {
+        f"{name}{suffix}"
+        for name in (DB_NAME, OLD_DB_NAME)
+        for suffix in ("-wal", "-shm", "-journal")
+    }
 )
 
 

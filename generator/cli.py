@@ -517,8 +517,8 @@ def sort_command(
     click.echo(
         printable(
             f"Sorted {result.images:,} images into {len(result.sizes)} folders in {result.output}/ "
-        f"(k = {result.k}, {which}; {how[result.mode]}{copied}; {len(result.skipped)} skipped, "
-        f"{result.embedded:,} newly embedded) in {result.seconds:.1f} s. "
+            f"(k = {result.k}, {which}; {how[result.mode]}{copied}; {len(result.skipped)} skipped, "
+            f"{result.embedded:,} newly embedded) in {result.seconds:.1f} s. "
             f"{result.output / 'clusters.csv'} lists path,cluster,distance_to_centre."
         ),
         err=True,
@@ -618,10 +618,10 @@ def _embed(
     click.echo(
         printable(
             f"Wrote {result.rows:,} rows to {result.output}/ ({result.images:,} images, "
-        f"{len(result.skipped):,} skipped, {result.embedded:,} newly embedded, "
-        f"{result.kept:,} kept) "
-        "in "
-        f"{result.seconds:.1f} s. Build the site with: dinoclust build --embeddings "
+            f"{len(result.skipped):,} skipped, {result.embedded:,} newly embedded, "
+            f"{result.kept:,} kept) "
+            "in "
+            f"{result.seconds:.1f} s. Build the site with: dinoclust build --embeddings "
             f"{result.output} -o site/"
         ),
         err=True,

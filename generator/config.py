@@ -179,7 +179,9 @@ class EmbedConfig:
     gpus_per_worker: float = 0.0
 
     def __post_init__(self) -> None:
-        check_utf8(("-o", self.output), ("--manifest", self.manifest), ("--cache-dir", self.cache_dir))
+        check_utf8(
+            ("-o", self.output), ("--manifest", self.manifest), ("--cache-dir", self.cache_dir)
+        )
         if not self.inputs and self.manifest is None:
             raise ConfigError(
                 "No input given: name at least one folder or image file, or --manifest FILE."

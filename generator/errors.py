@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,6 +53,28 @@ def printable(text: str) -> str:
     """`text` with control characters escaped: every name in a message or the log goes through
     here (the CLI's log handler and error lines apply it to the whole line)."""
     return text.translate(_CONTROLS)
+
+
+def check_regular(path: Path, named: str, advice: str) -> None:
+    """Labels, manifests and Parquet parts are read whole, so each must be a regular file: a
+    device (/dev/zero) would fill the memory and a named pipe would wait for ever. `named`: how
+    the message names the file ("--labels x.csv"); a missing file is left to the reader to say."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return
+    if stat.S_ISREG(mode):
+        return
+    kind = (
+        "a named pipe (FIFO)"
+        if stat.S_ISFIFO(mode)
+        else "a device"
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+        else "a folder"
+        if stat.S_ISDIR(mode)
+        else "a socket or other special file"
+    )
+    raise InputError(f"{named}: this is {kind}, not a regular file. {advice}")
 
 
 def first_line(exc: BaseException) -> str:

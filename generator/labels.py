@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from generator.errors import InputError
+from generator.errors import InputError, check_regular
 from generator.i18n import Message
 
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ def read_labels(spec: str) -> LabelSource:
     if spec == FOLDERS:
         return LabelSource(FOLDERS, FOLDERS, {})
     path = Path(spec)
+    check_regular(path, f"--labels {spec}", "Give a CSV file of path,label rows, or 'folders'.")
     try:
         text = path.read_bytes().decode("utf-8-sig")  # as written: no newline translation
     except FileNotFoundError:

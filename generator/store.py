@@ -30,6 +30,7 @@ from generator.errors import (
     InputError,
     OutputError,
     cannot_write,
+    check_regular,
     first_line,
     printable,
     written_in,
@@ -76,6 +77,9 @@ META_PREFIXED = "dinoclust.prefixed"
 META_ERRORS_I18N = "dinoclust.errors_i18n"
 META_GENERATION = "dinoclust.generation"
 META_PARTS = "dinoclust.parts"  # only in a generation's last part: how many it has
+STORE_ADVICE = (
+    "Give --embeddings the folder written by `dinoclust embed`, or Parquet files saved on disk."
+)
 HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 
 
@@ -349,7 +353,8 @@ def open_store(location: Path) -> Store:
 
 
 def _current_parts(location: Path) -> tuple[Path, ...]:
-    if location.is_file():
+    if location.exists() and not location.is_dir():
+        check_regular(location, str(location), STORE_ADVICE)
         return (location,)
     if not location.is_dir():
         raise InputError(
@@ -357,8 +362,10 @@ def _current_parts(location: Path) -> tuple[Path, ...]:
             "`dinoclust embed -o DIR`, or a Parquet file."
         )
     files = sorted(location.glob(PART_GLOB)) or sorted(
-        p for p in location.glob("*.parquet") if p.is_file()
+        p for p in location.glob("*.parquet") if not p.is_dir()
     )
+    for part in files:  # before any is opened: opening a named pipe waits for a writer
+        check_regular(part, str(part), STORE_ADVICE)
     if not files:
         raise InputError(
             f"{location}: no Parquet files (part-*.parquet or *.parquet) in this folder. Make "

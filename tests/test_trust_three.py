@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from generator.config import EmbedConfig
 from tests.helpers import FakeEmbedder, make_colour_folder
 
 EXIF_MAKE = b"PWNEDCAM"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(*args: str) -> Result:
@@ -263,9 +266,9 @@ def test_item_3_a_cache_folder_inside_the_inputs_is_refused(tmp_path, command) -
 
 
 def test_item_3_a_cache_is_marked_and_an_unmarked_one_of_ours_still_serves(tmp_path) -> None:
-    photos = make_colour_folder(tmp_path / "photos", per_colour=1)
-    folder = tmp_path / "cache"
     from generator.cache import EmbeddingCache
+
+    folder = tmp_path / "cache"
 
     EmbeddingCache(folder).close()
     assert (folder / ".dinoclust-cache").is_file()
@@ -434,8 +437,10 @@ def test_item_11_report_md_holds_no_html_from_names_or_labels(tmp_path) -> None:
     for markdown in (text, *tables):
         assert "<i " not in markdown and "<img" not in markdown
         html = markdown_it.MarkdownIt("commonmark", {"html": True}).render(markdown)
-        assert "<i " not in html and "<img" not in html and "javascript:" not in html.replace(
-            "(javascript:", ""
+        assert (
+            "<i " not in html
+            and "<img" not in html
+            and "javascript:" not in html.replace("(javascript:", "")
         )
         assert 'href="javascript' not in html
 
@@ -495,3 +500,51 @@ def test_item_14_a_folder_named_top_level_keeps_its_own_label(tmp_path) -> None:
     by_path = dict(zip((i["path"] for i in report["images"]), report["labels"], strict=True))
     assert by_path["(top level)/red_0.png"] == "(top level)"
     assert by_path["loose.png"] == "./"
+
+
+# --- item 6: devices and named pipes are refused, never read --------------------------------
+
+
+def dinoclust(*args: object, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """The real command in a process of its own (tests.slow_cli: the fake model), so that a
+    hang fails the test instead of stopping the suite."""
+    command = [sys.executable, "-m", "tests.slow_cli", *map(str, args)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env
+    )
+
+
+@pytest.mark.parametrize("special", ["fifo", "/dev/zero"])
+@pytest.mark.parametrize("option", ["--labels", "--manifest"])
+def test_item_6_labels_and_manifests_must_be_regular_files(tmp_path, special, option) -> None:
+    photos = make_colour_folder(tmp_path / "photos", per_colour=1)
+    path = Path(special)
+    if special == "fifo":
+        path = tmp_path / "list.fifo"
+        os.mkfifo(path)
+    kind = "a named pipe (FIFO)" if special == "fifo" else "a device"
+    if option == "--labels":
+        args = ["build", photos, "-o", tmp_path / "site", "--labels", path]
+        advice = "Give a CSV file of path,label rows, or 'folders'."
+    else:
+        args = ["embed", "--manifest", path, "-o", tmp_path / "emb"]
+        advice = "Give a text file of one path a line, or a Parquet file with a 'path' column."
+    done = dinoclust(*args)
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"Error: {option} {path}: this is {kind}, not a regular file. {advice}"
+    ]
+
+
+def test_item_6_a_parquet_part_that_is_a_fifo_is_refused(emb, tmp_path) -> None:
+    part = part_of(emb)
+    fifo = part.with_name("part-g0001-00000.parquet")
+    part.unlink()
+    os.mkfifo(fifo)
+    done = dinoclust("build", "--embeddings", emb, "-o", tmp_path / "site")
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"Error: {fifo}: this is a named pipe (FIFO), not a regular file. Give --embeddings the "
+        "folder written by `dinoclust embed`, or Parquet files saved on disk."
+    ]
