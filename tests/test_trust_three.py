@@ -548,3 +548,17 @@ def test_item_6_a_parquet_part_that_is_a_fifo_is_refused(emb, tmp_path) -> None:
         f"Error: {fifo}: this is a named pipe (FIFO), not a regular file. Give --embeddings the "
         "folder written by `dinoclust embed`, or Parquet files saved on disk."
     ]
+
+
+# --- item 16: a zip at the output's own path --------------------------------------------------
+
+
+def test_item_16_a_zip_at_the_outputs_path_is_named_as_such(emb, tmp_path) -> None:
+    same = tmp_path / "same3"
+    result = run("build", "--embeddings", emb, "-o", same, "--zip", same)
+    one_error(
+        result,
+        f"--zip {same} is inside the output folder {same}, which every build replaces. Write "
+        "the zip somewhere else.",
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["emb", "photos"]
