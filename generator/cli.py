@@ -203,6 +203,15 @@ def build_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "the preview then shows the thumbnail).",
         ),
         click.option(
+            "--max-file-size",
+            type=SIZE,
+            default="2GB",
+            show_default=True,
+            metavar="SIZE",
+            help="Skip (with a reason) image files larger than this, without reading them; "
+            "decoded images are also limited to 179 megapixels (decompression bombs).",
+        ),
+        click.option(
             "--display-points",
             type=POINTS,
             metavar="N|all",
@@ -266,7 +275,7 @@ def build_options(func: Callable[..., Any]) -> Callable[..., Any]:
 # The options of build that decide the clusters (model, cache, labels, k-means): sort takes these.
 MODEL_OPTIONS = frozenset(
     ("weights", "device", "precision", "cache_dir", "no_cache", "batch_size", "k_max", "seed")
-    + ("thumb_size", "strict", "labels", "verbose", "quiet", "backend", "workers")
+    + ("thumb_size", "strict", "labels", "verbose", "quiet", "backend", "workers", "max_file_size")
 )
 
 
@@ -304,6 +313,7 @@ EMBED_SHARED = (
     "seed",
     "thumb_size",
     "preview_size",
+    "max_file_size",
     "strict",
     "verbose",
     "quiet",

@@ -16,6 +16,7 @@ PRETRAINED = "pretrained"
 RANDOM = "random"
 K_MIN = 2
 MAX_SEED = 2**32 - 1
+MAX_FILE_SIZE = 2 * 10**9  # --max-file-size's default (imaging.MAX_FILE_SIZE says why)
 ENGINES = ("local", "ray")
 DISPLAY_POINTS = 5_000  # --display-points: chosen with benchmarks/bench_page.py (README)
 MIN_DISPLAY_POINTS = 1_000  # so that each cluster of each k (≤ 50) can keep its own point
@@ -51,6 +52,7 @@ class BuildConfig:
     display_points: int | None = DISPLAY_POINTS  # the most points the 3D view draws; None: all
     backend: str = "auto"  # what runs the model: auto, torch or openvino (the accel extra)
     workers: int | None = None  # decode processes (None: every CPU this process may use)
+    max_file_size: int = MAX_FILE_SIZE  # --max-file-size: larger images are skipped, never read
 
     def __post_init__(self) -> None:
         check_utf8(
@@ -176,6 +178,7 @@ class EmbedConfig:
     engine: str = "local"  # who schedules the batches: "local" or "ray"
     ray_address: str | None = None  # --engine ray: None is Ray's `auto`, else a local cluster
     workers: int | None = None  # decode processes; --engine ray: actors (every CPU but one)
+    max_file_size: int = MAX_FILE_SIZE  # --max-file-size
     gpus_per_worker: float = 0.0
 
     def __post_init__(self) -> None:

@@ -23,8 +23,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError, features
 
+from generator.config import MAX_FILE_SIZE
 from generator.discover import AVIF_SUFFIXES, HEIF_SUFFIXES, RAW_SUFFIXES
 from generator.i18n import Message
+from generator.sizes import format_size
 
 if TYPE_CHECKING:
     import rawpy
@@ -32,6 +34,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_PIXELS = 178_956_970  # Pillow's own decompression-bomb error threshold (2 × its warning level)
+# The largest file read (--max-file-size, config.MAX_FILE_SIZE): a file is read whole before it is
+# decoded, so a 10 GB file named big.jpg took 10 GB of memory. 2 GB holds a 200 MP camera RAW file
+# (14-bit: about 350 MB) or a 16-bit 100 MP TIFF (600 MB) with room to spare; the pixels are
+# bounded by MAX_PIXELS.
+_MAX_FILE_BYTES = MAX_FILE_SIZE
 THUMB_FORMAT = "webp"
 THUMB_QUALITY = 80
 # libwebp's effort (0-6). Thumbnails, in every grid, keep 4. Previews use 2: on 800 px clip art
@@ -131,6 +138,9 @@ def decode(path: Path, model_size: int, thumb_size: int, preview_size: int = 0) 
             raise DecodeError("skip_is_folder")
         if not stat.S_ISREG(mode):  # reading a named pipe or device would block or never end
             raise DecodeError("skip_not_regular")
+        if st.st_size > _MAX_FILE_BYTES:
+            limit = format_size(_MAX_FILE_BYTES)
+            raise DecodeError("skip_file_too_large", size=format_size(st.st_size), limit=limit)
         data = path.read_bytes()
     except OSError as exc:
         raise DecodeError("skip_unreadable", error=exc.strerror or exc) from exc
@@ -164,6 +174,12 @@ def decode(path: Path, model_size: int, thumb_size: int, preview_size: int = 0) 
         preview_size=None if preview is None else preview.size,
         stat=(st.st_size, st.st_mtime_ns),
     )
+
+
+def limit_file_size(limit: int) -> None:
+    """--max-file-size, in this process (and in each decode worker, as it starts)."""
+    global _MAX_FILE_BYTES
+    _MAX_FILE_BYTES = limit
 
 
 def share_big_decodes(semaphore: threading.BoundedSemaphore | None) -> None:

@@ -355,7 +355,11 @@ def embed_images(
     """Features and thumbnails for every image, by the local engine (cache first, then decoded
     in worker processes while the model embeds full batches); the site stage writes thumbnails."""
     options = EmbedOptions(
-        config.thumb_size, config.batch_size, config.preview_size, config.workers
+        config.thumb_size,
+        config.batch_size,
+        config.preview_size,
+        config.workers,
+        config.max_file_size,
     )
     engine = LocalEngine(embedder, cache, options)
     with closing(engine.run(images, progress)) as rows:

@@ -562,3 +562,34 @@ def test_item_16_a_zip_at_the_outputs_path_is_named_as_such(emb, tmp_path) -> No
         "the zip somewhere else.",
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["emb", "photos"]
+
+
+# --- item 5: a file is read only up to --max-file-size --------------------------------------
+
+
+def test_item_5_a_huge_file_is_skipped_with_a_reason_and_never_read(tmp_path) -> None:
+    import resource
+
+    photos = make_colour_folder(tmp_path / "photos", per_colour=1)
+    with (photos / "big.jpg").open("wb") as f:
+        f.truncate(10 * 10**9)  # sparse: no disk taken
+    done = dinoclust("build", photos, "-o", tmp_path / "site", "--no-cache", timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (
+        "warning: skipped big.jpg: file too large (10.0 GB; --max-file-size is 2.00 GB)"
+        in done.stderr.splitlines()
+    )
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # Linux: KiB
+    assert peak < 2 * 2**30  # it was 10.9 GiB: the file was read whole
+
+
+def test_item_5_max_file_size_sets_the_limit(tmp_path) -> None:
+    photos = make_colour_folder(tmp_path / "photos", per_colour=1)
+    result = run(
+        "build", photos, "-o", tmp_path / "site", "--max-file-size", "100", "--weights", "random"
+    )
+    assert result.exit_code == 1
+    assert (
+        "warning: skipped red/red_0.png: file too large (" in result.output
+        and "; --max-file-size is 100 bytes)" in result.output
+    )
