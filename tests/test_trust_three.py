@@ -18,7 +18,7 @@ from click.testing import CliRunner, Result
 from PIL import Image
 
 from generator.cli import cli
-from generator.collection import embed_collection
+from generator.commands.embed import embed_collection
 from generator.config import EmbedConfig
 from tests.helpers import FakeEmbedder, make_colour_folder
 
@@ -266,7 +266,7 @@ def test_item_3_a_cache_folder_inside_the_inputs_is_refused(tmp_path, command) -
 
 
 def test_item_3_a_cache_is_marked_and_an_unmarked_one_of_ours_still_serves(tmp_path) -> None:
-    from generator.cache import EmbeddingCache
+    from generator.storage.cache import EmbeddingCache
 
     folder = tmp_path / "cache"
 
@@ -286,7 +286,7 @@ def test_item_4_an_edited_report_md_is_kept_and_the_new_one_written_beside_it(
     site = tmp_path / "site"
     assert run("build", "--embeddings", emb, "-o", site).exit_code == 0
     marker = (site / ".dinoclust-site").read_text(encoding="utf-8")
-    from generator.sitedir import file_sha256
+    from generator.site.sitedir import file_sha256
 
     assert f"{file_sha256(site / 'report.md')}  report.md\n" in marker
     first = (site / "report.md").read_text(encoding="utf-8")
@@ -359,7 +359,7 @@ def test_item_9_an_output_refused_halfway_is_one_line_and_leaves_no_staging(
 ) -> None:
     import errno
 
-    import generator.pipeline as pipeline
+    import generator.commands.build as pipeline
 
     site = tmp_path / "out" / "site"
     assert run("build", "--embeddings", emb, "-o", site).exit_code == 0

@@ -24,8 +24,8 @@ import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError, features
 
 from generator.config import MAX_FILE_SIZE
-from generator.discover import AVIF_SUFFIXES, HEIF_SUFFIXES, RAW_SUFFIXES
 from generator.i18n import Message
+from generator.ingest.discover import AVIF_SUFFIXES, HEIF_SUFFIXES, RAW_SUFFIXES
 from generator.sizes import format_size
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from generator.metrics import LABEL_KEYS, QUALITY_KEYS
+from generator.analysis.metrics import LABEL_KEYS, QUALITY_KEYS
 
 TABLES_DIR = "tables"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet may run as a formula
@@ -86,7 +86,7 @@ def csv_text(rows: list[list[Any]]) -> str:
 
 def _markdown(rows: list[list[Any]]) -> str:
     """A GitHub-flavoured table; labels are literal Markdown (experiment.md: no HTML runs)."""
-    from generator.experiment import md as cell
+    from generator.analysis.experiment import md as cell
 
     header, *body = rows
     lines = ["| " + " | ".join(cell(v) for v in header) + " |"]
