@@ -593,3 +593,190 @@ def test_item_5_max_file_size_sets_the_limit(tmp_path) -> None:
         "warning: skipped red/red_0.png: file too large (" in result.output
         and "; --max-file-size is 100 bytes)" in result.output
     )
+
+
+# --- Deliver: after hostile builds, each command's output holds nothing outside it, no EXIF, no
+# absolute path ---------------------------------------------------------------------------------
+
+HOSTILE_NAME = '=HYPERLINK("x")\x1b[31m<i onmouseover=alert(1)>\n.jpg'
+
+
+def gps_photo(path: Path, colour: tuple[int, int, int]) -> None:
+    exif = Image.Exif()
+    exif[0x010F] = EXIF_MAKE.decode()
+    gps = exif.get_ifd(0x8825)
+    gps[2] = (35.0, 39.0, 0.0)  # latitude
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (300, 200), colour).save(path, "jpeg", exif=exif)
+
+
+def walk_clean(top: Path, private: list[str], images: bool = True) -> list[Path]:
+    """Every file below `top` (or `top` itself): each resolves inside it, none holds one of the
+    `private` strings (absolute paths), and, with `images`, no image carries EXIF or GPS."""
+    files = [top] if top.is_file() else [p for p in top.rglob("*") if not p.is_dir()]
+    real_top = top.resolve()
+    for path in files:
+        real = path.resolve()
+        assert real == real_top or real_top in real.parents, path
+        data = path.read_bytes()
+        for secret in private:
+            assert secret.encode() not in data, (path, secret)
+        if images:
+            assert EXIF_MAKE not in data, path
+        if images and path.suffix.lower() in (".webp", ".jpg", ".jpeg", ".png"):
+            with Image.open(path) as image:
+                assert not image.getexif() and not image.info.get("exif"), path
+    return files
+
+
+def test_deliver_every_commands_output_stays_inside_with_no_exif_or_absolute_path(
+    tmp_path,
+) -> None:
+    photos = tmp_path / "photos"
+    for i, colour in enumerate([(200, 30, 30), (30, 200, 30), (30, 30, 200), (200, 200, 30)]):
+        gps_photo(photos / ("a" if i < 2 else "b") / f"{i}.jpg", colour)
+    gps_photo(photos / "a" / HOSTILE_NAME, (190, 40, 40))
+    before = {p: p.read_bytes() for p in photos.rglob("*") if p.is_file()}
+    private = [str(tmp_path), str(Path.home())] if str(Path.home()) != "/" else [str(tmp_path)]
+    common = ["--weights", "random", "--no-cache", "--k-max", "3"]
+    out = tmp_path / "out"
+
+    assert run("embed", photos, "-o", out / "emb", *common[:3]).exit_code == 0
+    table = pq.read_table(next((out / "emb").glob("part-*.parquet")))
+    for blob in table.column("thumb").to_pylist() + table.column("preview").to_pylist():
+        assert blob is None or (EXIF_MAKE not in blob and b"Exif" not in blob)
+    # a hostile store: a thumb with EXIF, a sha256 of another row's, a name with escapes
+    n = table.num_rows
+    rewrite(out / "emb", thumb=[webp_with_exif()] * n)
+    runs = {
+        "site": ["build", photos, "-o", out / "site", "--labels", "folders", *common],
+        "zip": ["build", photos, "-o", out / "zsite", "--zip", out / "site.zip", *common],
+        "page": ["build", photos, "-o", out / "page.html", "--single-file", *common],
+        "stored": ["build", "--embeddings", out / "emb", "-o", out / "stored"],
+        "sorted": ["sort", photos, "-o", out / "sorted", *common],
+    }
+    for name, args in runs.items():
+        result = run(*args)
+        assert result.exit_code == 0, (name, result.output)
+        assert "\x1b" not in result.output
+    for name in ("site", "zsite", "page.html", "stored"):
+        walk_clean(out / name, private)
+    walk_clean(out / "sorted" / "clusters.csv", private, images=False)
+    import zipfile
+
+    with zipfile.ZipFile(out / "site.zip") as archive:
+        for info in archive.infolist():
+            assert not info.filename.startswith("/") and ".." not in info.filename.split("/")
+            data = archive.read(info)
+            assert EXIF_MAKE not in data and all(s.encode() not in data for s in private)
+    # nothing was written anywhere else, and the inputs are as they were
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "photos"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["emb", "page.html", "site", "site.zip", "sorted", "stored", "zsite"]
+    )
+    assert {p: p.read_bytes() for p in photos.rglob("*") if p.is_file()} == before
+
+
+# --- Deliver: a fuzz test of store metadata and cells -----------------------------------------
+
+FUZZ_EXAMPLES = int(os.environ.get("DINOCLUST_FUZZ_EXAMPLES", "100"))  # 200: 32 s, 2 cores
+META_KEYS = [
+    "dinoclust.model",
+    "dinoclust.weights_id",
+    "dinoclust.weights",
+    "dinoclust.weights_i18n",
+    "dinoclust.errors_i18n",
+    "dinoclust.parts",
+    "dinoclust.generation",
+    "dinoclust.thumb_size",
+    "dinoclust.preview_size",
+    "dinoclust.prefixed",
+    "dinoclust.random_weights",
+    "other.key",
+]
+
+
+def fuzz_strategies():  # imported lazily: hypothesis is a test extra
+    from hypothesis import strategies as st
+
+    text = st.one_of(
+        st.text(max_size=30),
+        st.sampled_from(["", "..", "../../x", "/etc/passwd", "a\x00b", "C:\\x", "=1+1", "\r\n"]),
+    )
+    json_text = st.one_of(
+        st.sampled_from(
+            ['{"key": "skip_corrupt", "args": {"error": "x"}}', "null", "{}", "[]", '"s"', "1e999"]
+        ),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+            lambda inner: (
+                st.lists(inner, max_size=3)
+                | st.dictionaries(st.sampled_from(["key", "args", "a.png"]), inner, max_size=3)
+            ),
+            max_leaves=6,
+        ).map(json.dumps),
+    )
+    value = st.one_of(text, json_text).map(str.encode) | st.binary(max_size=12)
+    metadata = st.dictionaries(st.sampled_from(META_KEYS), value, max_size=5)
+    image = st.one_of(st.none(), st.binary(max_size=40), st.just(webp_with_exif()))
+    cells = st.fixed_dictionaries(
+        {
+            "path": text,
+            "sha256": st.one_of(st.none(), text, st.just("a" * 64), st.just("G" * 64)),
+            "width": st.one_of(st.none(), st.integers(-(2**31), 2**31 - 1)),
+            "thumb": image,
+            "preview": image,
+            "error": st.one_of(st.none(), text),
+        }
+    )
+    return metadata, cells
+
+
+def test_deliver_fuzzed_stores_give_exit_0_or_one_error_line(emb, tmp_path) -> None:
+    from hypothesis import HealthCheck, given, settings
+
+    metadata, cells = fuzz_strategies()
+    pristine = part_of(emb).read_bytes()
+    counter = iter(range(10**6))
+
+    @settings(
+        max_examples=FUZZ_EXAMPLES,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(meta=metadata, row=cells)
+    def check(meta: dict[str, bytes], row: dict[str, Any]) -> None:
+        part_of(emb).write_bytes(pristine)
+        table = pq.read_table(part_of(emb))
+        columns = {}
+        for name, cell in row.items():
+            kind = table.schema.field(name).type
+            values = table.column(name).to_pylist()
+            values[0] = cell if name != "path" or cell else "x.png"
+            try:
+                columns[name] = pa.array(values, kind)
+            except (pa.ArrowException, OverflowError):
+                continue
+        rewrite(emb, {k.encode(): v for k, v in meta.items()}, **columns)
+        box = tmp_path / f"box{next(counter)}"
+        box.mkdir()
+        result = run("build", "--embeddings", emb, "-o", box / "site")
+        assert result.exception is None or isinstance(result.exception, SystemExit), (
+            result.exception
+        )
+        lines = result.output.splitlines()
+        if result.exit_code == 0:
+            assert not any(line.startswith("Error:") for line in lines)
+            walk_clean(box / "site", [str(tmp_path)], images=True)
+        else:
+            assert result.exit_code == 1 and lines and lines[-1].startswith("Error: "), lines
+            assert sum(line.startswith("Error:") for line in lines) == 1
+            assert "Traceback" not in result.output
+        assert sorted(p.name for p in box.iterdir()) in ([], ["site"])
+        assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("box")) == [
+            "emb",
+            "photos",
+        ]
+
+    check()

@@ -24,6 +24,7 @@ import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError, features
 
 from generator.config import MAX_FILE_SIZE
+from generator.errors import printable
 from generator.i18n import Message
 from generator.ingest.discover import AVIF_SUFFIXES, HEIF_SUFFIXES, RAW_SUFFIXES
 from generator.sizes import format_size
@@ -414,6 +415,7 @@ def name_tile(name: str, size: int) -> bytes:
     only by its path (`build --embeddings` without thumbnails or --images-root)."""
     from PIL import ImageDraw, ImageFont
 
+    name = printable(name)  # a line break or escape in a name is drawn as \n, \x1b
     tile = Image.new("RGB", (size, size), (232, 232, 232))
     draw = ImageDraw.Draw(tile)
     font = ImageFont.load_default(size=max(9, size // 10))
