@@ -780,3 +780,59 @@ def test_deliver_fuzzed_stores_give_exit_0_or_one_error_line(emb, tmp_path) -> N
         ]
 
     check()
+
+
+# --- item 15: a reader sees the generation it opened ----------------------------------------
+
+
+def test_item_15_a_store_opened_before_an_embed_commits_is_read_whole(emb, tmp_path) -> None:
+    from generator.storage.store import open_store, read_rows
+
+    store = open_store(emb)
+    old = [p.name for p in store.files]
+    photos = tmp_path / "photos"
+    (photos / "red" / "red_0.png").unlink()  # the rerun writes a new generation of 8 rows
+    embed_collection(EmbedConfig(inputs=(photos,), output=emb), embedder=FakeEmbedder())
+    assert not any((emb / name).exists() for name in old)  # the commit removed them
+    assert store.count() == 9
+    rows = list(read_rows(store))
+    assert len(rows) == 9 and rows[0].thumb
+
+
+def test_item_15_builds_while_embed_reruns_never_fail(emb, tmp_path) -> None:
+    import threading
+    import time
+
+    from generator.storage.store import open_store
+
+    photos = tmp_path / "photos"
+    stop = threading.Event()
+    reruns = []
+
+    def rerun() -> None:
+        extra = photos / "red" / "extra.png"
+        while not stop.is_set():
+            if extra.exists():
+                extra.unlink()
+            else:
+                extra.write_bytes((photos / "red" / "red_1.png").read_bytes())
+            embed_collection(EmbedConfig(inputs=(photos,), output=emb), embedder=FakeEmbedder())
+            reruns.append(1)
+
+    thread = threading.Thread(target=rerun)
+    thread.start()
+    try:
+        builds, deadline = 0, time.monotonic() + 8
+        while time.monotonic() < deadline:
+            site = tmp_path / f"site{builds}"
+            from generator.commands.build import build_site
+            from generator.config import BuildConfig
+
+            result = build_site(BuildConfig(embeddings=emb, output=site, k_max=3))
+            assert result.images in (9, 10)
+            builds += 1
+    finally:
+        stop.set()
+        thread.join()
+    assert builds >= 3 and len(reruns) >= 3
+    assert open_store(emb).count() in (9, 10)

@@ -17,8 +17,10 @@ import json
 import logging
 import os
 import re
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -288,7 +290,7 @@ class Store:
         """Rows in all parts, from the footers alone."""
         import pyarrow.parquet as pq
 
-        return sum(pq.read_metadata(path).num_rows for path in self.files)
+        return sum(pq.read_metadata(readable(path)).num_rows for path in self.files)
 
     @property
     def preview_size(self) -> int:
@@ -330,7 +332,18 @@ def open_store(location: Path) -> Store:
     each is Parquet, has `path` and a list-of-floats `embedding`, one dimension, one weights_id."""
     import pyarrow.parquet as pq
 
-    files = _current_parts(location)
+    files, fds = _pinned_parts(location)
+    held = list(zip(files, fds, strict=False))  # none where descriptors are not held
+    try:
+        store = _checked(files, pq)
+    except BaseException:
+        _unpin(held)
+        raise
+    weakref.finalize(store, _unpin, held)
+    return store
+
+
+def _checked(files: tuple[Path, ...], pq: Any) -> Store:
     metadata: dict[str, str] | None = None
     dim: int | None = None
     for path in files:
@@ -350,6 +363,61 @@ def open_store(location: Path) -> Store:
             )
         dim = dim or file_dim
     return Store(files, metadata or {}, dim or 0)
+
+
+# --- a reader sees the generation it opened ------------------------------------------------
+
+PIN_TRIES = 5  # listings tried while a concurrent `embed` replaces the generation
+_PINNED: dict[Path, list[int]] = {}  # part → descriptors open_store holds on it
+
+
+@cache
+def _by_descriptor() -> bool:
+    """Whether a held descriptor can be opened again by name (Linux's /proc/self/fd); elsewhere
+    nothing is held (Windows could not then remove an old generation's parts)."""
+    return os.path.isdir("/proc/self/fd")
+
+
+def readable(path: Path) -> str | Path:
+    """Where to read a part of an open store: through the descriptor `open_store` holds on it,
+    so that an `embed` that commits a new generation meanwhile (and removes this one's parts)
+    cannot take it away mid-read; messages still name `path`."""
+    fds = _PINNED.get(path)
+    return f"/proc/self/fd/{fds[-1]}" if fds else path
+
+
+def _pinned_parts(location: Path) -> tuple[tuple[Path, ...], list[int]]:
+    """The current generation's parts, each held open. A part removed between the listing and
+    its opening (`embed` committed meanwhile) means a newer generation: list again."""
+    for _ in range(PIN_TRIES):
+        files = _current_parts(location)
+        if not _by_descriptor():
+            return files, []
+        fds: list[int] = []
+        try:
+            for path in files:  # O_NONBLOCK: a part swapped for a named pipe cannot stall this
+                fds.append(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
+        except FileNotFoundError:
+            for fd in fds:
+                os.close(fd)
+            continue
+        for path, fd in zip(files, fds, strict=True):
+            _PINNED.setdefault(path, []).append(fd)
+        return files, fds
+    raise InputError(
+        f"{location}: the embeddings were replaced {PIN_TRIES} times while being opened (a "
+        "`dinoclust embed` into it is running). Build again once it has finished."
+    )
+
+
+def _unpin(pairs: list[tuple[Path, int]]) -> None:
+    for path, fd in pairs:
+        held = _PINNED.get(path, [])
+        if fd in held:
+            held.remove(fd)
+            os.close(fd)
+        if not held:
+            _PINNED.pop(path, None)
 
 
 def _current_parts(location: Path) -> tuple[Path, ...]:
@@ -413,7 +481,7 @@ def _check_part(path: Path, pq: Any) -> tuple[dict[str, str], int | None]:
     import pyarrow as pa
 
     try:
-        found = pq.read_schema(path)
+        found = pq.read_schema(readable(path))
     except (pa.ArrowException, OSError) as exc:
         raise InputError(
             f"{path}: not a Parquet file ({first_line(exc)}). Give --embeddings the folder "
@@ -844,11 +912,11 @@ class StoredRows:
 
         meta, _ = _check_part(path, pq)
         errors = json.loads(meta.get(META_ERRORS_I18N) or "{}")
-        names = set(pq.read_schema(path).names)
+        names = set(pq.read_schema(readable(path)).names)
         columns = [c for c in COLUMNS if c in names and c != "preview"]
         entries: list[tuple[str, int, bool, bool]] = []
         offset = 0
-        reader = pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False)
+        reader = pq.ParquetFile(readable(path), buffer_size=1 << 20, pre_buffer=False)
         for batch in reader.iter_batches(batch_size=INDEX_BATCH, columns=columns):
             thumbed = [False] * batch.num_rows
             if "thumb" in names:
@@ -883,7 +951,7 @@ class _PartCursor:
         import pyarrow.parquet as pq
 
         self.path, self.folder = path, folder
-        self.columns = [c for c in SERVE_COLUMNS if c in pq.read_schema(path).names]
+        self.columns = [c for c in SERVE_COLUMNS if c in pq.read_schema(readable(path)).names]
         self.batches: Iterator[Any] = iter(())
         self.start, self.count = 0, 0
         self.batch: Any = None
@@ -913,7 +981,7 @@ class _PartCursor:
         import pyarrow.parquet as pq
 
         # streamed a page at a time, not whole column chunks (pre_buffer reads those)
-        reader = pq.ParquetFile(self.path, buffer_size=1 << 20, pre_buffer=False)
+        reader = pq.ParquetFile(readable(self.path), buffer_size=1 << 20, pre_buffer=False)
         self.batches = reader.iter_batches(
             batch_size=SERVE_BATCH, columns=self.columns, use_threads=False
         )
@@ -947,7 +1015,7 @@ def read_rows_raw(store: Store) -> Iterator[Row]:
         meta, _ = _check_part(path, pq)
         errors = json.loads(meta.get(META_ERRORS_I18N) or "{}")
         offset = 0
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=4096):
+        for batch in pq.ParquetFile(readable(path)).iter_batches(batch_size=4096):
             rows, dim = _batch_rows(batch, path, offset, dim, errors, seen)
             offset += batch.num_rows
             yield from rows
