@@ -85,15 +85,7 @@
     return root;
   }
 
-  function download(text, h) {
-    var link = h.el("a");
-    link.href = URL.createObjectURL(new Blob([text], { type: "text/markdown;charset=utf-8" }));
-    link.download = "report.md";
-    document.body.appendChild(link);
-    link.click();
-    link.remove();
-    setTimeout(function () { URL.revokeObjectURL(link.href); }, 10000);
-  }
+  function download(text, h) { h.save(text, "report.md", "text/markdown;charset=utf-8"); }
 
   function make(data, h) {
     var body = document.getElementById("report-body");
