@@ -379,6 +379,19 @@ def test_item_9_an_output_refused_halfway_is_one_line_and_leaves_no_staging(
     assert {p: p.read_bytes() for p in site.rglob("*") if p.is_file()} == before
 
 
+def test_item_9_an_interrupted_build_removes_its_staging_folder(emb, tmp_path, monkeypatch):
+    import generator.commands.build as pipeline
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "render_site", interrupted)
+    site = tmp_path / "out" / "site"
+    result = run("build", "--embeddings", emb, "-o", site)
+    assert result.exit_code == 1 and result.output.splitlines()[-1] == "Aborted!"
+    assert sorted(p.name for p in site.parent.iterdir()) == []
+
+
 def test_item_9_the_next_build_removes_a_dead_builds_staging_folder(emb, tmp_path) -> None:
     site = tmp_path / "out" / "site"
     stale = tmp_path / "out" / ".site.dinoclust-tmp-dead1234"
