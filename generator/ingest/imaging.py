@@ -11,11 +11,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import logging
 import stat
 import threading
 import warnings
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -28,6 +30,7 @@ from generator.errors import printable
 from generator.i18n import Message
 from generator.ingest.discover import AVIF_SUFFIXES, HEIF_SUFFIXES, RAW_SUFFIXES
 from generator.sizes import format_size
+from generator.version import package_version
 
 if TYPE_CHECKING:
     import rawpy
@@ -469,3 +472,18 @@ def bare_webp(data: bytes) -> bool:
         at += 8 + int.from_bytes(data[at + 4 : at + 8], "little")
         at += at & 1  # chunks are padded to an even length
     return at == end
+
+
+# Vectors and thumbnails depend on the decoder: imaging.py and the libraries it decodes with.
+
+
+DECODE_PACKAGES = ("pillow", "pillow-heif", "rawpy")
+
+
+@cache
+def decode_version() -> str:
+    """The decoder's identity: a fix in imaging.py or a new Pillow gives new vectors and thumbs."""
+    digest = hashlib.sha256()
+    digest.update(Path(__file__).read_bytes())
+    digest.update(json.dumps({p: package_version(p) for p in DECODE_PACKAGES}).encode())
+    return digest.hexdigest()[:16]
