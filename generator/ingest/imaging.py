@@ -459,7 +459,8 @@ def site_image(data: bytes) -> bytes:
 
 
 def bare_webp(data: bytes) -> bool:
-    """Whether `data` is one RIFF WebP container of pixel chunks only (0.5 µs: headers alone)."""
+    """Whether `data` is one RIFF WebP container of pixel chunks only (headers alone: about 5 µs
+    a thumbnail on a busy 2-core EPYC, so 5 s a million rows)."""
     if len(data) < 20 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
         return False
     end = 8 + int.from_bytes(data[4:8], "little")
