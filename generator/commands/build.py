@@ -120,7 +120,7 @@ def build_site(
             carried = carry_foreign(config.output, staging)
             if finish is not None:
                 report = finish(report, staging)
-            record_written(staging, carried)
+            record_written(staging, carried, config.output)
             publish(staging, config.output)
             seconds = time.perf_counter() - start
             return BuildResult(config.output, images, (), seconds, report, 0)
@@ -138,7 +138,7 @@ def build_site(
         carried = carry_foreign(config.output, staging)  # before the zip or size budget sees it
         if finish is not None:
             report = finish(report, staging)
-        record_written(staging, carried)
+        record_written(staging, carried, config.output)
         publish(staging, config.output)
     seconds = time.perf_counter() - start
     return BuildResult(

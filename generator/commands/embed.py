@@ -99,7 +99,11 @@ def _embed(config: EmbedConfig, progress: Progress, embedder: Embedder | None) -
             cache = stack.enter_context(closing(EmbeddingCache(config.cache_dir)))
         workers = config.workers if config.engine == "local" else None  # ray: the actors
         options = EmbedOptions(
-            config.thumb_size, config.batch_size, config.preview_size, workers=workers
+            config.thumb_size,
+            config.batch_size,
+            config.preview_size,
+            workers=workers,
+            max_file_size=config.max_file_size,
         )
         if config.engine == "ray":
             engine: LocalEngine = _ray_engine(config, embedder, given, options, known, stack)

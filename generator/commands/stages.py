@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from generator.analysis.cached import cached_analysis
 from generator.analysis.duplicates import find_similar
 from generator.config import BuildConfig
 from generator.engines.local import EmbedOptions, LocalEngine
-from generator.errors import InputError
+from generator.errors import InputError, OutputError
 from generator.i18n import Message
 from generator.ingest.discover import IMAGE_SUFFIXES, Discovery, discover
 from generator.ingest.imaging import THUMB_FORMAT
@@ -39,6 +40,8 @@ from generator.types import (
 )
 
 log = logging.getLogger(__name__)
+
+HASHED_NAME = re.compile(r"[0-9a-f]{64}")  # a thumbnail's name: the first 20 of these
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,11 @@ def embed_images(
     """Features (and, with a `site`, thumbnails) for every image, by the local engine: cache
     first, then decoded in worker processes while the model embeds full batches."""
     options = EmbedOptions(
-        config.thumb_size, config.batch_size, config.preview_size, config.workers
+        config.thumb_size,
+        config.batch_size,
+        config.preview_size,
+        config.workers,
+        config.max_file_size,
     )
     engine = LocalEngine(embedder, cache, options)
     with closing(engine.run(images, progress)) as rows:
@@ -162,6 +169,8 @@ def save_thumb(site: Path | None, row: Row) -> ImageRecord:
     """Thumbnails are named by content hash: no file name leaks, duplicates share one file. A row
     without a hash (another tool's Parquet) is named by a hash of its path."""
     key = row.sha256 or hashlib.sha256(f"path:{row.rel}".encode()).hexdigest()
+    if not HASHED_NAME.fullmatch(key):  # store.py checks it where it enters; a name it is not
+        raise OutputError(f"{key!r} is not a content hash; nothing is written by that name.")
     rel = f"thumbs/{key[:20]}.{THUMB_FORMAT}"
     if site is not None and not (site / rel).exists():
         (site / rel).write_bytes(row.thumb or b"")
