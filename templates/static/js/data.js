@@ -176,6 +176,6 @@
     }
   };
   ns.state = { k: null, plotted: false, plotLang: null, ready: false, colourBy: "cluster",
-               lang: i18n.lang, selected: null, ringed: [], shown: null,
+               lang: i18n.lang, selected: null, ringed: [], found: [], shown: null,
                pending: Promise.resolve() };
 })();
