@@ -40,9 +40,16 @@
       else { ns.preview.hideHover(); }
     });
     plotDiv.on("plotly_unhover", ns.preview.hideHover);
+    // Plotly's 3D scene sends plotly_click from inside its render, and a restyle there renders
+    // again, which sends the click again, without end (a stack overflow that broke the plot):
+    // the grid and the ring follow once the render is done.
     plotDiv.on("plotly_click", function (event) {
       var point = event && event.points && event.points[0];
-      if (point && point.curveNumber === 0) { showInGrid(ns.plot.imageAt(point.pointNumber)); }
+      if (!point || point.curveNumber !== 0) { return; }
+      var index = ns.plot.imageAt(point.pointNumber);
+      state.pending = new Promise(function (resolve) {
+        window.setTimeout(function () { resolve(showInGrid(index)); }, 0);
+      });
     });
   }
 
