@@ -72,6 +72,7 @@
       img.src = image.thumb;
       img.alt = image.path;
       img.decoding = "async";
+      img.setAttribute("data-index", String(n.index));
       button.appendChild(img);
       // the name (whole on hover or focus) and the cosine similarity, under the image
       button.appendChild(h.el("span", "neighbour-name", h.baseName(image.path)));

@@ -29,6 +29,7 @@
     img.width = image.thumb_width;
     img.height = image.thumb_height;
     img.decoding = "async";
+    img.setAttribute("data-index", String(index));
     if (cluster >= EAGER) { img.loading = "lazy"; }
     button.appendChild(img);
     button.addEventListener("click", function () { ns.openPreview(index); });
