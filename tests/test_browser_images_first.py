@@ -320,3 +320,40 @@ def test_a_touch_screen_reads_tap_and_a_frame_no_address(browser, site) -> None:
         hint = frame.locator("#k-hint").inner_text()
         assert "#k=" not in hint and "k" in hint
         assert o.errors == []
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_phone_tables_and_sankey_read_cleanly(browser: Browser, site, lang) -> None:
+    """Defect 3: label names whole (never broken mid-word), a wide table says that it scrolls, the
+    Sankey's names do not overlap and no Plotly toolbar covers it."""
+    with open_page(browser, site / "index.html", f"k=10&lang={lang}", viewport=(390, 844)) as o:
+        page = o.page
+        page.locator("#labels-section").scroll_into_view_if_needed()
+        rows = page.evaluate(
+            """() => [...document.querySelectorAll('#label-table tbody th')].map(th => {
+                 const range = document.createRange(); range.selectNodeContents(th);
+                 return range.getClientRects().length; })"""
+        )
+        assert rows and set(rows) == {1}  # one line each: "緑の写真", "blue", … whole
+        scroller = page.locator("#labels-section .table-scroll")
+        assert scroller.evaluate("s => s.scrollWidth > s.clientWidth")
+        assert scroller.get_attribute("data-scrolls") is not None
+        assert scroller.get_attribute("data-hint")
+        page.locator("#splits").scroll_into_view_if_needed()
+        page.wait_for_function(
+            "() => document.querySelectorAll('#sankey .node-label').length === 19",
+            timeout=TIMEOUT_MS,
+        )
+        overlaps = page.evaluate(
+            """() => { const boxes = [...document.querySelectorAll('#sankey .node-label')]
+                 .map(t => t.getBoundingClientRect()).filter(r => r.width > 0);
+               let n = 0;
+               for (let i = 0; i < boxes.length; i++) { for (let j = i + 1; j < boxes.length; j++) {
+                 const a = boxes[i], b = boxes[j];
+                 if (Math.min(a.right, b.right) - Math.max(a.left, b.left) > 1 &&
+                     Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top) > 1) { n += 1; } } }
+               return n; }"""
+        )
+        assert overlaps == 0
+        assert page.locator("#sankey .modebar").count() == 0
+        assert o.errors == []

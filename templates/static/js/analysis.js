@@ -130,9 +130,9 @@
       }
     };
     div.setAttribute("data-from", String(from));
-    // a row of at least 26 px per node of the larger column, so that the names do not overlap;
+    // a row of at least 34 px per node of the larger column, so that the names do not overlap;
     // no mode bar: it covered the diagram, which has nothing to zoom
-    var height = Math.max(320, 26 * after.sizes.length + 24);
+    var height = Math.max(320, 34 * after.sizes.length + 24);
     div.style.height = height + "px";
     return window.Plotly.react(div, [trace], { margin: { l: 4, r: 4, t: 8, b: 8 },
       font: { size: narrow ? 10 : 11 }, height: height },

@@ -141,7 +141,7 @@
     }, {
       type: "scatter3d", mode: "markers", name: "found", uid: "found", showlegend: false,
       x: f.x, y: f.y, z: f.z, hoverinfo: "skip",
-      marker: { size: 7, color: "#000000", symbol: "circle-open", line: { width: 2 } }
+      marker: { size: 11, color: "#000000", symbol: "circle-open", line: { width: 3 } }
     }];
   }
 
