@@ -195,11 +195,19 @@
     return window.Plotly.restyle(plotDiv, { x: [r.x], y: [r.y], z: [r.z] }, [3]);
   }
 
-  // The drawn images the find box matches (mask: a byte per image, or null): ringed in black.
+  // The drawn images the find box matches (mask: a byte per image, or null): ringed in black,
+  // RINGS at most (a ring is a glyph to draw: ringing 20,000 points took seconds in software
+  // WebGL, and rings on every point show nothing). state.foundCapped says when some were left.
+  var RINGS = 1000;
   function found(mask) {
     var indices = [];
+    state.foundCapped = false;
     if (mask) {
-      for (var j = 0; j < drawn; j++) { if (mask[sample[j]]) { indices.push(sample[j]); } }
+      for (var j = 0; j < drawn; j++) {
+        if (!mask[sample[j]]) { continue; }
+        if (indices.length >= RINGS) { state.foundCapped = true; break; }
+        indices.push(sample[j]);
+      }
     }
     state.found = indices;
     if (!state.plotted || typeof window.Plotly === "undefined") { return Promise.resolve(); }

@@ -104,7 +104,8 @@
   function say() {
     if (!found) { result.textContent = ""; return; }
     result.textContent = found.indices.length
-      ? t("find_result", { m: u.num(found.indices.length), n: u.num(data.images.length) })
+      ? t("find_result", { m: u.num(found.indices.length), n: u.num(data.images.length) }) +
+        (state.foundCapped ? " " + t("find_ring_some", { r: u.num(state.found.length) }) : "")
       : t("find_none");
   }
 
@@ -114,6 +115,7 @@
     var indices = ns.find.match(query);
     found = indices ? { query: query, indices: indices, mask: ns.find.mask(indices) } : null;
     document.body.setAttribute("data-find", found ? String(indices.length) : "");
+    state.foundCapped = false;  // until the plot says otherwise
     if (current) {
       list.querySelectorAll("li.strip").forEach(function (item) {
         fill(item, Number(item.getAttribute("data-cluster")));
@@ -124,7 +126,9 @@
     return new Promise(function (resolve) {
       timer = window.setTimeout(function () {
         timer = null;
-        resolve(ns.plot.found(found ? found.mask : null));
+        var ringed = ns.plot.found(found ? found.mask : null);
+        say();
+        resolve(ringed);
       }, RING_DELAY);
     });
   }
