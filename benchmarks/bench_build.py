@@ -148,8 +148,8 @@ print(json.dumps(getattr(bench_build, sys.argv[1])(*json.loads(sys.argv[2]))))
 
 def one_setting(backend: str, precision: str, chunk: int, seconds: float, cache: str) -> float:
     """Model-only img/s of one backend, precision and request size (run in its own process)."""
-    from generator import accel
-    from generator.embed import load_embedder, plan_model
+    from generator.model import accel
+    from generator.model.embed import load_embedder, plan_model
 
     info = plan_model("random", "cpu", precision, backend=backend)
     if backend == "torch":
@@ -160,7 +160,7 @@ def one_setting(backend: str, precision: str, chunk: int, seconds: float, cache:
 
 def model_settings(cache: Path, seconds: float) -> list[tuple[str, float]]:
     """Model-only img/s for every backend and request size offered on this machine."""
-    from generator import accel
+    from generator.model import accel
 
     settings = [("torch", precision, 0) for precision in ("fp32", "bf16")]
     if accel.openvino_installed():
@@ -213,10 +213,10 @@ def decode_scaling(files: list[Path], workers: int, preview: int) -> tuple[float
 def embed_stage(folder: str, cache: str) -> tuple[str, float, float]:
     """The decode+embed stage alone, no embedding cache, as `--backend auto` and the default
     workers run it, then the same model alone: images per second (run in its own process)."""
+    from generator.commands.build import embed_images, no_progress
     from generator.config import BuildConfig
-    from generator.discover import discover
-    from generator.embed import load_embedder, plan_model
-    from generator.pipeline import embed_images, no_progress
+    from generator.ingest.discover import discover
+    from generator.model.embed import load_embedder, plan_model
 
     info = plan_model("random", "auto", "auto")
     embedder = load_embedder("random", info, cache_dir=Path(cache))
@@ -254,7 +254,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench-out")
     args = parser.parse_args()
     from generator.config import BuildConfig
-    from generator.embed import cpu_has_bf16
+    from generator.model.embed import cpu_has_bf16
 
     images, clip_files, spares = prepare(args.out, args.clipart, 0)
     cache = args.out / "cache-models"  # the OpenVINO conversion, once for the whole run

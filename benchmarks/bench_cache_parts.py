@@ -24,10 +24,10 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from generator.cachestore import COMPACT_AT, CacheSpace  # noqa: E402
 from generator.engines.local import CHUNK  # noqa: E402
-from generator.mapper import Row  # noqa: E402
-from generator.store import model_metadata  # noqa: E402
+from generator.engines.mapper import Row  # noqa: E402
+from generator.storage.cachestore import COMPACT_AT, CacheSpace  # noqa: E402
+from generator.storage.store import model_metadata  # noqa: E402
 from tests.helpers import FakeEmbedder  # noqa: E402
 
 

@@ -50,7 +50,7 @@ def photos(folder: Path, count: int, width: int = 4000, height: int = 3000) -> P
 
 
 def model_only(device: str, precision: str, seconds: float) -> tuple[float, str]:
-    from generator.embed import load_embedder, plan_model
+    from generator.model.embed import load_embedder, plan_model
 
     info = plan_model("random", device, precision)
     embedder = load_embedder("random", info)
@@ -65,7 +65,7 @@ def model_only(device: str, precision: str, seconds: float) -> tuple[float, str]
 
 
 def pipeline(folder: Path, out: Path, device: str, precision: str) -> float:
-    from generator.collection import embed_collection
+    from generator.commands.embed import embed_collection
     from generator.config import EmbedConfig, ModelConfig
 
     shutil.rmtree(out, ignore_errors=True)

@@ -36,7 +36,7 @@ HYBRID_REAL = 2_000  # images the real model embeds in a --hybrid build
 HYBRID_DRIVER = """
 import json, resource, sys, time
 from pathlib import Path
-import generator.pipeline as pipeline
+import generator.commands.build as pipeline
 from benchmarks.bench_page import ProjectionEmbedder
 from generator.config import BuildConfig
 

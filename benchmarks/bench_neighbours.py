@@ -31,15 +31,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from generator.duplicates import (  # noqa: E402
+from generator.analysis.duplicates import (  # noqa: E402
     NEAR_DUPLICATE_COSINE,
     Duplicates,
     Neighbours,
     find_similar,
     unit_rows,
 )
-from generator.payload import page_neighbours  # noqa: E402
-from generator.render import environment  # noqa: E402
+from generator.site.payload import page_neighbours  # noqa: E402
+from generator.site.render import environment  # noqa: E402
 
 
 def features(n: int, dim: int = 384, groups: int = 200) -> np.ndarray:

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 def sizes(work: Path) -> list[tuple[str, str]]:
     import generator
     from generator.api import notebook_html
-    from generator.render import plotly_js
+    from generator.site.render import plotly_js
 
     result = generator.build(generator.DEMO_IMAGES, work / "site", weights="random", quiet=True)
     one = generator.build(

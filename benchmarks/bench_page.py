@@ -43,9 +43,9 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from generator.commands.build import build_site  # noqa: E402
 from generator.config import DISPLAY_POINTS, BuildConfig  # noqa: E402
-from generator.embed import ModelInfo  # noqa: E402
-from generator.pipeline import build_site  # noqa: E402
+from generator.model.embed import ModelInfo  # noqa: E402
 from tests.browser import launch, open_page  # noqa: E402
 from tests.largesite import large_site  # noqa: E402
 

@@ -26,7 +26,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from generator.imaging import decode  # noqa: E402
+from generator.ingest.imaging import decode  # noqa: E402
 
 MODEL, THUMB, PREVIEW = 224, 192, 800
 

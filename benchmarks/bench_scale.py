@@ -68,7 +68,7 @@ def timed(name, func):
 DRIVER = (
     TIMER
     + """
-import generator.pipeline as pipeline
+import generator.commands.build as pipeline
 for name, attr in [("read store + thumbs", "from_store"), ("PCA + K-means", "cached_analysis"),
                    ("near-duplicates + neighbours", "find_similar"), ("report", "build_report"),
                    ("page", "render_site"), ("exports", "write_exports"), ("publish", "publish")]:
@@ -86,10 +86,10 @@ def write_store(folder: Path, n: int) -> float:
     """A store of n rows as `dinoclust embed` writes it; returns the seconds it took."""
     from PIL import Image, ImageDraw
 
-    from generator.embed import ModelInfo
-    from generator.imaging import encode_thumb
-    from generator.mapper import Row
-    from generator.store import StoreWriter, model_metadata
+    from generator.engines.mapper import Row
+    from generator.ingest.imaging import encode_thumb
+    from generator.model.embed import ModelInfo
+    from generator.storage.store import StoreWriter, model_metadata
 
     start = time.perf_counter()
     rng = np.random.default_rng(0)
@@ -144,13 +144,13 @@ def run(n: int, work: Path) -> dict[str, float]:
 STREAMED_DRIVER = (
     TIMER
     + """
-import generator.streamed as streamed
+import generator.analysis.streamed as streamed
 for name, attr in [("PCA + sample pass", "project"), ("read the sample", "sample_rows"),
                    ("K-means on the sample", "fit"), ("assignment pass", "assign"),
                    ("near-duplicates + report", "_report")]:
     setattr(streamed, attr, timed(name, getattr(streamed, attr)))
 from generator.config import BuildConfig
-from generator.pipeline import build_site
+from generator.commands.build import build_site
 start = time.perf_counter()
 build_site(BuildConfig(embeddings=Path(sys.argv[1]), output=Path(sys.argv[2])))
 times["total"] = time.perf_counter() - start
@@ -165,8 +165,8 @@ def write_synthetic(folder: Path, n: int) -> float:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from generator.embed import ModelInfo
-    from generator.store import META_GENERATION, META_PARTS, model_metadata, schema
+    from generator.model.embed import ModelInfo
+    from generator.storage.store import META_GENERATION, META_PARTS, model_metadata, schema
 
     start = time.perf_counter()
     folder.mkdir(parents=True)
@@ -285,7 +285,7 @@ def run_ray(n: int, work: Path) -> None:
 ONE_STEP_DRIVER = (
     TIMER
     + """
-import generator.pipeline as pipeline
+import generator.commands.build as pipeline
 from benchmarks.bench_page import ProjectionEmbedder
 for name, attr in [("discover", "discover_images"), ("decode + embed + thumbnails", "embed_images"),
                    ("read store + thumbs", "from_store"), ("PCA + K-means", "cached_analysis"),

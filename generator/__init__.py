@@ -1,7 +1,7 @@
 """dinoclust: turn a folder of images into a static website showing how they cluster.
 
 The pipeline reads top to bottom: discover → decode → embed → analyse → render
-(see :mod:`generator.pipeline`). The promised Python API is what this module exports:
+(see :mod:`generator.commands.build`). The promised Python API is what this module exports:
 `build`, `show`, `BuildResult`, `GeneratorError` and `DEMO_IMAGES` (see :mod:`generator.api`).
 """
 
@@ -15,7 +15,7 @@ from generator.api import DEMO_IMAGES, build, show  # noqa: E402  (light: heavy 
 from generator.errors import GeneratorError  # noqa: E402
 
 if TYPE_CHECKING:
-    from generator.pipeline import BuildResult
+    from generator.commands.build import BuildResult
 
 __all__ = ["DEMO_IMAGES", "BuildResult", "GeneratorError", "__version__", "build", "show"]
 
@@ -23,7 +23,7 @@ __all__ = ["DEMO_IMAGES", "BuildResult", "GeneratorError", "__version__", "build
 def __getattr__(name: str) -> Any:
     """`generator.BuildResult` without importing numpy when `dinoclust --help` starts."""
     if name == "BuildResult":
-        from generator.pipeline import BuildResult
+        from generator.commands.build import BuildResult
 
         return BuildResult
     raise AttributeError(f"module 'generator' has no attribute {name!r}")

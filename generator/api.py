@@ -24,7 +24,7 @@ from generator.errors import GeneratorError
 from generator.options import StrPath, build_config, log_level
 
 if TYPE_CHECKING:
-    from generator.pipeline import BuildResult
+    from generator.commands.build import BuildResult
 
 log = logging.getLogger("generator")
 
@@ -68,7 +68,7 @@ def build(
 
     Raises GeneratorError (ConfigError for a bad option) with the CLI's messages.
     """
-    from generator.deliver import deliver  # heavy: numpy; torch only if something is new
+    from generator.commands.deliver import deliver  # heavy: numpy; torch only if something is new
 
     config = build_config(
         [inputs] if isinstance(inputs, str | os.PathLike) else inputs,
@@ -214,7 +214,7 @@ def single_page(site_or_html: BuildResult | StrPath) -> str:
     """The one-file page of a build, a site folder or a single-file report."""
     import json
 
-    from generator.singlefile import is_single_file, render_single
+    from generator.site.singlefile import is_single_file, render_single
 
     path = Path(getattr(site_or_html, "output", site_or_html))
     if path.is_file() and is_single_file(path):

@@ -32,10 +32,10 @@ from generator.config import (
 from generator.errors import ConfigError, GeneratorError
 from generator.options import build_config, log_level, parse_points
 from generator.sizes import format_size, parse_size
-from generator.structure import PHASE_LOGGER
+from generator.types import PHASE_LOGGER
 
 if TYPE_CHECKING:
-    from generator.deliver import Delivery
+    from generator.commands.deliver import Delivery
 
 log = logging.getLogger("generator")
 
@@ -439,7 +439,7 @@ def demo(title: str | None, **options: Any) -> None:
 def _demo_weights(quiet: bool) -> str:
     """`demo` shows real clusters when it can, and still works offline (`build` never falls
     back: there a missing model is an error)."""
-    from generator.embed import pretrained_unavailable
+    from generator.model.embed import pretrained_unavailable
 
     why = pretrained_unavailable()
     if why is None:
@@ -496,7 +496,7 @@ def sort_command(
       dinoclust sort photos/ -o sorted/ --k 6 --mode copy
     """
     _setup_logging(verbose, quiet)
-    from generator.sort import SortConfig, sort_collection
+    from generator.commands.sort import SortConfig, sort_collection
 
     try:
         build = build_config(
@@ -538,7 +538,7 @@ def _run(
     **options: Any,
 ) -> None:
     _setup_logging(verbose, quiet)
-    from generator.deliver import deliver  # heavy: numpy; torch only if something is new
+    from generator.commands.deliver import deliver  # heavy: numpy; torch only if something is new
 
     source = click.get_current_context().get_parameter_source("output")
     if source is click.core.ParameterSource.DEFAULT:
@@ -595,9 +595,9 @@ def _embed(
     **options: Any,
 ) -> None:
     _setup_logging(verbose, quiet)
-    from generator.cache import default_cache_dir
-    from generator.collection import embed_collection
+    from generator.commands.embed import embed_collection
     from generator.config import EmbedConfig, ModelConfig
+    from generator.storage.cache import default_cache_dir
 
     cache = None if no_cache else (cache_dir or default_cache_dir())
     try:
@@ -629,7 +629,7 @@ def _embed(
 
 def _summary(delivery: Delivery) -> None:
     """The closing lines: what was built, from what, in how long, and how to open or send it."""
-    from generator.deliver import zip_top
+    from generator.commands.deliver import zip_top
 
     result, size = delivery.result, format_size(delivery.size or 0)
     links = f"{len(result.aliases):,} links to images already included, " if result.aliases else ""

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from generator.config import BACKENDS, DEVICES, DISPLAY_POINTS, LANGS, PRECISIONS, BuildConfig
-from generator.discover import readable_text
 from generator.errors import ConfigError
+from generator.ingest.discover import readable_text
 from generator.sizes import parse_size
 
 DEFAULT_OUTPUT = Path("site")
@@ -41,7 +41,7 @@ def build_config(
 
     Raises ConfigError, with the CLI's messages, for options out of range or at odds.
     """
-    from generator.cache import default_cache_dir
+    from generator.storage.cache import default_cache_dir
 
     _check_choices(options)
     if isinstance(options.get("title"), str):  # a terminal's bytes that are not UTF-8

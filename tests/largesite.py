@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from generator.analyse import Analysis, analyse
-from generator.embed import ModelInfo
-from generator.payload import ImageRecord, build_report
-from generator.render import render_site
-from generator.sample import DEFAULT_DISPLAY_POINTS
+from generator.analysis.analyse import Analysis, analyse
+from generator.analysis.sample import DEFAULT_DISPLAY_POINTS
+from generator.model.embed import ModelInfo
+from generator.site.payload import ImageRecord, build_report
+from generator.site.render import render_site
 
 INFO = ModelInfo("synthetic", "none", "synthetic:1", False, "cpu", "fp32")
 GROUPS = 12

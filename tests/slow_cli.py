@@ -9,8 +9,8 @@ import time
 
 import numpy as np
 
-import generator.collection as collection
-import generator.pipeline as pipeline
+import generator.commands.build as pipeline
+import generator.commands.embed as collection
 from generator.cli import console
 from tests.helpers import FakeEmbedder
 

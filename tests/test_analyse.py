@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from generator.analyse import MAX_COMPONENTS, analyse
+from generator.analysis.analyse import MAX_COMPONENTS, analyse
 from generator.errors import InputError
 from generator.i18n import Message
 

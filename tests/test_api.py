@@ -15,7 +15,7 @@ from click.testing import CliRunner
 import generator
 from generator.cli import build as build_command
 from generator.cli import cli
-from generator.deliver import site_files
+from generator.commands.deliver import site_files
 from generator.errors import ConfigError, GeneratorError, InputError
 from generator.options import build_config
 from tests.helpers import FakeEmbedder
@@ -27,7 +27,7 @@ CLI_OPTIONS = ["--weights", "random", "--k-max", "6", "--seed", "3", "--title", 
 @pytest.fixture(autouse=True)
 def fake_model(monkeypatch) -> None:
     """Both the CLI and the API reach the pipeline's model loader: give them the fake one."""
-    import generator.pipeline as pipeline
+    import generator.commands.build as pipeline
 
     monkeypatch.setattr(pipeline, "load_embedder", lambda *a, **k: FakeEmbedder())
     monkeypatch.setattr(pipeline, "plan_model", lambda *a, **k: FakeEmbedder.info)

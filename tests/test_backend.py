@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import generator.accel as accel
-import generator.embed as embed
-import generator.pipeline as pipeline
-from generator.cache import namespace
+import generator.commands.build as pipeline
+import generator.model.accel as accel
+import generator.model.embed as embed
 from generator.cli import cli
+from generator.commands.build import build_site
 from generator.config import BuildConfig
-from generator.embed import ModelInfo, plan_model
 from generator.errors import ModelError
-from generator.pipeline import build_site
+from generator.model.embed import ModelInfo, plan_model
+from generator.storage.cache import namespace
 from tests.helpers import FakeEmbedder
 
 CLIPART = Path("/usr/share/openclipart/png")
@@ -66,7 +66,7 @@ def test_auto_builds_on_the_cpu_with_a_warning_when_torch_sees_no_cuda(
         pipeline, "load_embedder", lambda w, info, *a: loaded.append(info) or Planned(info)
     )
     config = BuildConfig(inputs=(colour_folder,), output=tmp_path / "site", weights="random")
-    with caplog.at_level(logging.WARNING, logger="generator.embed"):
+    with caplog.at_level(logging.WARNING, logger="generator.model.embed"):
         result = build_site(config)
     assert result.images == 12 and [info.device for info in loaded] == ["cpu"]
     assert "an NVIDIA driver is installed but torch sees no CUDA device" in caplog.text
@@ -165,7 +165,7 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_openvino_matches_torch_fp32_on_real_images(tmp_path, monkeypatch, precision) -> None:
     needs_openvino()
-    from generator.imaging import decode
+    from generator.ingest.imaging import decode
 
     pixels = np.stack([decode(f, 224, 64).pixels for f in clipart(24)])
     reference = embed.load_embedder("random", plan_model("random", "cpu", "fp32", backend="torch"))
@@ -184,7 +184,7 @@ def test_openvino_compiles_each_precision_apart(tmp_path) -> None:
     """OpenVINO's compiled-model cache does not key on the precision: with one cache for both,
     a bf16 build after an fp32 one ran the fp32 blob (slowly). Each precision has its own."""
     needs_openvino()
-    from generator.imaging import decode
+    from generator.ingest.imaging import decode
 
     pixels = np.stack([decode(f, 224, 64).pixels for f in clipart(8)])
     runs = {}
@@ -237,7 +237,7 @@ def test_with_the_extra_a_build_runs_openvino_and_converts_once(tmp_path, monkey
 
 
 def test_torch_bf16_matches_fp32_on_clipart() -> None:
-    from generator.imaging import decode
+    from generator.ingest.imaging import decode
 
     pixels = np.stack([decode(f, 224, 64).pixels for f in clipart(24)])
     fp32 = embed.load_embedder("random", plan_model("random", "cpu", "fp32", backend="torch"))

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from generator.commands.build import build_site
 from generator.config import BuildConfig
-from generator.pipeline import build_site
 from tests.browser import (
     TIMEOUT_MS,
     hue_pixels,

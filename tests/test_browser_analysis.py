@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from generator.commands.build import build_site
 from generator.config import BuildConfig
-from generator.pipeline import build_site
 from tests.browser import TIMEOUT_MS, open_page, wait_for_k
 from tests.helpers import COLOURS, FakeEmbedder, make_image
 

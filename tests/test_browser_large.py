@@ -88,7 +88,7 @@ def test_30k_points_draw_the_sample_and_stay_usable(browser: Browser, large: Pat
 def test_sampled_report_sizes_count_every_row(browser: Browser, tmp_path: Path) -> None:
     """A streamed report (above a million rows) draws its sample, but the size panel shows
     sizes_all, over every row, and says that the rest is the sample's."""
-    from generator.render import render_site
+    from generator.site.render import render_site
 
     site = tmp_path / "site"
     report = large_site(site, 3_000, k_max=3, display_points=1_000)

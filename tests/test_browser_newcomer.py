@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from generator.commands.build import build_site
 from generator.config import BuildConfig
-from generator.pipeline import build_site
 from tests.browser import TIMEOUT_MS, open_page
 from tests.helpers import FakeEmbedder, make_image
 
@@ -203,7 +203,7 @@ def test_hover_shows_our_card_only_and_labels_read_as_words(browser: Browser, si
 
 def test_the_top_level_label_is_words_in_the_readers_language(browser, tmp_path) -> None:
     from generator.i18n import ui_strings
-    from generator.labels import TOP_LEVEL
+    from generator.ingest.labels import TOP_LEVEL
 
     assert ui_strings()["en"]["label_top_level"] == TOP_LEVEL  # what lang.js compares with
     for i in range(3):

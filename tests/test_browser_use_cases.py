@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from generator.commands.build import build_site
+from generator.commands.deliver import deliver
 from generator.config import BuildConfig
-from generator.deliver import deliver
-from generator.pipeline import build_site
 from tests.browser import TIMEOUT_MS, open_page, point_step
 from tests.helpers import COLOURS, FakeEmbedder, make_image
 
@@ -167,7 +167,7 @@ def test_each_cluster_downloads_its_file_list(browser: Browser, site: Path, tmp_
 def test_experiment_report_panel_shows_and_downloads_it_in_the_readers_language(
     browser: Browser, site: Path, single: Path, tmp_path: Path
 ) -> None:
-    from generator.experiment import experiment_markdown
+    from generator.analysis.experiment import experiment_markdown
 
     report = report_of(site)
     with open_page(browser, site / "index.html") as opened:

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from generator.commands.build import build_site
+from generator.commands.deliver import deliver
 from generator.config import BuildConfig
-from generator.deliver import deliver
 from generator.i18n import LANGS, templates_dir, ui_strings
-from generator.pipeline import build_site
 from tests.browser import TIMEOUT_MS, open_page, point_step, wait_for_k
 from tests.helpers import FakeEmbedder, make_image
 

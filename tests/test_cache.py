@@ -14,8 +14,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from generator import cachestore, store
-from generator.cache import (
+from generator.commands.build import build_site
+from generator.config import BuildConfig
+from generator.engines.local import EmbedOptions
+from generator.storage import cachestore, store
+from generator.storage.cache import (
     DB_NAME,
     OLD_DB_NAME,
     EmbeddingCache,
@@ -23,9 +26,6 @@ from generator.cache import (
     preview_spec,
     thumb_spec,
 )
-from generator.config import BuildConfig
-from generator.engines.local import EmbedOptions
-from generator.pipeline import build_site
 from tests.helpers import FakeEmbedder, make_image
 
 
@@ -162,8 +162,8 @@ def test_warm_cli_rebuild_imports_neither_torch_nor_sklearn(colour_folder, tmp_p
 
 
 def test_analysis_round_trips_exactly_and_is_reused(colour_folder, tmp_path) -> None:
-    from generator.analyse import analyse
-    from generator.cache import analysis_key, pack_analysis, unpack_analysis
+    from generator.analysis.analyse import analyse
+    from generator.storage.cache import analysis_key, pack_analysis, unpack_analysis
 
     features = np.random.default_rng(0).normal(size=(12, 16)).astype(np.float32)
     original = analyse(features, 5, 0)
@@ -215,12 +215,12 @@ def test_the_cache_is_in_wal_mode(colour_folder, tmp_path) -> None:
 def test_a_locked_cache_is_kept_and_the_build_goes_on_without_it(
     colour_folder, tmp_path, monkeypatch, caplog, journal
 ) -> None:
-    import generator.cache
+    import generator.storage.cache
 
     cache = tmp_path / "cache"
     build(colour_folder, tmp_path / "site", cache)
     assert rows_in(cache) == (12, 1)
-    monkeypatch.setattr(generator.cache, "LOCK_TIMEOUT_S", 0.1)
+    monkeypatch.setattr(generator.storage.cache, "LOCK_TIMEOUT_S", 0.1)
     holder = sqlite3.connect(cache / DB_NAME, isolation_level=None)
     holder.execute(f"PRAGMA journal_mode={journal}")
     holder.execute("BEGIN EXCLUSIVE")
@@ -241,7 +241,7 @@ def test_a_locked_cache_is_kept_and_the_build_goes_on_without_it(
 
 
 def test_a_read_only_cache_is_read_and_kept(colour_folder, tmp_path, monkeypatch, caplog) -> None:
-    import generator.cache
+    import generator.storage.cache
 
     cache = tmp_path / "cache"
     build(colour_folder, tmp_path / "site", cache)
@@ -251,7 +251,7 @@ def test_a_read_only_cache_is_read_and_kept(colour_folder, tmp_path, monkeypatch
     def read_only(path, timeout):  # root ignores file modes: open it the way a read-only FS would
         return connect(f"file:{path}?mode=ro", uri=True, timeout=timeout)
 
-    monkeypatch.setattr(generator.cache.sqlite3, "connect", read_only)
+    monkeypatch.setattr(generator.storage.cache.sqlite3, "connect", read_only)
     result, embedder = build(colour_folder, tmp_path / "site", cache, k_max=3)
     assert (result.images, result.embedded, embedder.calls) == (12, 0, 0)  # vectors were read
     assert "readonly database" in caplog.text and "building without it" in caplog.text
@@ -306,7 +306,7 @@ def test_an_unusable_cache_folder_is_a_clear_error(colour_folder, tmp_path) -> N
 def test_vectors_and_thumbs_are_keyed_by_the_decoder_and_analyses_by_libraries(
     monkeypatch,
 ) -> None:
-    import generator.cache as cache_module
+    import generator.storage.cache as cache_module
 
     features = np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32)
     space = namespace(FakeEmbedder.info)
@@ -471,7 +471,7 @@ def test_a_part_failing_while_served_is_decoded_again(colour_folder, tmp_path, c
 
 
 def test_rows_with_non_finite_vectors_are_not_kept_nor_served(tmp_path, caplog) -> None:
-    from generator.mapper import Row
+    from generator.engines.mapper import Row
 
     meta = store.model_metadata(FakeEmbedder.info, 192, False)
     space = cachestore.CacheSpace(tmp_path / "space", meta, previews=False)
@@ -590,7 +590,7 @@ def test_a_served_images_size_is_read_from_its_webp_header(mode, options) -> Non
 
     from PIL import Image
 
-    from generator.imaging import thumb_dimensions
+    from generator.ingest.imaging import thumb_dimensions
 
     for size in ((1, 1), (191, 77), (16383, 2)):
         out = io.BytesIO()

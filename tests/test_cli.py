@@ -127,7 +127,7 @@ def test_demo_builds_from_bundled_images(runner, tmp_path) -> None:
 
 
 def test_skipped_file_warning_names_the_file(runner, colour_folder, tmp_path, monkeypatch):
-    import generator.pipeline as pipeline
+    import generator.commands.build as pipeline
     from tests.helpers import FakeEmbedder
 
     monkeypatch.setattr(pipeline, "load_embedder", lambda *a, **k: FakeEmbedder())
@@ -151,7 +151,7 @@ def test_a_title_typed_in_a_shift_jis_terminal_is_shown_as_japanese(
 ) -> None:
     """Under a UTF-8 locale, Python hands other bytes over as surrogates, which no page can
     hold: the build once crashed writing it."""
-    import generator.pipeline as pipeline
+    import generator.commands.build as pipeline
     from tests.helpers import FakeEmbedder
 
     monkeypatch.setattr(pipeline, "load_embedder", lambda *a, **k: FakeEmbedder())

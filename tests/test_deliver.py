@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from generator.budget import thumb_ladder
 from generator.cli import cli
+from generator.commands.deliver import ZIP_COMMENT, Delivery, check_floor, deliver, zip_entries
 from generator.config import BuildConfig
-from generator.deliver import ZIP_COMMENT, Delivery, check_floor, deliver, zip_entries
 from generator.errors import BudgetError, ConfigError
-from generator.imaging import THUMB_QUALITY
-from generator.render import plotly_js, templates_dir
-from generator.sitedir import MARKER
+from generator.ingest.imaging import THUMB_QUALITY
+from generator.site.budget import thumb_ladder
+from generator.site.render import plotly_js, templates_dir
+from generator.site.sitedir import MARKER
 from generator.sizes import format_size, parse_size, round_up
 from tests import pagedata
 from tests.helpers import COLOURS, FakeEmbedder, make_image
@@ -55,7 +55,7 @@ def run(photos: Path, output: Path, **options) -> Delivery:
 @pytest.fixture
 def fake_model(monkeypatch) -> None:
     """The CLI builds with the fake embedder (no torch)."""
-    import generator.pipeline as pipeline
+    import generator.commands.build as pipeline
 
     monkeypatch.setattr(pipeline, "load_embedder", lambda *a, **k: FakeEmbedder())
     monkeypatch.setattr(pipeline, "plan_model", lambda *a, **k: FakeEmbedder.info)

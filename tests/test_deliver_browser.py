@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from generator.commands.deliver import deliver
 from generator.config import BuildConfig
-from generator.deliver import deliver
 from tests.browser import TIMEOUT_MS, open_page, wait_for_k
 from tests.helpers import COLOURS, FakeEmbedder, make_image
 from tests.test_browser import grid_layout, points_trace, wait_for_marker_colours

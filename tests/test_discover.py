@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from generator.discover import IMAGE_SUFFIXES, Discovery, discover
 from generator.errors import InputError
+from generator.ingest.discover import IMAGE_SUFFIXES, Discovery, discover
 
 
 def touch(root: Path, *rels: str) -> None:

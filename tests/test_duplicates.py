@@ -8,8 +8,13 @@ import numpy as np
 import pytest
 from scipy.sparse.csgraph import connected_components
 
-from generator import duplicates
-from generator.duplicates import NEAR_DUPLICATE_COSINE, exact_similarity, find_similar, unit_rows
+from generator.analysis import duplicates
+from generator.analysis.duplicates import (
+    NEAR_DUPLICATE_COSINE,
+    exact_similarity,
+    find_similar,
+    unit_rows,
+)
 
 LIMIT = np.float32(NEAR_DUPLICATE_COSINE)
 
@@ -39,10 +44,10 @@ def products(request, monkeypatch):
         monkeypatch.setattr(duplicates, "TORCH_ROWS", 10**9)
     else:
         pytest.importorskip("torch")
-        import generator.embed
+        import generator.model.embed
 
         bf16 = request.param.startswith("torch-bf16")
-        monkeypatch.setattr(generator.embed, "cpu_has_bf16", lambda: bf16)
+        monkeypatch.setattr(generator.model.embed, "cpu_has_bf16", lambda: bf16)
         if request.param == "torch-bf16-then-fp32":  # dense: float32 after the first block
             monkeypatch.setattr(duplicates, "DENSE", 0)
         monkeypatch.setattr(duplicates, "TORCH_ROWS", 0)

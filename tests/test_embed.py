@@ -9,7 +9,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from generator.embed import (  # noqa: E402
+from generator.errors import ModelError  # noqa: E402
+from generator.model.embed import (  # noqa: E402
     FEATURE_DIM,
     MODEL_NAME,
     create_model,
@@ -18,7 +19,6 @@ from generator.embed import (  # noqa: E402
     pick_device,
     plan_model,
 )
-from generator.errors import ModelError  # noqa: E402
 
 pytestmark = pytest.mark.model
 
@@ -136,7 +136,7 @@ def test_unavailable_device_is_an_error() -> None:
 
 def test_bf16_features_match_fp32_on_real_images() -> None:
     from generator.cli import DEMO_DIR
-    from generator.imaging import decode
+    from generator.ingest.imaging import decode
 
     files = sorted(DEMO_DIR.rglob("*.png"))[::3]
     pixels = np.stack([decode(f, 224, 64).pixels for f in files])
@@ -161,7 +161,7 @@ def test_bf16_features_match_fp32_on_real_images() -> None:
     ],
 )
 def test_precision_auto_follows_the_hardware(monkeypatch, requested, device, bf16_cpu, expected):
-    import generator.embed as embed
+    import generator.model.embed as embed
 
     monkeypatch.setattr(embed, "cpu_has_bf16", lambda: bf16_cpu)
     assert embed.resolve_precision(requested, device) == expected

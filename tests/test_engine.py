@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from generator.commands.build import LazyEmbedder, build_site, no_progress
 from generator.config import BuildConfig
-from generator.discover import discover
 from generator.engines import local
 from generator.engines.local import EmbedOptions, LocalEngine
-from generator.pipeline import LazyEmbedder, build_site, no_progress
+from generator.ingest.discover import discover
 from tests.helpers import FakeEmbedder, make_colour_folder, make_image
 
 
@@ -106,9 +106,9 @@ def test_the_model_loader_is_shut_down(tmp_path) -> None:
 def test_a_failure_opening_staging_closes_the_cache_and_the_loader(
     colour_folder, tmp_path, monkeypatch
 ) -> None:
-    import generator.pipeline as pipeline
-    from generator.cache import EmbeddingCache
+    import generator.commands.build as pipeline
     from generator.errors import OutputError
+    from generator.storage.cache import EmbeddingCache
 
     closed = []
     real_close = EmbeddingCache.close
@@ -128,7 +128,7 @@ def test_a_failure_opening_staging_closes_the_cache_and_the_loader(
 
 def test_ctrl_c_in_the_site_stage_cancels_the_queued_decodes(tmp_path, monkeypatch) -> None:
     """The interrupt arrives while the engine's generator is suspended: closing it cancels."""
-    import generator.pipeline as pipeline
+    import generator.commands.build as pipeline
 
     photos = tmp_path / "photos"
     for i in range(40):

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from generator.analysis.experiment import PURITY_GOOD, assessment, experiment_markdown
+from generator.commands.build import build_site
 from generator.config import BuildConfig
-from generator.experiment import PURITY_GOOD, assessment, experiment_markdown
-from generator.pipeline import build_site
 from tests.helpers import FakeEmbedder, make_colour_folder
 
 WORDS = {

@@ -20,10 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageCms
 
-from generator import imaging
+from generator.commands.build import build_site
 from generator.config import BuildConfig
-from generator.imaging import RAW_EXTRA, Decoded, DecodeError, decode
-from generator.pipeline import build_site
+from generator.ingest import imaging
+from generator.ingest.imaging import RAW_EXTRA, Decoded, DecodeError, decode
 from tests.helpers import FakeEmbedder
 from tests.test_imaging import BLUE, RED, close, colours, marked, red_corner, riff_chunks
 
@@ -450,7 +450,7 @@ def test_missing_rawpy_skips_raw_files_and_says_what_to_install_once(
     tmp_path, monkeypatch, caplog
 ) -> None:
     monkeypatch.setitem(sys.modules, "rawpy", None)  # `import rawpy` now raises ImportError
-    caplog.set_level(logging.WARNING, logger="generator.imaging")
+    caplog.set_level(logging.WARNING, logger="generator.ingest.imaging")
     reasons = []
     for name in ("a.CR2", "b.nef", "c.dng"):
         with pytest.raises(DecodeError) as caught:
@@ -458,7 +458,7 @@ def test_missing_rawpy_skips_raw_files_and_says_what_to_install_once(
         reasons.append(str(caught.value))
     assert reasons == [f"camera RAW support is not installed ({RAW_EXTRA})"] * 3
     assert RAW_EXTRA == 'pip install "dinoclust[raw]"'
-    warnings = [r.getMessage() for r in caplog.records if r.name == "generator.imaging"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "generator.ingest.imaging"]
     assert warnings == [
         "camera RAW files are skipped: support is not installed; to add it: "
         'pip install "dinoclust[raw]"'
@@ -472,13 +472,13 @@ def test_missing_pillow_heif_is_not_fatal_and_skips_heic_files(tmp_path, monkeyp
     monkeypatch.setitem(sys.modules, "pillow_heif", None)
     assert imaging._register_heif() is False
     monkeypatch.setattr(imaging, "HEIF_SUPPORT", False)
-    caplog.set_level(logging.WARNING, logger="generator.imaging")
+    caplog.set_level(logging.WARNING, logger="generator.ingest.imaging")
     for name in ("IMG_0001.HEIC", "IMG_0002.heic"):
         Image.new("RGB", (8, 8), RED).save(tmp_path / name, format="HEIF")
         with pytest.raises(DecodeError) as caught:
             decode(tmp_path / name, 4, 8)
         assert str(caught.value) == "HEIC/HEIF support is not installed (pip install pillow-heif)"
-    assert len([r for r in caplog.records if r.name == "generator.imaging"]) == 1
+    assert len([r for r in caplog.records if r.name == "generator.ingest.imaging"]) == 1
 
 
 def test_build_lists_raw_files_skipped_for_the_missing_extra(tmp_path, monkeypatch) -> None:

@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from generator import collection, pipeline, store
 from generator.cli import cli
+from generator.commands import build as pipeline
+from generator.commands import embed as collection
 from generator.errors import no_room
+from generator.storage import store
 from tests.helpers import FakeEmbedder, make_colour_folder, make_image
 
 FULL = "No space left on device. Free some space there, or choose another place with -o."

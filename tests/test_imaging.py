@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageCms, JpegImagePlugin
 
-from generator import imaging
-from generator.imaging import Decoded, DecodeError, decode
+from generator.ingest import imaging
+from generator.ingest.imaging import Decoded, DecodeError, decode
 from tests.helpers import make_image
 
 RED, BLUE, WHITE = (255, 0, 0), (0, 0, 255), (255, 255, 255)

@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-import generator.store as store_module
+import generator.storage.store as store_module
 from generator.cli import cli
-from generator.collection import embed_collection
+from generator.commands.embed import embed_collection
 from generator.config import EmbedConfig
 from generator.errors import ConfigError, InputError
 from tests.helpers import FakeEmbedder, make_colour_folder

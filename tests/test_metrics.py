@@ -15,16 +15,16 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from generator import duplicates
-from generator import metrics as gm
-from generator.analyse import analyse, match_ids
+from generator.analysis import duplicates
+from generator.analysis import metrics as gm
+from generator.analysis.analyse import analyse, match_ids
+from generator.analysis.duplicates import find_duplicates
+from generator.commands.build import build_site
 from generator.config import BuildConfig
-from generator.discover import Discovery
-from generator.duplicates import find_duplicates
 from generator.errors import InputError
-from generator.labels import TOP_LEVEL, assign_labels, read_labels
-from generator.pipeline import build_site
-from generator.structure import SourceImage
+from generator.ingest.discover import Discovery
+from generator.ingest.labels import TOP_LEVEL, assign_labels, read_labels
+from generator.types import SourceImage
 from tests.helpers import FakeEmbedder, make_colour_folder
 
 

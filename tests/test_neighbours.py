@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from generator import duplicates
+from generator.analysis import duplicates
+from generator.analysis.duplicates import NEIGHBOURS, find_similar
+from generator.commands.build import build_site
 from generator.config import BuildConfig
-from generator.duplicates import NEIGHBOURS, find_similar
-from generator.payload import page_neighbours
-from generator.pipeline import build_site
+from generator.site.payload import page_neighbours
 from tests.helpers import FakeEmbedder, make_image
 
 

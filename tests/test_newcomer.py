@@ -15,12 +15,12 @@ import pytest
 from click.testing import CliRunner
 
 from generator.cli import cli
+from generator.commands.build import build_site
+from generator.commands.deliver import deliver
 from generator.config import BuildConfig
-from generator.deliver import deliver
 from generator.errors import ConfigError
-from generator.imaging import decode
-from generator.pipeline import build_site
-from generator.sitedir import MARKER
+from generator.ingest.imaging import decode
+from generator.site.sitedir import MARKER
 from tests import pagedata
 from tests.helpers import FakeEmbedder, make_image
 
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def fake_model(monkeypatch) -> None:
     """The CLI builds with the fake embedder (no torch)."""
-    import generator.pipeline as pipeline
+    import generator.commands.build as pipeline
 
     monkeypatch.setattr(pipeline, "load_embedder", lambda *a, **k: FakeEmbedder())
     monkeypatch.setattr(pipeline, "plan_model", lambda *a, **k: FakeEmbedder.info)

@@ -15,9 +15,9 @@ import pytest
 from click.testing import CliRunner
 
 from generator.cli import cli
-from generator.deliver import is_our_zip
-from generator.singlefile import is_single_file
-from generator.sitedir import lock_path, output_lock
+from generator.commands.deliver import is_our_zip
+from generator.site.singlefile import is_single_file
+from generator.site.sitedir import lock_path, output_lock
 from tests.helpers import FakeEmbedder, make_colour_folder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def fake_model(monkeypatch) -> None:
-    import generator.pipeline as pipeline
+    import generator.commands.build as pipeline
 
     monkeypatch.setattr(pipeline, "load_embedder", lambda *a, **k: FakeEmbedder())
     monkeypatch.setattr(pipeline, "plan_model", lambda *a, **k: FakeEmbedder.info)
@@ -181,7 +181,7 @@ def test_demo_uses_cached_pretrained_weights(tmp_path, hub_cache) -> None:
     without any network, and nothing is said about random weights."""
     from safetensors.torch import save_file
 
-    from generator.embed import create_model
+    from generator.model.embed import create_model
 
     snapshot = hub_cache / "models--timm--vit_small_patch16_224.dino" / "snapshots" / "c0ffee"
     snapshot.mkdir(parents=True)

@@ -16,7 +16,7 @@ from tests.helpers import FakeEmbedder
 
 @pytest.fixture
 def opened(monkeypatch) -> list[str]:
-    import generator.pipeline as pipeline
+    import generator.commands.build as pipeline
 
     monkeypatch.setattr(pipeline, "load_embedder", lambda *a, **k: FakeEmbedder())
     monkeypatch.setattr(pipeline, "plan_model", lambda *a, **k: FakeEmbedder.info)

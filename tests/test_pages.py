@@ -106,7 +106,7 @@ def fake_dinoclust(folder: Path) -> Path:
         f"#!{sys.executable}\n"
         "import sys\n"
         f"sys.path.insert(0, {str(REPO)!r})\n"
-        "import generator.pipeline as pipeline\n"
+        "import generator.commands.build as pipeline\n"
         "from tests.helpers import FakeEmbedder\n"
         "pipeline.load_embedder = lambda *a, **k: FakeEmbedder()\n"
         "pipeline.plan_model = lambda *a, **k: FakeEmbedder.info\n"

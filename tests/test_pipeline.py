@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from generator.commands.build import build_site
 from generator.config import BuildConfig
 from generator.errors import InputError, OutputError
-from generator.pipeline import build_site
-from generator.sitedir import MARKER
+from generator.site.sitedir import MARKER
 from tests.helpers import FakeEmbedder, make_image
 
 

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from generator.cli import cli
-from generator.collection import embed_collection
+from generator.commands.embed import embed_collection
 from generator.config import EmbedConfig
 from generator.engines.ray import RayError
 from tests.helpers import FakeEmbedder, make_colour_folder, make_image

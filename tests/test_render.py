@@ -11,12 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from markupsafe import escape
 
-from generator.analyse import analyse
-from generator.embed import ModelInfo
+from generator.analysis.analyse import analyse
 from generator.i18n import Message
-from generator.payload import ImageRecord, build_report, page_data
-from generator.render import render_index, render_site
-from generator.structure import SkippedImage
+from generator.model.embed import ModelInfo
+from generator.site.payload import ImageRecord, build_report, page_data
+from generator.site.render import render_index, render_site
+from generator.types import SkippedImage
 
 DATA_BLOCK = re.compile(
     r'<script type="application/json" id="dinoclust-data">(.*?)</script>', re.DOTALL
@@ -135,7 +135,7 @@ def test_only_dino_features_are_called_dino() -> None:
     Parquet, a test's fake) by its own, in both languages."""
     from dataclasses import replace
 
-    from generator.embed import MODEL_NAME
+    from generator.model.embed import MODEL_NAME
 
     report = report_for("t", ["a", "b", "c"], [])
     other = UI_BLOCK.sub("", render_index(report, "p.js"))
@@ -164,8 +164,8 @@ def _plotly_name() -> str:
 
 
 def test_the_suggestion_rule_is_translated_while_it_is_the_known_one() -> None:
-    from generator.metrics import SUGGESTED_K_RULE
-    from generator.render import ui_strings
+    from generator.analysis.metrics import SUGGESTED_K_RULE
+    from generator.site.render import ui_strings
 
     # the page names the rule in the reader's language only while it is this one
     assert ui_strings()["en"]["suggest_rule"] == SUGGESTED_K_RULE
@@ -175,7 +175,7 @@ def test_the_suggestion_rule_is_translated_while_it_is_the_known_one() -> None:
 
 
 def test_weights_and_provenance_are_said_in_the_page_language() -> None:
-    from generator.embed import plan_model
+    from generator.model.embed import plan_model
 
     info = plan_model("random", "cpu", "fp32", seed=3)
     assert info.weights == "random (untrained, seed 3)"

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from generator.commands.build import build_site
 from generator.config import BuildConfig
-from generator.pipeline import build_site
 from tests.helpers import FakeEmbedder, make_colour_folder, make_image
 
 
@@ -60,7 +60,7 @@ def test_nothing_personal_reaches_the_site(tmp_path) -> None:
 
 SLOW_BUILD = """
 import sys, time
-import generator.pipeline as pipeline
+import generator.commands.build as pipeline
 from tests.helpers import FakeEmbedder
 
 class Slow(FakeEmbedder):

@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from generator.analyse import analyse
+from generator.analysis.analyse import analyse
+from generator.analysis.sample import display_sample, hash_ranks
 from generator.config import DISPLAY_POINTS, BuildConfig
-from generator.embed import ModelInfo
 from generator.errors import ConfigError
+from generator.model.embed import ModelInfo
 from generator.options import build_config
-from generator.payload import ImageRecord, build_report, page_data, page_distances
-from generator.render import render_index
-from generator.sample import display_sample, hash_ranks
+from generator.site.payload import ImageRecord, build_report, page_data, page_distances
+from generator.site.render import render_index
 from tests import pagedata
 
 INFO = ModelInfo("m", "w", "w:1", False, "cpu", "fp32")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from generator.errors import InputError, OutputError
-from generator.sitedir import (
+from generator.site.sitedir import (
     MARKER,
     check_output,
     discard,

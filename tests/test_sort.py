@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from generator import pipeline
-from generator import sort as sort_module
 from generator.cli import cli
+from generator.commands import build as pipeline
+from generator.commands import sort as sort_module
+from generator.commands.sort import SortConfig, sort_collection
 from generator.config import BuildConfig
-from generator.sitedir import MARKER
-from generator.sort import SortConfig, sort_collection
+from generator.site.sitedir import MARKER
 from tests.helpers import COLOURS, FakeEmbedder, make_image
 
 NAMES = ("holiday photo 1.png", "日本の写真.png", "🌸 blossom 🐱.png")

@@ -13,13 +13,13 @@ import pytest
 from click.testing import CliRunner
 
 from generator import __version__
-from generator.cache import decode_version
 from generator.cli import cli
-from generator.collection import embed_collection
+from generator.commands.build import build_site
+from generator.commands.embed import embed_collection
 from generator.config import BuildConfig, EmbedConfig
 from generator.errors import InputError, OutputError
-from generator.pipeline import build_site
-from generator.store import MARKER
+from generator.storage.cache import decode_version
+from generator.storage.store import MARKER
 from tests.helpers import FakeEmbedder, make_colour_folder, make_image
 
 
@@ -391,7 +391,7 @@ def test_parts_are_cut_by_the_bytes_of_their_thumbnails_and_previews(
 ) -> None:
     """A part holds at most PART_BYTES of thumbnails and previews (photos' previews would make
     10,000-row parts of gigabytes); the store reads back the same, and a rerun keeps every row."""
-    import generator.store as store_module
+    import generator.storage.store as store_module
 
     whole = embed(photos, tmp_path / "whole")
     monkeypatch.setattr(store_module, "PART_BYTES", 1)  # every row with a thumbnail ends a part
@@ -412,7 +412,7 @@ def test_parts_are_cut_by_the_bytes_of_their_thumbnails_and_previews(
 def test_a_rerun_with_another_decoder_needs_overwrite(photos, tmp_path, monkeypatch) -> None:
     """Rows decoded by another imaging.py or Pillow are not mixed with new ones (as in the cache);
     a store from before the decoder was recorded is treated the same way."""
-    import generator.cache as cache
+    import generator.storage.cache as cache
 
     store = tmp_path / "emb"
     embed(photos, store)
@@ -467,7 +467,7 @@ def test_an_interrupted_run_leaves_the_previous_store_readable(photos, tmp_path)
 
 
 def test_embed_and_build_from_the_command_line(photos, tmp_path, monkeypatch) -> None:
-    import generator.collection as collection
+    import generator.commands.embed as collection
 
     monkeypatch.setattr(collection, "plan_model", lambda *a, **k: FakeEmbedder.info)
     monkeypatch.setattr(collection, "load_embedder", lambda *a, **k: FakeEmbedder())
@@ -490,7 +490,7 @@ def test_embed_and_build_from_the_command_line(photos, tmp_path, monkeypatch) ->
 
 @pytest.mark.parametrize("part_rows", [3, 5])  # 10 rows: a last part of 1 row, or an empty one
 def test_many_parts_read_back_as_one_store(photos, tmp_path, monkeypatch, part_rows) -> None:
-    import generator.store as store_module
+    import generator.storage.store as store_module
 
     monkeypatch.setattr(store_module, "PART_ROWS", part_rows)
     embed(photos, tmp_path / "emb")

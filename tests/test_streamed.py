@@ -10,11 +10,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import generator.streamed as streamed
-from generator.analyse import analyse
+import generator.analysis.streamed as streamed
+from generator.analysis.analyse import analyse
+from generator.commands.build import build_site
 from generator.config import BuildConfig
-from generator.pipeline import build_site
-from generator.store import open_store
+from generator.storage.store import open_store
 
 
 def blobs(n: int = 90, dim: int = 24, seed: int = 3) -> np.ndarray:
@@ -151,7 +151,7 @@ def test_each_stage_logs_its_rate_and_the_time_left(caplog) -> None:
     now = [0.0]
     seen: list[int] = []
     rate = streamed._Logged("Assigning every row", 10_000_000, seen.append, lambda: now[0])
-    with caplog.at_level("INFO", logger="generator.streamed"):
+    with caplog.at_level("INFO", logger="generator.analysis.streamed"):
         rate(1_000_000)  # at once: no line yet
         now[0] = 40.0
         rate(1_000_000)

@@ -16,17 +16,17 @@ import pytest
 from click.testing import CliRunner
 
 from generator.cli import cli
+from generator.commands.build import build_site
 from generator.config import BuildConfig
-from generator.discover import discover
-from generator.exports import spreadsheet_safe
-from generator.pipeline import build_site
+from generator.ingest.discover import discover
+from generator.site.exports import spreadsheet_safe
 from tests.helpers import FakeEmbedder, make_image
 
 
 @pytest.fixture
 def fake_model(monkeypatch) -> None:
     """The CLI builds with the fake embedder (no torch)."""
-    import generator.pipeline as pipeline
+    import generator.commands.build as pipeline
 
     monkeypatch.setattr(pipeline, "load_embedder", lambda *a, **k: FakeEmbedder())
     monkeypatch.setattr(pipeline, "plan_model", lambda *a, **k: FakeEmbedder.info)
@@ -323,7 +323,7 @@ def test_same_name_inputs_are_told_apart_by_their_parent(tmp_path, fake_model) -
 def test_an_incomplete_labels_csv_is_reported_before_any_image_is_embedded(
     tmp_path, monkeypatch
 ) -> None:
-    import generator.pipeline as pipeline
+    import generator.commands.build as pipeline
 
     def no_model(*args: object, **kwargs: object) -> None:
         raise AssertionError("the model was planned before the labels were checked")

@@ -11,12 +11,12 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from generator.cache import DB_NAME
 from generator.cli import cli
+from generator.commands.build import build_site
 from generator.config import BuildConfig
 from generator.engines import local
-from generator.imaging import DecodeError, decode
-from generator.pipeline import build_site
+from generator.ingest.imaging import DecodeError, decode
+from generator.storage.cache import DB_NAME
 from tests.helpers import FakeEmbedder, make_colour_folder, make_image
 
 REAL_DECODE = local._try_decode
@@ -107,7 +107,7 @@ def test_tasks_of_several_images_give_the_same_site(photos, tmp_path, monkeypatc
 def test_a_cold_build_hashes_in_the_workers_and_remembers(photos, tmp_path, monkeypatch) -> None:
     """No serial hashing pass before decoding: the main process never hashes a file, and the
     hashes the workers found make the warm rebuild a look-up."""
-    import generator.embed as embed
+    import generator.model.embed as embed
 
     def no_hashing_here(path: Path) -> str:
         raise AssertionError(f"{path} was hashed in the main process")

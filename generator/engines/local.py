@@ -28,16 +28,16 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 
-from generator.cache import CachedThumb, EmbeddingCache, namespace, preview_spec, thumb_spec
-from generator.cachestore import CacheSpace
-from generator.embed import PREPROCESS, Embedder, file_sha256
+from generator.engines.mapper import Mapper, Row
 from generator.i18n import Message
-from generator.imaging import Decoded, DecodeError, decode, share_big_decodes, unsupported
-from generator.mapper import Mapper, Row
-from generator.structure import SourceImage
+from generator.ingest.imaging import Decoded, DecodeError, decode, share_big_decodes, unsupported
+from generator.model.embed import PREPROCESS, Embedder, file_sha256
+from generator.storage.cache import CachedThumb, EmbeddingCache, namespace, preview_spec, thumb_spec
+from generator.storage.cachestore import CacheSpace
+from generator.types import SourceImage
 
 if TYPE_CHECKING:
-    from generator.pipeline import Progress
+    from generator.commands.build import Progress
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ class LocalEngine:
         return sources
 
     def _cache_space(self, cache: EmbeddingCache) -> CacheSpace:
-        from generator.store import model_metadata
+        from generator.storage.store import model_metadata
 
         size, preview = self.options.thumb_size, self.options.preview_size
         thumbs = thumb_spec(size, self.options.decode_side)

@@ -25,13 +25,13 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from generator.embed import Embedder
 from generator.engines.local import EmbedOptions, Known, LocalEngine, _InOrder, _try_decode
+from generator.engines.mapper import Mapper, Row
 from generator.errors import ConfigError, GeneratorError
 from generator.i18n import Message
-from generator.imaging import DecodeError
-from generator.mapper import Mapper, Row
-from generator.structure import SourceImage
+from generator.ingest.imaging import DecodeError
+from generator.model.embed import Embedder
+from generator.types import SourceImage
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -74,7 +74,7 @@ class ModelLoader:
     seed: int
 
     def __call__(self) -> Embedder:
-        from generator.embed import load_embedder, plan_model
+        from generator.model.embed import load_embedder, plan_model
 
         info = plan_model(self.weights, self.device, self.precision, self.seed)
         return load_embedder(self.weights, info, self.seed)
@@ -271,7 +271,7 @@ def rows_to_arrow(indices: Sequence[int], rows: Sequence[Row], info: Any) -> pa.
 
 def rows_from_arrow(batch: pa.Table) -> tuple[list[tuple[int, Row]], Any]:
     """The transport table → (input index, Row) pairs, and the actors' ModelInfo."""
-    from generator.embed import ModelInfo
+    from generator.model.embed import ModelInfo
 
     col = {name: batch.column(name).to_pylist() for name in batch.column_names}
     out = []

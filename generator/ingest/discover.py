@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 
 from generator.errors import InputError
 from generator.i18n import Message
-from generator.structure import Alias, SkippedImage, SourceImage
+from generator.types import Alias, SkippedImage, SourceImage
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
-from generator.budget import Fit, Fitter
+from generator.commands.build import BuildResult, Progress, build_site, no_progress
 from generator.config import BuildConfig
-from generator.embed import Embedder
 from generator.errors import (
     NO_ROOM,
     BudgetError,
@@ -31,10 +30,11 @@ from generator.errors import (
     written_in,
 )
 from generator.i18n import templates_dir
-from generator.pipeline import BuildResult, Progress, build_site, no_progress
-from generator.render import plotly_js
-from generator.singlefile import is_single_file, render_single
-from generator.sitedir import MARKER, discard, open_marked, output_lock, umask
+from generator.model.embed import Embedder
+from generator.site.budget import Fit, Fitter
+from generator.site.render import plotly_js
+from generator.site.singlefile import is_single_file, render_single
+from generator.site.sitedir import MARKER, discard, open_marked, output_lock, umask
 from generator.sizes import format_size, round_up
 
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can say: no build time leaks in

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from generator.embed import MODEL_NAME, PREPROCESS, ModelInfo, Preprocess, create_model
 from generator.errors import ModelError
+from generator.model.embed import MODEL_NAME, PREPROCESS, ModelInfo, Preprocess, create_model
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def load_openvino(
 
 def converted_folder(cache_dir: Path, info: ModelInfo) -> Path:
     """Where this model's conversion is kept: one folder per weights and library versions."""
-    from generator.cache import package_version
+    from generator.storage.cache import package_version
 
     key = {
         "model": MODEL_NAME,

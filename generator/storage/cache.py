@@ -32,12 +32,12 @@ from pathlib import Path
 
 import numpy as np
 
-from generator.analyse import Analysis, Clustering
-from generator.cachestore import CacheSpace, space_folder
-from generator.embed import PREPROCESS, ModelInfo
+from generator.analysis.analyse import Analysis, Clustering
 from generator.errors import ConfigError
 from generator.i18n import Message
-from generator.imaging import THUMB_FORMAT, THUMB_QUALITY
+from generator.ingest.imaging import THUMB_FORMAT, THUMB_QUALITY
+from generator.model.embed import PREPROCESS, ModelInfo
+from generator.storage.cachestore import CacheSpace, space_folder
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +52,10 @@ CREATE TABLE IF NOT EXISTS analyses (key TEXT PRIMARY KEY, data BLOB NOT NULL);
 CHUNK = 500  # SQLite's limit on bound variables is 999 in old builds
 ANALYSES_KEPT = 20  # recent PCA/K-means results; older ones are dropped
 # A change to the code that computes or packs the results invalidates old ones.
-ANALYSIS_SOURCES = ("analyse.py", "metrics.py", "cache.py")
+ANALYSIS_SOURCES = ("analysis/analyse.py", "analysis/metrics.py", "storage/cache.py")
 ANALYSIS_PACKAGES = ("numpy", "scikit-learn", "scipy")  # their versions key cached analyses
 # Vectors and thumbnails depend on the decoder: imaging.py and the libraries it decodes with.
-DECODE_SOURCES = ("imaging.py",)
+DECODE_SOURCES = ("ingest/imaging.py",)
 DECODE_PACKAGES = ("pillow", "pillow-heif", "rawpy")
 LOCK_TIMEOUT_S = 10.0  # how long to wait for another build holding the cache before going without
 
@@ -94,7 +94,7 @@ def decode_version() -> str:
     """The decoder's identity: a fix in imaging.py or a new Pillow gives new vectors and thumbs."""
     digest = hashlib.sha256()
     for name in DECODE_SOURCES:
-        digest.update((Path(__file__).parent / name).read_bytes())
+        digest.update((Path(__file__).parents[1] / name).read_bytes())
     digest.update(json.dumps({p: package_version(p) for p in DECODE_PACKAGES}).encode())
     return digest.hexdigest()[:16]
 
@@ -132,7 +132,7 @@ def analysis_key(features: np.ndarray, k_max: int, seed: int) -> str:
     """Everything PCA/K-means results depend on, including the code that computes them."""
     digest = hashlib.sha256()
     for name in ANALYSIS_SOURCES:
-        digest.update((Path(__file__).parent / name).read_bytes())
+        digest.update((Path(__file__).parents[1] / name).read_bytes())
     options = {
         "version": CACHE_VERSION,
         "k_max": k_max,

@@ -14,10 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from generator.config import K_MIN
-from generator.errors import InputError
-from generator.i18n import Message
-from generator.metrics import (
+from generator.analysis.metrics import (
     SilhouetteSample,
     contingency,
     encode,
@@ -25,6 +22,9 @@ from generator.metrics import (
     quality_metrics,
     silhouette_sample,
 )
+from generator.config import K_MIN
+from generator.errors import InputError
+from generator.i18n import Message
 
 MAX_COMPONENTS = 50
 N_INIT = 10

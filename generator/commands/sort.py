@@ -23,10 +23,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
-from generator.analyse import Analysis
-from generator.cache import EmbeddingCache
+from generator.analysis.analyse import Analysis
+from generator.analysis.metrics import suggest_k
+from generator.commands.build import (
+    Progress,
+    cached_analysis,
+    check_skipped,
+    discover_images,
+    embed_images,
+    no_progress,
+    plan_embedder,
+)
 from generator.config import K_MIN, BuildConfig
-from generator.embed import Embedder
 from generator.errors import (
     NO_ROOM,
     ConfigError,
@@ -36,19 +44,10 @@ from generator.errors import (
     locate,
     room_for,
 )
-from generator.labels import assign_labels, read_labels
-from generator.metrics import suggest_k
-from generator.payload import DECIMALS
-from generator.pipeline import (
-    Progress,
-    cached_analysis,
-    check_skipped,
-    discover_images,
-    embed_images,
-    no_progress,
-    plan_embedder,
-)
-from generator.sitedir import (
+from generator.ingest.labels import assign_labels, read_labels
+from generator.model.embed import Embedder
+from generator.site.payload import DECIMALS
+from generator.site.sitedir import (
     carry_foreign,
     discard,
     files_below,
@@ -56,7 +55,8 @@ from generator.sitedir import (
     output_lock,
     publish,
 )
-from generator.structure import SkippedImage, SourceImage
+from generator.storage.cache import EmbeddingCache
+from generator.types import SkippedImage, SourceImage
 
 log = logging.getLogger(__name__)
 

@@ -20,23 +20,22 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from generator import streamed
-from generator.analyse import Analysis, analyse, compare_labels
-from generator.cache import EmbeddingCache, analysis_key
+from generator.analysis import streamed
+from generator.analysis.analyse import Analysis, analyse, compare_labels
+from generator.analysis.duplicates import find_similar
 from generator.config import BuildConfig
-from generator.discover import IMAGE_SUFFIXES, Discovery, discover
-from generator.duplicates import find_similar
-from generator.embed import Embedder, ModelInfo, load_embedder, plan_model
 from generator.engines.local import EmbedOptions, LocalEngine
+from generator.engines.mapper import Row
 from generator.errors import InputError, written_in
-from generator.exports import write_arrays, write_exports
 from generator.i18n import Message
-from generator.imaging import THUMB_FORMAT
-from generator.labels import Labelling, assign_labels, labels_for_store, read_labels
-from generator.mapper import Row
-from generator.payload import ImageRecord, ReportExtras, build_report
-from generator.render import render_site
-from generator.sitedir import (
+from generator.ingest.discover import IMAGE_SUFFIXES, Discovery, discover
+from generator.ingest.imaging import THUMB_FORMAT
+from generator.ingest.labels import Labelling, assign_labels, labels_for_store, read_labels
+from generator.model.embed import Embedder, ModelInfo, load_embedder, plan_model
+from generator.site.exports import write_arrays, write_exports
+from generator.site.payload import ImageRecord, ReportExtras, build_report
+from generator.site.render import render_site
+from generator.site.sitedir import (
     carry_foreign,
     check_output,
     discard,
@@ -45,8 +44,9 @@ from generator.sitedir import (
     record_written,
     staging_exclusions,
 )
-from generator.store import Store, open_store, read_rows
-from generator.structure import PHASE_LOGGER, Alias, SkippedImage, SourceImage
+from generator.storage.cache import EmbeddingCache, analysis_key
+from generator.storage.store import Store, open_store, read_rows
+from generator.types import PHASE_LOGGER, Alias, SkippedImage, SourceImage
 
 log = logging.getLogger(__name__)
 phase = logging.getLogger(PHASE_LOGGER)

@@ -20,7 +20,7 @@ from markupsafe import Markup
 
 from generator.errors import GeneratorError
 from generator.i18n import templates_dir
-from generator.render import plotly_js, render_index
+from generator.site.render import plotly_js, render_index
 
 GENERATOR_TAG = b'<meta name="generator" content="dinoclust '  # how we recognise our own files
 MIME = {"webp": "image/webp", "png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg"}

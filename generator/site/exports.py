@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from generator.metrics import LABEL_KEYS, QUALITY_KEYS
+from generator.analysis.metrics import LABEL_KEYS, QUALITY_KEYS
 
 TABLES_DIR = "tables"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet may run as a formula

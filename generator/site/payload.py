@@ -18,14 +18,14 @@ from typing import Any
 import numpy as np
 
 from generator import __version__
-from generator.analyse import N_INIT, Analysis, LabelComparison, flows, to_view
-from generator.duplicates import NEAR_DUPLICATE_COSINE, Duplicates, Neighbours
-from generator.embed import PREPROCESS, ModelInfo
-from generator.exports import csv_text
+from generator.analysis.analyse import N_INIT, Analysis, LabelComparison, flows, to_view
+from generator.analysis.duplicates import NEAR_DUPLICATE_COSINE, Duplicates, Neighbours
+from generator.analysis.metrics import SILHOUETTE_SAMPLE, SUGGESTED_K_RULE, suggest_k
+from generator.analysis.sample import DEFAULT_DISPLAY_POINTS, display_sample
 from generator.i18n import Message
-from generator.metrics import SILHOUETTE_SAMPLE, SUGGESTED_K_RULE, suggest_k
-from generator.sample import DEFAULT_DISPLAY_POINTS, display_sample
-from generator.structure import Alias, SkippedImage
+from generator.model.embed import PREPROCESS, ModelInfo
+from generator.site.exports import csv_text
+from generator.types import Alias, SkippedImage
 
 SCHEMA_VERSION = 1
 DECIMALS = 6

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from generator.embed import Embedder
 from generator.i18n import Message
-from generator.imaging import Decoded
+from generator.ingest.imaging import Decoded
+from generator.model.embed import Embedder
 
 
 @dataclass(frozen=True)

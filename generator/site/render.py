@@ -16,10 +16,10 @@ from typing import Any
 from markupsafe import Markup, escape
 
 from generator import __version__
-from generator.embed import MODEL_NAME
-from generator.experiment import experiment_markdown
+from generator.analysis.experiment import experiment_markdown
 from generator.i18n import LANGS, templates_dir, translate, ui_strings
-from generator.payload import (
+from generator.model.embed import MODEL_NAME
+from generator.site.payload import (
     assignments_csv,
     page_data,
     page_distances,

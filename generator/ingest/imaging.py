@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError, features
 
-from generator.discover import AVIF_SUFFIXES, HEIF_SUFFIXES, RAW_SUFFIXES
 from generator.i18n import Message
+from generator.ingest.discover import AVIF_SUFFIXES, HEIF_SUFFIXES, RAW_SUFFIXES
 
 if TYPE_CHECKING:
     import rawpy

@@ -31,20 +31,20 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from generator.analyse import MAX_COMPONENTS, Analysis, Clustering, kmeans
+from generator.analysis.analyse import MAX_COMPONENTS, Analysis, Clustering, kmeans
 from generator.config import K_MIN
 from generator.errors import InputError
 from generator.i18n import Message
-from generator.store import META_ERRORS_I18N, Store, _batch_rows, _check_part, _vectors
-from generator.structure import PHASE_LOGGER
+from generator.storage.store import META_ERRORS_I18N, Store, _batch_rows, _check_part, _vectors
+from generator.types import PHASE_LOGGER
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from generator.commands.build import Progress
     from generator.config import BuildConfig
-    from generator.labels import LabelSource
-    from generator.mapper import Row
-    from generator.pipeline import Progress
+    from generator.engines.mapper import Row
+    from generator.ingest.labels import LabelSource
 
 log = logging.getLogger(__name__)
 phase = logging.getLogger(PHASE_LOGGER)
@@ -533,10 +533,10 @@ def build_sampled(
 ) -> tuple[dict[str, Any], int]:
     """The report and site of a store above SAMPLED_ROWS rows: the sample on the page, the
     aggregates over every row. Returns the report and the number of rows with an embedding."""
-    from generator.exports import write_exports
-    from generator.pipeline import collect_rows
-    from generator.render import render_site
-    from generator.store import _with_thumb
+    from generator.commands.build import collect_rows
+    from generator.site.exports import write_exports
+    from generator.site.render import render_site
+    from generator.storage.store import _with_thumb
 
     progress = logged(progress)
     total = store.count()
@@ -574,10 +574,10 @@ def _report(
     analysis: Analysis,
     labels: LabelSource | None,
 ) -> dict[str, Any]:
-    from generator.analyse import compare_labels
-    from generator.duplicates import find_similar
-    from generator.labels import labels_for_store
-    from generator.payload import ReportExtras, build_report
+    from generator.analysis.analyse import compare_labels
+    from generator.analysis.duplicates import find_similar
+    from generator.ingest.labels import labels_for_store
+    from generator.site.payload import ReportExtras, build_report
 
     comparison = None
     if labels is not None:

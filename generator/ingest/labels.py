@@ -20,7 +20,7 @@ from generator.errors import InputError
 from generator.i18n import Message
 
 if TYPE_CHECKING:
-    from generator.discover import Discovery
+    from generator.ingest.discover import Discovery
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +125,8 @@ def labels_for_store(source: LabelSource, rels: list[str], prefixed: bool) -> La
     """Labels for the paths of a Parquet store (`build --embeddings`), by the rule discovery
     follows: a path's first folder below its input, or, with several inputs (`prefixed`: each
     path starts with its input's name), the input's name for an image directly in it."""
-    from generator.discover import Discovery
-    from generator.structure import SourceImage
+    from generator.ingest.discover import Discovery
+    from generator.types import SourceImage
 
     def folder(rel: str) -> str:
         parts = rel.split("/")

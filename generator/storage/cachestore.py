@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from generator.engines.mapper import Row
 from generator.errors import InputError, OutputError, first_line
-from generator.mapper import Row
-from generator.store import (
+from generator.storage.store import (
     PAGE_ROWS,
     PART_BYTES,
     PART_GLOB,
@@ -42,7 +42,7 @@ from generator.store import (
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from generator.cache import CachedThumb
+    from generator.storage.cache import CachedThumb
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ class CacheSpace:
         self.writer.close()
 
     def _write(self) -> None:
-        from generator.store import table
+        from generator.storage.store import table
 
         if not self.buffer:
             return

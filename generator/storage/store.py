@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from generator import __version__
-from generator.embed import PREPROCESS, ModelInfo
+from generator.engines.mapper import Row
 from generator.errors import InputError, OutputError, cannot_write, first_line, written_in
 from generator.i18n import Message
-from generator.mapper import Row
+from generator.model.embed import PREPROCESS, ModelInfo
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -91,7 +91,7 @@ def model_metadata(
 ) -> dict[str, str]:
     """The file metadata that says which model made the vectors (and how the images were
     decoded: the thumbnail and preview sizes, and the decoder itself)."""
-    from generator.cache import decode_version
+    from generator.storage.cache import decode_version
 
     i18n = info.weights_i18n.to_json() if info.weights_i18n else None
     return {
@@ -554,7 +554,7 @@ def _relative(rel: Any, where: str) -> str:
 def _with_thumb(row: Row, images_root: Path | None, thumb_size: int, previews: bool = True) -> Row:
     """The row as the site stage takes it: sizes of its stored images, a thumbnail made when the
     store has none, and its preview left out when `previews` is False (--preview-size 0)."""
-    from generator.imaging import DecodeError, decode, name_tile
+    from generator.ingest.imaging import DecodeError, decode, name_tile
 
     if not previews and row.preview is not None:
         row = replace(row, preview=None)
@@ -582,7 +582,7 @@ INDEX_BATCH = 4096  # rows a part is indexed by
 def image_size(data: bytes) -> tuple[int, int]:
     """A stored thumbnail's or preview's (width, height): from the WebP header when it is one
     (0.7 µs; Pillow's open took 120 µs, a third of a warm build of 2,000 photos), else Pillow."""
-    from generator.imaging import thumb_dimensions
+    from generator.ingest.imaging import thumb_dimensions
 
     return _webp_size(data) or thumb_dimensions(data)
 
@@ -644,7 +644,7 @@ class StoredRows:
     ) -> tuple[dict[str, np.ndarray], dict[str, Any], dict[str, Any]]:
         """Vectors, thumbnails and previews (CachedThumb) of a chunk of digests, read part by
         part in row order: consecutive rows of a part cost one sequential read."""
-        from generator.cache import CachedThumb
+        from generator.storage.cache import CachedThumb
 
         locations = [self.where[d] for d in digests if d in self.where]
         read = self._read({at for where in locations for at in where if at != NOWHERE})

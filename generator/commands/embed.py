@@ -15,17 +15,18 @@ from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from pathlib import Path
 
-from generator.cache import EmbeddingCache
+from generator.analysis.streamed import logged
+from generator.commands.build import LazyEmbedder, Progress, no_progress
 from generator.config import EmbedConfig
-from generator.discover import IMAGE_SUFFIXES, Discovery, discover
-from generator.embed import Embedder, load_embedder, plan_model
 from generator.engines.local import EmbedOptions, Known, LocalEngine
+from generator.engines.mapper import Row
 from generator.errors import GeneratorError, InputError, OutputError, room_for
-from generator.manifest import read_manifest
-from generator.mapper import Row
-from generator.pipeline import LazyEmbedder, Progress, no_progress
-from generator.sitedir import output_lock
-from generator.store import (
+from generator.ingest.discover import IMAGE_SUFFIXES, Discovery, discover
+from generator.ingest.manifest import read_manifest
+from generator.model.embed import Embedder, load_embedder, plan_model
+from generator.site.sitedir import output_lock
+from generator.storage.cache import EmbeddingCache
+from generator.storage.store import (
     META_BACKEND,
     META_DECODER,
     META_MODEL,
@@ -42,8 +43,7 @@ from generator.store import (
     open_store,
     unfinished_parts,
 )
-from generator.streamed import logged
-from generator.structure import SkippedImage
+from generator.types import SkippedImage
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from generator.errors import BudgetError
-from generator.imaging import PREVIEW_METHOD, THUMB_METHOD, THUMB_QUALITY, encode_thumb
-from generator.render import render_site
+from generator.ingest.imaging import PREVIEW_METHOD, THUMB_METHOD, THUMB_QUALITY, encode_thumb
+from generator.site.render import render_site
 from generator.sizes import format_size, round_up
 
 log = logging.getLogger(__name__)

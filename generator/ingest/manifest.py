@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 from pathlib import Path, PurePosixPath
 
-from generator.discover import Discovery
 from generator.errors import InputError
-from generator.structure import SourceImage
+from generator.ingest.discover import Discovery
+from generator.types import SourceImage
 
 
 def read_manifest(manifest: Path) -> Discovery:

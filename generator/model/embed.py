@@ -142,7 +142,7 @@ def load_embedder(
     the planned one, so vectors are read and written under one cache namespace. `cache_dir`
     keeps OpenVINO's one-off conversion (None: convert again)."""
     if info.backend == "openvino":
-        from generator.accel import load_openvino
+        from generator.model.accel import load_openvino
 
         return load_openvino(weights, info, seed, cache_dir)
     import torch
@@ -233,7 +233,7 @@ def cpu_has_bf16() -> bool:
 def resolve_backend(requested: str, device: str, precision: str) -> str:
     """`auto`: OpenVINO for the CPU when the `accel` extra is installed (fp32 or bf16), else
     torch. `openvino` without the extra, or off the CPU, is an error naming the fix."""
-    from generator.accel import BACKENDS, check_openvino, openvino_installed
+    from generator.model.accel import BACKENDS, check_openvino, openvino_installed
 
     if requested not in BACKENDS:
         raise ModelError(f"Unknown backend {requested!r}: use one of {', '.join(BACKENDS)}.")

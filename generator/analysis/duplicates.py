@@ -236,7 +236,7 @@ def _torch_blocks(
     the runs whose maximum reaches T − 2·eps (or the threshold − eps) are looked into."""
     import torch
 
-    from generator.embed import cpu_has_bf16
+    from generator.model.embed import cpu_has_bf16
 
     n = len(x)
     padded = -(-n // CHUNK) * CHUNK

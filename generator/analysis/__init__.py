@@ -1,0 +1,1 @@
+"""PCA, the K-means sweep, metrics, neighbours and duplicates, samples, the streamed passes."""

@@ -1,0 +1,1 @@
+"""Finding and decoding the inputs: discover, manifest, labels, imaging."""

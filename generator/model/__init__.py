@@ -1,0 +1,1 @@
+"""The model: load, preprocess, embed; backends (torch, OpenVINO). The only torch importer."""

@@ -1,0 +1,1 @@
+"""The site: page data, render, single file, exports, size budget, the output folder."""

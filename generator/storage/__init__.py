@@ -1,0 +1,1 @@
+"""The Parquet store and the cache."""
