@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from generator.config import BuildConfig
-from generator.pipeline import build_site
+from generator.commands.build import build_site
 from tests.browser import TIMEOUT_MS, open_page
 from tests.helpers import FakeEmbedder, make_image
 
