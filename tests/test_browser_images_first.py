@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from generator.config import BuildConfig
 from generator.commands.build import build_site
+from generator.config import BuildConfig
 from tests.browser import TIMEOUT_MS, open_page
 from tests.helpers import FakeEmbedder, make_image
 
@@ -42,7 +42,8 @@ BOXES_JS = """() => {
             bottom: r.bottom};
   }).filter(b => b.bottom > b.top);
   if (window.scrollY === 0) {
-    boxes.push({name: '.controls', left: bar.left, right: bar.right, top: bar.top, bottom: bar.bottom});
+    boxes.push({name: '.controls', left: bar.left, right: bar.right, top: bar.top,
+                bottom: bar.bottom});
   }
   const overlaps = [];
   for (let i = 0; i < boxes.length; i++) {
@@ -62,7 +63,8 @@ CONTROLS_IN_VIEW_JS = """() => {
   return ['.preview-x', '.preview-close'].map(sel => {
     const r = document.querySelector('#preview ' + sel).getBoundingClientRect();
     return {sel: sel, inView: r.left >= 0 && r.top >= 0 && r.right <= vw && r.bottom <= vh,
-            inDialog: r.left >= d.left && r.top >= d.top && r.right <= d.right && r.bottom <= d.bottom,
+            inDialog: r.left >= d.left && r.top >= d.top && r.right <= d.right
+                      && r.bottom <= d.bottom,
             box: [r.left, r.top, r.right, r.bottom], dialog: [d.left, d.top, d.right, d.bottom]};
   });
 }"""
@@ -167,8 +169,8 @@ def test_the_page_opens_on_the_pictures(browser: Browser, site, lang, viewport) 
         strip = page.locator(f"#strips li[data-cluster='{cluster}']")
         assert strip.get_attribute("data-matches") == "1"
         assert strip.locator(f".strip-thumb[data-image='{index}']").count() == 1
-        assert strip.locator(".strip-matches").inner_text().startswith(
-            "1 of" if lang == "en" else ""
+        assert (
+            strip.locator(".strip-matches").inner_text().startswith("1 of" if lang == "en" else "")
         )
         assert page.locator("#strips li[data-matches='0']").count() == 3
         assert page.locator("#find-result").inner_text() != ""
@@ -212,7 +214,8 @@ def test_the_preview_steps_through_the_cluster_and_shows_similar_images(browser,
         sizes = page.evaluate(
             """() => [...document.querySelectorAll('#preview .neighbour')].map(b => {
                  const r = b.querySelector('img').getBoundingClientRect();
-                 return {w: r.width, h: r.height, name: b.querySelector('.neighbour-name').textContent,
+                 return {w: r.width, h: r.height,
+                         name: b.querySelector('.neighbour-name').textContent,
                          sim: b.querySelector('.neighbour-sim').textContent, title: b.title}; })"""
         )
         for s in sizes:

@@ -35,7 +35,7 @@ def lab(colour: str) -> tuple[float, float, float]:
 
 
 def delta_e(a: str, b: str) -> float:
-    return sum((p - q) ** 2 for p, q in zip(lab(a), lab(b))) ** 0.5
+    return sum((p - q) ** 2 for p, q in zip(lab(a), lab(b), strict=True)) ** 0.5
 
 
 def test_the_first_ten_are_todays_colours() -> None:
