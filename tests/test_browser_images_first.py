@@ -150,6 +150,20 @@ def test_the_page_opens_on_the_pictures(browser: Browser, site, lang, viewport) 
         page.evaluate("() => document.querySelectorAll('details').forEach(d => { d.open = true; })")
         assert overlaps_while_scrolling(page) == []
 
+        # on a desktop the 3D view stays in view beside the grid, whole, below the controls
+        if viewport[0] > 860:
+            page.evaluate(
+                "() => { const g = document.getElementById('grid-section');"
+                " window.scrollTo(0, g.offsetTop + g.offsetHeight / 2); }"
+            )
+            page.wait_for_timeout(50)
+            plot = page.evaluate(
+                """() => { const r = document.getElementById('plot-panel').getBoundingClientRect();
+                     const bar = document.querySelector('.controls').getBoundingClientRect();
+                     return r.top >= bar.bottom && r.bottom <= window.innerHeight; }"""
+            )
+            assert plot
+
         # a strip's heading, a size bar and a legend entry open their cluster's grid
         page.locator("#strips li[data-cluster='2'] .strip-open").click()
         assert opened_in_view(page, 2)
