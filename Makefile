@@ -38,6 +38,7 @@ axe:
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 test: $(VENV)/.installed-test $(ACCEL)/.installed chromium axe lint
 	$(BIN)/python -m pytest

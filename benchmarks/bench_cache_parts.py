@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from generator.engines.local import CHUNK  # noqa: E402
-from generator.engines.mapper import Row  # noqa: E402
 from generator.storage.cachestore import COMPACT_AT, CacheSpace  # noqa: E402
 from generator.storage.store import model_metadata  # noqa: E402
+from generator.types import Row  # noqa: E402
 from tests.helpers import FakeEmbedder  # noqa: E402
 
 

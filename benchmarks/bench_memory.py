@@ -39,10 +39,11 @@ from pathlib import Path
 import generator.commands.build as pipeline
 from benchmarks.bench_page import ProjectionEmbedder
 from generator.config import BuildConfig
+from generator.model.embed import plan_embedder
 
 photos, site, real_images = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 config = BuildConfig(inputs=(photos,), output=site, weights="random", cache_dir=None)
-real, fake = pipeline.plan_embedder(config), ProjectionEmbedder()
+real, fake = plan_embedder(config.model, config.cache_dir), ProjectionEmbedder()
 
 
 class RealThenFake:

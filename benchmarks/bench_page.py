@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from generator.commands.build import build_site  # noqa: E402
 from generator.config import DISPLAY_POINTS, BuildConfig  # noqa: E402
-from generator.model.embed import ModelInfo  # noqa: E402
+from generator.types import ModelInfo  # noqa: E402
 from tests.browser import launch, open_page  # noqa: E402
 from tests.largesite import large_site  # noqa: E402
 

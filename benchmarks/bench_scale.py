@@ -86,10 +86,9 @@ def write_store(folder: Path, n: int) -> float:
     """A store of n rows as `dinoclust embed` writes it; returns the seconds it took."""
     from PIL import Image, ImageDraw
 
-    from generator.engines.mapper import Row
     from generator.ingest.imaging import encode_thumb
-    from generator.model.embed import ModelInfo
     from generator.storage.store import StoreWriter, model_metadata
+    from generator.types import ModelInfo, Row
 
     start = time.perf_counter()
     rng = np.random.default_rng(0)
@@ -165,8 +164,8 @@ def write_synthetic(folder: Path, n: int) -> float:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from generator.model.embed import ModelInfo
     from generator.storage.store import META_GENERATION, META_PARTS, model_metadata, schema
+    from generator.types import ModelInfo
 
     start = time.perf_counter()
     folder.mkdir(parents=True)

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from generator import __version__
 from generator.api import DEMO_IMAGES
 from generator.config import (
     BACKENDS,
@@ -33,6 +32,7 @@ from generator.errors import ConfigError, GeneratorError
 from generator.options import build_config, log_level, parse_points
 from generator.sizes import format_size, parse_size
 from generator.types import PHASE_LOGGER
+from generator.version import __version__
 
 if TYPE_CHECKING:
     from generator.commands.deliver import Delivery
@@ -439,7 +439,7 @@ def demo(title: str | None, **options: Any) -> None:
 def _demo_weights(quiet: bool) -> str:
     """`demo` shows real clusters when it can, and still works offline (`build` never falls
     back: there a missing model is an error)."""
-    from generator.model.embed import pretrained_unavailable
+    from generator.model.vit import pretrained_unavailable
 
     why = pretrained_unavailable()
     if why is None:

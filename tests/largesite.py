@@ -13,9 +13,9 @@ import numpy as np
 
 from generator.analysis.analyse import Analysis, analyse
 from generator.analysis.sample import DEFAULT_DISPLAY_POINTS
-from generator.model.embed import ModelInfo
 from generator.site.payload import ImageRecord, build_report
 from generator.site.render import render_site
+from generator.types import ModelInfo
 
 INFO = ModelInfo("synthetic", "none", "synthetic:1", False, "cpu", "fp32")
 GROUPS = 12

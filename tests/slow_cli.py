@@ -9,8 +9,7 @@ import time
 
 import numpy as np
 
-import generator.commands.build as pipeline
-import generator.commands.embed as collection
+import generator.model.embed as model
 from generator.cli import console
 from tests.helpers import FakeEmbedder
 
@@ -22,7 +21,6 @@ class SlowEmbedder(FakeEmbedder):
 
 
 if __name__ == "__main__":
-    for module in (pipeline, collection):  # build and sort; embed
-        module.load_embedder = lambda *args, **kwargs: SlowEmbedder()
-        module.plan_model = lambda *args, **kwargs: FakeEmbedder.info
+    model.load_embedder = lambda *args, **kwargs: SlowEmbedder()  # every command's model
+    model.plan_model = lambda *args, **kwargs: FakeEmbedder.info
     console()  # what the `dinoclust` script runs

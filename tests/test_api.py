@@ -27,10 +27,9 @@ CLI_OPTIONS = ["--weights", "random", "--k-max", "6", "--seed", "3", "--title", 
 @pytest.fixture(autouse=True)
 def fake_model(monkeypatch) -> None:
     """Both the CLI and the API reach the pipeline's model loader: give them the fake one."""
-    import generator.commands.build as pipeline
 
-    monkeypatch.setattr(pipeline, "load_embedder", lambda *a, **k: FakeEmbedder())
-    monkeypatch.setattr(pipeline, "plan_model", lambda *a, **k: FakeEmbedder.info)
+    monkeypatch.setattr("generator.model.embed.load_embedder", lambda *a, **k: FakeEmbedder())
+    monkeypatch.setattr("generator.model.embed.plan_model", lambda *a, **k: FakeEmbedder.info)
 
 
 def cli_build(*args: str) -> str:

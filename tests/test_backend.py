@@ -20,8 +20,9 @@ from generator.cli import cli
 from generator.commands.build import build_site
 from generator.config import BuildConfig
 from generator.errors import ModelError
-from generator.model.embed import ModelInfo, plan_model
+from generator.model.embed import plan_model
 from generator.storage.cache import namespace
+from generator.types import ModelInfo
 from tests.helpers import FakeEmbedder
 
 CLIPART = Path("/usr/share/openclipart/png")

@@ -163,7 +163,13 @@ def test_warm_cli_rebuild_imports_neither_torch_nor_sklearn(colour_folder, tmp_p
 
 def test_analysis_round_trips_exactly_and_is_reused(colour_folder, tmp_path) -> None:
     from generator.analysis.analyse import analyse
-    from generator.storage.cache import analysis_key, pack_analysis, unpack_analysis
+    from generator.analysis.cached import (
+        analysis_key,
+        cached_analysis,
+        pack_analysis,
+        unpack_analysis,
+    )
+    from generator.config import BuildConfig
 
     features = np.random.default_rng(0).normal(size=(12, 16)).astype(np.float32)
     original = analyse(features, 5, 0)
@@ -185,11 +191,16 @@ def test_analysis_round_trips_exactly_and_is_reused(colour_folder, tmp_path) -> 
     assert analysis_key(features, 5, 0) != analysis_key(features + 1e-3, 5, 0)
     cache = EmbeddingCache(tmp_path / "cache")
     assert cache.analysis("nope") is None
-    cache.put_analysis("key", original)
-    assert cache.analysis("key").clusterings[5].sizes == original.clusterings[5].sizes
+    config = BuildConfig(inputs=(tmp_path,), k_max=5, seed=0)
+    sizes = original.clusterings[5].sizes
+    assert cached_analysis(features, config, cache).clusterings[5].sizes == sizes
+    key = analysis_key(features, 5, 0)
+    assert unpack_analysis(cache.analysis(key)).clusterings[5].sizes == sizes
     with cache.db:
         cache.db.execute("UPDATE analyses SET data = x'00'")
-    assert cache.analysis("key") is None  # damaged entry: computed again, never a crash
+    again = cached_analysis(features, config, cache)  # damaged entry: computed again, no crash
+    assert again.clusterings[5].sizes == original.clusterings[5].sizes
+    assert unpack_analysis(cache.analysis(key)).clusterings[5].sizes == again.clusterings[5].sizes
 
 
 def parts_in(cache: Path) -> list[Path]:
@@ -471,7 +482,7 @@ def test_a_part_failing_while_served_is_decoded_again(colour_folder, tmp_path, c
 
 
 def test_rows_with_non_finite_vectors_are_not_kept_nor_served(tmp_path, caplog) -> None:
-    from generator.engines.mapper import Row
+    from generator.types import Row
 
     meta = store.model_metadata(FakeEmbedder.info, 192, False)
     space = cachestore.CacheSpace(tmp_path / "space", meta, previews=False)

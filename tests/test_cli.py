@@ -11,8 +11,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from generator import __version__
 from generator.cli import cli
+from generator.version import __version__
 
 
 @pytest.fixture
@@ -127,11 +127,10 @@ def test_demo_builds_from_bundled_images(runner, tmp_path) -> None:
 
 
 def test_skipped_file_warning_names_the_file(runner, colour_folder, tmp_path, monkeypatch):
-    import generator.commands.build as pipeline
     from tests.helpers import FakeEmbedder
 
-    monkeypatch.setattr(pipeline, "load_embedder", lambda *a, **k: FakeEmbedder())
-    monkeypatch.setattr(pipeline, "plan_model", lambda *a, **k: FakeEmbedder.info)
+    monkeypatch.setattr("generator.model.embed.load_embedder", lambda *a, **k: FakeEmbedder())
+    monkeypatch.setattr("generator.model.embed.plan_model", lambda *a, **k: FakeEmbedder.info)
     (colour_folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     result = runner.invoke(cli, ["build", str(colour_folder), "-o", str(tmp_path / "s")])
     assert result.exit_code == 0, result.output
@@ -151,11 +150,10 @@ def test_a_title_typed_in_a_shift_jis_terminal_is_shown_as_japanese(
 ) -> None:
     """Under a UTF-8 locale, Python hands other bytes over as surrogates, which no page can
     hold: the build once crashed writing it."""
-    import generator.commands.build as pipeline
     from tests.helpers import FakeEmbedder
 
-    monkeypatch.setattr(pipeline, "load_embedder", lambda *a, **k: FakeEmbedder())
-    monkeypatch.setattr(pipeline, "plan_model", lambda *a, **k: FakeEmbedder.info)
+    monkeypatch.setattr("generator.model.embed.load_embedder", lambda *a, **k: FakeEmbedder())
+    monkeypatch.setattr("generator.model.embed.plan_model", lambda *a, **k: FakeEmbedder.info)
     title = os.fsdecode("旅行の写真".encode("cp932"))
     site = tmp_path / "s"
     result = runner.invoke(cli, ["build", str(colour_folder), "-o", str(site), "--title", title])

@@ -10,15 +10,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from generator.errors import ModelError  # noqa: E402
-from generator.model.embed import (  # noqa: E402
-    FEATURE_DIM,
-    MODEL_NAME,
-    create_model,
-    download_pretrained,
-    load_embedder,
-    pick_device,
-    plan_model,
-)
+from generator.model.embed import load_embedder, pick_device, plan_model  # noqa: E402
+from generator.model.vit import FEATURE_DIM, MODEL_NAME, create_model, download_pretrained  # noqa: E402
 
 pytestmark = pytest.mark.model
 

@@ -11,11 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from generator.commands.build import LazyEmbedder, build_site, no_progress
+from generator.commands.build import build_site
 from generator.config import BuildConfig
 from generator.engines import local
 from generator.engines.local import EmbedOptions, LocalEngine
 from generator.ingest.discover import discover
+from generator.model.embed import LazyEmbedder
+from generator.types import no_progress
 from tests.helpers import FakeEmbedder, make_colour_folder, make_image
 
 
@@ -117,7 +119,7 @@ def test_a_failure_opening_staging_closes_the_cache_and_the_loader(
         pipeline, "open_staging", lambda output: (_ for _ in ()).throw(OutputError("no room"))
     )
     monkeypatch.setattr(LazyEmbedder, "close", lambda self: closed.append("loader"))
-    monkeypatch.setattr(pipeline, "plan_model", lambda *a, **k: FakeEmbedder.info)
+    monkeypatch.setattr("generator.model.embed.plan_model", lambda *a, **k: FakeEmbedder.info)
     config = BuildConfig(
         inputs=(colour_folder,), output=tmp_path / "site", cache_dir=tmp_path / "cache"
     )

@@ -16,8 +16,6 @@ import pytest
 from click.testing import CliRunner
 
 from generator.cli import cli
-from generator.commands import build as pipeline
-from generator.commands import embed as collection
 from generator.errors import no_room
 from generator.storage import store
 from tests.helpers import FakeEmbedder, make_colour_folder, make_image
@@ -29,9 +27,8 @@ FULL = "No space left on device. Free some space there, or choose another place 
 def fake_model(monkeypatch) -> FakeEmbedder:
     """Every command's model is the fake embedder: no torch, no weights."""
     model = FakeEmbedder()
-    for module in (pipeline, collection):
-        monkeypatch.setattr(module, "load_embedder", lambda *a, **k: model)
-        monkeypatch.setattr(module, "plan_model", lambda *a, **k: FakeEmbedder.info)
+    monkeypatch.setattr("generator.model.embed.load_embedder", lambda *a, **k: model)
+    monkeypatch.setattr("generator.model.embed.plan_model", lambda *a, **k: FakeEmbedder.info)
     return model
 
 

@@ -30,10 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def fake_model(monkeypatch) -> None:
     """The CLI builds with the fake embedder (no torch)."""
-    import generator.commands.build as pipeline
 
-    monkeypatch.setattr(pipeline, "load_embedder", lambda *a, **k: FakeEmbedder())
-    monkeypatch.setattr(pipeline, "plan_model", lambda *a, **k: FakeEmbedder.info)
+    monkeypatch.setattr("generator.model.embed.load_embedder", lambda *a, **k: FakeEmbedder())
+    monkeypatch.setattr("generator.model.embed.plan_model", lambda *a, **k: FakeEmbedder.info)
 
 
 @pytest.fixture

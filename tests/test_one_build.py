@@ -25,10 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def fake_model(monkeypatch) -> None:
-    import generator.commands.build as pipeline
 
-    monkeypatch.setattr(pipeline, "load_embedder", lambda *a, **k: FakeEmbedder())
-    monkeypatch.setattr(pipeline, "plan_model", lambda *a, **k: FakeEmbedder.info)
+    monkeypatch.setattr("generator.model.embed.load_embedder", lambda *a, **k: FakeEmbedder())
+    monkeypatch.setattr("generator.model.embed.plan_model", lambda *a, **k: FakeEmbedder.info)
 
 
 def lock_message(target: Path, pid: int, option: str = "-o") -> str:
@@ -181,7 +180,7 @@ def test_demo_uses_cached_pretrained_weights(tmp_path, hub_cache) -> None:
     without any network, and nothing is said about random weights."""
     from safetensors.torch import save_file
 
-    from generator.model.embed import create_model
+    from generator.model.vit import create_model
 
     snapshot = hub_cache / "models--timm--vit_small_patch16_224.dino" / "snapshots" / "c0ffee"
     snapshot.mkdir(parents=True)

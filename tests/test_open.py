@@ -16,10 +16,9 @@ from tests.helpers import FakeEmbedder
 
 @pytest.fixture
 def opened(monkeypatch) -> list[str]:
-    import generator.commands.build as pipeline
 
-    monkeypatch.setattr(pipeline, "load_embedder", lambda *a, **k: FakeEmbedder())
-    monkeypatch.setattr(pipeline, "plan_model", lambda *a, **k: FakeEmbedder.info)
+    monkeypatch.setattr("generator.model.embed.load_embedder", lambda *a, **k: FakeEmbedder())
+    monkeypatch.setattr("generator.model.embed.plan_model", lambda *a, **k: FakeEmbedder.info)
     urls: list[str] = []
     monkeypatch.setattr(webbrowser, "open", lambda url, *a, **k: urls.append(url) or True)
     monkeypatch.setattr("generator.api.sys.platform", "linux")

@@ -178,3 +178,41 @@ def test_wheel_installs_and_builds_in_a_fresh_venv(wheel, tmp_path) -> None:
         text=True,
     ).stdout
     assert shown.startswith('<iframe class="dinoclust-report"') and "srcdoc=" in shown
+
+
+def test_no_module_imports_cycle_back() -> None:
+    """Layers (pyproject.toml, `make lint`) order the packages; this also holds each module:
+    no chain of imports, counting those inside functions, leads back to where it started."""
+    import grimp
+
+    graph = grimp.build_graph("generator", include_external_packages=False)
+    modules = sorted(m for m in graph.modules if m != "generator")
+    edges = {m: sorted(graph.find_modules_directly_imported_by(m) - {"generator"}) for m in modules}
+    cycles, index, low, stack, on_stack = [], {}, {}, [], set()
+
+    def visit(module: str) -> None:  # Tarjan's strongly connected components
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for other in edges[module]:
+            if other not in index:
+                visit(other)
+                low[module] = min(low[module], low[other])
+            elif other in on_stack:
+                low[module] = min(low[module], index[other])
+        if low[module] == index[module]:
+            component = []
+            while True:
+                other = stack.pop()
+                on_stack.discard(other)
+                component.append(other)
+                if other == module:
+                    break
+            if len(component) > 1 or module in edges[module]:
+                cycles.append(sorted(component))
+
+    for module in modules:
+        if module not in index:
+            visit(module)
+    assert cycles == []
+    assert len(modules) > 40  # the whole package was read

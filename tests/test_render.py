@@ -13,10 +13,9 @@ from markupsafe import escape
 
 from generator.analysis.analyse import analyse
 from generator.i18n import Message
-from generator.model.embed import ModelInfo
 from generator.site.payload import ImageRecord, build_report, page_data
 from generator.site.render import render_index, render_site
-from generator.types import SkippedImage
+from generator.types import ModelInfo, SkippedImage
 
 DATA_BLOCK = re.compile(
     r'<script type="application/json" id="dinoclust-data">(.*?)</script>', re.DOTALL
@@ -135,7 +134,7 @@ def test_only_dino_features_are_called_dino() -> None:
     Parquet, a test's fake) by its own, in both languages."""
     from dataclasses import replace
 
-    from generator.model.embed import MODEL_NAME
+    from generator.model.vit import MODEL_NAME
 
     report = report_for("t", ["a", "b", "c"], [])
     other = UI_BLOCK.sub("", render_index(report, "p.js"))

@@ -13,10 +13,10 @@ from generator.analysis.analyse import analyse
 from generator.analysis.sample import display_sample, hash_ranks
 from generator.config import DISPLAY_POINTS, BuildConfig
 from generator.errors import ConfigError
-from generator.model.embed import ModelInfo
 from generator.options import build_config
 from generator.site.payload import ImageRecord, build_report, page_data, page_distances
 from generator.site.render import render_index
+from generator.types import ModelInfo
 from tests import pagedata
 
 INFO = ModelInfo("m", "w", "w:1", False, "cpu", "fp32")

@@ -11,15 +11,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import generator.storage.store as store_module
-from generator.commands.build import no_progress
 from generator.commands.embed import embed_collection
 from generator.config import EmbedConfig
 from generator.engines import local
 from generator.engines.local import EmbedOptions, LocalEngine
-from generator.engines.mapper import Row
 from generator.ingest.discover import discover
 from generator.storage.cache import EmbeddingCache
 from generator.storage.store import StoredRows, StoreWriter, _PartCursor
+from generator.types import Row, no_progress
 from tests.helpers import FakeEmbedder, make_image
 
 OPTIONS = EmbedOptions(thumb_size=64, batch_size=4, preview_size=96)

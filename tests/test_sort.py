@@ -14,7 +14,6 @@ import pytest
 from click.testing import CliRunner
 
 from generator.cli import cli
-from generator.commands import build as pipeline
 from generator.commands import sort as sort_module
 from generator.commands.sort import SortConfig, sort_collection
 from generator.config import BuildConfig
@@ -40,8 +39,8 @@ def photos(tmp_path: Path) -> Path:
 def fake_model(monkeypatch) -> FakeEmbedder:
     """The CLI's model is the fake embedder (counted): no torch, no weights."""
     model = FakeEmbedder()
-    monkeypatch.setattr(pipeline, "load_embedder", lambda *a, **k: model)
-    monkeypatch.setattr(pipeline, "plan_model", lambda *a, **k: FakeEmbedder.info)
+    monkeypatch.setattr("generator.model.embed.load_embedder", lambda *a, **k: model)
+    monkeypatch.setattr("generator.model.embed.plan_model", lambda *a, **k: FakeEmbedder.info)
     return model
 
 

@@ -12,14 +12,14 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from generator import __version__
 from generator.cli import cli
 from generator.commands.build import build_site
 from generator.commands.embed import embed_collection
 from generator.config import BuildConfig, EmbedConfig
 from generator.errors import InputError, OutputError
-from generator.storage.cache import decode_version
+from generator.ingest.imaging import decode_version
 from generator.storage.store import MARKER
+from generator.version import __version__
 from tests.helpers import FakeEmbedder, make_colour_folder, make_image
 
 
@@ -412,12 +412,12 @@ def test_parts_are_cut_by_the_bytes_of_their_thumbnails_and_previews(
 def test_a_rerun_with_another_decoder_needs_overwrite(photos, tmp_path, monkeypatch) -> None:
     """Rows decoded by another imaging.py or Pillow are not mixed with new ones (as in the cache);
     a store from before the decoder was recorded is treated the same way."""
-    import generator.storage.cache as cache
+    import generator.ingest.imaging as imaging
 
     store = tmp_path / "emb"
     embed(photos, store)
     now = decode_version()
-    monkeypatch.setattr(cache, "decode_version", lambda: "0123456789abcdef")
+    monkeypatch.setattr(imaging, "decode_version", lambda: "0123456789abcdef")
     with pytest.raises(OutputError) as caught:
         embed(photos, store)
     assert str(caught.value) == (
@@ -467,10 +467,9 @@ def test_an_interrupted_run_leaves_the_previous_store_readable(photos, tmp_path)
 
 
 def test_embed_and_build_from_the_command_line(photos, tmp_path, monkeypatch) -> None:
-    import generator.commands.embed as collection
 
-    monkeypatch.setattr(collection, "plan_model", lambda *a, **k: FakeEmbedder.info)
-    monkeypatch.setattr(collection, "load_embedder", lambda *a, **k: FakeEmbedder())
+    monkeypatch.setattr("generator.model.embed.plan_model", lambda *a, **k: FakeEmbedder.info)
+    monkeypatch.setattr("generator.model.embed.load_embedder", lambda *a, **k: FakeEmbedder())
     store, site = tmp_path / "emb", tmp_path / "site"
     run = CliRunner().invoke(cli, ["embed", str(photos), "-o", str(store)])
     assert run.exit_code == 0, run.output

@@ -26,10 +26,9 @@ from tests.helpers import FakeEmbedder, make_image
 @pytest.fixture
 def fake_model(monkeypatch) -> None:
     """The CLI builds with the fake embedder (no torch)."""
-    import generator.commands.build as pipeline
 
-    monkeypatch.setattr(pipeline, "load_embedder", lambda *a, **k: FakeEmbedder())
-    monkeypatch.setattr(pipeline, "plan_model", lambda *a, **k: FakeEmbedder.info)
+    monkeypatch.setattr("generator.model.embed.load_embedder", lambda *a, **k: FakeEmbedder())
+    monkeypatch.setattr("generator.model.embed.plan_model", lambda *a, **k: FakeEmbedder.info)
 
 
 def report_of(site: Path) -> dict[str, Any]:
@@ -323,12 +322,11 @@ def test_same_name_inputs_are_told_apart_by_their_parent(tmp_path, fake_model) -
 def test_an_incomplete_labels_csv_is_reported_before_any_image_is_embedded(
     tmp_path, monkeypatch
 ) -> None:
-    import generator.commands.build as pipeline
 
     def no_model(*args: object, **kwargs: object) -> None:
         raise AssertionError("the model was planned before the labels were checked")
 
-    monkeypatch.setattr(pipeline, "plan_model", no_model)
+    monkeypatch.setattr("generator.model.embed.plan_model", no_model)
     photos = tmp_path / "photos"
     make_image(photos / "a.png")
     make_image(photos / "b" / "x.png")

@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -34,17 +34,13 @@ import numpy as np
 from generator.analysis.analyse import MAX_COMPONENTS, Analysis, Clustering, kmeans
 from generator.config import K_MIN
 from generator.errors import InputError
-from generator.i18n import Message
 from generator.storage.store import META_ERRORS_I18N, Store, _batch_rows, _check_part, _vectors
 from generator.types import PHASE_LOGGER
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from generator.commands.build import Progress
-    from generator.config import BuildConfig
-    from generator.engines.mapper import Row
-    from generator.ingest.labels import LabelSource
+    from generator.types import Progress, Row
 
 log = logging.getLogger(__name__)
 phase = logging.getLogger(PHASE_LOGGER)
@@ -55,7 +51,6 @@ SAMPLE_SIZE = 20_000  # rows K-means is fitted on and the page shows (documented
 # from the kernel for each batch (at 65,536 rows, half the time went to page faults)
 BATCH_ROWS = 16_384
 BLOCK_ROWS = 4_096
-ASSIGNMENTS = "assignments.parquet"
 WORKERS = min(4, os.cpu_count() or 1)  # chunks computed at once, each BLAS call on one thread
 _T = TypeVar("_T")
 
@@ -499,21 +494,6 @@ def assign(
     return {k: [int(s) for s in sizes[k]] for k in ks}
 
 
-def write_assignments(target: Path, paths: Sequence[str], analysis: Analysis) -> None:
-    """assignments.parquet of an in-memory build: the streamed pass's columns (path, then
-    cluster_k<k> int32 and distance_k<k> float32 for each k), one row per image, in the
-    report's order."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    columns: dict[str, Any] = {"path": pa.array(list(paths), pa.string())}
-    for k in sorted(analysis.clusterings):
-        clustering = analysis.clusterings[k]
-        columns[f"cluster_k{k}"] = pa.array(np.asarray(clustering.labels, dtype=np.int32))
-        columns[f"distance_k{k}"] = pa.array(np.asarray(clustering.distances, dtype=np.float32))
-    pq.write_table(pa.table(columns), target, compression="zstd")
-
-
 def _nearest(
     coords: np.ndarray, centers: np.ndarray, squares: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -522,81 +502,3 @@ def _nearest(
     labels = np.argmin(squared, axis=1)
     distances = np.sqrt(np.clip(squared[np.arange(len(coords)), labels], 0, None))
     return labels, distances
-
-
-def sampled_note(rows: int, shown: int) -> Message:
-    return Message.of("note_sampled", rows=f"{rows:,}", shown=f"{shown:,}")
-
-
-def build_sampled(
-    store: Store, config: BuildConfig, site: Path, progress: Progress, labels: LabelSource | None
-) -> tuple[dict[str, Any], int]:
-    """The report and site of a store above SAMPLED_ROWS rows: the sample on the page, the
-    aggregates over every row. Returns the report and the number of rows with an embedding."""
-    from generator.commands.build import collect_rows
-    from generator.site.exports import write_exports
-    from generator.site.render import render_site
-    from generator.storage.store import _with_thumb
-
-    progress = logged(progress)
-    total = store.count()
-    with progress("Streaming the PCA", total) as advance:
-        projection = project(store, advance=advance)
-    log.info("PCA of %d rows; %d sampled rows", projection.rows, len(projection.sample))
-    phase.info("reading the sample's %d rows…", len(projection.sample))
-    size, previews = config.thumb_size, config.preview_size > 0
-    rows = [
-        _with_thumb(r, config.images_root, size, previews) for r in sample_rows(store, projection)
-    ]
-    records, features, _ = collect_rows(rows, site)
-    phase.info("clustering the sample, k = 2…%d…", min(config.k_max, len(records)))
-    analysis = fit(projection, features, config.k_max, config.seed)
-    analysis = replace(analysis, notes=(sampled_note(projection.rows, len(records)),))
-    with progress("Assigning every row", total) as advance:
-        sizes = assign(store, projection, analysis, site / ASSIGNMENTS, advance)
-    phase.info("similar images in the sample, report…")
-    report = _report(store, config, records, features, analysis, labels)
-    report["sampled"] = True
-    report["rows"] = projection.rows
-    report["skipped_rows"] = total - projection.rows
-    for k, counts in sizes.items():
-        report["clusterings"][str(k)]["sizes_all"] = counts
-    render_site(report, site, lang=config.lang)
-    write_exports(site, report)
-    return report, projection.rows
-
-
-def _report(
-    store: Store,
-    config: BuildConfig,
-    records: Any,
-    features: np.ndarray,
-    analysis: Analysis,
-    labels: LabelSource | None,
-) -> dict[str, Any]:
-    from generator.analysis.analyse import compare_labels
-    from generator.analysis.duplicates import find_similar
-    from generator.ingest.labels import labels_for_store
-    from generator.site.payload import ReportExtras, build_report
-
-    comparison = None
-    if labels is not None:
-        labelling = labels_for_store(labels, [r.rel for r in records], store.prefixed)
-        names = [labelling.by_rel[r.rel] for r in records]
-        comparison = compare_labels(analysis, names)
-    # the N² passes run on the sample only: its near-duplicates and similar images
-    duplicates, neighbours = find_similar([r.digest for r in records], features)
-    extras = ReportExtras(comparison, labels.name if labels else None, duplicates, neighbours)
-    title = config.title or Message.of(config.title_key)
-    info = store.model_info(int(features.shape[1]) if len(features) else None)
-    return build_report(
-        title,
-        records,
-        (),
-        analysis,
-        info,
-        config.seed,
-        extras,
-        lang=config.lang,
-        display_points=config.display_points,
-    )

@@ -12,27 +12,33 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import AbstractContextManager, ExitStack, closing, contextmanager
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from generator.analysis import streamed
-from generator.analysis.analyse import Analysis, analyse, compare_labels
+from generator.analysis.analyse import Analysis, compare_labels, prefetch_analysis
+from generator.analysis.cached import cached_analysis
 from generator.analysis.duplicates import find_similar
+from generator.analysis.streamed import assign, fit, logged, project, sample_rows
 from generator.config import BuildConfig
 from generator.engines.local import EmbedOptions, LocalEngine
-from generator.engines.mapper import Row
 from generator.errors import InputError, written_in
 from generator.i18n import Message
 from generator.ingest.discover import IMAGE_SUFFIXES, Discovery, discover
 from generator.ingest.imaging import THUMB_FORMAT
-from generator.ingest.labels import Labelling, assign_labels, labels_for_store, read_labels
-from generator.model.embed import Embedder, ModelInfo, load_embedder, plan_model
-from generator.site.exports import write_arrays, write_exports
+from generator.ingest.labels import (
+    Labelling,
+    LabelSource,
+    assign_labels,
+    labels_for_store,
+    read_labels,
+)
+from generator.model.embed import plan_embedder
+from generator.site.exports import ASSIGNMENTS, write_arrays, write_assignments, write_exports
 from generator.site.payload import ImageRecord, ReportExtras, build_report
 from generator.site.render import render_site
 from generator.site.sitedir import (
@@ -44,26 +50,25 @@ from generator.site.sitedir import (
     record_written,
     staging_exclusions,
 )
-from generator.storage.cache import EmbeddingCache, analysis_key
-from generator.storage.store import Store, open_store, read_rows
-from generator.types import PHASE_LOGGER, Alias, SkippedImage, SourceImage
+from generator.storage.cache import EmbeddingCache
+from generator.storage.store import Store, _with_thumb, open_store, read_rows
+from generator.types import (
+    PHASE_LOGGER,
+    Alias,
+    Embedder,
+    ModelInfo,
+    Progress,
+    Row,
+    SkippedImage,
+    SourceImage,
+    no_progress,
+)
 
 log = logging.getLogger(__name__)
 phase = logging.getLogger(PHASE_LOGGER)
 
 
-class Progress(Protocol):
-    """`with progress(label, total) as advance: advance(n)` — the CLI draws a bar, tests don't."""
-
-    def __call__(self, label: str, total: int) -> AbstractContextManager[Callable[[int], None]]: ...
-
-
 Finish = Callable[[dict[str, Any], Path], dict[str, Any]]  # (report, staged site) → report
-
-
-@contextmanager
-def no_progress(label: str, total: int) -> Iterator[Callable[[int], None]]:
-    yield lambda n: None
 
 
 @dataclass(frozen=True)
@@ -85,53 +90,6 @@ class Embedded:
     info: ModelInfo
     embedded: int  # how many images went through the model (the rest came from the cache)
     prefixed: bool = False  # paths start with their input folder's name (several inputs)
-
-
-class LazyEmbedder:
-    """Loads the model on first use, so a build served from the cache never imports torch.
-
-    `prefetch()` starts loading in a background thread, so that importing torch and timm (about
-    three seconds) overlaps with decoding the first batch; then, in the same thread, `then`
-    (a build: importing scikit-learn, about a second, which new vectors will need).
-    """
-
-    def __init__(
-        self,
-        info: ModelInfo,
-        load: Callable[[], Embedder],
-        then: Callable[[], object] | None = None,
-    ) -> None:
-        self.info = info
-        self._load = load
-        self._then = then
-        self._model: Embedder | None = None
-        self._loading: Future[Embedder] | None = None
-        self._loader: ThreadPoolExecutor | None = None
-
-    def prefetch(self) -> None:
-        if self._model is None and self._loading is None:
-            phase.info("loading model…")
-            self._loader = ThreadPoolExecutor(1, thread_name_prefix="load-model")
-            self._loading = self._loader.submit(self._load)
-            if self._then is not None:
-                self._loader.submit(self._then)
-
-    def loading(self) -> bool:
-        """True while a prefetch is still loading the model."""
-        return self._loading is not None and not self._loading.done()
-
-    def close(self) -> None:
-        """Shut the loader down (a load not yet started is cancelled; one under way finishes
-        in its thread, which is then released)."""
-        if self._loader is not None:
-            self._loader.shutdown(wait=False, cancel_futures=True)
-            self._loader = None
-
-    def __call__(self, pixels: np.ndarray) -> np.ndarray:
-        if self._model is None:
-            self._model = self._loading.result() if self._loading else self._load()
-            self.info = self._model.info
-        return self._model(pixels)
 
 
 def build_site(
@@ -158,7 +116,7 @@ def build_site(
         )
     with ExitStack() as stack:  # whatever happens: cache closed, loader and decoders shut down
         if embedder is None and found is not None:
-            embedder = plan_embedder(config)
+            embedder = plan_embedder(config.model, config.cache_dir, prefetch_analysis)
             stack.callback(embedder.close)
         cache = None
         if config.cache_dir:
@@ -168,7 +126,7 @@ def build_site(
         stack.enter_context(written_in(staging))  # before the discard: while the disk is full
         if store is not None and store.count() > streamed.SAMPLED_ROWS:
             source = read_labels(config.labels) if config.labels else None
-            report, images = streamed.build_sampled(store, config, staging, progress, source)
+            report, images = build_sampled(store, config, staging, progress, source)
             carried = carry_foreign(config.output, staging)
             if finish is not None:
                 report = finish(report, staging)
@@ -210,23 +168,6 @@ def discover_images(config: BuildConfig) -> Discovery:
         )
     log.info("found %d images", len(found.images))
     return found
-
-
-def plan_embedder(config: BuildConfig) -> LazyEmbedder:
-    """The model the options name, loaded only if an image is not in the cache."""
-    info = plan_model(config.weights, config.device, config.precision, config.seed, config.backend)
-    return LazyEmbedder(
-        info,
-        lambda: load_embedder(config.weights, info, config.seed, config.cache_dir),
-        then=import_analysis,
-    )
-
-
-def import_analysis() -> None:
-    """What analyse() imports on its first call (scikit-learn: about 1.1 s on 2 cores)."""
-    import sklearn.cluster
-    import sklearn.decomposition
-    import sklearn.metrics  # noqa: F401
 
 
 def check_skipped(
@@ -295,7 +236,7 @@ def _report(
     render_site(report, staging, lang=config.lang)
     write_exports(staging, report)
     paths = [record.rel for record in embedded.records]
-    streamed.write_assignments(staging / streamed.ASSIGNMENTS, paths, analysis)
+    write_assignments(staging / ASSIGNMENTS, paths, analysis)
     if config.export_embeddings:
         write_arrays(staging, embedded.features, analysis.coords)
     return report
@@ -319,26 +260,6 @@ def analyse_all(
     source = labelling.name if labelling else None
     notes = labelling.notes() if labelling else ()
     return analysis, ReportExtras(comparison, source, duplicates, neighbours, notes=notes)
-
-
-def cached_analysis(
-    features: np.ndarray, config: BuildConfig, cache: EmbeddingCache | None
-) -> Analysis:
-    """A rebuild with the same features and options reuses the result: no scikit-learn import."""
-    if cache is None:
-        return _analyse(features, config)
-    key = analysis_key(features, config.k_max, config.seed)
-    analysis = cache.analysis(key)
-    if analysis is None:
-        analysis = _analyse(features, config)
-        cache.put_analysis(key, analysis)
-    return analysis
-
-
-def _analyse(features: np.ndarray, config: BuildConfig) -> Analysis:
-    if len(features) >= 2:
-        phase.info("clustering k = 2…%d…", min(config.k_max, len(features)))
-    return analyse(features, config.k_max, config.seed)
 
 
 def embed_images(
@@ -402,4 +323,74 @@ def save_thumb(site: Path, row: Row) -> ImageRecord:
     preview_size = row.preview_size if preview else None
     return ImageRecord(
         row.rel, rel, row.thumb_size or (0, 0), size, row.sha256 or "", preview, preview_size
+    )
+
+
+def sampled_note(rows: int, shown: int) -> Message:
+    return Message.of("note_sampled", rows=f"{rows:,}", shown=f"{shown:,}")
+
+
+def build_sampled(
+    store: Store, config: BuildConfig, site: Path, progress: Progress, labels: LabelSource | None
+) -> tuple[dict[str, Any], int]:
+    """The report and site of a store above SAMPLED_ROWS rows: the sample on the page, the
+    aggregates over every row. Returns the report and the number of rows with an embedding."""
+
+    progress = logged(progress)
+    total = store.count()
+    with progress("Streaming the PCA", total) as advance:
+        projection = project(store, advance=advance)
+    log.info("PCA of %d rows; %d sampled rows", projection.rows, len(projection.sample))
+    phase.info("reading the sample's %d rows…", len(projection.sample))
+    size, previews = config.thumb_size, config.preview_size > 0
+    rows = [
+        _with_thumb(r, config.images_root, size, previews) for r in sample_rows(store, projection)
+    ]
+    records, features, _ = collect_rows(rows, site)
+    phase.info("clustering the sample, k = 2…%d…", min(config.k_max, len(records)))
+    analysis = fit(projection, features, config.k_max, config.seed)
+    analysis = replace(analysis, notes=(sampled_note(projection.rows, len(records)),))
+    with progress("Assigning every row", total) as advance:
+        sizes = assign(store, projection, analysis, site / ASSIGNMENTS, advance)
+    phase.info("similar images in the sample, report…")
+    report = _sampled_report(store, config, records, features, analysis, labels)
+    report["sampled"] = True
+    report["rows"] = projection.rows
+    report["skipped_rows"] = total - projection.rows
+    for k, counts in sizes.items():
+        report["clusterings"][str(k)]["sizes_all"] = counts
+    render_site(report, site, lang=config.lang)
+    write_exports(site, report)
+    return report, projection.rows
+
+
+def _sampled_report(
+    store: Store,
+    config: BuildConfig,
+    records: Any,
+    features: np.ndarray,
+    analysis: Analysis,
+    labels: LabelSource | None,
+) -> dict[str, Any]:
+
+    comparison = None
+    if labels is not None:
+        labelling = labels_for_store(labels, [r.rel for r in records], store.prefixed)
+        names = [labelling.by_rel[r.rel] for r in records]
+        comparison = compare_labels(analysis, names)
+    # the N² passes run on the sample only: its near-duplicates and similar images
+    duplicates, neighbours = find_similar([r.digest for r in records], features)
+    extras = ReportExtras(comparison, labels.name if labels else None, duplicates, neighbours)
+    title = config.title or Message.of(config.title_key)
+    info = store.model_info(int(features.shape[1]) if len(features) else None)
+    return build_report(
+        title,
+        records,
+        (),
+        analysis,
+        info,
+        config.seed,
+        extras,
+        lang=config.lang,
+        display_points=config.display_points,
     )

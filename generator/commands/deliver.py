@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
-from generator.commands.build import BuildResult, Progress, build_site, no_progress
+from generator.commands.build import BuildResult, build_site
 from generator.config import BuildConfig
 from generator.errors import (
     NO_ROOM,
@@ -30,12 +30,12 @@ from generator.errors import (
     written_in,
 )
 from generator.i18n import templates_dir
-from generator.model.embed import Embedder
 from generator.site.budget import Fit, Fitter
 from generator.site.render import plotly_js
 from generator.site.singlefile import is_single_file, render_single
 from generator.site.sitedir import MARKER, discard, open_marked, output_lock, umask
 from generator.sizes import format_size, round_up
+from generator.types import Embedder, Progress, no_progress
 
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can say: no build time leaks in
 ZIP_COMMENT = b"Written by dinoclust; a later `dinoclust build --zip` to this name replaces it.\n"

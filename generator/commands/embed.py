@@ -16,14 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from generator.analysis.streamed import logged
-from generator.commands.build import LazyEmbedder, Progress, no_progress
 from generator.config import EmbedConfig
 from generator.engines.local import EmbedOptions, Known, LocalEngine
-from generator.engines.mapper import Row
 from generator.errors import GeneratorError, InputError, OutputError, room_for
 from generator.ingest.discover import IMAGE_SUFFIXES, Discovery, discover
 from generator.ingest.manifest import read_manifest
-from generator.model.embed import Embedder, load_embedder, plan_model
+from generator.model.embed import plan_embedder
 from generator.site.sitedir import output_lock
 from generator.storage.cache import EmbeddingCache
 from generator.storage.store import (
@@ -43,7 +41,7 @@ from generator.storage.store import (
     open_store,
     unfinished_parts,
 )
-from generator.types import SkippedImage
+from generator.types import Embedder, Progress, Row, SkippedImage, no_progress
 
 log = logging.getLogger(__name__)
 
@@ -90,12 +88,8 @@ def _embed(config: EmbedConfig, progress: Progress, embedder: Embedder | None) -
     given = embedder  # a caller's embedder also runs on the Ray actors (a copy each)
     with ExitStack() as stack:
         if embedder is None:
-            m = config.model
-            info = plan_model(m.weights, m.device, m.precision, m.seed, m.backend)
-            cache_dir = config.cache_dir
-            lazy = LazyEmbedder(info, lambda: load_embedder(m.weights, info, m.seed, cache_dir))
-            stack.callback(lazy.close)
-            embedder = lazy
+            embedder = plan_embedder(config.model, config.cache_dir)
+            stack.callback(embedder.close)
         prefixed = len(config.inputs) > 1
         metadata = model_metadata(embedder.info, config.thumb_size, prefixed, config.preview_size)
         known = _previous(config, metadata)

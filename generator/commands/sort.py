@@ -23,17 +23,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
-from generator.analysis.analyse import Analysis
+from generator.analysis.analyse import Analysis, prefetch_analysis
+from generator.analysis.cached import cached_analysis
 from generator.analysis.metrics import suggest_k
-from generator.commands.build import (
-    Progress,
-    cached_analysis,
-    check_skipped,
-    discover_images,
-    embed_images,
-    no_progress,
-    plan_embedder,
-)
+from generator.commands.build import check_skipped, discover_images, embed_images
 from generator.config import K_MIN, BuildConfig
 from generator.errors import (
     NO_ROOM,
@@ -45,7 +38,7 @@ from generator.errors import (
     room_for,
 )
 from generator.ingest.labels import assign_labels, read_labels
-from generator.model.embed import Embedder
+from generator.model.embed import plan_embedder
 from generator.site.payload import DECIMALS
 from generator.site.sitedir import (
     carry_foreign,
@@ -56,7 +49,7 @@ from generator.site.sitedir import (
     publish,
 )
 from generator.storage.cache import EmbeddingCache
-from generator.types import SkippedImage, SourceImage
+from generator.types import Embedder, Progress, SkippedImage, SourceImage, no_progress
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +106,11 @@ def _sort(config: SortConfig, progress: Progress, embedder: Embedder | None) -> 
     found = discover_images(build)
     check_placed(build.output)
     labelling = assign_labels(read_labels(build.labels), found) if build.labels else None
-    embedder = plan_embedder(build) if embedder is None else embedder
+    embedder = (
+        plan_embedder(build.model, build.cache_dir, prefetch_analysis)
+        if embedder is None
+        else embedder
+    )
     cache = EmbeddingCache(build.cache_dir) if build.cache_dir else None
     staging = open_staging(build.output)
     try:

@@ -9,8 +9,6 @@ early (an error, Ctrl-C, the consumer closing the generator) cancels every queue
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import os
 import signal
@@ -21,23 +19,24 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 
-from generator.engines.mapper import Mapper, Row
+from generator.engines.mapper import Mapper
 from generator.i18n import Message
 from generator.ingest.imaging import Decoded, DecodeError, decode, share_big_decodes, unsupported
-from generator.model.embed import PREPROCESS, Embedder, file_sha256
-from generator.storage.cache import CachedThumb, EmbeddingCache, namespace, preview_spec, thumb_spec
+from generator.memory import release_freed_memory
+from generator.model.embed import file_sha256
+from generator.model.vit import PREPROCESS
+from generator.storage.cache import EmbeddingCache, namespace, preview_spec, thumb_spec
 from generator.storage.cachestore import CacheSpace
-from generator.types import SourceImage
+from generator.types import CachedThumb, Embedder, Row, SourceImage
 
 if TYPE_CHECKING:
-    from generator.commands.build import Progress
+    from generator.types import Progress
 
 log = logging.getLogger(__name__)
 
@@ -617,24 +616,3 @@ def _decode_task(
     """A worker's task: several files, one round trip (`decode_one` is `_try_decode`, passed
     in so that a test's stand-in reaches the workers)."""
     return [decode_one(path, thumb_size, preview_size) for path in paths]
-
-
-@cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's malloc_trim, or None where the C library has none (macOS, Windows, musl)."""
-    name = ctypes.util.find_library("c")
-    try:
-        return ctypes.CDLL(name).malloc_trim if name else None
-    except (OSError, AttributeError):
-        return None
-
-
-def release_freed_memory() -> bool:
-    """Give the memory freed by the last batch back to the OS. Under glibc, the model's freed
-    temporaries and the decoded pixels otherwise stay in a fragmented heap: a 10,000-image build
-    grew by about 90 KB per image. Returns whether anything could be asked of the C library."""
-    trim = _malloc_trim()
-    if trim is None:
-        return False
-    trim(0)
-    return True

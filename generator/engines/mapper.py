@@ -9,32 +9,11 @@ batches from its decode processes; a distributed engine would call the same mapp
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
-from generator.i18n import Message
 from generator.ingest.imaging import Decoded
-from generator.model.embed import Embedder
-
-
-@dataclass(frozen=True)
-class Row:
-    """One input file's result. `vector` is None exactly when `error` says why it was skipped."""
-
-    rel: str
-    sha256: str | None = None
-    size: tuple[int, int] | None = None  # original (width, height) after orientation
-    thumb: bytes | None = None  # encoded WebP, metadata-free
-    thumb_size: tuple[int, int] | None = None
-    vector: np.ndarray | None = None  # (D,) float32
-    error: Message | None = None
-    preview: bytes | None = None  # the preview dialog's larger image (--preview-size)
-    preview_size: tuple[int, int] | None = None
-
-    @classmethod
-    def skipped(cls, rel: str, why: Message, sha256: str | None = None) -> Row:
-        return cls(rel, sha256=sha256, error=why)
+from generator.types import Embedder, Row
 
 
 class Mapper:

@@ -26,12 +26,11 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from generator.engines.local import EmbedOptions, Known, LocalEngine, _InOrder, _try_decode
-from generator.engines.mapper import Mapper, Row
+from generator.engines.mapper import Mapper
 from generator.errors import ConfigError, GeneratorError
 from generator.i18n import Message
 from generator.ingest.imaging import DecodeError
-from generator.model.embed import Embedder
-from generator.types import SourceImage
+from generator.types import Embedder, Row, SourceImage
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -271,7 +270,7 @@ def rows_to_arrow(indices: Sequence[int], rows: Sequence[Row], info: Any) -> pa.
 
 def rows_from_arrow(batch: pa.Table) -> tuple[list[tuple[int, Row]], Any]:
     """The transport table → (input index, Row) pairs, and the actors' ModelInfo."""
-    from generator.model.embed import ModelInfo
+    from generator.types import ModelInfo
 
     col = {name: batch.column(name).to_pylist() for name in batch.column_names}
     out = []

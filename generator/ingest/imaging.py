@@ -11,11 +11,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import logging
 import stat
 import threading
 import warnings
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -25,6 +27,7 @@ from PIL import ExifTags, Image, UnidentifiedImageError, features
 
 from generator.i18n import Message
 from generator.ingest.discover import AVIF_SUFFIXES, HEIF_SUFFIXES, RAW_SUFFIXES
+from generator.version import package_version
 
 if TYPE_CHECKING:
     import rawpy
@@ -412,3 +415,18 @@ def name_tile(name: str, size: int) -> bytes:
     origin = ((size - (box[2] - box[0])) / 2, (size - (box[3] - box[1])) / 2)
     draw.multiline_text(origin, text, fill=(60, 60, 60), font=font, align="center")
     return encode_thumb(tile)
+
+
+# Vectors and thumbnails depend on the decoder: imaging.py and the libraries it decodes with.
+
+
+DECODE_PACKAGES = ("pillow", "pillow-heif", "rawpy")
+
+
+@cache
+def decode_version() -> str:
+    """The decoder's identity: a fix in imaging.py or a new Pillow gives new vectors and thumbs."""
+    digest = hashlib.sha256()
+    digest.update(Path(__file__).read_bytes())
+    digest.update(json.dumps({p: package_version(p) for p in DECODE_PACKAGES}).encode())
+    return digest.hexdigest()[:16]

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from generator.errors import ModelError
-from generator.model.embed import MODEL_NAME, PREPROCESS, ModelInfo, Preprocess, create_model
+from generator.model.vit import MODEL_NAME, PREPROCESS, Preprocess, create_model
+from generator.types import ModelInfo
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ def load_openvino(
 
 def converted_folder(cache_dir: Path, info: ModelInfo) -> Path:
     """Where this model's conversion is kept: one folder per weights and library versions."""
-    from generator.storage.cache import package_version
+    from generator.version import package_version
 
     key = {
         "model": MODEL_NAME,

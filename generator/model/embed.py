@@ -7,79 +7,39 @@ This is the only module that imports torch and timm, and it does so inside funct
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import logging
 import os
 import platform
 import shutil
-import socket
 import sys
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import urlparse
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from generator.config import PRETRAINED, RANDOM
-from generator.errors import ModelError, first_line
+from generator.config import PRETRAINED, RANDOM, ModelConfig
+from generator.errors import ModelError
 from generator.i18n import Message
+from generator.model.vit import (
+    HUB_REPO,
+    MODEL_NAME,
+    PREPROCESS,
+    Preprocess,
+    create_model,
+    weights_not_found,
+)
+from generator.types import PHASE_LOGGER, Embedder, ModelInfo
 
 if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger(__name__)
+phase = logging.getLogger(PHASE_LOGGER)
 
-MODEL_NAME = "vit_small_patch16_224.dino"
-HUB_REPO = "timm/vit_small_patch16_224.dino"  # timm's pretrained_cfg hf_hub_id for MODEL_NAME
-CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")  # what --weights PATH may name
-FEATURE_DIM = 384
-HUB_FILES = ("model.safetensors", "pytorch_model.bin")  # what the hub repo may hold
-HUB_TIMEOUT_S = 5.0
-PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
 NVIDIA_DRIVER = Path("/proc/driver/nvidia/version")
-
-
-@dataclass(frozen=True)
-class Preprocess:
-    """The original notebook's preprocessing: squash to 224×224, ImageNet mean/std."""
-
-    size: int = 224
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
-    resize: str = "bilinear, aspect ratio not kept"
-
-
-PREPROCESS = Preprocess()
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """Which model, weights, device and precision; never holds an absolute path.
-
-    `weights_id` identifies the weights exactly (hub id, checkpoint hash, random seed): with the
-    preprocessing and precision it keys the embedding cache. `weights` says it in English;
-    `weights_i18n`, where given, is the same as a UI string for the page.
-    """
-
-    name: str
-    weights: str
-    weights_id: str
-    random_weights: bool
-    device: str
-    precision: str
-    weights_i18n: Message | None = None
-    backend: str = "torch"  # what runs the model: "torch" or "openvino" (--backend)
-
-
-class Embedder(Protocol):
-    """Anything that maps uint8 pixels (B, H, W, 3) to features (B, D); tests pass fakes."""
-
-    info: ModelInfo
-
-    def __call__(self, pixels: np.ndarray) -> np.ndarray: ...
 
 
 class VitEmbedder:
@@ -117,22 +77,6 @@ def plan_model(
         weights_id = f"sha256:{digest}"
     random = weights == RANDOM
     return ModelInfo(MODEL_NAME, str(said), weights_id, random, chosen, resolved, said, runner)
-
-
-def weights_not_found(weights: str, path: Path) -> str:
-    """Why `--weights` names no file, and the likely fix: a file inside the folder given, or the
-    keyword that was mistyped."""
-    if path.is_dir():
-        found = sorted(p.name for p in path.iterdir() if p.suffix in CHECKPOINT_SUFFIXES)
-        inside = f" such as {path / found[0]}" if found else " (it holds no .safetensors or .pth)"
-        return f"{path} is a folder: --weights takes a checkpoint file{inside}."
-    close = difflib.get_close_matches(weights, [PRETRAINED, RANDOM], n=1, cutoff=0.6)
-    if close and not path.suffix:
-        return f"--weights {weights}: no such checkpoint file. Did you mean --weights {close[0]}?"
-    return (
-        f"{path}: checkpoint file not found. Check the path given to --weights "
-        f"(or use '{PRETRAINED}' or '{RANDOM}')."
-    )
 
 
 def load_embedder(
@@ -261,137 +205,6 @@ def pick_device(requested: str) -> str:
     return requested
 
 
-def create_model(weights: str, seed: int = 0) -> Any:
-    """ViT-S/16 with its classifier removed (num_classes=0 → the 384-d CLS feature)."""
-    # the hub first: unreachable, it fails without waiting seconds for torch and timm to import
-    checkpoint = download_pretrained() if weights == PRETRAINED else None
-    import timm
-    import torch
-
-    torch.manual_seed(seed)  # random weights are reproducible: same seed, same site
-    model = timm.create_model(MODEL_NAME, pretrained=False, num_classes=0)
-    if checkpoint is not None:
-        load_weights(model, checkpoint)
-    elif weights != RANDOM:
-        load_weights(model, Path(weights).expanduser())
-    return model
-
-
-def download_pretrained() -> Path:
-    """The hub checkpoint: from the local cache, else downloaded once — or a fast, clear error."""
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    repo = HUB_REPO
-    for filename in HUB_FILES:
-        try:
-            return Path(hf_hub_download(repo, filename, local_files_only=True))
-        except LocalEntryNotFoundError:
-            continue
-    _check_hub_reachable(repo)
-    try:
-        return Path(hf_hub_download(repo, "model.safetensors"))
-    except Exception as exc:
-        raise ModelError(_offline_message(repo, f"the download failed: {exc}")) from exc
-
-
-def pretrained_unavailable() -> str | None:
-    """Why the pretrained weights cannot be had now (not cached, and the hub does not answer
-    within HUB_TIMEOUT_S), or None when they can. `dinoclust demo` falls back on it."""
-    from huggingface_hub import try_to_load_from_cache
-
-    for filename in HUB_FILES:
-        if isinstance(try_to_load_from_cache(HUB_REPO, filename), str):
-            return None
-    return _hub_unreachable()
-
-
-def _check_hub_reachable(repo: str) -> None:
-    """Fail in seconds, not after a minute of retries, when the hub cannot be reached."""
-    why = _hub_unreachable()
-    if why is not None:
-        raise ModelError(_offline_message(repo, why))
-
-
-def _hub_unreachable() -> str | None:
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
-        return "HF_HUB_OFFLINE is set and it is not cached"
-    if any(os.environ.get(var) for var in PROXY_VARS):
-        return None  # a proxy decides; the direct probe below would wrongly fail
-    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    host, port = endpoint.hostname or "huggingface.co", endpoint.port or 443
-    try:
-        socket.create_connection((host, port), timeout=HUB_TIMEOUT_S).close()
-    except OSError as exc:
-        return f"cannot reach {host} ({exc})"
-    return None
-
-
-def _offline_message(repo: str, why: str) -> str:
-    return (
-        f"Cannot get the pretrained weights {repo}: {why}.\n"
-        "Run once with a network connection (they are cached afterwards), or download a checkpoint "
-        "(timm's model.safetensors, or Facebook's dino_deitsmall16_pretrain.pth) and pass "
-        "--weights PATH. For an offline smoke test only, --weights random uses untrained weights."
-    )
-
-
-def load_weights(model: Any, path: Path) -> None:
-    """Load timm's safetensors/pth or Facebook's original DINO checkpoint into `model`."""
-    from timm.models.vision_transformer import checkpoint_filter_fn
-
-    state = _read_state_dict(path)
-    state = _normalise_keys(state)
-    try:
-        state = checkpoint_filter_fn(state, model)
-        missing, unexpected = model.load_state_dict(state, strict=False)
-    except Exception as exc:
-        raise ModelError(f"{path}: weights do not fit ViT-S/16 ({first_line(exc)}).") from exc
-    if missing or unexpected:
-        raise ModelError(
-            f"{path}: not a ViT-S/16 checkpoint ({len(missing)} missing keys, e.g. "
-            f"{', '.join(missing[:3]) or '-'}; {len(unexpected)} unexpected, e.g. "
-            f"{', '.join(unexpected[:3]) or '-'}). Use DINO ViT-S/16 weights."
-        )
-
-
-def _read_state_dict(path: Path) -> Mapping[str, Any]:
-    import torch
-
-    if not path.is_file():
-        raise ModelError(weights_not_found(str(path), path))
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            return load_file(str(path))
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ModelError(  # the loaders' own words (a bare number, a key) say nothing useful
-            f"{path}: not a readable safetensors or PyTorch checkpoint: it is damaged, incomplete "
-            f"or another kind of file ({type(exc).__name__}). Download it again, or pass another "
-            "checkpoint with --weights."
-        ) from exc
-    if not isinstance(state, Mapping):
-        raise ModelError(f"{path}: holds a {type(state).__name__}, not a state dict of weights.")
-    return state
-
-
-def _normalise_keys(state: Mapping[str, Any]) -> dict[str, Any]:
-    """Unwrap training checkpoints ({'teacher': …}) and strip DDP/DINO prefixes and heads."""
-    for key in ("teacher", "state_dict", "model"):
-        if key in state and isinstance(state[key], Mapping):
-            state = state[key]
-            break
-    out = {}
-    for key, value in state.items():
-        for prefix in ("module.", "backbone."):
-            key = key.removeprefix(prefix)
-        if not key.startswith("head"):
-            out[key] = value
-    return out
-
-
 def embed_pixels(model: Any, pixels: np.ndarray, preprocess: Preprocess, device: str) -> np.ndarray:
     """uint8 (B, H, W, 3) → float32 (B, 384), normalised as in training, in the model's dtype."""
     import torch
@@ -420,3 +233,61 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+class LazyEmbedder:
+    """Loads the model on first use, so a build served from the cache never imports torch.
+
+    `prefetch()` starts loading in a background thread, so that importing torch and timm (about
+    three seconds) overlaps with decoding the first batch; then, in the same thread, `then`
+    (a build: importing scikit-learn, about a second, which new vectors will need).
+    """
+
+    def __init__(
+        self,
+        info: ModelInfo,
+        load: Callable[[], Embedder],
+        then: Callable[[], object] | None = None,
+    ) -> None:
+        self.info = info
+        self._load = load
+        self._then = then
+        self._model: Embedder | None = None
+        self._loading: Future[Embedder] | None = None
+        self._loader: ThreadPoolExecutor | None = None
+
+    def prefetch(self) -> None:
+        if self._model is None and self._loading is None:
+            phase.info("loading model…")
+            self._loader = ThreadPoolExecutor(1, thread_name_prefix="load-model")
+            self._loading = self._loader.submit(self._load)
+            if self._then is not None:
+                self._loader.submit(self._then)
+
+    def loading(self) -> bool:
+        """True while a prefetch is still loading the model."""
+        return self._loading is not None and not self._loading.done()
+
+    def close(self) -> None:
+        """Shut the loader down (a load not yet started is cancelled; one under way finishes
+        in its thread, which is then released)."""
+        if self._loader is not None:
+            self._loader.shutdown(wait=False, cancel_futures=True)
+            self._loader = None
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        if self._model is None:
+            self._model = self._loading.result() if self._loading else self._load()
+            self.info = self._model.info
+        return self._model(pixels)
+
+
+def plan_embedder(
+    model: ModelConfig, cache_dir: Path | None, then: Callable[[], object] | None = None
+) -> LazyEmbedder:
+    """The model the options name, loaded only if an image is not in the cache (every command
+    gets its model here; `then` runs in the loader's thread once the model is loaded)."""
+    info = plan_model(model.weights, model.device, model.precision, model.seed, model.backend)
+    return LazyEmbedder(
+        info, lambda: load_embedder(model.weights, info, model.seed, cache_dir), then
+    )

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from generator.analysis.analyse import Analysis
 from generator.analysis.metrics import LABEL_KEYS, QUALITY_KEYS
 
 TABLES_DIR = "tables"
@@ -92,3 +94,21 @@ def _markdown(rows: list[list[Any]]) -> str:
 
 def _write(path: Path, text: str) -> None:
     path.write_text(text, encoding="utf-8", newline="\n")
+
+
+ASSIGNMENTS = "assignments.parquet"
+
+
+def write_assignments(target: Path, paths: Sequence[str], analysis: Analysis) -> None:
+    """assignments.parquet of an in-memory build: the streamed pass's columns (path, then
+    cluster_k<k> int32 and distance_k<k> float32 for each k), one row per image, in the
+    report's order."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns: dict[str, Any] = {"path": pa.array(list(paths), pa.string())}
+    for k in sorted(analysis.clusterings):
+        clustering = analysis.clusterings[k]
+        columns[f"cluster_k{k}"] = pa.array(np.asarray(clustering.labels, dtype=np.int32))
+        columns[f"distance_k{k}"] = pa.array(np.asarray(clustering.distances, dtype=np.float32))
+    pq.write_table(pa.table(columns), target, compression="zstd")

@@ -17,15 +17,15 @@ from typing import Any
 
 import numpy as np
 
-from generator import __version__
 from generator.analysis.analyse import N_INIT, Analysis, LabelComparison, flows, to_view
 from generator.analysis.duplicates import NEAR_DUPLICATE_COSINE, Duplicates, Neighbours
 from generator.analysis.metrics import SILHOUETTE_SAMPLE, SUGGESTED_K_RULE, suggest_k
 from generator.analysis.sample import DEFAULT_DISPLAY_POINTS, display_sample
 from generator.i18n import Message
-from generator.model.embed import PREPROCESS, ModelInfo
+from generator.model.vit import PREPROCESS
 from generator.site.exports import csv_text
-from generator.types import Alias, SkippedImage
+from generator.types import Alias, ModelInfo, SkippedImage
+from generator.version import __version__
 
 SCHEMA_VERSION = 1
 DECIMALS = 6

@@ -15,10 +15,9 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from generator import __version__
 from generator.analysis.experiment import experiment_markdown
 from generator.i18n import LANGS, templates_dir, translate, ui_strings
-from generator.model.embed import MODEL_NAME
+from generator.model.vit import MODEL_NAME
 from generator.site.payload import (
     assignments_csv,
     page_data,
@@ -26,6 +25,7 @@ from generator.site.payload import (
     page_neighbours,
     report_json,
 )
+from generator.version import __version__
 
 NEIGHBOURS_JS = "data/neighbours.js"  # the packed neighbours, loaded by the first preview
 DISTANCES_JS = "data/distances-k{k}.js"  # one k's distances, loaded when the page first shows k

@@ -19,25 +19,20 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
 import logging
 import os
 import sqlite3
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
-from functools import cache
+from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
-
-from generator.analysis.analyse import Analysis, Clustering
 from generator.errors import ConfigError
-from generator.i18n import Message
-from generator.ingest.imaging import THUMB_FORMAT, THUMB_QUALITY
-from generator.model.embed import PREPROCESS, ModelInfo
+from generator.ingest.imaging import THUMB_FORMAT, THUMB_QUALITY, decode_version
+from generator.model.vit import PREPROCESS
 from generator.storage.cachestore import CacheSpace, space_folder
+from generator.types import ModelInfo
 
 log = logging.getLogger(__name__)
 
@@ -51,20 +46,7 @@ CREATE TABLE IF NOT EXISTS analyses (key TEXT PRIMARY KEY, data BLOB NOT NULL);
 """
 CHUNK = 500  # SQLite's limit on bound variables is 999 in old builds
 ANALYSES_KEPT = 20  # recent PCA/K-means results; older ones are dropped
-# A change to the code that computes or packs the results invalidates old ones.
-ANALYSIS_SOURCES = ("analysis/analyse.py", "analysis/metrics.py", "storage/cache.py")
-ANALYSIS_PACKAGES = ("numpy", "scikit-learn", "scipy")  # their versions key cached analyses
-# Vectors and thumbnails depend on the decoder: imaging.py and the libraries it decodes with.
-DECODE_SOURCES = ("ingest/imaging.py",)
-DECODE_PACKAGES = ("pillow", "pillow-heif", "rawpy")
 LOCK_TIMEOUT_S = 10.0  # how long to wait for another build holding the cache before going without
-
-
-@dataclass(frozen=True)
-class CachedThumb:
-    data: bytes
-    thumb_size: tuple[int, int]
-    size: tuple[int, int]
 
 
 def default_cache_dir() -> Path:
@@ -77,26 +59,6 @@ def default_cache_dir() -> Path:
         base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
         return Path(base) / "dinoclust" / "Cache"
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dinoclust"
-
-
-def package_version(name: str) -> str | None:
-    """An installed distribution's version, without importing it (None: not installed)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return None
-
-
-@cache
-def decode_version() -> str:
-    """The decoder's identity: a fix in imaging.py or a new Pillow gives new vectors and thumbs."""
-    digest = hashlib.sha256()
-    for name in DECODE_SOURCES:
-        digest.update((Path(__file__).parents[1] / name).read_bytes())
-    digest.update(json.dumps({p: package_version(p) for p in DECODE_PACKAGES}).encode())
-    return digest.hexdigest()[:16]
 
 
 def namespace(info: ModelInfo, decode_side: int = 0) -> str:
@@ -126,75 +88,6 @@ def thumb_spec(thumb_size: int, decode_side: int = 0) -> str:
 def preview_spec(preview_size: int) -> str:
     """Everything that changes a cached preview (empty data: the source needs none)."""
     return f"{THUMB_FORMAT}-q{THUMB_QUALITY}-preview{preview_size}-{decode_version()}"
-
-
-def analysis_key(features: np.ndarray, k_max: int, seed: int) -> str:
-    """Everything PCA/K-means results depend on, including the code that computes them."""
-    digest = hashlib.sha256()
-    for name in ANALYSIS_SOURCES:
-        digest.update((Path(__file__).parents[1] / name).read_bytes())
-    options = {
-        "version": CACHE_VERSION,
-        "k_max": k_max,
-        "seed": seed,
-        "shape": features.shape,
-        "packages": {p: package_version(p) for p in ANALYSIS_PACKAGES},
-    }
-    digest.update(json.dumps(options, sort_keys=True).encode())
-    digest.update(np.ascontiguousarray(features, dtype="<f4").tobytes())
-    return digest.hexdigest()
-
-
-def pack_analysis(analysis: Analysis) -> bytes:
-    """Arrays as .npz, everything else as JSON inside it: no pickle, exact floats."""
-    arrays = {"coords": analysis.coords, "ratio": analysis.explained_variance_ratio}
-    meta: dict = {
-        "feature_dim": analysis.feature_dim,
-        "distinct_points": analysis.distinct_points,
-        "notes": [note.to_json() for note in analysis.notes],
-        "clusterings": {},
-    }
-    for k, c in analysis.clusterings.items():
-        arrays |= {
-            f"labels_{k}": c.labels,
-            f"centers_{k}": c.centers,
-            f"distances_{k}": c.distances,
-        }
-        meta["clusterings"][str(k)] = {
-            "sizes": list(c.sizes),
-            "inertia": c.inertia,
-            "metrics": c.metrics,
-        }
-    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    out = io.BytesIO()
-    np.savez(out, **arrays)
-    return out.getvalue()
-
-
-def unpack_analysis(data: bytes) -> Analysis:
-    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-        arrays = {name: npz[name] for name in npz.files}
-    meta = json.loads(arrays["meta"].tobytes().decode())
-    clusterings = {
-        int(k): Clustering(
-            k=int(k),
-            labels=arrays[f"labels_{k}"],
-            centers=arrays[f"centers_{k}"],
-            sizes=tuple(c["sizes"]),
-            inertia=c["inertia"],
-            distances=arrays[f"distances_{k}"],
-            metrics=c["metrics"],
-        )
-        for k, c in meta["clusterings"].items()
-    }
-    return Analysis(
-        arrays["coords"],
-        arrays["ratio"],
-        clusterings,
-        meta["feature_dim"],
-        meta["distinct_points"],
-        tuple(Message.from_json(note) for note in meta["notes"]),
-    )
 
 
 class EmbeddingCache:
@@ -331,19 +224,13 @@ class EmbeddingCache:
 
     # --- PCA / K-means results ----------------------------------------------------------------
 
-    def analysis(self, key: str) -> Analysis | None:
+    def analysis(self, key: str) -> bytes | None:
+        """A packed analysis (analysis/cached.py), or None."""
         rows = self._select("SELECT data FROM analyses WHERE key IN", [key])
-        if not rows:
-            return None
-        try:
-            return unpack_analysis(bytes(rows[0][0]))
-        except (ValueError, KeyError, OSError, TypeError):  # damaged entry: compute again
-            return None
+        return bytes(rows[0][0]) if rows else None
 
-    def put_analysis(self, key: str, analysis: Analysis) -> None:
-        self._write(
-            "INSERT OR REPLACE INTO analyses VALUES (?, ?)", [(key, pack_analysis(analysis))]
-        )
+    def put_analysis(self, key: str, data: bytes) -> None:
+        self._write("INSERT OR REPLACE INTO analyses VALUES (?, ?)", [(key, data)])
         self._write(
             "DELETE FROM analyses WHERE rowid NOT IN "
             "(SELECT rowid FROM analyses ORDER BY rowid DESC LIMIT ?)",

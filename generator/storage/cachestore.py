@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from generator.engines.mapper import Row
 from generator.errors import InputError, OutputError, first_line
 from generator.storage.store import (
     PAGE_ROWS,
@@ -38,11 +37,12 @@ from generator.storage.store import (
     StoredRows,
     open_store,
 )
+from generator.types import Row
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from generator.storage.cache import CachedThumb
+    from generator.types import CachedThumb
 
 log = logging.getLogger(__name__)
 
@@ -350,7 +350,7 @@ def _release() -> None:
     """Hand back what reading a chunk freed (Arrow's allocator and glibc's heap keep it)."""
     import pyarrow as pa
 
-    from generator.engines.local import release_freed_memory
+    from generator.memory import release_freed_memory
 
     pa.default_memory_pool().release_unused()
     release_freed_memory()

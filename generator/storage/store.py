@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from generator import __version__
-from generator.engines.mapper import Row
 from generator.errors import InputError, OutputError, cannot_write, first_line, written_in
 from generator.i18n import Message
-from generator.model.embed import PREPROCESS, ModelInfo
+from generator.model.vit import PREPROCESS
+from generator.types import ModelInfo, Row
+from generator.version import __version__
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -91,7 +91,7 @@ def model_metadata(
 ) -> dict[str, str]:
     """The file metadata that says which model made the vectors (and how the images were
     decoded: the thumbnail and preview sizes, and the decoder itself)."""
-    from generator.storage.cache import decode_version
+    from generator.ingest.imaging import decode_version
 
     i18n = info.weights_i18n.to_json() if info.weights_i18n else None
     return {
@@ -644,7 +644,7 @@ class StoredRows:
     ) -> tuple[dict[str, np.ndarray], dict[str, Any], dict[str, Any]]:
         """Vectors, thumbnails and previews (CachedThumb) of a chunk of digests, read part by
         part in row order: consecutive rows of a part cost one sequential read."""
-        from generator.storage.cache import CachedThumb
+        from generator.types import CachedThumb
 
         locations = [self.where[d] for d in digests if d in self.where]
         read = self._read({at for where in locations for at in where if at != NOWHERE})
