@@ -7,7 +7,7 @@ WEIGHTS ?=
 OUT ?= site
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint chromium axe screenshot clean
+.PHONY: demo test lint chromium axe clipart screenshot clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ chromium:
 axe:
 	@bash scripts/ensure-axe.sh
 
+clipart:
+	@bash scripts/ensure-clipart.sh
+
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -43,7 +46,7 @@ lint: $(VENV)/.installed-test
 
 # The tests run in a random order (pytest-randomly): each run's header says `Using
 # --randomly-seed=N`, and `make test PYTEST_ARGS=--randomly-seed=N` runs that order again.
-test: $(VENV)/.installed-test $(ACCEL)/.installed chromium axe lint
+test: $(VENV)/.installed-test $(ACCEL)/.installed chromium axe clipart lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	DINOCLUST_TEST_ACCEL=1 PYTHONPATH=$(ACCEL) $(BIN)/python -m pytest -m openvino $(PYTEST_ARGS)
 

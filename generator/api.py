@@ -60,6 +60,7 @@ def build(
     images_root: StrPath | None = opt.IMAGES_ROOT.default,
     backend: str = opt.BACKEND.default,
     workers: int | None = opt.WORKERS.default,
+    max_file_size: int | str = opt.FILE_SIZE.default,
     open: bool = opt.OPEN.default,
     verbose: int = opt.VERBOSE.default,
     quiet: bool = opt.QUIET.default,

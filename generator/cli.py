@@ -28,7 +28,7 @@ from generator.config import (
     STORE_OPTIONS,
     Option,
 )
-from generator.errors import ConfigError, GeneratorError
+from generator.errors import ConfigError, GeneratorError, printable
 from generator.options import build_config, embed_config, log_level, parse_points, sort_config
 from generator.sizes import format_size, parse_size
 from generator.types import PHASE_LOGGER
@@ -48,7 +48,7 @@ class _ClickHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         level = record.levelname.lower()
         prefix = "" if record.levelno == logging.INFO else f"{level}: "
-        click.echo(f"{prefix}{record.getMessage()}", err=True)
+        click.echo(f"{prefix}{printable(record.getMessage())}", err=True)
 
 
 class _Size(click.ParamType):
@@ -151,8 +151,8 @@ def _click_kwargs(option: Option) -> dict[str, Any]:
         kwargs["type"] = types[option.kind]
     if option.required:
         kwargs["required"] = True
-    if option.default is not None:
-        kwargs["default"] = option.default
+    if option.default is not None:  # as the CLI reads it (2GB), where it reads text
+        kwargs["default"] = option.default if option.typed is None else option.typed
     if option.show_default:
         kwargs["show_default"] = True
     return kwargs
@@ -261,21 +261,24 @@ def sort_command(inputs: tuple[Path, ...], verbose: int, quiet: bool, **options:
         try:
             config = sort_config(inputs, **options)
         except ConfigError as exc:
-            raise click.UsageError(str(exc)) from exc
+            raise click.UsageError(printable(str(exc))) from exc
         try:
             result = sort_collection(config, progress=_progress_for(quiet))
         except GeneratorError as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise click.ClickException(printable(str(exc))) from exc
         if quiet:
             return
         how = {"link": "hard links, no extra space", "copy": "copies", "symlink": "symbolic links"}
         which = "the suggested k" if result.suggested else "as asked"
         copied = f"; {result.copied} copied instead of linked" if result.copied else ""
         click.echo(
-            f"Sorted {result.images:,} images into {len(result.sizes)} folders in {result.output}/ "
-            f"(k = {result.k}, {which}; {how[result.mode]}{copied}; {len(result.skipped)} skipped, "
-            f"{result.embedded:,} newly embedded) in {result.seconds:.1f} s. "
-            f"{result.output / 'clusters.csv'} lists path,cluster,distance_to_centre.",
+            printable(
+                f"Sorted {result.images:,} images into {len(result.sizes)} folders in "
+                f"{result.output}/ (k = {result.k}, {which}; {how[result.mode]}{copied}; "
+                f"{len(result.skipped)} skipped, {result.embedded:,} newly embedded) in "
+                f"{result.seconds:.1f} s. {result.output / 'clusters.csv'} lists "
+                "path,cluster,distance_to_centre."
+            ),
             err=True,
         )
         if config.build.random_weights:
@@ -296,9 +299,8 @@ def _run(
     **options: Any,
 ) -> None:
     with _logging(verbose, quiet):
-        from generator.commands.deliver import (
-            deliver,
-        )  # heavy: numpy; torch only if something is new
+        # heavy: numpy; torch only if something is new
+        from generator.commands.deliver import deliver
 
         source = click.get_current_context().get_parameter_source("output")
         if source is click.core.ParameterSource.DEFAULT:
@@ -308,11 +310,11 @@ def _run(
                 inputs, title=title, cache_dir=cache_dir, no_cache=no_cache, **options
             )
         except ConfigError as exc:
-            raise click.UsageError(str(exc)) from exc
+            raise click.UsageError(printable(str(exc))) from exc
         try:
             delivery = deliver(config, progress=_progress_for(quiet))
         except GeneratorError as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise click.ClickException(printable(str(exc))) from exc
         if not quiet:
             _summary(delivery)
             source = click.get_current_context().get_parameter_source("weights")
@@ -348,20 +350,20 @@ def _embed(inputs: tuple[Path, ...], verbose: int, quiet: bool, **options: Any) 
         try:
             config = embed_config(inputs, **options)
         except ConfigError as exc:
-            raise click.UsageError(str(exc)) from exc
+            raise click.UsageError(printable(str(exc))) from exc
         try:
             result = embed_collection(config, progress=_progress_for(quiet))
         except GeneratorError as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise click.ClickException(printable(str(exc))) from exc
         if quiet:
             return
         click.echo(
-            f"Wrote {result.rows:,} rows to {result.output}/ ({result.images:,} images, "
-            f"{len(result.skipped):,} skipped, {result.embedded:,} newly embedded, "
-            f"{result.kept:,} kept) "
-            "in "
-            f"{result.seconds:.1f} s. Build the site with: dinoclust build --embeddings "
-            f"{result.output} -o site/",
+            printable(
+                f"Wrote {result.rows:,} rows to {result.output}/ ({result.images:,} images, "
+                f"{len(result.skipped):,} skipped, {result.embedded:,} newly embedded, "
+                f"{result.kept:,} kept) in {result.seconds:.1f} s. Build the site with: "
+                f"dinoclust build --embeddings {result.output} -o site/"
+            ),
             err=True,
         )
         if config.model.weights == RANDOM:
@@ -412,7 +414,7 @@ def _summary(delivery: Delivery) -> None:
 
 def _shell(path: Path | str) -> str:
     """A path as it can be pasted into a shell (quoted only when it needs to be)."""
-    return shlex.quote(str(path))
+    return printable(shlex.quote(str(path)))
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ with the CLI's words, once for every way in.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ PRETRAINED = "pretrained"
 RANDOM = "random"
 K_MIN = 2
 K_LIMIT = 50  # the most clusters --k-max and sort's --k allow
+MAX_SEED = 2**32 - 1  # NumPy's and scikit-learn's seeds are 32-bit
+MAX_FILE_SIZE = 2 * 10**9  # --max-file-size's default (imaging.MAX_FILE_SIZE says why)
 DISPLAY_POINTS = 5_000  # --display-points: chosen with benchmarks/bench_page.py (README)
 MIN_DISPLAY_POINTS = 1_000  # so that each cluster of each k (≤ 50) can keep its own point
 
@@ -47,6 +50,7 @@ class Option:
     required: bool = False
     file_okay: bool = True
     dir_okay: bool = True
+    typed: str | None = None  # the default as one types it, where that reads better (2GB)
 
     def check(self, value: Any) -> None:
         """A value outside `choices`, refused in the words click uses for the CLI."""
@@ -159,6 +163,17 @@ PREVIEW_SIZE = Option(
     800,
     "int",
     show_default=True,
+)
+FILE_SIZE = Option(
+    "max_file_size",
+    ("--max-file-size",),
+    "Skip (with a reason) image files larger than this, without reading them; decoded images "
+    "are also limited to 179 megapixels (decompression bombs).",
+    MAX_FILE_SIZE,
+    "size",
+    metavar="SIZE",
+    show_default=True,
+    typed="2GB",
 )
 DISPLAY = Option(
     "display_points",
@@ -332,17 +347,18 @@ MODE = Option(
 MODEL_OPTIONS = (WEIGHTS, DEVICE, PRECISION, BACKEND)
 BUILD_OPTIONS = (
     *(OUTPUT, TITLE, *MODEL_OPTIONS, WORKERS, CACHE_DIR, NO_CACHE, BATCH_SIZE, K_MAX, SEED),
-    *(THUMB_SIZE, PREVIEW_SIZE, DISPLAY, STRICT, LABELS, EXPORT_EMBEDDINGS, ZIP, SINGLE_FILE),
-    *(MAX_SIZE, LANG, OPEN, VERBOSE, QUIET),
+    *(THUMB_SIZE, PREVIEW_SIZE, FILE_SIZE, DISPLAY, STRICT, LABELS, EXPORT_EMBEDDINGS, ZIP),
+    *(SINGLE_FILE, MAX_SIZE, LANG, OPEN, VERBOSE, QUIET),
 )
 STORE_OPTIONS = (EMBEDDINGS, IMAGES_ROOT)  # build's only
 EMBED_OPTIONS = (
     *(STORE, OVERWRITE, MANIFEST, ENGINE, RAY_ADDRESS, ACTORS, GPUS_PER_WORKER, *MODEL_OPTIONS),
-    *(CACHE_DIR, NO_CACHE, BATCH_SIZE, SEED, THUMB_SIZE, PREVIEW_SIZE, STRICT, VERBOSE, QUIET),
+    *(CACHE_DIR, NO_CACHE, BATCH_SIZE, SEED, THUMB_SIZE, PREVIEW_SIZE, FILE_SIZE, STRICT),
+    *(VERBOSE, QUIET),
 )
 SORT_OPTIONS = (
     *(SORTED, K, MODE, *MODEL_OPTIONS, WORKERS, CACHE_DIR, NO_CACHE, BATCH_SIZE, K_MAX, SEED),
-    *(THUMB_SIZE, STRICT, LABELS, VERBOSE, QUIET),
+    *(THUMB_SIZE, FILE_SIZE, STRICT, LABELS, VERBOSE, QUIET),
 )
 
 
@@ -376,8 +392,16 @@ class BuildConfig:
     display_points: int | None = DISPLAY.default  # the most points the 3D view draws; None: all
     backend: str = BACKEND.default  # what runs the model: auto, torch or openvino
     workers: int | None = WORKERS.default  # decode processes (None: every CPU it may use)
+    max_file_size: int = FILE_SIZE.default  # larger images are skipped, never read
 
     def __post_init__(self) -> None:
+        check_utf8(
+            ("-o", self.output),
+            ("--zip", self.zip_file),
+            ("--embeddings", self.embeddings),
+            ("--images-root", self.images_root),
+            ("--cache-dir", self.cache_dir),
+        )
         for option in (DEVICE, PRECISION, BACKEND, LANG):
             option.check(getattr(self, option.name))
         if self.embeddings is not None and self.inputs:
@@ -465,9 +489,13 @@ class EmbedConfig:
     engine: str = ENGINE.default  # who schedules the batches: "local" or "ray"
     ray_address: str | None = RAY_ADDRESS.default  # None: Ray's `auto`, else a local cluster
     workers: int | None = ACTORS.default  # decode processes; --engine ray: actors
+    max_file_size: int = FILE_SIZE.default
     gpus_per_worker: float = GPUS_PER_WORKER.default
 
     def __post_init__(self) -> None:
+        check_utf8(
+            ("-o", self.output), ("--manifest", self.manifest), ("--cache-dir", self.cache_dir)
+        )
         ENGINE.check(self.engine)
         if not self.inputs and self.manifest is None:
             raise ConfigError(
@@ -524,3 +552,20 @@ def _check_model(batch_size: int, thumb_size: int, seed: int) -> None:
         raise ConfigError(f"--thumb-size must be between 32 and 1024 (got {thumb_size}).")
     if seed < 0:
         raise ConfigError(f"--seed must be zero or positive (got {seed}).")
+    if seed > MAX_SEED:  # NumPy's and scikit-learn's seeds are 32-bit
+        raise ConfigError(f"--seed must be at most {MAX_SEED} (got {seed}).")
+
+
+def check_utf8(*paths: tuple[str, object]) -> None:
+    """A path the output is written to (or a store read from) must be UTF-8 text: Arrow's file
+    system and the zip's names hold nothing else. A terminal's other bytes are refused here."""
+    for option, path in paths:
+        if path is None:
+            continue
+        try:
+            os.fspath(path).encode("utf-8")  # type: ignore[call-overload]
+        except UnicodeEncodeError:
+            raise ConfigError(
+                f"{option} {path}: the name is not UTF-8 text, which the files dinoclust writes "
+                "and reads need. Choose a name in UTF-8."
+            ) from None

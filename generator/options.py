@@ -18,6 +18,7 @@ from typing import Any
 from generator.config import (
     CACHE_DIR,
     DISPLAY,
+    FILE_SIZE,
     NO_CACHE,
     OUTPUT,
     SINGLE_OUTPUT,
@@ -40,6 +41,7 @@ def build_config(
     cache_dir: StrPath | None = CACHE_DIR.default,
     no_cache: bool = NO_CACHE.default,
     max_size: int | str | None = None,
+    max_file_size: int | str = FILE_SIZE.default,
     zip_file: StrPath | None = None,
     labels: StrPath | None = None,
     display_points: int | str | None = DISPLAY.default,
@@ -51,14 +53,16 @@ def build_config(
 
     Raises ConfigError, with the CLI's messages, for options out of range or at odds.
     """
+    inputs = tuple(inputs)
     if isinstance(options.get("title"), str):  # a terminal's bytes that are not UTF-8
         options["title"] = readable_text(options["title"])
     single = bool(options.get("single_file"))
     return BuildConfig(
         inputs=tuple(Path(p) for p in inputs),
         output=Path(output) if output is not None else SINGLE_OUTPUT if single else OUTPUT.default,
-        cache_dir=cache_folder(cache_dir, no_cache),
+        cache_dir=cache_folder(cache_dir, no_cache, inputs),
         max_size=_size(max_size),
+        max_file_size=_size(max_file_size, "--max-file-size") or FILE_SIZE.default,
         zip_file=_path(zip_file),
         labels=os.fspath(labels) if labels is not None else None,  # "folders" or a CSV's path
         display_points=parse_points(display_points),
@@ -75,15 +79,18 @@ def embed_config(
     no_cache: bool = NO_CACHE.default,
     output: StrPath | None = None,
     manifest: StrPath | None = None,
+    max_file_size: int | str = FILE_SIZE.default,
     **options: Any,
 ) -> EmbedConfig:
     """`dinoclust embed`'s config: build's model options go to its ModelConfig."""
+    inputs = tuple(inputs)
     model = {k: options.pop(k) for k in ModelConfig.__dataclass_fields__ if k in options}
     return EmbedConfig(
         inputs=tuple(Path(p) for p in inputs),
         model=ModelConfig(**model),
-        cache_dir=cache_folder(cache_dir, no_cache),
+        cache_dir=cache_folder(cache_dir, no_cache, inputs),
         manifest=_path(manifest),
+        max_file_size=_size(max_file_size, "--max-file-size") or FILE_SIZE.default,
         **({"output": Path(output)} if output is not None else {}),
         **options,
     )
@@ -98,25 +105,33 @@ def sort_config(
     return SortConfig(build_config(inputs, output=output, **options), k=k, **mode)
 
 
-def cache_folder(cache_dir: StrPath | None, no_cache: bool) -> Path | None:
-    """--cache-dir, else $DINOCLUST_CACHE_DIR or the user cache folder; None with --no-cache."""
-    from generator.storage.cache import default_cache_dir
+def cache_folder(
+    cache_dir: StrPath | None, no_cache: bool, inputs: Iterable[StrPath]
+) -> Path | None:
+    """--cache-dir (checked against the inputs), else $DINOCLUST_CACHE_DIR or the user cache
+    folder; None with --no-cache."""
+    from generator.storage.cache import check_cache_dir, default_cache_dir
 
-    return None if no_cache else Path(cache_dir) if cache_dir else default_cache_dir()
+    if no_cache:
+        return None
+    if not cache_dir:
+        return default_cache_dir()
+    check_cache_dir(Path(cache_dir), [Path(p) for p in inputs])
+    return Path(cache_dir)
 
 
 def _path(value: StrPath | None) -> Path | None:
     return Path(value) if value is not None else None
 
 
-def _size(value: int | str | None) -> int | None:
+def _size(value: int | str | None, option: str = "--max-size") -> int | None:
     """Bytes, or text such as `20MB` (generator.sizes), as `--max-size` takes it."""
     if value is None or isinstance(value, int):
         return value
     try:
         return parse_size(str(value))
     except ValueError as exc:
-        raise ConfigError(f"--max-size: {exc}") from exc
+        raise ConfigError(f"{option}: {exc}") from exc
 
 
 def parse_points(value: int | str | None) -> int | None:
