@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 WEIGHTS ?=
 OUT ?= site
 PYTEST_ARGS ?=
+PYTEST_JOBS ?= -n 2 --dist loadgroup
 
 .PHONY: demo test lint chromium axe clipart screenshot clean
 
@@ -46,8 +47,10 @@ lint: $(VENV)/.installed-test
 
 # The tests run in a random order (pytest-randomly): each run's header says `Using
 # --randomly-seed=N`, and `make test PYTEST_ARGS=--randomly-seed=N` runs that order again.
+# They run on two pytest-xdist workers (PYTEST_JOBS= runs them in one process): README,
+# Development, says what that saved.
 test: $(VENV)/.installed-test $(ACCEL)/.installed chromium axe clipart lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_JOBS) $(PYTEST_ARGS)
 	DINOCLUST_TEST_ACCEL=1 PYTHONPATH=$(ACCEL) $(BIN)/python -m pytest -m openvino $(PYTEST_ARGS)
 
 screenshot: $(VENV)/.installed-test chromium
