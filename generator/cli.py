@@ -558,7 +558,7 @@ def _run(
         source = click.get_current_context().get_parameter_source("weights")
         # a store made with random weights warns too; demo's own fallback has said it already
         fell_back = config.weights == RANDOM and source is click.core.ParameterSource.DEFAULT
-        if delivery.result.report["model"]["random_weights"] and not fell_back:
+        if delivery.result.typed_report.model.random_weights and not fell_back:
             click.echo(
                 "warning: --weights random: the clusters are meaningless (smoke test only).",
                 err=True,
