@@ -527,6 +527,18 @@ def sort_command(
         )
 
 
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of report.json (draft 2020-12), derived from the report's types.
+
+    The wheel ships the same text as generator/report.schema.json. Validate a site's report with
+    any JSON Schema tool, e.g. `dinoclust schema > report.schema.json`.
+    """
+    from generator.report import schema_text
+
+    click.echo(schema_text(), nl=False)
+
+
 def _run(
     inputs: tuple[Path, ...],
     title: str | None,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import operator
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -240,6 +241,32 @@ def _parts(hint: Any) -> tuple[Any, tuple[Any, ...]]:
     if origin is types.UnionType:
         origin = Union
     return origin, typing.get_args(hint)
+
+
+def json_default(value: Any) -> Any:
+    """json.dumps's `default` for a Report: each record as a dict of its fields, one level at a
+    time (tuples are written as arrays as they are), so the text needs no to_json() copy."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _shallow(type(value))(value)
+    raise TypeError(f"{type(value).__name__} is not part of a report")
+
+
+@cache
+def _shallow(cls: type) -> Callable[[Any], dict[str, Any]]:
+    """A record's fields as a dict, values as they are; `absent()` ones left out when None."""
+    names = tuple(f.name for f in dataclasses.fields(cls))
+    absent = {name for name, _, optional in _fields(cls) if optional}
+    values = operator.attrgetter(*names)
+    if not absent:
+        return lambda value: dict(zip(names, values(value), strict=True))
+
+    def record(value: Any) -> dict[str, Any]:
+        pairs = zip(names, values(value), strict=True)
+        return {k: v for k, v in pairs if v is not None or k not in absent}
+
+    return record
 
 
 def json_fields(record: Any, names: Iterable[str]) -> dict[str, Any]:

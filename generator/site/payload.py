@@ -37,6 +37,7 @@ from generator.report import (
     Provenance,
     Report,
     Skipped,
+    json_default,
     json_fields,
 )
 from generator.report import Duplicates as ReportDuplicates
@@ -423,10 +424,11 @@ def _version(package: str) -> str | None:
 
 
 def report_json(report: Report) -> str:
-    return (
-        json.dumps(report.to_json(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-        + "\n"
+    """report.json's text: sorted keys, no spaces, UTF-8 as it is (byte-identical rebuilds)."""
+    text = json.dumps(
+        report, default=json_default, sort_keys=True, ensure_ascii=False, separators=(",", ":")
     )
+    return text + "\n"
 
 
 def assignments_csv(report: Report) -> str:
