@@ -246,11 +246,19 @@ def _parts(hint: Any) -> tuple[Any, tuple[Any, ...]]:
 def json_default(value: Any) -> Any:
     """json.dumps's `default` for a Report: each record as a dict of its fields, one level at a
     time (tuples are written as arrays as they are), so the text needs no to_json() copy."""
-    if isinstance(value, Mapping):
-        return dict(value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _shallow(type(value))(value)
-    raise TypeError(f"{type(value).__name__} is not part of a report")
+    write = _SHALLOW.get(type(value))  # a dict lookup first: called once per image
+    if write is None:
+        if isinstance(value, Mapping):
+            write = dict
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            write = _shallow(type(value))
+        else:
+            raise TypeError(f"{type(value).__name__} is not part of a report")
+        _SHALLOW[type(value)] = write
+    return write(value)
+
+
+_SHALLOW: dict[type, Callable[[Any], Any]] = {}
 
 
 @cache
