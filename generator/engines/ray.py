@@ -62,7 +62,7 @@ class RayOptions:
     `decode_cpus`: what one decode task asks of the cluster (no option: the tests give 0.5)."""
 
     address: str | None = None
-    workers: int | None = None  # model actors; None: every CPU but one (the decode stage's)
+    workers: int | None = None  # model actors; None: see check_resources
     gpus_per_worker: float = 0.0
     decode_cpus: float = 1.0
 
@@ -511,13 +511,16 @@ def _unreachable(address: str, why: str) -> str:
 
 
 def check_resources(options: RayOptions) -> int:
-    """The number of actors, refused at once if the cluster can never give them what they ask:
-    Ray would otherwise wait for ever without a word."""
+    """The number of model actors, refused at once if the cluster can never give them what they
+    ask: Ray would otherwise wait for ever without a word. By default, with GPUs, an actor per
+    GPU share and every other CPU decodes; on CPUs only, half the CPUs run the model and half
+    decode (README Performance: a core decodes 14 12-MP photos a second, and embeds 12 in fp32
+    or 38 in bf16)."""
     import ray
 
     resources = ray.cluster_resources()
     cpus, gpus = int(resources.get("CPU", 0)), float(resources.get("GPU", 0))
-    workers = options.workers or max(1, cpus - 1)
+    workers = options.workers or max(1, cpus - 1 if options.gpus_per_worker > 0 else cpus // 2)
     if options.gpus_per_worker > 0 and options.workers is None:
         workers = max(1, min(workers, int(gpus // options.gpus_per_worker)))
     if workers >= cpus:
