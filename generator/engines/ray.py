@@ -129,6 +129,7 @@ class RayEngine:
         self.served = 0  # rows that came whole from the earlier run
         self._info = planned  # the driver's plan, until the cluster says what it runs
         self._ran: ModelInfo | None = None  # what the first batch's actor ran
+        self._images: Sequence[SourceImage] = ()  # this run's, for a row decoded again
 
     @property
     def info(self) -> ModelInfo:
@@ -161,8 +162,8 @@ class RayEngine:
         plan = split(images, digests, served, bool(self.options.preview_size), skip)
         self.served += plan.served
         previews = bool(self.options.preview_size)
-        order = InOrder(plan.done, lambda stubs: served.materialise(stubs, previews, self._again))
         self._images = images
+        order = InOrder(plan.done, lambda stubs: served.materialise(stubs, previews, self._again))
         yield from order.ready()
         if plan.todo:
             with progress("Embedding images", len(plan.todo)) as advance:
