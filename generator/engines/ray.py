@@ -36,7 +36,7 @@ from generator.engines.mapper import Mapper
 from generator.engines.runner import EmbedOptions, InOrder, Known, Served, Stub, split
 from generator.errors import ConfigError, GeneratorError
 from generator.i18n import Message
-from generator.ingest.imaging import Decoded, DecodeError
+from generator.ingest.imaging import Decoded, DecodeError, limit_file_size
 from generator.model.vit import PREPROCESS
 from generator.types import Embedder, ModelInfo, Row, SourceImage
 
@@ -163,6 +163,7 @@ class RayEngine:
         self.served += plan.served
         previews = bool(self.options.preview_size)
         self._images = images
+        limit_file_size(self.options.max_file_size)  # a row decoded again here (_again)
         order = InOrder(plan.done, lambda stubs: served.materialise(stubs, previews, self._again))
         yield from order.ready()
         if plan.todo:
@@ -246,6 +247,7 @@ class RayEngine:
         decoded = dataset.map_batches(
             decode_batch,
             fn_args=(DECODE, self.options.thumb_size, self.options.preview_size),
+            fn_kwargs={"max_file_size": self.options.max_file_size},
             batch_size=size,
             batch_format="pyarrow",
             num_cpus=self.ray_options.decode_cpus,
@@ -274,9 +276,11 @@ def decode_batch(
     decode_one: Callable[[Path, int, int], Decoded | DecodeError],
     thumb_size: int,
     preview_size: int,
+    max_file_size: int,
 ) -> pa.Table:
-    """The CPU stage: one task decodes a batch of files; a file that cannot be used becomes a
-    skipped row, which the model stage passes on."""
+    """The CPU stage: one task decodes a batch of files; a file that cannot be used (or larger
+    than --max-file-size) becomes a skipped row, which the model stage passes on."""
+    limit_file_size(max_file_size)  # this worker's, as a local decode worker sets it
     indices = batch.column("index").to_pylist()
     paths = batch.column("path").to_pylist()
     rows: list[Row] = []

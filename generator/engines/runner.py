@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
+from generator.config import MAX_FILE_SIZE
 from generator.model.vit import PREPROCESS
 from generator.types import CachedThumb, ModelInfo, Row, SourceImage
 
@@ -50,6 +51,7 @@ class EmbedOptions:
     batch_size: int = 32
     preview_size: int = 0  # the preview dialog's larger image; 0: none
     workers: int | None = None  # decode processes (None: every CPU this process may use)
+    max_file_size: int = MAX_FILE_SIZE  # larger files are skipped with a reason, never read
 
     @property
     def decode_side(self) -> int:
