@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from generator.i18n import Message
+from generator.ingest.discover import file_sha256
 from generator.ingest.imaging import Decoded, DecodeError, decode
-from generator.model.embed import file_sha256
 from generator.model.vit import PREPROCESS
 from generator.types import Row
 
