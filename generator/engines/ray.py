@@ -236,7 +236,7 @@ class RayEngine:
         later batch behind a slow decode task (a worker still starting), and the model would
         wait; the driver puts rows back in input order (InOrder). The price: rows that finish
         ahead of a slow batch wait on the driver, as many as the stages make while it is late
-        (thumbnails, previews and vectors: about 12 KB a row, 110 KB with 800 px previews)."""
+        (each a thumbnail, a vector and, if asked, a preview; not measured at scale)."""
         import ray.data
 
         workers = check_resources(self.ray_options)
