@@ -288,6 +288,18 @@ def sort_command(inputs: tuple[Path, ...], verbose: int, quiet: bool, **options:
             )
 
 
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of report.json (draft 2020-12), derived from the report's types.
+
+    The wheel ships the same text as generator/report.schema.json. Validate a site's report with
+    any JSON Schema tool, e.g. `dinoclust schema > report.schema.json`.
+    """
+    from generator.report import schema_text
+
+    click.echo(schema_text(), nl=False)
+
+
 def _run(
     inputs: tuple[Path, ...],
     title: str | None,
@@ -320,7 +332,7 @@ def _run(
             source = click.get_current_context().get_parameter_source("weights")
             # a store made with random weights warns too; demo's own fallback has said it already
             fell_back = config.weights == RANDOM and source is click.core.ParameterSource.DEFAULT
-            if delivery.result.report["model"]["random_weights"] and not fell_back:
+            if delivery.result.typed_report.model.random_weights and not fell_back:
                 click.echo(
                     "warning: --weights random: the clusters are meaningless (smoke test only).",
                     err=True,

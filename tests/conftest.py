@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import FakeEmbedder, make_colour_folder, use_fake_model
+from tests.reportschema import every_report_json_matches_the_schema  # noqa: F401 (autouse)
 
 
 @pytest.fixture
