@@ -249,7 +249,7 @@ def test_two_decode_tasks_keep_the_model_actor_busy(tmp_path, monkeypatch) -> No
     engine = RayEngine(
         FakeEmbedder.info,
         Given(SlowModel(log, 0.4)),
-        EmbedOptions(thumb_size=64, batch_size=4),
+        EmbedOptions(thumb_size=64, batch_size=4, preview_size=0),
         RayOptions(workers=1, decode_cpus=0.5),
     )
     rows = list(engine.run(images, no_progress))
