@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 WEIGHTS ?=
 OUT ?= site
 
-.PHONY: demo test lint chromium axe screenshot clean
+.PHONY: demo test lint docs chromium axe screenshot clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,13 +40,17 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
-test: $(VENV)/.installed-test $(ACCEL)/.installed chromium axe lint
+# The documentation site (mkdocs.yml): --strict, so a broken link or a missing page fails.
+docs: $(VENV)/.installed-test
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+test: $(VENV)/.installed-test $(ACCEL)/.installed chromium axe lint docs
 	$(BIN)/python -m pytest
 	DINOCLUST_TEST_ACCEL=1 PYTHONPATH=$(ACCEL) $(BIN)/python -m pytest -m openvino -q
 
 screenshot: $(VENV)/.installed-test chromium
 	$(BIN)/dinoclust demo --weights $(or $(WEIGHTS),random) -o $(OUT) -q
-	$(BIN)/python scripts/screenshot.py $(OUT)/index.html docs/screenshot.png --k 3
+	$(BIN)/python scripts/screenshot.py $(OUT)/index.html docs/screenshot.png --k 3 --height 900 --scroll-to '#grid-title'
 
 clean:
 	rm -rf $(VENV) dist build

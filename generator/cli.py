@@ -318,7 +318,7 @@ def embed_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-@cli.command()
+@cli.command(short_help="Build the site from folders of images, or from --embeddings.")
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
 @build_options
 @click.option(
@@ -351,7 +351,7 @@ def build(inputs: tuple[Path, ...], title: str | None, **options: Any) -> None:
     _run(inputs, title, **options)
 
 
-@cli.command()
+@cli.command(short_help="Embed images into Parquet files, locally or on Ray.")
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
 @click.option(
     "-o",
@@ -422,7 +422,7 @@ def embed(inputs: tuple[Path, ...], **options: Any) -> None:
     _embed(inputs, **options)
 
 
-@cli.command()
+@cli.command(short_help="Build a site from the 30 bundled sample images.")
 @build_options
 def demo(title: str | None, **options: Any) -> None:
     """Build a site from the bundled sample images (animals, food, transportation).
@@ -434,6 +434,12 @@ def demo(title: str | None, **options: Any) -> None:
     if source is click.core.ParameterSource.DEFAULT:
         options["weights"] = _demo_weights(options["quiet"])
     _run((DEMO_DIR,), title, title_key="demo_title", **options)
+
+
+# demo's --help shows the default as it behaves: it falls back to random weights (build does not)
+next(p for p in demo.params if p.name == "weights").show_default = (
+    "pretrained if cached or the hub answers, else random"
+)
 
 
 def _demo_weights(quiet: bool) -> str:
@@ -454,7 +460,7 @@ def _demo_weights(quiet: bool) -> str:
     return RANDOM
 
 
-@cli.command("sort")
+@cli.command("sort", short_help="Sort images into one folder per cluster.")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "-o",
