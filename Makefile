@@ -42,7 +42,7 @@ lint: $(VENV)/.installed-test
 
 # The documentation site (mkdocs.yml): --strict, so a broken link or a missing page fails.
 docs: $(VENV)/.installed-test
-	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 PYTHONPATH=. $(BIN)/mkdocs build --strict
 
 test: $(VENV)/.installed-test $(ACCEL)/.installed chromium axe lint docs
 	$(BIN)/python -m pytest

@@ -437,9 +437,9 @@ def demo(title: str | None, **options: Any) -> None:
 
 
 # demo's --help shows the default as it behaves: it falls back to random weights (build does not)
-next(p for p in demo.params if p.name == "weights").show_default = (
-    "pretrained if cached or the hub answers, else random"
-)
+next(
+    p for p in demo.params if p.name == "weights"
+).show_default = "pretrained if cached or the hub answers, else random"
 
 
 def _demo_weights(quiet: bool) -> str:

@@ -153,7 +153,7 @@ def test_wheel_installs_and_builds_in_a_fresh_venv(wheel, tmp_path) -> None:
     ).stdout
     assert help_text.startswith("Usage: dinoclust")
     where = subprocess.run(
-        [str(py), "-c", "import dinoclust, generator; print(dinoclust.__file__, generator.__file__)"],
+        [str(py), "-c", "import dinoclust as d, generator as g; print(d.__file__, g.__file__)"],
         cwd=work,
         env=env,
         check=True,
