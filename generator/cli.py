@@ -42,12 +42,19 @@ log = logging.getLogger("generator")
 DEMO_DIR = DEMO_IMAGES
 
 
+BARS: list[object] = []  # the progress bars on the terminal now (at most one)
+CLEAR_LINE = "\r\x1b[K"  # back to the line's start and erase it: the bar redraws below
+
+
 class _ClickHandler(logging.Handler):
-    """Warnings and info as plain one-liners on stderr ("warning: skipped a.png: empty file")."""
+    """Warnings and info as plain one-liners on stderr ("warning: skipped a.png: empty file").
+    While a progress bar is drawn, its line is cleared first: a warning never shares it."""
 
     def emit(self, record: logging.LogRecord) -> None:
         level = record.levelname.lower()
         prefix = "" if record.levelno == logging.INFO else f"{level}: "
+        if BARS:  # color=True: click would strip the escape, though a bar means a terminal
+            click.echo(CLEAR_LINE, nl=False, err=True, color=True)
         click.echo(f"{prefix}{record.getMessage()}", err=True)
 
 
@@ -107,7 +114,11 @@ def _progress_for(quiet: bool) -> Callable[..., Any]:
         with click.progressbar(
             length=total, label=label, file=sys.stderr, show_eta=True, show_pos=True
         ) as bar:
-            yield bar.update
+            BARS.append(bar)
+            try:
+                yield bar.update
+            finally:
+                BARS.remove(bar)
 
     return progress
 
@@ -578,8 +589,11 @@ def _open(output: Path, quiet: bool) -> None:
     from generator.api import has_display, open_report, page_of
 
     url = page_of(output).resolve().as_uri()
-    if open_report(output):
-        message = f"Opened {url} in the browser."
+    if open_report(output):  # a browser was started: whether a window appeared, none can tell
+        message = (
+            f"Asked the default browser to open {url}; if no window appears, open that "
+            "address yourself."
+        )
     else:
         why = "no display" if not has_display() else "no browser found"
         message = f"--open: no browser to open here ({why}); open {url} yourself."
@@ -617,10 +631,11 @@ def _embed(
         raise click.ClickException(str(exc)) from exc
     if quiet:
         return
+    source = "kept from the last run or the cache" if result.resumed else "from the cache"
     click.echo(
         f"Wrote {result.rows:,} rows to {result.output}/ ({result.images:,} images, "
         f"{len(result.skipped):,} skipped, {result.embedded:,} newly embedded, "
-        f"{result.kept:,} kept) "
+        f"{result.kept:,} {source}) "
         "in "
         f"{result.seconds:.1f} s. Build the site with: dinoclust build --embeddings "
         f"{result.output} -o site/",

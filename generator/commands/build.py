@@ -24,11 +24,11 @@ from generator.analysis.analyse import Analysis, compare_labels, prefetch_analys
 from generator.analysis.cached import cached_analysis
 from generator.analysis.duplicates import find_similar
 from generator.analysis.streamed import assign, fit, logged, project, sample_rows
-from generator.config import BuildConfig
+from generator.config import K_MIN, BuildConfig
 from generator.engines.local import EmbedOptions, LocalEngine
 from generator.errors import InputError, written_in
 from generator.i18n import Message
-from generator.ingest.discover import IMAGE_SUFFIXES, Discovery, discover
+from generator.ingest.discover import Discovery, discover, no_images
 from generator.ingest.imaging import THUMB_FORMAT
 from generator.ingest.labels import (
     Labelling,
@@ -162,12 +162,22 @@ def discover_images(config: BuildConfig) -> Discovery:
     exclude = [*staging_exclusions(config.output), *config.extra_excludes]
     found = discover(config.inputs, exclude=exclude)
     if not found.images:
-        raise InputError(
-            f"No images found in {', '.join(map(str, config.inputs))} (looked for "
-            f"{' '.join(sorted(IMAGE_SUFFIXES))}, in any letter case, in all sub-folders)."
-        )
+        raise no_images(config.inputs, found)
     log.info("found %d images", len(found.images))
     return found
+
+
+def check_enough(n: int, skipped: tuple[SkippedImage, ...]) -> None:
+    """K-means needs two images; the remedy names the skipped files only when there are some."""
+    if n >= K_MIN:
+        return
+    found = f"only {n} could be used" if n else "none could be used"
+    if skipped:
+        files = "file" if len(skipped) == 1 else f"{len(skipped)} files"
+        remedy = f"Add more images, or fix the skipped {files} named above."
+    else:
+        remedy = "Add more images to the input."
+    raise InputError(f"Clustering needs at least {K_MIN} images; {found}. {remedy}")
 
 
 def check_skipped(
@@ -218,6 +228,7 @@ def _report(
 ) -> dict[str, Any]:
     """Analyse, then write the report and the site into `staging`."""
     check_skipped(config, skipped)
+    check_enough(len(embedded.records), skipped)
     analysis, extras = analyse_all(embedded, config, labelling, cache)
     extras = replace(extras, aliases=aliases)
     title = config.title or Message.of(config.title_key)

@@ -19,7 +19,7 @@ from generator.analysis.streamed import logged
 from generator.config import EmbedConfig
 from generator.engines.local import EmbedOptions, Known, LocalEngine
 from generator.errors import GeneratorError, InputError, OutputError, room_for
-from generator.ingest.discover import IMAGE_SUFFIXES, Discovery, discover
+from generator.ingest.discover import Discovery, discover, no_images
 from generator.ingest.manifest import read_manifest
 from generator.model.embed import plan_embedder
 from generator.site.sitedir import output_lock
@@ -66,6 +66,7 @@ class EmbedResult:
     embedded: int  # images that went through the model
     kept: int  # images served from the previous run or the cache: not decoded again
     seconds: float
+    resumed: bool = False  # DIR held a previous run's rows that could be kept
 
 
 def embed_collection(
@@ -115,7 +116,10 @@ def _embed(config: EmbedConfig, progress: Progress, embedder: Embedder | None) -
     kept = engine.served  # from the previous run or the cache: neither decoded nor embedded
     seconds = time.perf_counter() - start
     images = rows - len(skipped)
-    return EmbedResult(config.output, rows, images, skipped, engine.embedded, kept, seconds)
+    resumed = known is not None and len(known) > 0
+    return EmbedResult(
+        config.output, rows, images, skipped, engine.embedded, kept, seconds, resumed
+    )
 
 
 def _find(config: EmbedConfig) -> Discovery:
@@ -127,10 +131,7 @@ def _find(config: EmbedConfig) -> Discovery:
     check_store_dir(config.output, config.inputs)
     found = discover(config.inputs, exclude=[config.output, *config.extra_excludes])
     if not found.images:
-        raise InputError(
-            f"No images found in {', '.join(map(str, config.inputs))} (looked for "
-            f"{' '.join(sorted(IMAGE_SUFFIXES))}, in any letter case, in all sub-folders)."
-        )
+        raise no_images(config.inputs, found)
     return found
 
 

@@ -1,0 +1,119 @@
+"""Messages that tell the truth (issue 28): each one a newcomer saw mislead, with its exact text."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from generator.cli import BARS, CLEAR_LINE, _ClickHandler, cli
+from generator.ingest.discover import IMAGE_SUFFIXES
+from tests.helpers import FakeEmbedder, make_image
+
+LOOKED = f"{' '.join(sorted(IMAGE_SUFFIXES))}, in any letter case"
+
+
+@pytest.fixture
+def fake_model(monkeypatch) -> None:
+    monkeypatch.setattr("generator.model.embed.plan_model", lambda *a, **k: FakeEmbedder.info)
+    monkeypatch.setattr("generator.model.embed.load_embedder", lambda *a, **k: FakeEmbedder())
+
+
+def run(*args: str | Path):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def last_line(result) -> str:
+    return result.output.splitlines()[-1]
+
+
+def test_one_image_file_does_not_mention_skipped_files(tmp_path, fake_model) -> None:
+    image = make_image(tmp_path / "a.png")
+    result = run("build", image, "-o", tmp_path / "site")
+    assert result.exit_code == 1
+    assert last_line(result) == (
+        "Error: Clustering needs at least 2 images; only 1 could be used. Add more images to "
+        "the input."
+    )
+
+
+def test_one_image_and_a_broken_file_names_the_skipped_file(tmp_path, fake_model) -> None:
+    make_image(tmp_path / "in" / "a.png")
+    (tmp_path / "in" / "b.png").write_bytes(b"not a png")
+    result = run("build", tmp_path / "in", "-o", tmp_path / "site")
+    assert result.exit_code == 1
+    assert last_line(result) == (
+        "Error: Clustering needs at least 2 images; only 1 could be used. Add more images, or "
+        "fix the skipped file named above."
+    )
+
+
+def test_a_text_file_as_input_is_not_an_image(tmp_path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("# notes\n")
+    result = run("build", readme, "-o", tmp_path / "site")
+    assert result.exit_code == 1
+    assert last_line(result) == (
+        f"Error: {readme} is not an image dinoclust reads (it reads {LOOKED}). Give image "
+        "files, or a folder of them."
+    )
+    assert "sub-folders" not in result.output
+
+
+def test_a_folder_of_pdfs_says_what_it_saw(tmp_path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name in ("a.pdf", "b.PDF", "notes.txt"):
+        (docs / name).write_bytes(b"%PDF-1.4")
+    result = run("build", docs, "-o", tmp_path / "site")
+    assert result.exit_code == 1
+    assert last_line(result) == (
+        f"Error: No images found in {docs} (looked for {LOOKED}, in all sub-folders). It holds "
+        "2 .pdf files and 1 .txt file, which dinoclust does not read."
+    )
+    embedded = run("embed", docs, "-o", tmp_path / "emb")  # embed says the same
+    assert last_line(embedded) == last_line(result)
+
+
+def test_files_beside_the_images_that_cannot_be_read_are_counted(tmp_path, fake_model) -> None:
+    for i in range(3):
+        make_image(tmp_path / "in" / f"{i}.png", (40 * i, 0, 0))
+    for i in range(53):
+        (tmp_path / "in" / "drawings" / f"{i}.svg").parent.mkdir(exist_ok=True)
+        (tmp_path / "in" / "drawings" / f"{i}.svg").write_text("<svg/>")
+    (tmp_path / "in" / "scan.pdf").write_bytes(b"%PDF")
+    result = run("build", tmp_path / "in", "-o", tmp_path / "site")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == (
+        f"warning: 53 .svg files and 1 .pdf file in {tmp_path / 'in'} are not used: dinoclust "
+        "does not read that format (the formats it reads: docs/guides/photos.md, Formats)."
+    )
+
+
+def test_embed_into_a_new_folder_says_the_rows_came_from_the_cache(tmp_path, fake_model) -> None:
+    for i in range(3):
+        make_image(tmp_path / "in" / f"{i}.png", (40 * i, 0, 0))
+    first = run("embed", tmp_path / "in", "-o", tmp_path / "emb1")
+    assert first.exit_code == 0, first.output
+    assert "(3 images, 0 skipped, 3 newly embedded, 0 from the cache) in " in first.output
+    second = run("embed", tmp_path / "in", "-o", tmp_path / "emb2")  # a new folder: no last run
+    assert "(3 images, 0 skipped, 0 newly embedded, 3 from the cache) in " in second.output
+    again = run("embed", tmp_path / "in", "-o", tmp_path / "emb2")  # now there was one
+    assert (
+        "(3 images, 0 skipped, 0 newly embedded, 3 kept from the last run or the cache) in "
+    ) in again.output
+
+
+def test_a_warning_never_shares_a_line_with_a_progress_bar(capsys) -> None:
+    record = logging.LogRecord("generator", logging.WARNING, "", 0, "skipped a.png", None, None)
+    _ClickHandler().emit(record)
+    assert capsys.readouterr().err == "warning: skipped a.png\n"  # no bar: a plain line
+    BARS.append(object())
+    try:
+        _ClickHandler().emit(record)
+    finally:
+        BARS.pop()
+    assert capsys.readouterr().err == f"{CLEAR_LINE}warning: skipped a.png\n"
+    assert CLEAR_LINE == "\r\x1b[K"  # carriage return, erase the line: the bar redraws below
