@@ -43,6 +43,8 @@ DEMO_DIR = DEMO_IMAGES
 
 
 BARS: list[object] = []  # the progress bars on the terminal now (at most one)
+PROGRESS: dict[str, int] = {}  # how far each stage of this command got (for Ctrl-C's message)
+EMBEDDING = "Embedding images"  # the engine's progress label
 CLEAR_LINE = "\r\x1b[K"  # back to the line's start and erase it: the bar redraws below
 
 
@@ -108,15 +110,25 @@ def _progress_for(quiet: bool) -> Callable[..., Any]:
 
     @contextmanager
     def progress(label: str, total: int) -> Iterator[Callable[[int], None]]:
+        PROGRESS[label] = 0
+
+        def count(n: int) -> None:
+            PROGRESS[label] += n
+
         if not show:
-            yield lambda n: None
+            yield count
             return
         with click.progressbar(
             length=total, label=label, file=sys.stderr, show_eta=True, show_pos=True
         ) as bar:
             BARS.append(bar)
+
+            def update(n: int) -> None:
+                count(n)
+                bar.update(n)
+
             try:
-                yield bar.update
+                yield update
             finally:
                 BARS.remove(bar)
 
@@ -566,10 +578,15 @@ def _run(
         )
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from exc
+    existed = config.output.exists()
+    PROGRESS.clear()
     try:
         delivery = deliver(config, progress=_progress_for(quiet))
     except GeneratorError as exc:
         raise click.ClickException(str(exc)) from exc
+    except KeyboardInterrupt:
+        click.echo(_interrupted(config.output, existed, config.cache_dir is not None), err=True)
+        raise SystemExit(130) from None  # 128 + SIGINT, as shells report it
     if not quiet:
         _summary(delivery)
         source = click.get_current_context().get_parameter_source("weights")
@@ -582,6 +599,24 @@ def _run(
             )
     if open:
         _open(delivery.result.output, quiet)
+
+
+def _interrupted(output: Path, existed: bool, cached: bool) -> str:
+    """Ctrl-C: what was kept (the old output, the embeddings) and how to go on."""
+    where = f"{output} is as it was" if existed else f"nothing was written to {output}"
+    done = PROGRESS.get(EMBEDDING, 0)
+    if not done:
+        return f"Interrupted: {where}."
+    images = f"{done:,} image{'' if done == 1 else 's'}"
+    if not cached:
+        return (
+            f"Interrupted: {where}. {images} had been embedded, but not cached (--no-cache): "
+            "a new run embeds them again."
+        )
+    return (
+        f"Interrupted: {where}. {images} had been embedded and are cached: run the same "
+        "command again to go on from there."
+    )
 
 
 def _open(output: Path, quiet: bool) -> None:

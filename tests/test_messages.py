@@ -117,3 +117,54 @@ def test_a_warning_never_shares_a_line_with_a_progress_bar(capsys) -> None:
         BARS.pop()
     assert capsys.readouterr().err == f"{CLEAR_LINE}warning: skipped a.png\n"
     assert CLEAR_LINE == "\r\x1b[K"  # carriage return, erase the line: the bar redraws below
+
+
+class StopsAtBatch(FakeEmbedder):
+    """Ctrl-C while the third batch is in the model."""
+
+    def __call__(self, pixels):
+        if self.calls == 2:
+            raise KeyboardInterrupt
+        return super().__call__(pixels)
+
+
+def test_ctrl_c_says_what_was_kept_and_how_to_go_on(tmp_path, monkeypatch) -> None:
+    for i in range(12):
+        make_image(tmp_path / "in" / f"{i:02d}.png", (20 * i, 100, 100))
+    site = tmp_path / "site"
+    site.mkdir()  # an empty folder: ours to fill, and left as it was
+    monkeypatch.setattr("generator.model.embed.plan_model", lambda *a, **k: FakeEmbedder.info)
+    monkeypatch.setattr("generator.model.embed.load_embedder", lambda *a, **k: StopsAtBatch())
+    args = ("build", tmp_path / "in", "-o", site, "--batch-size", "2")
+    stopped = run(*args)
+    assert stopped.exit_code == 130
+    assert last_line(stopped) == (
+        f"Interrupted: {site} is as it was. 4 images had been embedded and are cached: run the "
+        "same command again to go on from there."
+    )
+    assert "Aborted!" not in stopped.output and "Traceback" not in stopped.output
+    assert list(site.iterdir()) == []
+
+    monkeypatch.setattr("generator.model.embed.load_embedder", lambda *a, **k: FakeEmbedder())
+    again = run(*args)
+    assert again.exit_code == 0, again.output
+    assert "(0 skipped, 8 newly embedded)" in again.output  # the 4 came from the cache
+
+    monkeypatch.setattr("generator.model.embed.load_embedder", lambda *a, **k: StopsAtBatch())
+    fresh = tmp_path / "fresh"
+    uncached = run("build", tmp_path / "in", "-o", fresh, "--batch-size", "2", "--no-cache")
+    assert last_line(uncached) == (
+        f"Interrupted: nothing was written to {fresh}. 4 images had been embedded, but not "
+        "cached (--no-cache): a new run embeds them again."
+    )
+    assert not fresh.exists()
+
+
+def test_japanese_has_one_word_for_cluster() -> None:
+    from generator.i18n import ui_strings
+
+    ja = ui_strings()["ja"]
+    words = " ".join(ja.values())
+    assert "クラスター" not in words  # the long form once titled the page, クラスタ filled it
+    assert ja["default_title"] == "画像のクラスタ"
+    assert words.count("クラスタ") >= 50
