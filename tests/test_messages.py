@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,25 @@ def test_japanese_has_one_word_for_cluster() -> None:
     assert "クラスター" not in words  # the long form once titled the page, クラスタ filled it
     assert ja["default_title"] == "画像のクラスタ"
     assert words.count("クラスタ") >= 50
+
+
+def test_the_random_weights_banner_does_not_say_the_reader_passed_the_option(
+    tmp_path, fake_model, monkeypatch
+) -> None:
+    """An offline `demo` falls back to random weights by itself: the banner must not say the
+    reader built it 'with --weights random' and should 'rebuild without it'."""
+    import generator.model.vit as vit
+
+    monkeypatch.setattr(vit, "pretrained_unavailable", lambda: "huggingface.co cannot be reached")
+    info = replace(FakeEmbedder.info, weights="random (untrained, seed 0)", random_weights=True)
+    monkeypatch.setattr("generator.model.embed.plan_model", lambda *a, **k: info)
+    result = run("demo", "-o", tmp_path / "site", "--k-max", "3")
+    assert result.exit_code == 0, result.output
+    assert "warning: using random weights, so the clusters are meaningless" in result.output
+    page = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+    assert (
+        "This report was built with random, untrained weights, for testing only: the clusters "
+        "below are meaningless. For real results, build it again with the pretrained weights "
+        "(they need a network connection once) or with a checkpoint file (--weights PATH)."
+    ) in page
+    assert "Rebuild without it" not in page
