@@ -191,3 +191,40 @@ def test_the_random_weights_banner_does_not_say_the_reader_passed_the_option(
         "(they need a network connection once) or with a checkpoint file (--weights PATH)."
     ) in page
     assert "Rebuild without it" not in page
+
+
+def test_in_a_notebook_the_remedy_names_the_apis_arguments(
+    colour_folder, tmp_path, monkeypatch
+) -> None:
+    """Offline, `dinoclust.build(..., weights="pretrained")` once ended in a long traceback that
+    advised `--weights random`: a notebook user writes `weights="random"`."""
+    pytest.importorskip("torch")
+    import huggingface_hub.constants as hub
+
+    import dinoclust
+
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    for var in ("HF_HUB_OFFLINE", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(dinoclust.GeneratorError) as raised:
+        dinoclust.build(colour_folder, tmp_path / "site", quiet=True)
+    message = str(raised.value)
+    assert message.endswith(
+        'and pass weights="path/to/checkpoint.pth". For an offline smoke test only, '
+        'weights="random" uses untrained weights.'
+    ), message
+    assert "--" not in message
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__  # one error
+
+
+def test_api_words() -> None:
+    from generator.api import api_words
+
+    assert api_words(
+        "Free some space there, or choose another place with -o. Or pass --cache-dir elsewhere, "
+        "or --no-cache; --zip and --k-max too."
+    ) == (
+        "Free some space there, or choose another place with output. Or pass cache_dir "
+        "elsewhere, or no_cache=True; zip_file and k_max too."
+    )
