@@ -228,3 +228,25 @@ def test_api_words() -> None:
         "Free some space there, or choose another place with output. Or pass cache_dir "
         "elsewhere, or no_cache=True; zip_file and k_max too."
     )
+
+
+def test_japanese_report_md_has_no_english_fragments(colour_folder, tmp_path, monkeypatch) -> None:
+    from generator.i18n import Message
+
+    info = replace(
+        FakeEmbedder.info,
+        weights="random (untrained, seed 0)",
+        weights_i18n=Message.of("weights_random", seed=0),
+        random_weights=True,
+    )
+    embedder = FakeEmbedder()
+    embedder.info = info  # what the report says of the weights
+    monkeypatch.setattr("generator.model.embed.plan_model", lambda *a, **k: info)
+    monkeypatch.setattr("generator.model.embed.load_embedder", lambda *a, **k: embedder)
+    result = run("build", colour_folder, "-o", tmp_path / "site", "--lang", "ja", "-q")
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "site" / "report.md").read_text(encoding="utf-8")
+    weights = "- 重み: ランダム（未学習、乱数シード 0） — 未学習: クラスタに意味はありません。\n"
+    assert weights in text
+    assert "ピクセルにリサイズ（バイリニア補間、縦横比は保たない）、" in text
+    assert "untrained" not in text and "bilinear" not in text
