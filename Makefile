@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 WEIGHTS ?=
 OUT ?= site
 
-.PHONY: demo test lint docs chromium axe screenshot clean
+.PHONY: demo test lint docs chromium axe clipart screenshot clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ chromium:
 axe:
 	@bash scripts/ensure-axe.sh
 
+clipart:
+	@bash scripts/ensure-clipart.sh
+
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -44,7 +47,7 @@ lint: $(VENV)/.installed-test
 docs: $(VENV)/.installed-test
 	NO_MKDOCS_2_WARNING=1 PYTHONPATH=. $(BIN)/mkdocs build --strict
 
-test: $(VENV)/.installed-test $(ACCEL)/.installed chromium axe lint docs
+test: $(VENV)/.installed-test $(ACCEL)/.installed chromium axe clipart lint docs
 	$(BIN)/python -m pytest
 	DINOCLUST_TEST_ACCEL=1 PYTHONPATH=$(ACCEL) $(BIN)/python -m pytest -m openvino -q
 

@@ -130,20 +130,20 @@ def test_a_failure_opening_staging_closes_the_cache_and_the_loader(
 
 def test_ctrl_c_in_the_site_stage_cancels_the_queued_decodes(tmp_path, monkeypatch) -> None:
     """The interrupt arrives while the engine's generator is suspended: closing it cancels."""
-    import generator.commands.build as pipeline
+    import generator.commands.stages as stages
 
     photos = tmp_path / "photos"
     for i in range(40):
         make_image(photos / f"{i:02d}.png", (i * 5, 100, 100))
     marks = slow_decodes(tmp_path, monkeypatch)
-    real_save = pipeline.save_thumb
+    real_save = stages.save_thumb
 
     def interrupted(site, row):
         if row.rel == "01.png":
             raise KeyboardInterrupt
         return real_save(site, row)
 
-    monkeypatch.setattr(pipeline, "save_thumb", interrupted)
+    monkeypatch.setattr(stages, "save_thumb", interrupted)
     config = BuildConfig(inputs=(photos,), output=tmp_path / "site", batch_size=1)
     try:
         build_site(config, embedder=FakeEmbedder())

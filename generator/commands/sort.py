@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import errno
-import io
 import logging
 import os
 import re
@@ -22,11 +21,12 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from generator.analysis.analyse import Analysis, prefetch_analysis
 from generator.analysis.cached import cached_analysis
 from generator.analysis.metrics import suggest_k
-from generator.commands.build import check_skipped, discover_images, embed_images
+from generator.commands.stages import check_skipped, discover_images, embed_images
 from generator.config import K_MIN, BuildConfig
 from generator.errors import (
     NO_ROOM,
@@ -39,6 +39,7 @@ from generator.errors import (
 )
 from generator.ingest.labels import assign_labels, read_labels
 from generator.model.embed import plan_embedder
+from generator.site.exports import csv_text, spreadsheet_plain
 from generator.site.payload import DECIMALS
 from generator.site.sitedir import (
     carry_foreign,
@@ -114,10 +115,8 @@ def _sort(config: SortConfig, progress: Progress, embedder: Embedder | None) -> 
     cache = EmbeddingCache(build.cache_dir) if build.cache_dir else None
     staging = open_staging(build.output)
     try:
-        embedded = embed_images(found.images, embedder, cache, staging, build, progress)
-        for made in ("thumbs", "previews"):  # embed_images writes them; a sorted folder has none
-            shutil.rmtree(staging / made, ignore_errors=True)
-        skipped = check_skipped(build, found.skipped + embedded.skipped)
+        embedded = embed_images(found.images, embedder, cache, None, build, progress)  # no thumbs
+        skipped = check_skipped(build.strict, found.skipped + embedded.skipped, "sort")
         analysis = cached_analysis(embedded.features, build, cache)
         k, suggested = _choose_k(analysis, config.k)
         clustering = analysis.clusterings[k]
@@ -200,7 +199,9 @@ def _placed(output: Path) -> set[str] | None:
     if not rows or rows[0][:2] != ["path", "cluster"]:
         return None
     return {
-        unicodedata.normalize("NFC", f"cluster_{row[1]}/{row[0]}") for row in rows[1:] if row[1:]
+        unicodedata.normalize("NFC", f"cluster_{row[1]}/{spreadsheet_plain(row[0])}")
+        for row in rows[1:]
+        if row[1:]
     }
 
 
@@ -278,9 +279,8 @@ def _safe(rel: str) -> Path:
 
 def _write_csv(path: Path, rows: Iterable[tuple[str, int, float]], names: list[str] | None) -> None:
     """path,cluster,distance_to_centre (and label with --labels), in the build's image order."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["path", "cluster", "distance_to_centre", *(["label"] if names else [])])
+    header = ["path", "cluster", "distance_to_centre", *(["label"] if names else [])]
+    table: list[list[Any]] = [header]
     for i, (rel, cluster, distance) in enumerate(rows):
-        writer.writerow([rel, cluster, round(distance, DECIMALS), *([names[i]] if names else [])])
-    path.write_text(out.getvalue(), encoding="utf-8", newline="\n")
+        table.append([rel, cluster, round(distance, DECIMALS), *([names[i]] if names else [])])
+    path.write_text(csv_text(table), encoding="utf-8", newline="\n")  # the one guarded writer

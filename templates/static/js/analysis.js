@@ -128,32 +128,17 @@
       { displaylogo: false, responsive: true, staticPlot: false });
   }
 
-  // Text a spreadsheet would run as a formula gets a leading ' (OWASP), as in exports.py; numbers
-  // stay numbers.
-  function csvCell(value) {
-    var s = String(value);
-    if (typeof value === "string" && /^[=+\-@\t\r]/.test(s)) { s = "'" + s; }
-    return /[",\r\n]/.test(s) ? "\"" + s.replace(/"/g, "\"\"") + "\"" : s;
-  }
-
-  // The current k's assignments as CSV, made in the browser (Blob + a download link: works offline).
+  // The current k's assignments as CSV, made in the browser (the one guarded writer, util.csvText).
   function download(data, k, h) {
     var clustering = data.clusterings[String(k)];
     var header = ["path", "cluster", "distance_to_centre"].concat(data.labels ? ["label"] : []);
-    var lines = [header.join(",")];
+    var rows = [header];
     data.images.forEach(function (image, i) {
       var row = [image.path, clustering.labels[i], clustering.distances[i]];
       if (data.labels) { row.push(data.labels[i]); }
-      lines.push(row.map(csvCell).join(","));
+      rows.push(row);
     });
-    var blob = new Blob([lines.join("\n") + "\n"], { type: "text/csv;charset=utf-8" });
-    var link = h.el("a");
-    link.href = URL.createObjectURL(blob);
-    link.download = "assignments_k" + k + ".csv";
-    document.body.appendChild(link);
-    link.click();
-    link.remove();
-    setTimeout(function () { URL.revokeObjectURL(link.href); }, 10000);
+    h.save(h.csvText(rows), "assignments_k" + k + ".csv", "text/csv;charset=utf-8");
   }
 
   function make(data, h) {

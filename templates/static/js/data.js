@@ -157,6 +157,31 @@
       return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
     },
     t: function (key, args) { return i18n.t(key, args); },
+    // Every CSV the page makes goes through here, by the rule of exports.py's spreadsheet_safe
+    // and csv_text (tests/csv_guard_cases.json holds the cases both are tested on): a text cell
+    // a spreadsheet would run as a formula gets a leading ' (OWASP); numbers stay numbers; a cell
+    // with a quote, a comma or a line break (a lone CR too) is quoted.
+    spreadsheetSafe: function (value) {
+      return typeof value === "string" && /^[=+\-@\t\r]/.test(value) ? "'" + value : value;
+    },
+    csvText: function (rows) {
+      return rows.map(function (row) {
+        return row.map(function (value) {
+          var s = String(ns.util.spreadsheetSafe(value));
+          return /[",\r\n]/.test(s) ? "\"" + s.replace(/"/g, "\"\"") + "\"" : s;
+        }).join(",");
+      }).join("\n") + "\n";
+    },
+    // A file made in the browser, downloaded through a link (works offline, from file://).
+    save: function (text, name, type) {
+      var link = document.createElement("a");
+      link.href = URL.createObjectURL(new Blob([text], { type: type }));
+      link.download = name;
+      document.body.appendChild(link);
+      link.click();
+      link.remove();
+      setTimeout(function () { URL.revokeObjectURL(link.href); }, 10000);
+    },
     num: function (x) { return Number(x).toLocaleString("en"); },  // 100,000 in every language
     el: function (tag, className, text) {
       var node = document.createElement(tag);
