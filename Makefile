@@ -53,7 +53,7 @@ test: $(VENV)/.installed-test $(ACCEL)/.installed chromium axe clipart lint docs
 
 screenshot: $(VENV)/.installed-test chromium
 	$(BIN)/dinoclust demo --weights $(or $(WEIGHTS),random) -o $(OUT) -q
-	$(BIN)/python scripts/screenshot.py $(OUT)/index.html docs/screenshot.png --k 3 --height 900 --scroll-to '#grid-title'
+	$(BIN)/python scripts/screenshot.py $(OUT)/index.html docs/screenshot.png --k 3
 
 clean:
 	rm -rf $(VENV) dist build

@@ -108,7 +108,7 @@ def test_the_model_loader_is_shut_down(tmp_path) -> None:
 def test_a_failure_opening_staging_closes_the_cache_and_the_loader(
     colour_folder, tmp_path, monkeypatch
 ) -> None:
-    import generator.commands.build as pipeline
+    import generator.commands.stages as stages
     from generator.errors import OutputError
     from generator.storage.cache import EmbeddingCache
 
@@ -116,7 +116,7 @@ def test_a_failure_opening_staging_closes_the_cache_and_the_loader(
     real_close = EmbeddingCache.close
     monkeypatch.setattr(EmbeddingCache, "close", lambda self: (closed.append(1), real_close(self)))
     monkeypatch.setattr(
-        pipeline, "open_staging", lambda output: (_ for _ in ()).throw(OutputError("no room"))
+        stages, "open_staging", lambda output: (_ for _ in ()).throw(OutputError("no room"))
     )
     monkeypatch.setattr(LazyEmbedder, "close", lambda self: closed.append("loader"))
     monkeypatch.setattr("generator.model.embed.plan_model", lambda *a, **k: FakeEmbedder.info)

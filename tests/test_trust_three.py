@@ -286,7 +286,7 @@ def test_item_4_an_edited_report_md_is_kept_and_the_new_one_written_beside_it(
     site = tmp_path / "site"
     assert run("build", "--embeddings", emb, "-o", site).exit_code == 0
     marker = (site / ".dinoclust-site").read_text(encoding="utf-8")
-    from generator.site.sitedir import file_sha256
+    from generator.ingest.discover import file_sha256
 
     assert f"{file_sha256(site / 'report.md')}  report.md\n" in marker
     first = (site / "report.md").read_text(encoding="utf-8")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from contextlib import ExitStack, closing
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from generator.analysis import streamed
-from generator.analysis.analyse import Analysis, prefetch_analysis
+from generator.analysis.analyse import Analysis
 from generator.analysis.streamed import assign, fit, logged, project, sample_rows
 from generator.commands.stages import (
     Embedded,
@@ -30,10 +29,10 @@ from generator.commands.stages import (
     discover_images,
     embed_images,
     from_store,
+    open_run,
     report_extras,
 )
 from generator.config import BuildConfig
-from generator.errors import written_in
 from generator.i18n import Message
 from generator.ingest.labels import (
     Labelling,
@@ -42,15 +41,12 @@ from generator.ingest.labels import (
     labels_for_store,
     read_labels,
 )
-from generator.model.embed import plan_embedder
 from generator.site.exports import ASSIGNMENTS, write_arrays, write_assignments, write_exports
 from generator.site.payload import build_report
 from generator.site.render import render_site
 from generator.site.sitedir import (
     carry_foreign,
     check_output,
-    discard,
-    open_staging,
     publish,
     record_written,
 )
@@ -105,46 +101,42 @@ def build_site(
             None,
             assign_labels(read_labels(config.labels), found) if config.labels else None,
         )
-    with ExitStack() as stack:  # whatever happens: cache closed, loader and decoders shut down
-        if embedder is None and found is not None:
-            embedder = plan_embedder(config.model, config.cache_dir, prefetch_analysis)
-            stack.callback(embedder.close)
-        cache = None
-        if config.cache_dir:
-            cache = stack.enter_context(closing(EmbeddingCache(config.cache_dir)))
-        staging = open_staging(config.output)
-        stack.callback(discard, staging)  # a no-op once published: the folder has moved
-        stack.enter_context(written_in(staging))  # before the discard: while the disk is full
+    with open_run(config, embedder, model=found is not None) as run:
         if store is not None and store.count() > streamed.SAMPLED_ROWS:
             source = read_labels(config.labels) if config.labels else None
-            report, images = build_sampled(store, config, staging, progress, source)
-            carried = carry_foreign(config.output, staging)
-            if finish is not None:
-                report = finish(report, staging)
-            record_written(staging, carried, config.output)
-            publish(staging, config.output)
+            report, images = build_sampled(store, config, run.staging, progress, source)
+            report = _publish(config, run.staging, report, finish)
             seconds = time.perf_counter() - start
             return BuildResult(config.output, images, (), seconds, report, 0)
         if store is not None:
-            embedded = from_store(store, config, staging, progress)
+            embedded = from_store(store, config, run.staging, progress)
             skipped = embedded.skipped
             if config.labels:
                 rels = [r.rel for r in embedded.records]
                 labelling = labels_for_store(read_labels(config.labels), rels, embedded.prefixed)
-        else:  # images: discovered above, embedder planned above
-            embedded = embed_images(found.images, embedder, cache, staging, config, progress)
+        else:  # images: discovered above, the model planned by open_run
+            embedded = embed_images(
+                found.images, run.embedder, run.cache, run.staging, config, progress
+            )
             skipped = found.skipped + embedded.skipped
         aliases = found.aliases if found is not None else ()
-        report = _report(embedded, skipped, config, labelling, cache, staging, aliases)
-        carried = carry_foreign(config.output, staging)  # before the zip or size budget sees it
-        if finish is not None:
-            report = finish(report, staging)
-        record_written(staging, carried, config.output)
-        publish(staging, config.output)
+        report = _report(embedded, skipped, config, labelling, run.cache, run.staging, aliases)
+        report = _publish(config, run.staging, report, finish)
     seconds = time.perf_counter() - start
     return BuildResult(
         config.output, len(embedded.records), skipped, seconds, report, embedded.embedded, aliases
     )
+
+
+def _publish(config: BuildConfig, staging: Path, report: Any, finish: Finish | None) -> Any:
+    """Carry over what someone added to the old site, let `finish` have the staged site (the zip
+    or the size budget), record what the build wrote, and swap the site in."""
+    carried = carry_foreign(config.output, staging)  # before the zip or size budget sees it
+    if finish is not None:
+        report = finish(report, staging)
+    record_written(staging, carried, config.output)
+    publish(staging, config.output)
+    return report
 
 
 def _report(

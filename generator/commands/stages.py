@@ -9,24 +9,25 @@ import hashlib
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import closing
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from generator.analysis.analyse import Analysis, compare_labels
+from generator.analysis.analyse import Analysis, compare_labels, prefetch_analysis
 from generator.analysis.cached import cached_analysis
 from generator.analysis.duplicates import find_similar
 from generator.config import K_MIN, BuildConfig
 from generator.engines.local import EmbedOptions, LocalEngine
-from generator.errors import InputError, OutputError
+from generator.errors import InputError, OutputError, written_in
 from generator.i18n import Message
 from generator.ingest.discover import Discovery, discover, no_images
 from generator.ingest.imaging import THUMB_FORMAT
 from generator.ingest.labels import Labelling
+from generator.model.embed import plan_embedder
 from generator.site.payload import ImageRecord, ReportExtras
-from generator.site.sitedir import check_output, staging_exclusions
+from generator.site.sitedir import check_output, discard, open_staging, staging_exclusions
 from generator.storage.cache import EmbeddingCache
 from generator.storage.store import Store, read_rows
 from generator.types import (
@@ -96,6 +97,35 @@ def check_skipped(
             f"{skipped[0].reason}. Fix or remove them, or {command} without --strict.{kept}"
         )
     return skipped
+
+
+# --- the run: its model, cache and staging folder -------------------------------------------
+
+
+@dataclass(frozen=True)
+class Run:
+    embedder: Embedder | None  # None: the rows come from a store
+    cache: EmbeddingCache | None
+    staging: Path  # the output being made, swapped in only when complete
+
+
+@contextmanager
+def open_run(config: BuildConfig, embedder: Embedder | None, model: bool = True) -> Iterator[Run]:
+    """What a command holds while it works, released whatever happens: the model the options
+    name (loaded only if an image is not in the cache; `model` False: none), the cache, and a
+    staging folder beside the output, removed unless the command published it."""
+    with ExitStack() as stack:
+        if embedder is None and model:
+            lazy = plan_embedder(config.model, config.cache_dir, prefetch_analysis)
+            stack.callback(lazy.close)  # the loader thread and its decoders shut down
+            embedder = lazy
+        cache = None
+        if config.cache_dir:
+            cache = stack.enter_context(closing(EmbeddingCache(config.cache_dir)))
+        staging = open_staging(config.output)
+        stack.callback(discard, staging)  # a no-op once published: the folder has moved
+        stack.enter_context(written_in(staging))  # before the discard: while the disk is full
+        yield Run(embedder, cache, staging)
 
 
 # --- rows: from an engine or a store, into the site's files --------------------------------

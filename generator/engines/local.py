@@ -27,6 +27,7 @@ import numpy as np
 
 from generator.engines.mapper import Mapper
 from generator.i18n import Message
+from generator.ingest.discover import file_sha256
 from generator.ingest.imaging import (
     MAX_FILE_SIZE,
     Decoded,
@@ -37,7 +38,6 @@ from generator.ingest.imaging import (
     unsupported,
 )
 from generator.memory import release_freed_memory
-from generator.model.embed import file_sha256
 from generator.model.vit import PREPROCESS
 from generator.storage.cache import EmbeddingCache, namespace, preview_spec, thumb_spec
 from generator.storage.cachestore import CacheSpace

@@ -16,6 +16,7 @@ import logging
 import stat
 import threading
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -129,6 +130,22 @@ def unsupported(path: Path) -> DecodeError | None:
     return None
 
 
+@contextlib.contextmanager
+def _as_decode_error() -> Iterator[None]:
+    """What Pillow (or LibRaw) raises on a file it cannot decode, as the reason the file is
+    skipped; a DecodeError passes unchanged."""
+    try:
+        yield
+    except DecodeError:
+        raise
+    except UnidentifiedImageError as exc:
+        raise DecodeError("skip_not_image") from exc
+    except Image.DecompressionBombError as exc:
+        raise DecodeError("skip_bomb") from exc
+    except (OSError, ValueError, SyntaxError, EOFError, MemoryError, IndexError) as exc:
+        raise DecodeError("skip_corrupt", error=_short(exc)) from exc
+
+
 def decode(path: Path, model_size: int, thumb_size: int, preview_size: int = 0) -> Decoded:
     """Decode `path` once; raise DecodeError with a one-line reason if it cannot be used.
     With `preview_size`, a second, larger image comes from the same decode."""
@@ -150,20 +167,12 @@ def decode(path: Path, model_size: int, thumb_size: int, preview_size: int = 0) 
         raise DecodeError("skip_unreadable", error=exc.strerror or exc) from exc
     if not data:
         raise DecodeError("skip_empty")
-    try:
+    with _as_decode_error():
         side = max(thumb_size, preview_size)  # the largest image made from this decode
         if path.suffix.lower() in RAW_SUFFIXES:
             image, size = _open_raw(data, model_size, side)
         else:
             image, size = _open_rgb(data, model_size, side)
-    except DecodeError:
-        raise
-    except UnidentifiedImageError as exc:
-        raise DecodeError("skip_not_image") from exc
-    except Image.DecompressionBombError as exc:
-        raise DecodeError("skip_bomb") from exc
-    except (OSError, ValueError, SyntaxError, EOFError, MemoryError, IndexError) as exc:
-        raise DecodeError("skip_corrupt", error=_short(exc)) from exc
     model = image.resize((model_size, model_size), Image.Resampling.BILINEAR)
     thumb = image.copy()
     thumb.thumbnail((thumb_size, thumb_size), Image.Resampling.LANCZOS)
@@ -446,16 +455,9 @@ def site_image(data: bytes) -> bytes:
     encoded again from bare pixels. Raises DecodeError for bytes that are not an image."""
     if bare_webp(data):
         return data
-    try:
-        with Image.open(io.BytesIO(data), formats=FORMATS) as image:
-            image.load()
-            return encode_thumb(_to_rgb(image))
-    except UnidentifiedImageError as exc:
-        raise DecodeError("skip_not_image") from exc
-    except Image.DecompressionBombError as exc:
-        raise DecodeError("skip_bomb") from exc
-    except (OSError, ValueError, SyntaxError, EOFError, MemoryError, IndexError) as exc:
-        raise DecodeError("skip_corrupt", error=_short(exc)) from exc
+    with _as_decode_error(), Image.open(io.BytesIO(data), formats=FORMATS) as image:
+        image.load()
+        return encode_thumb(_to_rgb(image))
 
 
 def bare_webp(data: bytes) -> bool:

@@ -8,7 +8,6 @@ it is empty or carries our marker file.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import re
@@ -19,6 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
 
 from generator.errors import InputError, OutputError, cannot_write
+from generator.ingest.discover import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -267,14 +267,6 @@ def edited_name(rel: str) -> str:
     """Where this build's version of an edited file goes: report.md → report.new.md."""
     path = PurePosixPath(rel)
     return str(path.with_name(f"{path.stem}.new{path.suffix}"))
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _recorded_hashes(output: Path) -> dict[str, str]:
