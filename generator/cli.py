@@ -703,9 +703,12 @@ def _embed(
 def _summary(delivery: Delivery) -> None:
     """The closing lines: what was built, from what, in how long, and how to open or send it."""
     from generator.commands.deliver import zip_top
+    from generator.ingest.discover import file_counts
 
     result, size = delivery.result, format_size(delivery.size or 0)
     links = f"{len(result.aliases):,} links to images already included, " if result.aliases else ""
+    if result.unsupported:  # what the walk saw but cannot read, as the warning counted it
+        links += f"{file_counts(result.unsupported)} not read, "
     output, page = _shell(result.output), _shell(result.output / "index.html")
     counts = (
         f"from {result.images:,} images ({len(result.skipped):,} skipped, {links}"

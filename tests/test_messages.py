@@ -91,6 +91,9 @@ def test_files_beside_the_images_that_cannot_be_read_are_counted(tmp_path, fake_
         f"warning: 53 .svg files and 1 .pdf file in {tmp_path / 'in'} are not used: dinoclust "
         "does not read that format (the formats it reads: docs/guides/photos.md, Formats)."
     )
+    assert (  # and the summary line counts them too
+        "from 3 images (0 skipped, 53 .svg files and 1 .pdf file not read, 3 newly embedded)"
+    ) in result.output
 
 
 def test_embed_into_a_new_folder_says_the_rows_came_from_the_cache(tmp_path, fake_model) -> None:

@@ -77,6 +77,7 @@ class BuildResult:
     report: dict[str, Any]
     embedded: int  # images that went through the model; 0 when all came from the cache
     aliases: tuple[Alias, ...] = ()  # further paths to images already included
+    unsupported: tuple[tuple[str, int], ...] = ()  # files not read, by extension (".svg", 53)
 
 
 def build_site(
@@ -123,8 +124,16 @@ def build_site(
         report = _report(embedded, skipped, config, labelling, run.cache, run.staging, aliases)
         report = _publish(config, run.staging, report, finish)
     seconds = time.perf_counter() - start
+    unsupported = found.unsupported if found is not None else ()
     return BuildResult(
-        config.output, len(embedded.records), skipped, seconds, report, embedded.embedded, aliases
+        config.output,
+        len(embedded.records),
+        skipped,
+        seconds,
+        report,
+        embedded.embedded,
+        aliases,
+        unsupported,
     )
 
 
