@@ -82,6 +82,7 @@ def test_the_schema_and_metadata_are_exact(photos, tmp_path) -> None:
     assert meta["dinoclust.preview_size"] == "800"
     assert meta["dinoclust.decoder"] == decode_version()
     assert meta["dinoclust.backend"] == "torch"
+    assert meta["dinoclust.device"] == "cpu"
     assert meta["dinoclust.version"] == __version__
     assert json.loads(meta["dinoclust.errors_i18n"]) == {
         "blue/broken.png": {"key": "skip_not_image", "args": {}}
