@@ -124,7 +124,7 @@ def _embed(config: EmbedConfig, progress: Progress, embedder: Embedder | None) -
     kept = engine.served  # from the previous run or the cache: neither decoded nor embedded
     seconds = time.perf_counter() - start
     images = rows - len(skipped)
-    resumed = known is not None and len(known) > 0
+    resumed = engine.known is not None and len(engine.known) > 0
     return EmbedResult(
         config.output, rows, images, skipped, engine.embedded, kept, seconds, resumed
     )
