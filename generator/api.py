@@ -239,8 +239,7 @@ def notebook_html(site_or_html: BuildResult | StrPath, height: int = SHOW_HEIGHT
 
 def single_page(site_or_html: BuildResult | StrPath) -> str:
     """The one-file page of a build, a site folder or a single-file report."""
-    import json
-
+    from generator.report import read_report
     from generator.site.singlefile import is_single_file, render_single
 
     path = Path(getattr(site_or_html, "output", site_or_html))
@@ -252,7 +251,7 @@ def single_page(site_or_html: BuildResult | StrPath) -> str:
             f"{path} is not a dinoclust site (no index.html and report.json) nor a single-file "
             "report. Pass what generator.build returned, its output folder, or its .html file."
         )
-    report = getattr(site_or_html, "report", None) or json.loads(data.read_text(encoding="utf-8"))
+    report = getattr(site_or_html, "typed_report", None) or read_report(data)
     return render_single(report, path, _page_lang(index))
 
 

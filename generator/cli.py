@@ -568,6 +568,18 @@ def sort_command(
         )
 
 
+@cli.command(short_help="Print the JSON Schema of report.json.")
+def schema() -> None:
+    """Print the JSON Schema of report.json (draft 2020-12), derived from the report's types.
+
+    The wheel ships the same text as generator/report.schema.json. Validate a site's report with
+    any JSON Schema tool, e.g. `dinoclust schema > report.schema.json`.
+    """
+    from generator.report import schema_text
+
+    click.echo(schema_text(), nl=False)
+
+
 def _run(
     inputs: tuple[Path, ...],
     title: str | None,
@@ -605,7 +617,7 @@ def _run(
         source = click.get_current_context().get_parameter_source("weights")
         # a store made with random weights warns too; demo's own fallback has said it already
         fell_back = config.weights == RANDOM and source is click.core.ParameterSource.DEFAULT
-        if delivery.result.report["model"]["random_weights"] and not fell_back:
+        if delivery.result.typed_report.model.random_weights and not fell_back:
             click.echo(
                 "warning: --weights random: the clusters are meaningless (smoke test only).",
                 err=True,

@@ -4,6 +4,7 @@ reason), `import dinoclust`, help that fits, and no placeholder repository left.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -182,10 +183,18 @@ def test_api_reference_documents_import_dinoclust(built_docs: Path) -> None:
     assert "k_max" in html and "single_file" in html  # the signature, from the code
 
 
-def test_report_json_reference_names_every_key() -> None:
+def test_report_json_reference_is_the_schema(built_docs: Path) -> None:
+    """The page's key table is made from generator/report.schema.json at build time, and its
+    hand-written meanings name every key a report always has (and `sampled`)."""
+    schema = json.loads((REPO / "generator" / "report.schema.json").read_text(encoding="utf-8"))
+    html = (built_docs / "reference" / "report-json" / "index.html").read_text(encoding="utf-8")
+    for key in schema["properties"]:
+        assert f"<td><code>{key}</code></td>" in html, key
+    assert '"$schema"' in html.replace("&quot;", '"')  # the whole schema, collapsed
     text = (DOCS / "reference" / "report-json.md").read_text(encoding="utf-8")
-    documented = set(re.findall(r"^\| `(\w+)` \|", text, re.M))
-    assert documented == REPORT_KEYS | {"sampled"}  # sampled: only above 1M rows
+    meanings = set(re.findall(r"^\| `(\w+)` \|", text, re.M))  # the generated table is not here
+    assert meanings == set(schema["required"]) | {"sampled"}  # sampled: only above 1M rows
+    assert set(schema["required"]) == REPORT_KEYS  # what a real report has (test_sample)
 
 
 def test_import_dinoclust_is_the_api() -> None:

@@ -117,6 +117,7 @@ def test_wheel_carries_templates_and_demo_images(wheel) -> None:
         "generator/templates/notebook.html",  # generator.show's frame
         "generator/py.typed",  # the API's type hints reach type checkers
         "dinoclust/__init__.py",  # `import dinoclust`: the API under the project's own name
+        "generator/report.schema.json",  # report.json's JSON Schema (tests/test_report.py)
     ):
         assert needed in names
     assert not any(name.startswith(("tests/", "site/")) for name in names)
