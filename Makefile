@@ -8,7 +8,7 @@ OUT ?= site
 PYTEST_ARGS ?=
 PYTEST_JOBS ?= -n 2 --dist loadgroup
 
-.PHONY: demo test lint chromium axe clipart screenshot clean
+.PHONY: demo test lint docs chromium axe clipart screenshot clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,11 +45,15 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
+# The documentation site (mkdocs.yml): --strict, so a broken link or a missing page fails.
+docs: $(VENV)/.installed-test
+	NO_MKDOCS_2_WARNING=1 PYTHONPATH=. $(BIN)/mkdocs build --strict
+
 # The tests run in a random order (pytest-randomly): each run's header says `Using
 # --randomly-seed=N`, and `make test PYTEST_ARGS=--randomly-seed=N` runs that order again.
 # They run on two pytest-xdist workers (PYTEST_JOBS= runs them in one process): README,
 # Development, says what that saved.
-test: $(VENV)/.installed-test $(ACCEL)/.installed chromium axe clipart lint
+test: $(VENV)/.installed-test $(ACCEL)/.installed chromium axe clipart lint docs
 	$(BIN)/python -m pytest $(PYTEST_JOBS) $(PYTEST_ARGS)
 	DINOCLUST_TEST_ACCEL=1 PYTHONPATH=$(ACCEL) $(BIN)/python -m pytest -m openvino $(PYTEST_ARGS)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from generator import config as opt
 from generator.config import RANDOM
-from generator.errors import GeneratorError
+from generator.errors import ConfigError, GeneratorError
 from generator.options import StrPath, build_config, log_level
 
 if TYPE_CHECKING:
@@ -78,12 +79,36 @@ def build(
     one = isinstance(inputs, str | os.PathLike)
     config = build_config([inputs] if one else inputs, **options)  # type: ignore[list-item]
     with _log_level(log_level(verbose, quiet)):
-        result = deliver(config, progress=progress_bar(quiet)).result
+        try:
+            result = deliver(config, progress=progress_bar(quiet)).result
+        except ConfigError:
+            raise  # the option mapping's own words, the same as the CLI's (tested)
+        except GeneratorError as exc:  # one short error under the cell, in the API's words
+            raise type(exc)(api_words(str(exc))) from None
         if config.weights == RANDOM:
             log.warning("weights='random': the clusters are meaningless (smoke test only).")
     if open:
         open_report(result.output)
     return result
+
+
+FLAGS = ("no_cache", "strict", "single_file", "export_embeddings", "open")  # name=True
+API_NAMES = {"zip": "zip_file", "output": "output"}
+
+
+def api_words(message: str) -> str:
+    """A remedy in the CLI's words (`--weights random`, `--no-cache`, `-o`) as a notebook
+    writes it (`weights="random"`, `no_cache=True`, `output`)."""
+    message = message.replace("--weights random", 'weights="random"')
+    message = message.replace("--weights PATH", 'weights="path/to/checkpoint.pth"')
+
+    def name(match: re.Match[str]) -> str:
+        flag = match.group(1)
+        word = API_NAMES.get(flag, flag.replace("-", "_"))
+        return f"{word}=True" if word in FLAGS else word
+
+    message = re.sub(r"(?<![\w-])--([a-z][a-z0-9-]*)", name, message)
+    return re.sub(r"(?<![\w-])-o(?![\w-])", "output", message)
 
 
 @contextmanager

@@ -472,7 +472,7 @@ def test_embed_and_build_from_the_command_line(photos, tmp_path, fake_model) -> 
     run = CliRunner().invoke(cli, ["embed", str(photos), "-o", str(store)])
     assert run.exit_code == 0, run.output
     assert run.output.splitlines()[-1] == (
-        f"Wrote 10 rows to {store}/ (9 images, 1 skipped, 9 newly embedded, 0 kept) in "
+        f"Wrote 10 rows to {store}/ (9 images, 1 skipped, 9 newly embedded, 0 from the cache) in "
         + run.output.splitlines()[-1].split(" in ")[1]
     )
     assert "Build the site with: dinoclust build --embeddings" in run.output

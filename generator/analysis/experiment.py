@@ -115,11 +115,15 @@ def _method(report: Report, t: _Words) -> list[str]:
         items.append(t("xr_m_labels", l=len(counts), src=md(prov.labels), names=listed))
     else:
         items.append(t("xr_m_no_labels"))
-    weights = md(model.weights) + (" " + t("xr_m_random") if model.random_weights else "")
+    said = model.weights_i18n  # the weights in the report's language, where it has them
+    words = t(said.key, **dict(said.args)) if said else model.weights
+    weights = md(words) + (" " + t("xr_m_random") if model.random_weights else "")
+    stretch = pre.resize == translate("en", "prov_resize_stretch")
+    resize = t("prov_resize_stretch") if stretch else md(pre.resize)
     items += [
         t("xr_m_model", name=md(model.name), dim=model.feature_dim, p=model.precision),
         t("xr_m_weights", w=weights),
-        t("xr_m_pre", size=pre.size, resize=md(pre.resize), mean=list(pre.mean), std=list(pre.std)),
+        t("xr_m_pre", size=pre.size, resize=resize, mean=list(pre.mean), std=list(pre.std)),
         t("xr_m_pca", c=report.pca.n_components, three=three, all=every),
         t(
             "xr_m_kmeans",

@@ -24,6 +24,7 @@ from generator.analysis.streamed import assign, fit, logged, project, sample_row
 from generator.commands.stages import (
     Embedded,
     analyse_all,
+    check_enough,
     check_skipped,
     collect_rows,
     discover_images,
@@ -78,6 +79,7 @@ class BuildResult:
     typed_report: Report
     embedded: int  # images that went through the model; 0 when all came from the cache
     aliases: tuple[Alias, ...] = ()  # further paths to images already included
+    unsupported: tuple[tuple[str, int], ...] = ()  # files not read, by extension (".svg", 53)
 
     @cached_property
     def report(self) -> dict[str, Any]:
@@ -129,8 +131,16 @@ def build_site(
         report = _report(embedded, skipped, config, labelling, run.cache, run.staging, aliases)
         report = _publish(config, run.staging, report, finish)
     seconds = time.perf_counter() - start
+    unsupported = found.unsupported if found is not None else ()
     return BuildResult(
-        config.output, len(embedded.records), skipped, seconds, report, embedded.embedded, aliases
+        config.output,
+        len(embedded.records),
+        skipped,
+        seconds,
+        report,
+        embedded.embedded,
+        aliases,
+        unsupported,
     )
 
 
@@ -156,6 +166,7 @@ def _report(
 ) -> Report:
     """Analyse, then write the report and the site into `staging`."""
     check_skipped(config.strict, skipped)
+    check_enough(len(embedded.records), skipped)
     analysis, extras = analyse_all(embedded, config, labelling, cache)
     extras = replace(extras, aliases=aliases)
     title = config.title or Message.of(config.title_key)

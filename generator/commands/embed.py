@@ -68,6 +68,7 @@ class EmbedResult:
     embedded: int  # images that went through the model
     kept: int  # images served from the previous run or the cache: not decoded again
     seconds: float
+    resumed: bool = False  # DIR held a previous run's rows that could be kept
 
 
 def embed_collection(
@@ -123,7 +124,10 @@ def _embed(config: EmbedConfig, progress: Progress, embedder: Embedder | None) -
     kept = engine.served  # from the previous run or the cache: neither decoded nor embedded
     seconds = time.perf_counter() - start
     images = rows - len(skipped)
-    return EmbedResult(config.output, rows, images, skipped, engine.embedded, kept, seconds)
+    resumed = engine.known is not None and len(engine.known) > 0
+    return EmbedResult(
+        config.output, rows, images, skipped, engine.embedded, kept, seconds, resumed
+    )
 
 
 def _find(config: EmbedConfig) -> Discovery:
