@@ -112,7 +112,7 @@ def test_wheel_carries_templates_and_demo_images(wheel) -> None:
         "generator/templates/index.html",
         "generator/templates/static/js/app.js",
         "generator/templates/static/css/style.css",
-        "generator/demo_images/CREDITS",
+        "generator/DEMO_IMAGES_CREDITS",
         "generator/demo_images/food/banana.png",
         "generator/templates/notebook.html",  # generator.show's frame
         "generator/py.typed",  # the API's type hints reach type checkers
