@@ -146,7 +146,8 @@ def build_options(func: Callable[..., Any]) -> Callable[..., Any]:
             default="auto",
             show_default=True,
             help="Model precision; auto picks bf16 where the hardware does it natively "
-            "(CUDA, CPUs with AMX or AVX512-BF16), fp32 otherwise.",
+            "(CUDA, CPUs with AMX or AVX512-BF16); on other CPUs int8 (OpenVINO + NNCF, "
+            "the accel extra) if it holds the accuracy floors on a bundled check set, else fp32.",
         ),
         click.option(
             "--backend",

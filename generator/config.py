@@ -9,7 +9,7 @@ from generator.errors import ConfigError
 from generator.i18n import LANGS
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 BACKENDS = ("auto", "torch", "openvino")
 PRETRAINED = "pretrained"
 RANDOM = "random"
