@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import generator.commands.build as pipeline
 import generator.model.accel as accel
 import generator.model.embed as embed
 from generator.cli import cli
@@ -64,7 +63,7 @@ def test_auto_builds_on_the_cpu_with_a_warning_when_torch_sees_no_cuda(
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     loaded = []
     monkeypatch.setattr(
-        pipeline, "load_embedder", lambda w, info, *a: loaded.append(info) or Planned(info)
+        embed, "load_embedder", lambda w, info, *a: loaded.append(info) or Planned(info)
     )
     config = BuildConfig(inputs=(colour_folder,), output=tmp_path / "site", weights="random")
     with caplog.at_level(logging.WARNING, logger="generator.model.embed"):
@@ -86,7 +85,7 @@ def test_a_precision_fallback_is_planned_so_a_warm_rebuild_embeds_nothing(
     assert plan_model("random", "cuda", "bf16").precision == "fp16"
     models: list[Planned] = []
     monkeypatch.setattr(
-        pipeline, "load_embedder", lambda w, info, *a: models.append(Planned(info)) or models[-1]
+        embed, "load_embedder", lambda w, info, *a: models.append(Planned(info)) or models[-1]
     )
     cache = tmp_path / "cache"
     results = []
