@@ -86,7 +86,16 @@ def plan_model(
     info = ModelInfo(MODEL_NAME, str(said), weights_id, random, chosen, resolved, said, "torch")
     if precision == "auto" and chosen == "cpu" and resolved == "fp32":
         resolved = choose_int8(weights, replace(info, backend="openvino"), seed, backend, cache_dir)
+    elif precision == "auto":
+        log.info("precision auto: %s (%s)", resolved, AUTO_REASONS.get(chosen, "this device"))
     return replace(info, precision=resolved, backend=resolve_backend(backend, chosen, resolved))
+
+
+AUTO_REASONS = {
+    "cuda": "a CUDA GPU; fp16 where it has no bf16 tensor cores",
+    "mps": "Apple's GPU",
+    "cpu": "this CPU has bf16 units (AMX or AVX512-BF16)",
+}
 
 
 def choose_int8(
