@@ -22,7 +22,7 @@ from generator.model.int8 import Verdict, compare
 from generator.storage.cache import namespace
 from generator.storage.store import META_PRECISION, model_metadata
 from tests.helpers import FakeEmbedder
-from tests.test_backend import Planned, clipart, cosines, needs_openvino
+from tests.test_backend import Planned, clipart, needs_openvino
 
 AVX2 = "flags\t\t: fpu sse sse2 avx avx2 fma f16c\n"  # a laptop or an older server
 AVX512_BF16 = "flags\t\t: fpu sse avx2 avx512f avx512_vnni avx512_bf16\n"  # EPYC (Zen 4)
@@ -94,8 +94,9 @@ def test_auto_says_why_with_v_and_once_that_int8_is_faster(monkeypatch, tmp_path
     with caplog.at_level(logging.INFO, logger="generator.model.embed"):
         assert plan_model("random", "cpu", "auto").precision == "int8"
     assert caplog.messages == [
-        "precision auto: int8, as this CPU has no bf16 units and on the 48 bundled check images "
-        "int8 keeps cosine >= 0.9950 to fp32 (floor 0.99) and ARI >= 0.980 at k=2 (floor 0.95)"
+        "precision auto: int8, as this CPU has no bf16 units and on the check set (48 bundled "
+        "clip-art images, 80 generated in 10 groups) int8 keeps cosine >= 0.9950 to fp32 "
+        "(floor 0.99) and ARI >= 0.980 at k=2 (floor 0.95)"
     ]
 
 
@@ -160,23 +161,27 @@ def test_the_cache_never_mixes_precisions(colour_folder, tmp_path, monkeypatch) 
 
 @pytest.mark.openvino
 def test_int8_holds_the_floors_on_test_images(tmp_path) -> None:
-    """Random weights (no hub here), 96 clip-art images that are not the bundled set: every
-    image within cosine 0.99 of torch fp32, and K-means labels within ARI 0.95 for every k."""
+    """Random weights (no hub here), images that are not the check set: 96 clip-art pictures
+    and 60 generated in 6 groups (another seed), every one within cosine 0.99 of torch fp32,
+    and K-means labels of the grouped ones within ARI 0.95 of fp32's for every k. (With random
+    weights K-means on clip art moves under any noise, int8's or not: see int8.grouped_pixels.)"""
     needs_openvino()
     pytest.importorskip("nncf")
     from generator.ingest.imaging import decode
 
-    pixels = np.stack([decode(f, 224, 64).pixels for f in clipart(96)])
+    grouped = int8.grouped_pixels(groups=6, each=10, seed=1)
+    photos = np.stack([decode(f, 224, 64).pixels for f in clipart(96)])
+    pixels = np.concatenate([photos, grouped])
     fp32 = embed.load_embedder("random", plan_model("random", "cpu", "fp32", backend="torch"))
     info = plan_model("random", "cpu", "int8")
     quantised = embed.load_embedder("random", info, cache_dir=tmp_path)
     assert (quantised.info.precision, quantised.info.backend) == ("int8", "openvino")
     reference, features = fp32(pixels), quantised(pixels)
-    assert not np.allclose(reference, features, atol=1e-4)  # int8 really ran
-    verdict = compare(reference, features)
+    assert not np.allclose(reference, features, atol=1e-3)  # int8 really ran
+    verdict = compare(reference, features, grouped=len(photos))
     assert verdict.min_cosine >= int8.MIN_COSINE, verdict
+    assert sorted(verdict.ari) == list(range(2, 11))
     assert min(verdict.ari.values()) >= int8.MIN_ARI, verdict
-    assert cosines(reference, features).shape == (96,)
 
 
 @pytest.mark.openvino

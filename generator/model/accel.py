@@ -192,7 +192,7 @@ def int8_model(weights: str, info: ModelInfo, seed: int, cache_dir: Path | None)
 def int8_verdict(weights: str, info: ModelInfo, seed: int, cache_dir: Path | None) -> Verdict:
     """int8 against fp32 on the bundled check set (model.int8.compare), kept beside the int8
     model: `--precision auto` reads it rather than checking again."""
-    from generator.model.int8 import Verdict, check_pixels, compare
+    from generator.model.int8 import Verdict, check_set, compare
 
     saved = int8_folder(cache_dir, info) / "check.json" if cache_dir is not None else None
     if saved is not None and saved.is_file():
@@ -201,7 +201,7 @@ def int8_verdict(weights: str, info: ModelInfo, seed: int, cache_dir: Path | Non
         except (ValueError, KeyError, TypeError):
             pass  # damaged: check again
     log.info("checking int8 against fp32 on the bundled images (once on this machine)…")
-    pixels = check_pixels()
+    pixels, grouped = check_set()
     runs = {}
     for precision, model in (
         ("fp32", fp32_model(weights, info, seed, cache_dir)),
@@ -209,7 +209,7 @@ def int8_verdict(weights: str, info: ModelInfo, seed: int, cache_dir: Path | Non
     ):
         compiled = _compile(model, precision)
         runs[precision] = OpenVinoEmbedder(compiled, info)(pixels)
-    verdict = compare(runs["fp32"], runs["int8"])
+    verdict = compare(runs["fp32"], runs["int8"], grouped)
     if saved is not None:
         saved.parent.mkdir(parents=True, exist_ok=True)
         partial = saved.with_suffix(".partial")
