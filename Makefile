@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 WEIGHTS ?=
 OUT ?= site
 
-.PHONY: demo test lint chromium axe screenshot clean
+.PHONY: demo test lint chromium axe clipart screenshot clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,12 +36,15 @@ chromium:
 axe:
 	@bash scripts/ensure-axe.sh
 
+clipart:
+	@bash scripts/ensure-clipart.sh
+
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
-test: $(VENV)/.installed-test $(ACCEL)/.installed chromium axe lint
+test: $(VENV)/.installed-test $(ACCEL)/.installed chromium axe clipart lint
 	$(BIN)/python -m pytest
 	DINOCLUST_TEST_ACCEL=1 PYTHONPATH=$(ACCEL) $(BIN)/python -m pytest -m openvino -q
 

@@ -217,7 +217,7 @@ def decode_scaling(files: list[Path], workers: int, preview: int) -> tuple[float
 def embed_stage(folder: str, cache: str) -> tuple[str, float, float]:
     """The decode+embed stage alone, no embedding cache, as `--backend auto` and the default
     workers run it, then the same model alone: images per second (run in its own process)."""
-    from generator.commands.build import embed_images
+    from generator.commands.stages import embed_images
     from generator.config import BuildConfig
     from generator.ingest.discover import discover
     from generator.model.embed import load_embedder, plan_model

@@ -19,6 +19,13 @@ bytes beyond the fixed assets (static/, the same for every site), per image, wit
 thumbnails' share; (d) loaded at open: index.html, the page's own JS and CSS and the data files
 it loads before it is ready (the first k's distances), not the thumbnails nor Plotly's file.
 Prints a Markdown table.
+
+    python benchmarks/bench_page.py --synthetic --sizes 100000 --find
+
+`--find` measures the find box instead (issue 25): (e) the first query, which folds every name
+once; (f) a query: filter.js's match() alone, and the whole input event (match, the per-cluster
+counts and the strips redrawn), median of several queries; (g) ringing the matches in the plot
+(one Plotly.restyle of the drawn points that match).
 """
 
 from __future__ import annotations
@@ -159,6 +166,58 @@ def measure(
     }
 
 
+FIND_QUERIES = ["img_0001", "g03", "g1 img_00", "zzz-none", ".jpg", "img_05"]
+FIND_JS = """async queries => {
+  const ns = window.dinoclust, input = document.getElementById('find');
+  const time = f => { const t0 = performance.now(); const r = f(); return [performance.now() - t0, r]; };
+  const first = time(() => ns.find.match('img_'))[0];
+  const match = [], event = [], ring = [], found = [];
+  for (const q of queries) {
+    for (let rep = 0; rep < 3; rep++) {
+      const [ms, hits] = time(() => ns.find.match(q));
+      match.push(ms);
+      if (rep === 0) { found.push(hits.length); }
+    }
+    input.value = q;
+    event.push(time(() => input.dispatchEvent(new Event('input', {bubbles: true})))[0]);
+    const mask = ns.find.mask(ns.find.match(q));
+    const t0 = performance.now();
+    await ns.plot.found(mask);
+    await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+    ring.push(performance.now() - t0);
+  }
+  const median = a => a.slice().sort((x, y) => x - y)[Math.floor(a.length / 2)];
+  return {first: first, match: median(match), match_max: Math.max(...match), event: median(event),
+          event_max: Math.max(...event), ring: median(ring), ring_max: Math.max(...ring), found: found};
+}"""
+
+
+def measure_find(n: int, work: Path, browser: object, synthetic: bool) -> dict[str, object]:
+    site = build(n, work, synthetic, DISPLAY_POINTS)
+    with open_page(browser, site / "index.html") as opened:  # type: ignore[arg-type]
+        result = opened.page.evaluate(FIND_JS, FIND_QUERIES)
+        assert opened.errors == [], opened.errors
+    return {"n": n, **result}
+
+
+def main_find(sizes: list[int], synthetic: bool) -> None:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp, launch() as browser:
+        for n in sizes:
+            rows.append(measure_find(n, Path(tmp), browser, synthetic))
+            print(rows[-1], file=sys.stderr, flush=True)
+    print(
+        "| images | first query (folds names) | match (median / worst) | input event incl. strips "
+        "(median / worst) | ring in plot (median / worst) |"
+    )
+    print("|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(
+            f"| {r['n']:,} | {r['first']:.0f} ms | {r['match']:.1f} / {r['match_max']:.1f} ms | "
+            f"{r['event']:.1f} / {r['event_max']:.1f} ms | {r['ring']:.0f} / {r['ring_max']:.0f} ms |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
@@ -166,7 +225,11 @@ def main() -> None:
     parser.add_argument(
         "--display-points", nargs="+", default=[str(DISPLAY_POINTS)], metavar="N|all"
     )
+    parser.add_argument("--find", action="store_true", help="measure the find box (issue 25)")
     args = parser.parse_args()
+    if args.find:
+        main_find(args.sizes, args.synthetic)
+        return
     choices = [None if p == "all" else int(p) for p in args.display_points]
     rows = []
     with tempfile.TemporaryDirectory() as tmp, launch() as browser:

@@ -19,7 +19,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from generator.config import DISPLAY_POINTS, PRETRAINED, RANDOM
+from generator.config import DISPLAY_POINTS, MAX_FILE_SIZE, PRETRAINED, RANDOM
 from generator.errors import GeneratorError
 from generator.options import StrPath, build_config, log_level
 
@@ -59,6 +59,7 @@ def build(
     images_root: StrPath | None = None,
     backend: str = "auto",
     workers: int | None = None,
+    max_file_size: int | str = MAX_FILE_SIZE,
     open: bool = False,
     verbose: int = 0,
     quiet: bool = False,
@@ -96,6 +97,7 @@ def build(
         images_root=Path(images_root) if images_root is not None else None,
         backend=backend,
         workers=workers,
+        max_file_size=max_file_size,
     )
     with _log_level(log_level(verbose, quiet)):
         result = deliver(config, progress=progress_bar(quiet)).result

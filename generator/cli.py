@@ -28,7 +28,7 @@ from generator.config import (
     PRETRAINED,
     RANDOM,
 )
-from generator.errors import ConfigError, GeneratorError
+from generator.errors import ConfigError, GeneratorError, printable
 from generator.options import build_config, log_level, parse_points
 from generator.sizes import format_size, parse_size
 from generator.types import PHASE_LOGGER
@@ -48,7 +48,7 @@ class _ClickHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         level = record.levelname.lower()
         prefix = "" if record.levelno == logging.INFO else f"{level}: "
-        click.echo(f"{prefix}{record.getMessage()}", err=True)
+        click.echo(f"{prefix}{printable(record.getMessage())}", err=True)
 
 
 class _Size(click.ParamType):
@@ -204,6 +204,15 @@ def build_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "the preview then shows the thumbnail).",
         ),
         click.option(
+            "--max-file-size",
+            type=SIZE,
+            default="2GB",
+            show_default=True,
+            metavar="SIZE",
+            help="Skip (with a reason) image files larger than this, without reading them; "
+            "decoded images are also limited to 179 megapixels (decompression bombs).",
+        ),
+        click.option(
             "--display-points",
             type=POINTS,
             metavar="N|all",
@@ -267,7 +276,7 @@ def build_options(func: Callable[..., Any]) -> Callable[..., Any]:
 # The options of build that decide the clusters (model, cache, labels, k-means): sort takes these.
 MODEL_OPTIONS = frozenset(
     ("weights", "device", "precision", "cache_dir", "no_cache", "batch_size", "k_max", "seed")
-    + ("thumb_size", "strict", "labels", "verbose", "quiet", "backend", "workers")
+    + ("thumb_size", "strict", "labels", "verbose", "quiet", "backend", "workers", "max_file_size")
 )
 
 
@@ -305,6 +314,7 @@ EMBED_SHARED = (
     "seed",
     "thumb_size",
     "preview_size",
+    "max_file_size",
     "strict",
     "verbose",
     "quiet",
@@ -505,21 +515,23 @@ def sort_command(
         )
         config = SortConfig(build, k=k, mode=mode)
     except ConfigError as exc:
-        raise click.UsageError(str(exc)) from exc
+        raise click.UsageError(printable(str(exc))) from exc
     try:
         result = sort_collection(config, progress=_progress_for(quiet))
     except GeneratorError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(printable(str(exc))) from exc
     if quiet:
         return
     how = {"link": "hard links, no extra space", "copy": "copies", "symlink": "symbolic links"}
     which = "the suggested k" if result.suggested else "as asked"
     copied = f"; {result.copied} copied instead of linked" if result.copied else ""
     click.echo(
-        f"Sorted {result.images:,} images into {len(result.sizes)} folders in {result.output}/ "
-        f"(k = {result.k}, {which}; {how[result.mode]}{copied}; {len(result.skipped)} skipped, "
-        f"{result.embedded:,} newly embedded) in {result.seconds:.1f} s. "
-        f"{result.output / 'clusters.csv'} lists path,cluster,distance_to_centre.",
+        printable(
+            f"Sorted {result.images:,} images into {len(result.sizes)} folders in {result.output}/ "
+            f"(k = {result.k}, {which}; {how[result.mode]}{copied}; {len(result.skipped)} skipped, "
+            f"{result.embedded:,} newly embedded) in {result.seconds:.1f} s. "
+            f"{result.output / 'clusters.csv'} lists path,cluster,distance_to_centre."
+        ),
         err=True,
     )
     if build.random_weights:
@@ -549,11 +561,11 @@ def _run(
             inputs, title=title, cache_dir=cache_dir, no_cache=no_cache, **options
         )
     except ConfigError as exc:
-        raise click.UsageError(str(exc)) from exc
+        raise click.UsageError(printable(str(exc))) from exc
     try:
         delivery = deliver(config, progress=_progress_for(quiet))
     except GeneratorError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(printable(str(exc))) from exc
     if not quiet:
         _summary(delivery)
         source = click.get_current_context().get_parameter_source("weights")
@@ -598,27 +610,31 @@ def _embed(
     _setup_logging(verbose, quiet)
     from generator.commands.embed import embed_collection
     from generator.config import EmbedConfig, ModelConfig
-    from generator.storage.cache import default_cache_dir
+    from generator.storage.cache import check_cache_dir, default_cache_dir
 
     cache = None if no_cache else (cache_dir or default_cache_dir())
     try:
+        if cache_dir is not None and not no_cache:
+            check_cache_dir(cache_dir, inputs)
         model = ModelConfig(weights, device, precision, seed, backend)
         config = EmbedConfig(inputs=inputs, model=model, cache_dir=cache, **options)
     except ConfigError as exc:
-        raise click.UsageError(str(exc)) from exc
+        raise click.UsageError(printable(str(exc))) from exc
     try:
         result = embed_collection(config, progress=_progress_for(quiet))
     except GeneratorError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(printable(str(exc))) from exc
     if quiet:
         return
     click.echo(
-        f"Wrote {result.rows:,} rows to {result.output}/ ({result.images:,} images, "
-        f"{len(result.skipped):,} skipped, {result.embedded:,} newly embedded, "
-        f"{result.kept:,} kept) "
-        "in "
-        f"{result.seconds:.1f} s. Build the site with: dinoclust build --embeddings "
-        f"{result.output} -o site/",
+        printable(
+            f"Wrote {result.rows:,} rows to {result.output}/ ({result.images:,} images, "
+            f"{len(result.skipped):,} skipped, {result.embedded:,} newly embedded, "
+            f"{result.kept:,} kept) "
+            "in "
+            f"{result.seconds:.1f} s. Build the site with: dinoclust build --embeddings "
+            f"{result.output} -o site/"
+        ),
         err=True,
     )
     if weights == RANDOM:
@@ -669,7 +685,7 @@ def _summary(delivery: Delivery) -> None:
 
 def _shell(path: Path | str) -> str:
     """A path as it can be pasted into a shell (quoted only when it needs to be)."""
-    return shlex.quote(str(path))
+    return printable(shlex.quote(str(path)))
 
 
 def main() -> None:

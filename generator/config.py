@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +15,8 @@ BACKENDS = ("auto", "torch", "openvino")
 PRETRAINED = "pretrained"
 RANDOM = "random"
 K_MIN = 2
+MAX_SEED = 2**32 - 1
+MAX_FILE_SIZE = 2 * 10**9  # --max-file-size's default (imaging.MAX_FILE_SIZE says why)
 ENGINES = ("local", "ray")
 DISPLAY_POINTS = 5_000  # --display-points: chosen with benchmarks/bench_page.py (README)
 MIN_DISPLAY_POINTS = 1_000  # so that each cluster of each k (≤ 50) can keep its own point
@@ -49,8 +52,16 @@ class BuildConfig:
     display_points: int | None = DISPLAY_POINTS  # the most points the 3D view draws; None: all
     backend: str = "auto"  # what runs the model: auto, torch or openvino (the accel extra)
     workers: int | None = None  # decode processes (None: every CPU this process may use)
+    max_file_size: int = MAX_FILE_SIZE  # --max-file-size: larger images are skipped, never read
 
     def __post_init__(self) -> None:
+        check_utf8(
+            ("-o", self.output),
+            ("--zip", self.zip_file),
+            ("--embeddings", self.embeddings),
+            ("--images-root", self.images_root),
+            ("--cache-dir", self.cache_dir),
+        )
         if self.embeddings is not None and self.inputs:
             raise ConfigError(
                 "Give either image INPUTS or --embeddings DIR, not both: --embeddings builds the "
@@ -167,9 +178,13 @@ class EmbedConfig:
     engine: str = "local"  # who schedules the batches: "local" or "ray"
     ray_address: str | None = None  # --engine ray: None is Ray's `auto`, else a local cluster
     workers: int | None = None  # decode processes; --engine ray: actors (every CPU but one)
+    max_file_size: int = MAX_FILE_SIZE  # --max-file-size
     gpus_per_worker: float = 0.0
 
     def __post_init__(self) -> None:
+        check_utf8(
+            ("-o", self.output), ("--manifest", self.manifest), ("--cache-dir", self.cache_dir)
+        )
         if not self.inputs and self.manifest is None:
             raise ConfigError(
                 "No input given: name at least one folder or image file, or --manifest FILE."
@@ -243,3 +258,20 @@ def _check_model(device: str, precision: str, batch_size: int, thumb_size: int, 
         raise ConfigError(f"--thumb-size must be between 32 and 1024 (got {thumb_size}).")
     if seed < 0:
         raise ConfigError(f"--seed must be zero or positive (got {seed}).")
+    if seed > MAX_SEED:  # NumPy's and scikit-learn's seeds are 32-bit
+        raise ConfigError(f"--seed must be at most {MAX_SEED} (got {seed}).")
+
+
+def check_utf8(*paths: tuple[str, object]) -> None:
+    """A path the output is written to (or a store read from) must be UTF-8 text: Arrow's file
+    system and the zip's names hold nothing else. A terminal's other bytes are refused here."""
+    for option, path in paths:
+        if path is None:
+            continue
+        try:
+            os.fspath(path).encode("utf-8")  # type: ignore[call-overload]
+        except UnicodeEncodeError:
+            raise ConfigError(
+                f"{option} {path}: the name is not UTF-8 text, which the files dinoclust writes "
+                "and reads need. Choose a name in UTF-8."
+            ) from None

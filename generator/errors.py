@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,6 +37,46 @@ class BudgetError(GeneratorError):
     """What is to be sent cannot fit the size asked for with --max-size."""
 
 
+# What a name may hold that a terminal or a log would act on: C0 and C1 controls, DEL, and the
+# line and paragraph separators. Each is shown as a Python escape (\x1b, \n), so that a file
+# name can neither colour the terminal nor start a forged line of its own.
+_CONTROLS = {
+    **{c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))},
+    **{ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"},
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+    **{0xDC00 + b: f"\\x{b:02x}" for b in range(0x80, 0x100)},  # bytes not UTF-8 (surrogateescape)
+}
+
+
+def printable(text: str) -> str:
+    """`text` with control characters escaped: every name in a message or the log goes through
+    here (the CLI's log handler and error lines apply it to the whole line)."""
+    return text.translate(_CONTROLS)
+
+
+def check_regular(path: Path, named: str, advice: str) -> None:
+    """Labels, manifests and Parquet parts are read whole, so each must be a regular file: a
+    device (/dev/zero) would fill the memory and a named pipe would wait for ever. `named`: how
+    the message names the file ("--labels x.csv"); a missing file is left to the reader to say."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return
+    if stat.S_ISREG(mode):
+        return
+    kind = (
+        "a named pipe (FIFO)"
+        if stat.S_ISFIFO(mode)
+        else "a device"
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+        else "a folder"
+        if stat.S_ISDIR(mode)
+        else "a socket or other special file"
+    )
+    raise InputError(f"{named}: this is {kind}, not a regular file. {advice}")
+
+
 def first_line(exc: BaseException) -> str:
     """An exception's first line (at most 200 characters), for a one-line message."""
     text = str(exc).strip().splitlines()
@@ -51,7 +92,10 @@ NO_ROOM = {
     errno.EFBIG: "A file is larger than that file system (or this process) may write: choose "
     "another place with {option}.",
     errno.EROFS: "That file system is read-only: choose another place with {option}.",
+    errno.EACCES: "Make it writable, or choose another place with {option}.",
+    errno.EPERM: "Make it writable, or choose another place with {option}.",
 }
+READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
 
 
 FULL_BELOW = 16 << 20  # bytes free under which a file system that said ENOSPC is taken as full
@@ -66,9 +110,23 @@ def room_for(target: Path, option: str, kept: str) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        if exc.errno not in NO_ROOM:
+        if exc.errno not in NO_ROOM or (exc.errno in DENIED and not _beside(exc, target)):
             raise
         raise OutputError(no_room(exc, target, option, kept)) from exc
+
+
+DENIED = (errno.EACCES, errno.EPERM)
+
+
+def _beside(exc: OSError, target: Path) -> bool:
+    """Whether a refused file is where the build writes (beside `target`): a refused read of an
+    input elsewhere is not the output's to explain."""
+    named = exc.filename2 if exc.filename2 is not None else exc.filename
+    if not isinstance(named, (str, bytes)):
+        return True
+    parent = Path(os.path.realpath(target)).parent
+    real = Path(os.path.realpath(os.fsdecode(named)))
+    return real == parent or parent in real.parents
 
 
 @contextlib.contextmanager
@@ -138,6 +196,6 @@ def no_room(exc: OSError, target: Path, option: str, kept: str) -> str:
         )
     real = Path(os.path.realpath(where)) if where is not None else None
     if real is not None and real != parent and parent not in real.parents:
-        remedy = "Make it writable" if code == errno.EROFS else "Make room there"
+        remedy = "Make it writable" if code in READ_ONLY else "Make room there"
         return f"Cannot write {where}: {reason}. {remedy} and try again. {kept}"
     return f"Cannot write {target}: {reason}. {NO_ROOM[code].format(option=option)} {kept}"

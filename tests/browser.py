@@ -82,13 +82,20 @@ def open_page(
     blocked: str | None = None,
     viewport: tuple[int, int] = (1200, 800),
     bypass_csp: bool = False,
+    touch: bool = False,
+    ready: bool = True,
 ) -> Iterator[Opened]:
     """Open `html` (+ `#fragment`) offline and wait until the page says its first render is done.
     A local file whose address contains `blocked` fails to load, as a broken copy would.
-    `bypass_csp` lets a test inject a script of its own (axe-core)."""
+    `bypass_csp` lets a test inject a script of its own (axe-core); `touch` reads it as a phone
+    does (a touch screen, no hover); `ready=False` does not wait for the page's ready flag (a page
+    that frames the site)."""
     width, height = viewport
     context = browser.new_context(
-        viewport={"width": width, "height": height}, bypass_csp=bypass_csp
+        viewport={"width": width, "height": height},
+        bypass_csp=bypass_csp,
+        has_touch=touch,
+        is_mobile=touch,
     )
     page = context.new_page()
     opened = Opened(page)
@@ -108,7 +115,8 @@ def open_page(
     try:
         url = html.resolve().as_uri() + (f"#{fragment}" if fragment else "")
         page.goto(url, timeout=TIMEOUT_MS)
-        page.wait_for_function(READY_JS, timeout=TIMEOUT_MS)
+        if ready:
+            page.wait_for_function(READY_JS, timeout=TIMEOUT_MS)
         yield opened
     finally:
         context.close()

@@ -317,33 +317,35 @@ def test_an_unusable_cache_folder_is_a_clear_error(colour_folder, tmp_path) -> N
 def test_vectors_and_thumbs_are_keyed_by_the_decoder_and_analyses_by_libraries(
     monkeypatch,
 ) -> None:
+    import generator.analysis.cached as cached
+    import generator.ingest.imaging as imaging
     import generator.storage.cache as cache_module
 
     features = np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32)
     space = namespace(FakeEmbedder.info)
     spec = cache_module.thumb_spec(192)
-    key = cache_module.analysis_key(features, 4, 0)
-    real = cache_module.package_version
+    key = cached.analysis_key(features, 4, 0)
+    real = imaging.package_version
+
+    def bump(package: str) -> None:
+        for module in (cached, imaging):  # each reads the versions it depends on
+            monkeypatch.setattr(
+                module,
+                "package_version",
+                lambda p, bumped=package: "999" if p == bumped else real(p),
+            )
+        imaging.decode_version.cache_clear()
+
     for package in ("pillow", "pillow-heif"):
-        monkeypatch.setattr(
-            cache_module,
-            "package_version",
-            lambda p, bumped=package: "999" if p == bumped else real(p),
-        )
-        cache_module.decode_version.cache_clear()
+        bump(package)
         assert namespace(FakeEmbedder.info) != space and cache_module.thumb_spec(192) != spec
-        assert cache_module.analysis_key(features, 4, 0) == key
+        assert cached.analysis_key(features, 4, 0) == key
     for package in ("numpy", "scikit-learn", "scipy"):
-        monkeypatch.setattr(
-            cache_module,
-            "package_version",
-            lambda p, bumped=package: "999" if p == bumped else real(p),
-        )
-        cache_module.decode_version.cache_clear()
-        assert cache_module.analysis_key(features, 4, 0) != key
+        bump(package)
+        assert cached.analysis_key(features, 4, 0) != key
         assert namespace(FakeEmbedder.info) == space
     monkeypatch.undo()
-    cache_module.decode_version.cache_clear()
+    imaging.decode_version.cache_clear()
     assert namespace(FakeEmbedder.info) == space
 
 

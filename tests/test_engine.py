@@ -108,7 +108,7 @@ def test_the_model_loader_is_shut_down(tmp_path) -> None:
 def test_a_failure_opening_staging_closes_the_cache_and_the_loader(
     colour_folder, tmp_path, monkeypatch
 ) -> None:
-    import generator.commands.build as pipeline
+    import generator.commands.stages as stages
     from generator.errors import OutputError
     from generator.storage.cache import EmbeddingCache
 
@@ -116,7 +116,7 @@ def test_a_failure_opening_staging_closes_the_cache_and_the_loader(
     real_close = EmbeddingCache.close
     monkeypatch.setattr(EmbeddingCache, "close", lambda self: (closed.append(1), real_close(self)))
     monkeypatch.setattr(
-        pipeline, "open_staging", lambda output: (_ for _ in ()).throw(OutputError("no room"))
+        stages, "open_staging", lambda output: (_ for _ in ()).throw(OutputError("no room"))
     )
     monkeypatch.setattr(LazyEmbedder, "close", lambda self: closed.append("loader"))
     monkeypatch.setattr("generator.model.embed.plan_model", lambda *a, **k: FakeEmbedder.info)
@@ -130,20 +130,20 @@ def test_a_failure_opening_staging_closes_the_cache_and_the_loader(
 
 def test_ctrl_c_in_the_site_stage_cancels_the_queued_decodes(tmp_path, monkeypatch) -> None:
     """The interrupt arrives while the engine's generator is suspended: closing it cancels."""
-    import generator.commands.build as pipeline
+    import generator.commands.stages as stages
 
     photos = tmp_path / "photos"
     for i in range(40):
         make_image(photos / f"{i:02d}.png", (i * 5, 100, 100))
     marks = slow_decodes(tmp_path, monkeypatch)
-    real_save = pipeline.save_thumb
+    real_save = stages.save_thumb
 
     def interrupted(site, row):
         if row.rel == "01.png":
             raise KeyboardInterrupt
         return real_save(site, row)
 
-    monkeypatch.setattr(pipeline, "save_thumb", interrupted)
+    monkeypatch.setattr(stages, "save_thumb", interrupted)
     config = BuildConfig(inputs=(photos,), output=tmp_path / "site", batch_size=1)
     try:
         build_site(config, embedder=FakeEmbedder())

@@ -143,6 +143,6 @@ def test_user_strings_are_literal_markdown(tmp_path) -> None:
     )
     build_site(config, embedder=FakeEmbedder())
     text = (tmp_path / "site" / "report.md").read_text(encoding="utf-8")
-    assert "# Experiment report: \\<b\\>T\\</b\\> \\#1" in text
+    assert "# Experiment report: &lt;b&gt;T&lt;/b&gt; \\#1" in text
     header, rows = first_table(text)
     assert "a\\|b \\*x\\*" in header and all(len(row) == len(header) for row in rows)

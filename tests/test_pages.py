@@ -106,10 +106,10 @@ def fake_dinoclust(folder: Path) -> Path:
         f"#!{sys.executable}\n"
         "import sys\n"
         f"sys.path.insert(0, {str(REPO)!r})\n"
-        "import generator.commands.build as pipeline\n"
+        "import generator.model.embed as model\n"
         "from tests.helpers import FakeEmbedder\n"
-        "pipeline.load_embedder = lambda *a, **k: FakeEmbedder()\n"
-        "pipeline.plan_model = lambda *a, **k: FakeEmbedder.info\n"
+        "model.load_embedder = lambda *a, **k: FakeEmbedder()\n"
+        "model.plan_model = lambda *a, **k: FakeEmbedder.info\n"
         "from generator.cli import main\n"
         "main()\n",
         encoding="utf-8",

@@ -59,10 +59,10 @@ def report_for(title: str, rels: list[str], skipped: list[str], info: ModelInfo 
 def test_user_strings_never_become_markup(title, rels, skipped) -> None:
     report = report_for(title, rels, skipped)
     html = render_index(report, "static/js/plotly.min.js")
-    # exactly our script elements (data, its base64 columns, UI strings, report, twelve scripts):
+    # exactly our script elements (data, its base64 columns, UI strings, report, 14 scripts):
     # nothing a name holds can open or close one
     page = page_data(report)
-    expected = 3 + len(page.columns) + 12
+    expected = 3 + len(page.columns) + 14
     assert html.count("<script") == expected
     assert html.count("</script>") == expected
     (block,) = DATA_BLOCK.findall(html)

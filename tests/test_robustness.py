@@ -60,7 +60,7 @@ def test_nothing_personal_reaches_the_site(tmp_path) -> None:
 
 SLOW_BUILD = """
 import sys, time
-import generator.commands.build as pipeline
+import generator.model.embed as model
 from tests.helpers import FakeEmbedder
 
 class Slow(FakeEmbedder):
@@ -68,8 +68,8 @@ class Slow(FakeEmbedder):
         time.sleep(0.5)
         return super().__call__(pixels)
 
-pipeline.load_embedder = lambda *a, **k: Slow()
-pipeline.plan_model = lambda *a, **k: Slow.info
+model.load_embedder = lambda *a, **k: Slow()
+model.plan_model = lambda *a, **k: Slow.info
 from generator.cli import main
 sys.argv = ["dinoclust", "build", sys.argv[1], "-o", sys.argv[2], "--batch-size", "1", "-q"]
 main()

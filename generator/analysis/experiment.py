@@ -16,7 +16,10 @@ from generator.i18n import Message, translate
 PURITY_GOOD = 0.8  # the assessment rule's purity threshold (ASSESSMENTS)
 ASSESSMENTS = ("insufficient", "good", "over")  # xr_assess_<word>
 PROMPT = "✎"  # marks what the student writes
-MD_SPECIAL = "\\`*_[]<>|#"
+MD_SPECIAL = "\\`*_[]|#"
+# `<`, `>` and `&` as entities, not backslash escapes: Markdown renderers that pass HTML through
+# (Python-Markdown, many wikis) do not take `\<` for a literal, and would run <i onmouseover=…>
+MD_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 SKIPPED_LISTED = 10  # skipped files named in the method (all are in report.json)
 
 
@@ -42,7 +45,7 @@ def assessment(k: int, purity: float | None, n_labels: int) -> str:
 def md(text: object) -> str:
     """User text as literal Markdown: specials backslash-escaped, one line."""
     out = str(text).replace("\r", " ").replace("\n", " ")
-    return "".join("\\" + ch if ch in MD_SPECIAL else ch for ch in out)
+    return "".join(MD_ENTITIES.get(ch) or ("\\" + ch if ch in MD_SPECIAL else ch) for ch in out)
 
 
 class _Words:

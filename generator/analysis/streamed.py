@@ -34,7 +34,14 @@ import numpy as np
 from generator.analysis.analyse import MAX_COMPONENTS, Analysis, Clustering, kmeans
 from generator.config import K_MIN
 from generator.errors import InputError
-from generator.storage.store import META_ERRORS_I18N, Store, _batch_rows, _check_part, _vectors
+from generator.storage.store import (
+    META_ERRORS_I18N,
+    Store,
+    _batch_rows,
+    _check_part,
+    _vectors,
+    readable,
+)
 from generator.types import PHASE_LOGGER
 
 if TYPE_CHECKING:
@@ -157,7 +164,7 @@ def chunks(store: Store) -> list[Chunk]:
 
     out, first = [], 0
     for path in store.files:
-        meta, offset = pq.read_metadata(path), 0
+        meta, offset = pq.read_metadata(readable(path)), 0
         for group in range(meta.num_row_groups):
             rows = meta.row_group(group).num_rows
             out.append(Chunk(path, group, first, offset, rows))
@@ -171,7 +178,7 @@ def chunk_batches(chunk: Chunk, dim: int | None) -> Iterator[Batch]:
     import pyarrow.parquet as pq
 
     offset = chunk.offset
-    reader = pq.ParquetFile(chunk.path, memory_map=True)  # no copy out of the page cache
+    reader = pq.ParquetFile(readable(chunk.path), memory_map=True)  # no copy out of the page cache
     for batch in reader.iter_batches(
         BATCH_ROWS, row_groups=[chunk.group], columns=["path", "embedding"], use_threads=False
     ):
@@ -390,14 +397,14 @@ def sample_rows(store: Store, projection: Projection) -> list[Row]:
     start = 0
     sample, kept = projection.sample, projection.sample_vectors
     for path in store.files:
-        count = pq.read_metadata(path).num_rows
+        count = pq.read_metadata(readable(path)).num_rows
         picked = (sample >= start) & (sample < start + count)
         wanted = sample[picked]
         if len(wanted):
             meta, _ = _check_part(path, pq)
             errors = json.loads(meta.get(META_ERRORS_I18N) or "{}")
-            names = [n for n in pq.read_schema(path).names if n != "embedding"]
-            table = pq.read_table(path, columns=names).take(wanted - start)
+            names = [n for n in pq.read_schema(readable(path)).names if n != "embedding"]
+            table = pq.read_table(readable(path), columns=names).take(wanted - start)
             if kept is not None:
                 vectors = kept[picked]
                 embedding = pa.FixedSizeListArray.from_arrays(
@@ -405,7 +412,7 @@ def sample_rows(store: Store, projection: Projection) -> list[Row]:
                 )
             else:
                 embedding = (
-                    pq.read_table(path, columns=["embedding"])
+                    pq.read_table(readable(path), columns=["embedding"])
                     .column(0)
                     .take(wanted - start)
                     .combine_chunks()

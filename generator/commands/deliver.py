@@ -64,7 +64,8 @@ def deliver(
     if config.max_size is not None:
         check_floor(config.max_size, config.single_file)
     targets = [(config.output, "-o")]
-    if config.zip_file is not None:
+    if config.zip_file is not None:  # before the locks: a zip at -o's own path shares its lock
+        check_zip_target(config.zip_file, config.output)
         targets.append((config.zip_file, "--zip"))
     with contextlib.ExitStack() as stack:
         for target, option in targets:
@@ -82,7 +83,6 @@ def _deliver(config: BuildConfig, progress: Progress, embedder: Embedder | None)
     if zip_file is None:
         with left:
             return Delivery(build_site(config, progress, embedder))
-    check_zip_target(zip_file, output)
     top = zip_top(zip_file)
     fitter = _fitter(config, lambda report, site: len(zip_bytes(site, top)), "the zip")
     with left:

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from generator.analysis.streamed import logged
+from generator.commands.stages import check_skipped, find_images
 from generator.config import EmbedConfig
 from generator.engines.local import EmbedOptions, Known, LocalEngine
 from generator.errors import GeneratorError, InputError, OutputError, room_for
-from generator.ingest.discover import IMAGE_SUFFIXES, Discovery, discover
+from generator.ingest.discover import Discovery
 from generator.ingest.manifest import read_manifest
 from generator.model.embed import plan_embedder
 from generator.site.sitedir import output_lock
@@ -98,7 +99,11 @@ def _embed(config: EmbedConfig, progress: Progress, embedder: Embedder | None) -
             cache = stack.enter_context(closing(EmbeddingCache(config.cache_dir)))
         workers = config.workers if config.engine == "local" else None  # ray: the actors
         options = EmbedOptions(
-            config.thumb_size, config.batch_size, config.preview_size, workers=workers
+            config.thumb_size,
+            config.batch_size,
+            config.preview_size,
+            workers=workers,
+            max_file_size=config.max_file_size,
         )
         if config.engine == "ray":
             engine: LocalEngine = _ray_engine(config, embedder, given, options, known, stack)
@@ -125,13 +130,7 @@ def _find(config: EmbedConfig) -> Discovery:
         check_store_dir(config.output, [image.path for image in found.images[:1]])
         return found
     check_store_dir(config.output, config.inputs)
-    found = discover(config.inputs, exclude=[config.output, *config.extra_excludes])
-    if not found.images:
-        raise InputError(
-            f"No images found in {', '.join(map(str, config.inputs))} (looked for "
-            f"{' '.join(sorted(IMAGE_SUFFIXES))}, in any letter case, in all sub-folders)."
-        )
-    return found
+    return find_images(config.inputs, [config.output, *config.extra_excludes])
 
 
 def _ray_engine(
@@ -170,13 +169,8 @@ def _write(
             writer.add(row)
             if row.error is not None:
                 skipped.append(SkippedImage(row.rel, row.error))
-    if config.strict and skipped:
-        raise InputError(
-            f"--strict: {len(skipped)} file(s) could not be used, first {skipped[0].rel}: "
-            f"{skipped[0].reason}. Fix or remove them, or embed without --strict. "
-            f"{config.output} was left as it was."
-        )
-    return tuple(skipped)
+    kept = f" {config.output} was left as it was."
+    return check_skipped(config.strict, tuple(skipped), "embed", kept)
 
 
 def _previous(config: EmbedConfig, metadata: dict[str, str]) -> Known | None:

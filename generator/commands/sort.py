@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import errno
-import io
 import logging
 import os
 import re
@@ -22,11 +21,12 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
+from typing import Any
 
-from generator.analysis.analyse import Analysis, prefetch_analysis
+from generator.analysis.analyse import Analysis
 from generator.analysis.cached import cached_analysis
 from generator.analysis.metrics import suggest_k
-from generator.commands.build import check_skipped, discover_images, embed_images
+from generator.commands.stages import check_skipped, discover_images, embed_images, open_run
 from generator.config import K_MIN, BuildConfig
 from generator.errors import (
     NO_ROOM,
@@ -34,21 +34,17 @@ from generator.errors import (
     InputError,
     OutputError,
     as_it_was,
-    locate,
     room_for,
 )
 from generator.ingest.labels import assign_labels, read_labels
-from generator.model.embed import plan_embedder
+from generator.site.exports import csv_text, spreadsheet_plain
 from generator.site.payload import DECIMALS
 from generator.site.sitedir import (
     carry_foreign,
-    discard,
     files_below,
-    open_staging,
     output_lock,
     publish,
 )
-from generator.storage.cache import EmbeddingCache
 from generator.types import Embedder, Progress, SkippedImage, SourceImage, no_progress
 
 log = logging.getLogger(__name__)
@@ -106,38 +102,22 @@ def _sort(config: SortConfig, progress: Progress, embedder: Embedder | None) -> 
     found = discover_images(build)
     check_placed(build.output)
     labelling = assign_labels(read_labels(build.labels), found) if build.labels else None
-    embedder = (
-        plan_embedder(build.model, build.cache_dir, prefetch_analysis)
-        if embedder is None
-        else embedder
-    )
-    cache = EmbeddingCache(build.cache_dir) if build.cache_dir else None
-    staging = open_staging(build.output)
-    try:
-        embedded = embed_images(found.images, embedder, cache, staging, build, progress)
-        for made in ("thumbs", "previews"):  # embed_images writes them; a sorted folder has none
-            shutil.rmtree(staging / made, ignore_errors=True)
-        skipped = check_skipped(build, found.skipped + embedded.skipped)
-        analysis = cached_analysis(embedded.features, build, cache)
+    with open_run(build, embedder) as run:
+        embedded = embed_images(found.images, run.embedder, run.cache, None, build, progress)
+        skipped = check_skipped(build.strict, found.skipped + embedded.skipped, "sort")
+        analysis = cached_analysis(embedded.features, build, run.cache)
         k, suggested = _choose_k(analysis, config.k)
         clustering = analysis.clusterings[k]
         rels = [record.rel for record in embedded.records]
         names = [labelling.by_rel[rel] for rel in rels] if labelling else None
         sources = {image.rel: image for image in found.images}
         files = [(sources[rel], int(c)) for rel, c in zip(rels, clustering.labels, strict=True)]
-        copied = _place(files, staging, config.mode, build.output, progress)
+        copied = _place(files, run.staging, config.mode, build.output, progress)
         rows = zip(rels, clustering.labels.tolist(), clustering.distances.tolist(), strict=True)
-        _write_csv(staging / CLUSTERS_CSV, rows, names)
+        _write_csv(run.staging / CLUSTERS_CSV, rows, names)
         check_placed(build.output)  # nothing added while this run worked
-        carry_foreign(build.output, staging, ours=_sorted_name)
-        publish(staging, build.output)
-    except BaseException as exc:
-        locate(exc, staging)  # before the discard: while the disk is full
-        discard(staging)
-        raise
-    finally:
-        if cache is not None:
-            cache.close()
+        carry_foreign(build.output, run.staging, ours=_sorted_name)
+        publish(run.staging, build.output)
     seconds = time.perf_counter() - start
     return SortResult(
         build.output,
@@ -200,7 +180,9 @@ def _placed(output: Path) -> set[str] | None:
     if not rows or rows[0][:2] != ["path", "cluster"]:
         return None
     return {
-        unicodedata.normalize("NFC", f"cluster_{row[1]}/{row[0]}") for row in rows[1:] if row[1:]
+        unicodedata.normalize("NFC", f"cluster_{row[1]}/{spreadsheet_plain(row[0])}")
+        for row in rows[1:]
+        if row[1:]
     }
 
 
@@ -278,9 +260,8 @@ def _safe(rel: str) -> Path:
 
 def _write_csv(path: Path, rows: Iterable[tuple[str, int, float]], names: list[str] | None) -> None:
     """path,cluster,distance_to_centre (and label with --labels), in the build's image order."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["path", "cluster", "distance_to_centre", *(["label"] if names else [])])
+    header = ["path", "cluster", "distance_to_centre", *(["label"] if names else [])]
+    table: list[list[Any]] = [header]
     for i, (rel, cluster, distance) in enumerate(rows):
-        writer.writerow([rel, cluster, round(distance, DECIMALS), *([names[i]] if names else [])])
-    path.write_text(out.getvalue(), encoding="utf-8", newline="\n")
+        table.append([rel, cluster, round(distance, DECIMALS), *([names[i]] if names else [])])
+    path.write_text(csv_text(table), encoding="utf-8", newline="\n")  # the one guarded writer

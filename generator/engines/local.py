@@ -27,9 +27,17 @@ import numpy as np
 
 from generator.engines.mapper import Mapper
 from generator.i18n import Message
-from generator.ingest.imaging import Decoded, DecodeError, decode, share_big_decodes, unsupported
+from generator.ingest.discover import file_sha256
+from generator.ingest.imaging import (
+    MAX_FILE_SIZE,
+    Decoded,
+    DecodeError,
+    decode,
+    limit_file_size,
+    share_big_decodes,
+    unsupported,
+)
 from generator.memory import release_freed_memory
-from generator.model.embed import file_sha256
 from generator.model.vit import PREPROCESS
 from generator.storage.cache import EmbeddingCache, namespace, preview_spec, thumb_spec
 from generator.storage.cachestore import CacheSpace
@@ -56,6 +64,7 @@ class EmbedOptions:
     batch_size: int = 32
     preview_size: int = 0  # the preview dialog's larger image; 0: none
     workers: int | None = None  # decode processes (None: every CPU this process may use)
+    max_file_size: int = MAX_FILE_SIZE  # larger files are skipped with a reason, never read
 
     @property
     def decode_side(self) -> int:
@@ -372,6 +381,8 @@ class _Decoder:
         self, options: EmbedOptions, count: int, loading: Callable[[], bool] | None = None
     ) -> None:
         self.thumb_size, self.preview_size = options.thumb_size, options.preview_size
+        self.max_file_size = options.max_file_size
+        limit_file_size(options.max_file_size)  # this process decodes a file again after a crash
         self.workers = max(1, min(options.workers or default_workers(), count))
         self.task = task_size(count, self.workers)
         self.lookahead = max(LOOKAHEAD, 4 * self.workers * self.task)
@@ -385,7 +396,10 @@ class _Decoder:
     def _pool(self, workers: int) -> ProcessPoolExecutor:
         with _semaphores():  # the pool's queues hold some
             return ProcessPoolExecutor(
-                workers, mp_context=self.context, initializer=_worker_start, initargs=(self.big,)
+                workers,
+                mp_context=self.context,
+                initializer=_worker_start,
+                initargs=(self.big, self.max_file_size),
             )
 
     def __enter__(self) -> _Decoder:
@@ -545,7 +559,7 @@ def _main_unseen() -> Iterator[None]:
         main.__dict__.update(saved)
 
 
-def _worker_start(big: Any) -> None:
+def _worker_start(big: Any, max_file_size: int = MAX_FILE_SIZE) -> None:
     """Ctrl-C is the parent's to handle: a worker does not print its own traceback. Workers run
     at a lower priority, so that on the CPU decoding fills the time the model leaves idle and
     does not take the cores it needs."""
@@ -553,6 +567,7 @@ def _worker_start(big: Any) -> None:
     if hasattr(os, "nice"):  # not on Windows
         os.nice(WORKER_NICENESS)
     share_big_decodes(big)
+    limit_file_size(max_file_size)
 
 
 def _try_hash(path: Path) -> str | OSError:

@@ -7,6 +7,7 @@ cannot hang the walk. Every image path met is accounted for: an image, skipped, 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import unicodedata
@@ -271,3 +272,12 @@ def _unique(images: list[SourceImage]) -> tuple[SourceImage, ...]:
             log.warning("%s: another file is shown under this path; shown as %s", image.rel, rel)
         out.append(image if rel == image.rel else SourceImage(image.path, rel, image.folder))
     return tuple(out)
+
+
+def file_sha256(path: Path) -> str:
+    """A file's content hash, read in 1 MiB blocks (checkpoints, files a build wrote)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

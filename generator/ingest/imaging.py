@@ -16,6 +16,7 @@ import logging
 import stat
 import threading
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -25,8 +26,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError, features
 
+from generator.config import MAX_FILE_SIZE
+from generator.errors import printable
 from generator.i18n import Message
 from generator.ingest.discover import AVIF_SUFFIXES, HEIF_SUFFIXES, RAW_SUFFIXES
+from generator.sizes import format_size
 from generator.version import package_version
 
 if TYPE_CHECKING:
@@ -35,6 +39,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_PIXELS = 178_956_970  # Pillow's own decompression-bomb error threshold (2 × its warning level)
+# The largest file read (--max-file-size, config.MAX_FILE_SIZE): a file is read whole before it is
+# decoded, so a 10 GB file named big.jpg took 10 GB of memory. 2 GB holds a 200 MP camera RAW file
+# (14-bit: about 350 MB) or a 16-bit 100 MP TIFF (600 MB) with room to spare; the pixels are
+# bounded by MAX_PIXELS.
+_MAX_FILE_BYTES = MAX_FILE_SIZE
 THUMB_FORMAT = "webp"
 THUMB_QUALITY = 80
 # libwebp's effort (0-6). Thumbnails, in every grid, keep 4. Previews use 2: on 800 px clip art
@@ -121,6 +130,22 @@ def unsupported(path: Path) -> DecodeError | None:
     return None
 
 
+@contextlib.contextmanager
+def _as_decode_error() -> Iterator[None]:
+    """What Pillow (or LibRaw) raises on a file it cannot decode, as the reason the file is
+    skipped; a DecodeError passes unchanged."""
+    try:
+        yield
+    except DecodeError:
+        raise
+    except UnidentifiedImageError as exc:
+        raise DecodeError("skip_not_image") from exc
+    except Image.DecompressionBombError as exc:
+        raise DecodeError("skip_bomb") from exc
+    except (OSError, ValueError, SyntaxError, EOFError, MemoryError, IndexError) as exc:
+        raise DecodeError("skip_corrupt", error=_short(exc)) from exc
+
+
 def decode(path: Path, model_size: int, thumb_size: int, preview_size: int = 0) -> Decoded:
     """Decode `path` once; raise DecodeError with a one-line reason if it cannot be used.
     With `preview_size`, a second, larger image comes from the same decode."""
@@ -134,25 +159,20 @@ def decode(path: Path, model_size: int, thumb_size: int, preview_size: int = 0) 
             raise DecodeError("skip_is_folder")
         if not stat.S_ISREG(mode):  # reading a named pipe or device would block or never end
             raise DecodeError("skip_not_regular")
+        if st.st_size > _MAX_FILE_BYTES:
+            limit = format_size(_MAX_FILE_BYTES)
+            raise DecodeError("skip_file_too_large", size=format_size(st.st_size), limit=limit)
         data = path.read_bytes()
     except OSError as exc:
         raise DecodeError("skip_unreadable", error=exc.strerror or exc) from exc
     if not data:
         raise DecodeError("skip_empty")
-    try:
+    with _as_decode_error():
         side = max(thumb_size, preview_size)  # the largest image made from this decode
         if path.suffix.lower() in RAW_SUFFIXES:
             image, size = _open_raw(data, model_size, side)
         else:
             image, size = _open_rgb(data, model_size, side)
-    except DecodeError:
-        raise
-    except UnidentifiedImageError as exc:
-        raise DecodeError("skip_not_image") from exc
-    except Image.DecompressionBombError as exc:
-        raise DecodeError("skip_bomb") from exc
-    except (OSError, ValueError, SyntaxError, EOFError, MemoryError, IndexError) as exc:
-        raise DecodeError("skip_corrupt", error=_short(exc)) from exc
     model = image.resize((model_size, model_size), Image.Resampling.BILINEAR)
     thumb = image.copy()
     thumb.thumbnail((thumb_size, thumb_size), Image.Resampling.LANCZOS)
@@ -167,6 +187,12 @@ def decode(path: Path, model_size: int, thumb_size: int, preview_size: int = 0) 
         preview_size=None if preview is None else preview.size,
         stat=(st.st_size, st.st_mtime_ns),
     )
+
+
+def limit_file_size(limit: int) -> None:
+    """--max-file-size, in this process (and in each decode worker, as it starts)."""
+    global _MAX_FILE_BYTES
+    _MAX_FILE_BYTES = limit
 
 
 def share_big_decodes(semaphore: threading.BoundedSemaphore | None) -> None:
@@ -401,6 +427,7 @@ def name_tile(name: str, size: int) -> bytes:
     only by its path (`build --embeddings` without thumbnails or --images-root)."""
     from PIL import ImageDraw, ImageFont
 
+    name = printable(name)  # a line break or escape in a name is drawn as \n, \x1b
     tile = Image.new("RGB", (size, size), (232, 232, 232))
     draw = ImageDraw.Draw(tile)
     font = ImageFont.load_default(size=max(9, size // 10))
@@ -415,6 +442,39 @@ def name_tile(name: str, size: int) -> bytes:
     origin = ((size - (box[2] - box[0])) / 2, (size - (box[3] - box[1])) / 2)
     draw.multiline_text(origin, text, fill=(60, 60, 60), font=font, align="center")
     return encode_thumb(tile)
+
+
+# The chunks of a WebP that hold pixels and nothing else: EXIF, XMP, ICCP (and any other) would
+# carry metadata into the site, as would bytes after the RIFF container.
+PIXEL_CHUNKS = frozenset({b"VP8 ", b"VP8L", b"VP8X", b"ALPH"})
+
+
+def site_image(data: bytes) -> bytes:
+    """`data` as the site may hold it. A WebP of pixel chunks only (what `encode_thumb` writes)
+    is kept as it is; anything else (a JPEG from another tool, a WebP with EXIF) is decoded and
+    encoded again from bare pixels. Raises DecodeError for bytes that are not an image."""
+    if bare_webp(data):
+        return data
+    with _as_decode_error(), Image.open(io.BytesIO(data), formats=FORMATS) as image:
+        image.load()
+        return encode_thumb(_to_rgb(image))
+
+
+def bare_webp(data: bytes) -> bool:
+    """Whether `data` is one RIFF WebP container of pixel chunks only (headers alone: about 5 µs
+    a thumbnail on a busy 2-core EPYC, so 5 s a million rows)."""
+    if len(data) < 20 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        return False
+    end = 8 + int.from_bytes(data[4:8], "little")
+    if end != len(data):
+        return False
+    at = 12
+    while at < end:
+        if at + 8 > end or data[at : at + 4] not in PIXEL_CHUNKS:
+            return False
+        at += 8 + int.from_bytes(data[at + 4 : at + 8], "little")
+        at += at & 1  # chunks are padded to an even length
+    return at == end
 
 
 # Vectors and thumbnails depend on the decoder: imaging.py and the libraries it decodes with.

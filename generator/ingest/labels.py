@@ -12,11 +12,11 @@ import csv
 import io
 import logging
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from generator.errors import InputError
+from generator.errors import InputError, check_regular
 from generator.i18n import Message
 
 if TYPE_CHECKING:
@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 FOLDERS = "folders"
 SPACES = " "  # trimmed around cells; a tab or line break may be part of a name
 TOP_LEVEL = "(top level)"  # the label of images directly in a single input's root
+TOP_LEVEL_TAKEN = "./"  # ... where a folder is named "(top level)": no folder can be named this
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,9 @@ class LabelSource:
     kind: str  # "folders" or "csv"
     name: str  # shown in the provenance: "folders" or the CSV's file name
     rows: dict[str, str]  # csv only: normalised path → label
+    # csv only: a path cell as written (NFC) → its normalised key, where the two differ: a file
+    # whose name has a backslash or a leading space is matched by its exact name first
+    exact: dict[str, str] = field(default_factory=dict)
 
 
 def read_labels(spec: str) -> LabelSource:
@@ -43,6 +47,7 @@ def read_labels(spec: str) -> LabelSource:
     if spec == FOLDERS:
         return LabelSource(FOLDERS, FOLDERS, {})
     path = Path(spec)
+    check_regular(path, f"--labels {spec}", "Give a CSV file of path,label rows, or 'folders'.")
     try:
         text = path.read_bytes().decode("utf-8-sig")  # as written: no newline translation
     except FileNotFoundError:
@@ -51,11 +56,13 @@ def read_labels(spec: str) -> LabelSource:
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"--labels {spec}: cannot read it as UTF-8 text ({exc}).") from None
-    return LabelSource("csv", path.name, _parse_csv(text, path))
+    rows, exact = _parse_csv(text, path)
+    return LabelSource("csv", path.name, rows, exact)
 
 
-def _parse_csv(text: str, path: Path) -> dict[str, str]:
+def _parse_csv(text: str, path: Path) -> tuple[dict[str, str], dict[str, str]]:
     rows: dict[str, str] = {}
+    exact: dict[str, str] = {}
     lines: dict[str, int] = {}
     reader = csv.reader(io.StringIO(text, newline=""))  # a quoted name may hold \r or \n
     try:
@@ -80,11 +87,13 @@ def _parse_csv(text: str, path: Path) -> dict[str, str]:
                     f"(line {lines[key]}). Keep one row per image."
                 )
             rows[key], lines[key] = label, line
+            if _nfc(row[0]) != key:
+                exact[_nfc(row[0])] = key
     except csv.Error as exc:
         raise InputError(f"{path}, line {reader.line_num}: not valid CSV ({exc}).") from None
     if not rows:
         raise InputError(f"{path}: no path,label rows found.")
-    return rows
+    return rows, exact
 
 
 @dataclass(frozen=True)
@@ -109,8 +118,10 @@ def assign_labels(source: LabelSource, found: Discovery) -> Labelling:
     by_rel: dict[str, str] = {}
     missing: list[str] = []
     mixed = 0
+    folders = {folder for candidates in paths.values() for _, folder in candidates}
+    top = TOP_LEVEL if TOP_LEVEL not in folders else TOP_LEVEL_TAKEN
     for rel, candidates in paths.items():
-        labels = [_label(source, path, folder) for path, folder in candidates]
+        labels = [_label(source, path, folder, top) for path, folder in candidates]
         known = [label for label in labels if label is not None]
         if not known:
             missing.append(rel)
@@ -138,10 +149,22 @@ def labels_for_store(source: LabelSource, rels: list[str], prefixed: bool) -> La
     return assign_labels(source, Discovery(images, ()))
 
 
-def _label(source: LabelSource, rel: str, folder: str) -> str | None:
+def _label(source: LabelSource, rel: str, folder: str, top: str = TOP_LEVEL) -> str | None:
     if source.kind == FOLDERS:
-        return folder or TOP_LEVEL
-    return source.rows.get(rel, source.rows.get(_nfc(rel)))
+        return folder or top
+    key = _key(source, rel)
+    return source.rows[key] if key is not None else None
+
+
+def _key(source: LabelSource, rel: str) -> str | None:
+    """The row naming `rel`: by its exact name first, then as `_normalise` reads a cell."""
+    for name in (rel, _nfc(rel)):
+        if name in source.exact:
+            return source.exact[name]
+    for name in (rel, _nfc(rel)):
+        if name in source.rows:
+            return name
+    return None
 
 
 def _check(
@@ -152,7 +175,7 @@ def _check(
             f"--labels {source.name}: {len(missing)} image(s) have no row, first {missing[0]}. "
             "Add a path,label row for every image (paths as listed on the page)."
         )
-    unused = len(set(source.rows) - {_nfc(p) for p in paths} - set(paths))
+    unused = len(set(source.rows) - {_key(source, p) for p in paths})
     if unused:
         log.warning("--labels %s: %d row(s) name no image of this build", source.name, unused)
     distinct = set(by_rel.values())

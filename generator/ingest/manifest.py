@@ -11,13 +11,18 @@ from __future__ import annotations
 import os
 from pathlib import Path, PurePosixPath
 
-from generator.errors import InputError
+from generator.errors import InputError, check_regular
 from generator.ingest.discover import Discovery
 from generator.types import SourceImage
 
 
 def read_manifest(manifest: Path) -> Discovery:
     """The manifest's images, in its order, each once (a repeated path is named)."""
+    check_regular(
+        manifest,
+        f"--manifest {manifest}",
+        "Give a text file of one path a line, or a Parquet file with a 'path' column.",
+    )
     entries = _parquet_paths(manifest) if _is_parquet(manifest) else _text_paths(manifest)
     if not entries:
         raise InputError(f"{manifest}: the manifest lists no images. Put one path a line in it.")

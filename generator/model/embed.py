@@ -7,7 +7,6 @@ This is the only module that imports torch and timm, and it does so inside funct
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import platform
@@ -24,6 +23,7 @@ import numpy as np
 from generator.config import PRETRAINED, RANDOM, ModelConfig
 from generator.errors import ModelError
 from generator.i18n import Message
+from generator.ingest.discover import file_sha256
 from generator.model.vit import (
     HUB_REPO,
     MODEL_NAME,
@@ -281,14 +281,6 @@ def _channel(values: tuple[float, float, float], like: torch.Tensor) -> torch.Te
     import torch
 
     return torch.tensor(values, dtype=like.dtype, device=like.device).view(1, 3, 1, 1)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class LazyEmbedder:

@@ -120,7 +120,7 @@ def _hub_unreachable() -> str | None:
 
 def _offline_message(repo: str, why: str) -> str:
     return (
-        f"Cannot get the pretrained weights {repo}: {why}.\n"
+        f"Cannot get the pretrained weights {repo}: {why}. "
         "Run once with a network connection (they are cached afterwards), or download a checkpoint "
         "(timm's model.safetensors, or Facebook's dino_deitsmall16_pretrain.pth) and pass "
         "--weights PATH. For an offline smoke test only, --weights random uses untrained weights."

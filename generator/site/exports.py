@@ -65,6 +65,13 @@ def spreadsheet_safe(value: Any) -> Any:
     return value
 
 
+def spreadsheet_plain(value: str) -> str:
+    """A guarded cell read back (sort reads its own clusters.csv): the `'` the guard added goes."""
+    if value.startswith("'") and value[1:].startswith(FORMULA_STARTS):
+        return value[1:]
+    return value
+
+
 def csv_text(rows: list[list[Any]]) -> str:
     """Every CSV dinoclust writes goes through here, so every one is safe to open."""
     out = io.StringIO()
@@ -80,10 +87,8 @@ def csv_text(rows: list[list[Any]]) -> str:
 
 
 def _markdown(rows: list[list[Any]]) -> str:
-    """A GitHub-flavoured table; `|` and line breaks in labels are escaped, nothing else."""
-
-    def cell(value: Any) -> str:
-        return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    """A GitHub-flavoured table; labels are literal Markdown (experiment.md: no HTML runs)."""
+    from generator.analysis.experiment import md as cell
 
     header, *body = rows
     lines = ["| " + " | ".join(cell(v) for v in header) + " |"]

@@ -15,9 +15,10 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from generator.errors import InputError, OutputError, cannot_write
+from generator.ingest.discover import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,8 @@ MARKER_TEXT = (
     "static/) are kept.\n"
 )
 WRITTEN_HEADER = "What the last build wrote, besides its thumbnails and previews:"
+HASHES_HEADER = "The sha256 of each (a file changed since is someone's edit, and kept):"
+HASHED_LIMIT = 64 << 20  # larger files (embeddings.npy of a big site) are not hashed
 HASHED_FOLDERS = frozenset({"thumbs", "previews"})
 HASHED = re.compile(r"(thumbs|previews)/[0-9a-f]{20}\.[a-z0-9]+")  # named by content hash
 # Every name dinoclust writes at the top of a site: all else there was put in by someone else.
@@ -160,6 +163,8 @@ def carry_foreign(
         if entry.name.startswith(".dinoclust"):
             continue
         if not ours(entry.name):
+            if written is not None and entry.name in written:
+                continue  # the last build's too (report.new.md beside an edited report.md)
             _copy(entry, staging / entry.name)
             kept.append(entry.name)
             continue
@@ -200,27 +205,96 @@ def foreign_files(output: Path, entry: Path, written: set[str]) -> list[str]:
     return [rel for rel in rels if rel not in written and not HASHED.fullmatch(rel)]
 
 
-def record_written(staging: Path, carried: Sequence[str] = ()) -> None:
+def record_written(staging: Path, carried: Sequence[str] = (), output: Path | None = None) -> None:
     """List in the marker what this build wrote (not what `carry_foreign` brought along), so
-    that the next build can tell what someone added below the site's own folders."""
+    that the next build can tell what someone added below the site's own folders; with the
+    sha256 of each, so that it can tell a file someone edited (`keep_edits`, run here first:
+    the last step before the site is published)."""
+    kept = set(keep_edits(output, staging)) if output is not None else set()
     skip = set(carried)
     written = [
         rel
         for rel in files_below(staging, "", prune=HASHED_FOLDERS)
         if rel != MARKER and rel not in skip and rel.split("/")[0] not in skip
     ]
-    text = f"{MARKER_TEXT}\n{WRITTEN_HEADER}\n" + "".join(f"{rel}\n" for rel in written)
+    news = {edited_name(rel) for rel in kept}
+    hashes = []
+    for rel in written:
+        ours = staging / (edited_name(rel) if rel in kept else rel)
+        if rel not in news and not ours.is_symlink() and ours.stat().st_size <= HASHED_LIMIT:
+            hashes.append(f"{file_sha256(ours)}  {rel}\n")
+    text = (
+        f"{MARKER_TEXT}\n{WRITTEN_HEADER}\n"
+        + "".join(f"{rel}\n" for rel in written)
+        + f"\n{HASHES_HEADER}\n"
+        + "".join(hashes)
+    )
     (staging / MARKER).write_text(text, encoding="utf-8")
+
+
+def keep_edits(output: Path, staging: Path) -> list[str]:
+    """A file the last build wrote and someone has changed since (the report.md a reader was
+    asked to complete) is theirs: it is kept as it is, and this build's version goes beside it
+    (report.new.md), which the log says. Returns the paths kept."""
+    kept = []
+    for rel, digest in sorted(_recorded_hashes(output).items()):
+        old, new = output / rel, staging / rel
+        if old.is_symlink() or not old.is_file() or not new.is_file():
+            continue
+        if file_sha256(old) == digest:
+            continue
+        beside = staging / edited_name(rel)
+        if beside.exists() or beside.is_symlink():
+            raise OutputError(
+                f"{old} was changed since the last build, and {output / edited_name(rel)}, where "
+                f"this build would write its own {PurePosixPath(rel).name}, is someone else's. "
+                f"Move one of them out of {output}, then build again."
+            )
+        os.replace(new, beside)
+        shutil.copy2(old, new)
+        kept.append(rel)
+        log.warning(
+            "%s was changed since the last build wrote it: kept as it is; this build's %s is "
+            "beside it as %s",
+            old,
+            PurePosixPath(rel).name,
+            beside.name,
+        )
+    return kept
+
+
+def edited_name(rel: str) -> str:
+    """Where this build's version of an edited file goes: report.md → report.new.md."""
+    path = PurePosixPath(rel)
+    return str(path.with_name(f"{path.stem}.new{path.suffix}"))
+
+
+def _recorded_hashes(output: Path) -> dict[str, str]:
+    """{path: sha256} from the last build's marker (none from an older dinoclust's)."""
+    _, _, hashes = _marker_sections(output)
+    found = {}
+    for line in hashes:
+        digest, _, rel = line.partition("  ")
+        if re.fullmatch(r"[0-9a-f]{64}", digest) and rel and ".." not in rel.split("/"):
+            found[rel] = digest
+    return found
+
+
+def _marker_sections(output: Path) -> tuple[bool, list[str], list[str]]:
+    """(has a listing, the listing, the hash lines) of `output`'s marker."""
+    try:
+        text = (output / MARKER).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False, [], []
+    _, header, rest = text.partition(f"{WRITTEN_HEADER}\n")
+    listing, _, hashes = rest.partition(f"\n{HASHES_HEADER}\n")
+    return bool(header), listing.splitlines(), hashes.splitlines()
 
 
 def written_before(output: Path) -> set[str] | None:
     """What the last build listed in its marker; None for a site of an older dinoclust."""
-    try:
-        text = (output / MARKER).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
-    _, header, listing = text.partition(f"{WRITTEN_HEADER}\n")
-    return set(listing.splitlines()) if header else None
+    listed, listing, _ = _marker_sections(output)
+    return set(listing) if listed else None
 
 
 def files_below(folder: Path, prefix: str, prune: frozenset[str] = frozenset()) -> Iterator[str]:

@@ -53,6 +53,10 @@ def default_cache_dir() -> Path:
     """$DINOCLUST_CACHE_DIR, else the platform's per-user cache folder."""
     if os.environ.get("DINOCLUST_CACHE_DIR"):
         return Path(os.environ["DINOCLUST_CACHE_DIR"]).expanduser()
+    return platform_cache_dir()
+
+
+def platform_cache_dir() -> Path:
     if sys.platform == "darwin":
         return Path.home() / "Library" / "Caches" / "dinoclust"
     if os.name == "nt":
@@ -264,10 +268,79 @@ class EmbeddingCache:
             self._trouble(exc)
 
 
+CACHE_MARKER = ".dinoclust-cache"
+CACHE_MARKER_TEXT = (
+    "This folder is dinoclust's embedding cache (--cache-dir). Deleting it costs only time: the\n"
+    "next build embeds the images again.\n"
+)
+# What an unmarked cache of an earlier dinoclust holds: a folder of only these is taken for one.
+CACHE_NAMES = frozenset(
+    {CACHE_MARKER, DB_NAME, OLD_DB_NAME, "rows", "openvino"}
+    | {
+        f"{name}{suffix}"
+        for name in (DB_NAME, OLD_DB_NAME)
+        for suffix in ("-wal", "-shm", "-journal")
+    }
+)
+
+
+def check_cache_dir(folder: Path, inputs: Sequence[Path] = ()) -> None:
+    """Refuse, before any work, a cache folder inside the inputs (the cache would be written into
+    the user's photos) or one that holds other files (a damaged-looking `cache-v2.sqlite` of
+    someone else's would be replaced). Each refusal says why."""
+    real = Path(os.path.realpath(folder))
+    if real == Path(os.path.realpath(platform_cache_dir())):
+        inputs = ()  # the platform's own cache folder, even for `dinoclust build ~`
+    for given in inputs:
+        src = Path(os.path.realpath(given))
+        if real == src or src in real.parents:
+            raise ConfigError(
+                f"--cache-dir {folder} is inside the input {given}: the cache would be written "
+                "among your images. Choose a cache folder outside the inputs."
+            )
+    if not folder.is_dir() or (folder / CACHE_MARKER).is_file():
+        return
+    try:
+        names = {entry.name for entry in folder.iterdir()}
+    except OSError:
+        return  # _check_folder says what is wrong with it
+    others = sorted(names - CACHE_NAMES)
+    if others:
+        raise ConfigError(
+            f"--cache-dir {folder} is not empty and is not a dinoclust cache (it holds "
+            f"{others[0]}; a cache holds {CACHE_MARKER}). Choose a new or empty folder, or "
+            "build without the cache with --no-cache."
+        )
+    if DB_NAME in names and not _our_database(folder / DB_NAME):
+        raise ConfigError(
+            f"--cache-dir {folder} holds a {DB_NAME} that dinoclust did not write (no "
+            f"{CACHE_MARKER} beside it, and not its tables). Choose a new or empty folder, or "
+            "build without the cache with --no-cache."
+        )
+
+
+def _our_database(path: Path) -> bool:
+    """Whether `path` is a SQLite file with the cache's `files` table (opened read-only)."""
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1)
+    except sqlite3.Error:
+        return False
+    try:
+        found = db.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()
+        return ("files",) in found
+    except sqlite3.Error:
+        return False
+    finally:
+        db.close()
+
+
 def _check_folder(folder: Path) -> None:
     """The cache folder must be a folder we can write in; else say which and what to do."""
+    check_cache_dir(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        if not (folder / CACHE_MARKER).is_file():
+            (folder / CACHE_MARKER).write_text(CACHE_MARKER_TEXT, encoding="utf-8")
         usable = folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
         why = "not writable"
     except OSError as exc:

@@ -16,14 +16,25 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from functools import cache
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
-from generator.errors import InputError, OutputError, cannot_write, first_line, written_in
+from generator.errors import (
+    InputError,
+    OutputError,
+    cannot_write,
+    check_regular,
+    first_line,
+    printable,
+    written_in,
+)
 from generator.i18n import Message
 from generator.model.vit import PREPROCESS
 from generator.types import ModelInfo, Row
@@ -68,6 +79,10 @@ META_PREFIXED = "dinoclust.prefixed"
 META_ERRORS_I18N = "dinoclust.errors_i18n"
 META_GENERATION = "dinoclust.generation"
 META_PARTS = "dinoclust.parts"  # only in a generation's last part: how many it has
+STORE_ADVICE = (
+    "Give --embeddings the folder written by `dinoclust embed`, or Parquet files saved on disk."
+)
+HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def schema(dim: int, metadata: dict[str, str] | None = None) -> pa.Schema:
@@ -275,7 +290,7 @@ class Store:
         """Rows in all parts, from the footers alone."""
         import pyarrow.parquet as pq
 
-        return sum(pq.read_metadata(path).num_rows for path in self.files)
+        return sum(pq.read_metadata(readable(path)).num_rows for path in self.files)
 
     @property
     def preview_size(self) -> int:
@@ -317,7 +332,18 @@ def open_store(location: Path) -> Store:
     each is Parquet, has `path` and a list-of-floats `embedding`, one dimension, one weights_id."""
     import pyarrow.parquet as pq
 
-    files = _current_parts(location)
+    files, fds = _pinned_parts(location)
+    held = list(zip(files, fds, strict=False))  # none where descriptors are not held
+    try:
+        store = _checked(files, pq)
+    except BaseException:
+        _unpin(held)
+        raise
+    weakref.finalize(store, _unpin, held)
+    return store
+
+
+def _checked(files: tuple[Path, ...], pq: Any) -> Store:
     metadata: dict[str, str] | None = None
     dim: int | None = None
     for path in files:
@@ -339,8 +365,64 @@ def open_store(location: Path) -> Store:
     return Store(files, metadata or {}, dim or 0)
 
 
+# --- a reader sees the generation it opened ------------------------------------------------
+
+PIN_TRIES = 5  # listings tried while a concurrent `embed` replaces the generation
+_PINNED: dict[Path, list[int]] = {}  # part → descriptors open_store holds on it
+
+
+@cache
+def _by_descriptor() -> bool:
+    """Whether a held descriptor can be opened again by name (Linux's /proc/self/fd); elsewhere
+    nothing is held (Windows could not then remove an old generation's parts)."""
+    return os.path.isdir("/proc/self/fd")
+
+
+def readable(path: Path) -> str | Path:
+    """Where to read a part of an open store: through the descriptor `open_store` holds on it,
+    so that an `embed` that commits a new generation meanwhile (and removes this one's parts)
+    cannot take it away mid-read; messages still name `path`."""
+    fds = _PINNED.get(path)
+    return f"/proc/self/fd/{fds[-1]}" if fds else path
+
+
+def _pinned_parts(location: Path) -> tuple[tuple[Path, ...], list[int]]:
+    """The current generation's parts, each held open. A part removed between the listing and
+    its opening (`embed` committed meanwhile) means a newer generation: list again."""
+    for _ in range(PIN_TRIES):
+        files = _current_parts(location)
+        if not _by_descriptor():
+            return files, []
+        fds: list[int] = []
+        try:
+            for path in files:  # O_NONBLOCK: a part swapped for a named pipe cannot stall this
+                fds.append(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
+        except FileNotFoundError:
+            for fd in fds:
+                os.close(fd)
+            continue
+        for path, fd in zip(files, fds, strict=True):
+            _PINNED.setdefault(path, []).append(fd)
+        return files, fds
+    raise InputError(
+        f"{location}: the embeddings were replaced {PIN_TRIES} times while being opened (a "
+        "`dinoclust embed` into it is running). Build again once it has finished."
+    )
+
+
+def _unpin(pairs: list[tuple[Path, int]]) -> None:
+    for path, fd in pairs:
+        held = _PINNED.get(path, [])
+        if fd in held:
+            held.remove(fd)
+            os.close(fd)
+        if not held:
+            _PINNED.pop(path, None)
+
+
 def _current_parts(location: Path) -> tuple[Path, ...]:
-    if location.is_file():
+    if location.exists() and not location.is_dir():
+        check_regular(location, str(location), STORE_ADVICE)
         return (location,)
     if not location.is_dir():
         raise InputError(
@@ -348,8 +430,10 @@ def _current_parts(location: Path) -> tuple[Path, ...]:
             "`dinoclust embed -o DIR`, or a Parquet file."
         )
     files = sorted(location.glob(PART_GLOB)) or sorted(
-        p for p in location.glob("*.parquet") if p.is_file()
+        p for p in location.glob("*.parquet") if not p.is_dir()
     )
+    for part in files:  # before any is opened: opening a named pipe waits for a writer
+        check_regular(part, str(part), STORE_ADVICE)
     if not files:
         raise InputError(
             f"{location}: no Parquet files (part-*.parquet or *.parquet) in this folder. Make "
@@ -388,6 +472,8 @@ def _complete(parts: list[Path]) -> bool:
     except Exception:  # noqa: BLE001 - a broken part is reported when it is read
         return True
     count = meta.get(META_PARTS.encode())
+    if count is not None and not (count.isascii() and count.isdigit()):
+        return True  # not a number: _check_part says so
     return count is not None and int(count) == len(parts)
 
 
@@ -395,7 +481,7 @@ def _check_part(path: Path, pq: Any) -> tuple[dict[str, str], int | None]:
     import pyarrow as pa
 
     try:
-        found = pq.read_schema(path)
+        found = pq.read_schema(readable(path))
     except (pa.ArrowException, OSError) as exc:
         raise InputError(
             f"{path}: not a Parquet file ({first_line(exc)}). Give --embeddings the folder "
@@ -422,8 +508,86 @@ def _check_part(path: Path, pq: Any) -> tuple[dict[str, str], int | None]:
             "embedding as a list of float16, float32 or float64."
         )
     dim = kind.list_size if pa.types.is_fixed_size_list(kind) else None
-    meta = {k.decode(): v.decode() for k, v in (found.metadata or {}).items()}
-    return meta, dim
+    _check_types(found, path, pa)
+    return _metadata(found.metadata or {}, path), dim
+
+
+# The other columns, when present, and the types they may have.
+COLUMN_KINDS = {
+    "path": ("text", "is_string", "is_large_string"),
+    "sha256": ("text", "is_string", "is_large_string"),
+    "width": ("whole numbers", "is_integer"),
+    "height": ("whole numbers", "is_integer"),
+    "thumb": ("bytes", "is_binary", "is_large_binary"),
+    "preview": ("bytes", "is_binary", "is_large_binary"),
+    "error": ("text", "is_string", "is_large_string"),
+}
+
+
+def _check_types(found: pa.Schema, path: Path, pa: Any) -> None:
+    """Each known column holds what it must (a `width` of strings would fail later, mid-build)."""
+    for name, (what, *tests) in COLUMN_KINDS.items():
+        if name not in found.names:
+            continue
+        kind = found.field(name).type
+        if not any(getattr(pa.types, test)(kind) for test in tests):
+            raise InputError(
+                f"{path}: the '{name}' column is {kind}, not {what}. Store it as the schema of "
+                "`dinoclust embed` does, or drop that column."
+            )
+
+
+def _metadata(raw: dict[bytes, bytes], path: Path) -> dict[str, str]:
+    """The file metadata as text, with dinoclust's own keys checked: the edge where a store's
+    metadata enters, so that nothing later meets a malformed value."""
+    meta: dict[str, str] = {}
+    for key, value in raw.items():
+        try:
+            meta[key.decode()] = value.decode()
+        except UnicodeDecodeError:
+            raise InputError(
+                f"{path}: the file metadata {printable(key.decode(errors='replace'))} is not "
+                "UTF-8 text. Remove that key, or make the file again with `dinoclust embed`."
+            ) from None
+    for key in (META_PARTS, META_GENERATION, META_THUMB_SIZE, META_PREVIEW_SIZE):
+        if key in meta and not (meta[key].isascii() and meta[key].isdigit()):
+            _bad_meta(path, key, meta[key], "a whole number")
+    errors = _json_meta(meta, META_ERRORS_I18N, path, "{}")
+    if not isinstance(errors, dict):
+        _bad_meta(path, META_ERRORS_I18N, meta[META_ERRORS_I18N], "an object of path: message")
+    for rel, said in errors.items():
+        check_message(said, path, f"{META_ERRORS_I18N} ({printable(rel)})")
+    weights = _json_meta(meta, META_WEIGHTS_I18N, path, "null")
+    if weights is not None:
+        check_message(weights, path, META_WEIGHTS_I18N)
+    return meta
+
+
+def _json_meta(meta: dict[str, str], key: str, path: Path, default: str) -> Any:
+    try:
+        return json.loads(meta.get(key) or default)
+    except ValueError:
+        _bad_meta(path, key, meta[key], "JSON")
+
+
+def check_message(data: Any, path: Path, key: str) -> Message:
+    """A message as the store keeps it: {"key": a UI string's key, "args": {name: text}}."""
+    try:
+        said = Message.from_json(data)
+        said.text()
+    except (KeyError, TypeError, ValueError, AttributeError):
+        _bad_meta(
+            path, key, json.dumps(data, ensure_ascii=False), '{"key": a known key, "args": {…}}'
+        )
+    return said
+
+
+def _bad_meta(path: Path, key: str, value: str, expected: str) -> NoReturn:
+    shown = printable(value if len(value) <= 60 else value[:57] + "…")
+    raise InputError(
+        f"{path}: the file metadata {key} is {shown}, not {expected}. Remove that key, or make "
+        "the file again with `dinoclust embed`."
+    )
 
 
 def read_rows(
@@ -464,6 +628,7 @@ def _batch_rows(
         get = lambda name, i=i: column[name][i] if name in column else None  # noqa: E731
         width, height = get("width"), get("height")
         size = (int(width), int(height)) if width is not None and height is not None else None
+        sha256 = _digest(get("sha256"), where)
         if not valid[i]:
             why = errors.get(rel)
             message = Message.from_json(why) if why else None
@@ -474,11 +639,39 @@ def _batch_rows(
                     if text
                     else Message.of("skip_no_embedding")
                 )
-            out.append(Row.skipped(rel, message, get("sha256")))
+            out.append(Row.skipped(rel, message, sha256))
             continue
-        preview = get("preview") or None  # an empty preview is none
-        out.append(Row(rel, get("sha256"), size, get("thumb"), None, vectors[i], preview=preview))
+        thumb = _image(get("thumb"), where, "thumb")
+        preview = _image(get("preview"), where, "preview")  # an empty preview is none
+        out.append(Row(rel, sha256, size, thumb, None, vectors[i], preview=preview))
     return out, dim
+
+
+def _digest(value: str | None, where: str) -> str | None:
+    """A content hash names the site's thumbnail files: only 64 hexadecimal digits are one."""
+    if not value:
+        return None
+    if not HEX64.fullmatch(value):
+        raise InputError(
+            f"{where}: the sha256 {printable(value[:80])} is not a SHA-256 digest (64 hexadecimal "
+            "digits). Fix that cell, or drop the sha256 column."
+        )
+    return value.lower()
+
+
+def _image(data: bytes | None, where: str, column: str) -> bytes | None:
+    """A stored thumbnail or preview as the site may hold it: pixels only (imaging.site_image)."""
+    from generator.ingest.imaging import DecodeError, site_image
+
+    if not data:
+        return None
+    try:
+        return site_image(data)
+    except DecodeError as exc:
+        raise InputError(
+            f"{where}: the {column} is not usable ({exc}). Drop that cell, or make the store "
+            "again with `dinoclust embed`."
+        ) from None
 
 
 def _vectors(
@@ -541,6 +734,11 @@ def _check_finite(
 def _relative(rel: Any, where: str) -> str:
     if not isinstance(rel, str) or not rel:
         raise InputError(f"{where}: the path is empty. Every row needs its image's path.")
+    if "\x00" in rel:
+        raise InputError(
+            f"{where}: the path {printable(rel)} holds a NUL character, which no file name can. "
+            "Fix that cell."
+        )
     posix = rel.replace("\\", "/")
     pure = PurePosixPath(posix)
     if pure.is_absolute() or (len(posix) > 1 and posix[1] == ":") or ".." in pure.parts:
@@ -658,12 +856,15 @@ class StoredRows:
             vectors[digest] = read[at_vector][0]
             if at_thumb != NOWHERE:
                 _, size, thumb, _ = read[at_thumb]
-                thumbs[digest] = CachedThumb(thumb, image_size(thumb), size)
+                thumb = _served_image(thumb)
+                if thumb:  # else none: the engine decodes the original again
+                    thumbs[digest] = CachedThumb(thumb, image_size(thumb), size)
             if at_preview != NOWHERE:
                 _, size, _, data = read[at_preview]
-                data = data or b""
-                preview_size = image_size(data) if data else (0, 0)
-                previews[digest] = CachedThumb(data, preview_size, size)
+                data = _served_image(data)
+                if data is not None:
+                    preview_size = image_size(data) if data else (0, 0)
+                    previews[digest] = CachedThumb(data, preview_size, size)
         return vectors, thumbs, previews
 
     def _read(self, locations: set[int]) -> dict[int, tuple[Any, Any, Any, Any]]:
@@ -711,11 +912,11 @@ class StoredRows:
 
         meta, _ = _check_part(path, pq)
         errors = json.loads(meta.get(META_ERRORS_I18N) or "{}")
-        names = set(pq.read_schema(path).names)
+        names = set(pq.read_schema(readable(path)).names)
         columns = [c for c in COLUMNS if c in names and c != "preview"]
         entries: list[tuple[str, int, bool, bool]] = []
         offset = 0
-        reader = pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False)
+        reader = pq.ParquetFile(readable(path), buffer_size=1 << 20, pre_buffer=False)
         for batch in reader.iter_batches(batch_size=INDEX_BATCH, columns=columns):
             thumbed = [False] * batch.num_rows
             if "thumb" in names:
@@ -731,6 +932,18 @@ class StoredRows:
         return entries, dim
 
 
+def _served_image(data: bytes | None) -> bytes | None:
+    """A kept thumbnail or preview, pixels only; None where it is not an image (b"": none)."""
+    from generator.ingest.imaging import DecodeError, site_image
+
+    if not data:
+        return b""
+    try:
+        return site_image(data)
+    except DecodeError:
+        return None
+
+
 class _PartCursor:
     """One part read forward in batches of SERVE_BATCH rows; an earlier row starts it again."""
 
@@ -738,7 +951,7 @@ class _PartCursor:
         import pyarrow.parquet as pq
 
         self.path, self.folder = path, folder
-        self.columns = [c for c in SERVE_COLUMNS if c in pq.read_schema(path).names]
+        self.columns = [c for c in SERVE_COLUMNS if c in pq.read_schema(readable(path)).names]
         self.batches: Iterator[Any] = iter(())
         self.start, self.count = 0, 0
         self.batch: Any = None
@@ -768,7 +981,7 @@ class _PartCursor:
         import pyarrow.parquet as pq
 
         # streamed a page at a time, not whole column chunks (pre_buffer reads those)
-        reader = pq.ParquetFile(self.path, buffer_size=1 << 20, pre_buffer=False)
+        reader = pq.ParquetFile(readable(self.path), buffer_size=1 << 20, pre_buffer=False)
         self.batches = reader.iter_batches(
             batch_size=SERVE_BATCH, columns=self.columns, use_threads=False
         )
@@ -802,7 +1015,7 @@ def read_rows_raw(store: Store) -> Iterator[Row]:
         meta, _ = _check_part(path, pq)
         errors = json.loads(meta.get(META_ERRORS_I18N) or "{}")
         offset = 0
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=4096):
+        for batch in pq.ParquetFile(readable(path)).iter_batches(batch_size=4096):
             rows, dim = _batch_rows(batch, path, offset, dim, errors, seen)
             offset += batch.num_rows
             yield from rows

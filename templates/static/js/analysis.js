@@ -112,6 +112,12 @@
     var labels = [], colours = [];
     before.sizes.forEach(function (n, c) { labels.push(h.t("sankey_node", { c: c, k: from, n: h.num(n) })); colours.push(h.colour(c)); });
     after.sizes.forEach(function (n, c) { labels.push(h.t("sankey_node", { c: c, k: from + 1, n: h.num(n) })); colours.push(h.colour(c)); });
+    // Narrow (a phone): short node names, so that the two columns' names do not run together.
+    var narrow = div.clientWidth < 560;
+    if (narrow) {
+      labels = before.sizes.map(function (n, c) { return c + ": " + h.num(n); })
+        .concat(after.sizes.map(function (n, c) { return c + ": " + h.num(n); }));
+    }
     var flows = before.flows_to_next;
     var trace = {
       type: "sankey", orientation: "h", arrangement: "fixed",
@@ -124,36 +130,26 @@
       }
     };
     div.setAttribute("data-from", String(from));
-    return window.Plotly.react(div, [trace], { margin: { l: 4, r: 4, t: 4, b: 4 }, font: { size: 11 } },
-      { displaylogo: false, responsive: true, staticPlot: false });
+    // a row of at least 34 px per node of the larger column, so that the names do not overlap;
+    // no mode bar: it covered the diagram, which has nothing to zoom
+    var height = Math.max(320, 34 * after.sizes.length + 24);
+    div.style.height = height + "px";
+    return window.Plotly.react(div, [trace], { margin: { l: 4, r: 4, t: 8, b: 8 },
+      font: { size: narrow ? 10 : 11 }, height: height },
+      { displaylogo: false, displayModeBar: false, responsive: true, staticPlot: false });
   }
 
-  // Text a spreadsheet would run as a formula gets a leading ' (OWASP), as in exports.py; numbers
-  // stay numbers.
-  function csvCell(value) {
-    var s = String(value);
-    if (typeof value === "string" && /^[=+\-@\t\r]/.test(s)) { s = "'" + s; }
-    return /[",\r\n]/.test(s) ? "\"" + s.replace(/"/g, "\"\"") + "\"" : s;
-  }
-
-  // The current k's assignments as CSV, made in the browser (Blob + a download link: works offline).
+  // The current k's assignments as CSV, made in the browser (the one guarded writer, util.csvText).
   function download(data, k, h) {
     var clustering = data.clusterings[String(k)];
     var header = ["path", "cluster", "distance_to_centre"].concat(data.labels ? ["label"] : []);
-    var lines = [header.join(",")];
+    var rows = [header];
     data.images.forEach(function (image, i) {
       var row = [image.path, clustering.labels[i], clustering.distances[i]];
       if (data.labels) { row.push(data.labels[i]); }
-      lines.push(row.map(csvCell).join(","));
+      rows.push(row);
     });
-    var blob = new Blob([lines.join("\n") + "\n"], { type: "text/csv;charset=utf-8" });
-    var link = h.el("a");
-    link.href = URL.createObjectURL(blob);
-    link.download = "assignments_k" + k + ".csv";
-    document.body.appendChild(link);
-    link.click();
-    link.remove();
-    setTimeout(function () { URL.revokeObjectURL(link.href); }, 10000);
+    h.save(h.csvText(rows), "assignments_k" + k + ".csv", "text/csv;charset=utf-8");
   }
 
   function make(data, h) {

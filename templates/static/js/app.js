@@ -40,11 +40,21 @@
       else { ns.preview.hideHover(); }
     });
     plotDiv.on("plotly_unhover", ns.preview.hideHover);
+    // Plotly's 3D scene sends plotly_click from inside its render, and a restyle there renders
+    // again, which sends the click again, without end (a stack overflow that broke the plot):
+    // the grid and the ring follow once the render is done.
     plotDiv.on("plotly_click", function (event) {
       var point = event && event.points && event.points[0];
-      if (point && point.curveNumber === 0) { showInGrid(ns.plot.imageAt(point.pointNumber)); }
+      if (!point || point.curveNumber !== 0) { return; }
+      var index = ns.plot.imageAt(point.pointNumber);
+      state.pending = new Promise(function (resolve) {
+        window.setTimeout(function () { resolve(showInGrid(index)); }, 0);
+      });
     });
   }
+
+  // A cluster's full grid, from its strip, size bar or legend entry.
+  function openCluster(cluster) { return ns.grid.open(cluster); }
 
   function showInGrid(index) {
     ns.grid.show(index);
@@ -88,7 +98,9 @@
       document.body.setAttribute("data-k", String(k));
       ns.panels.renderSizes(k, clustering);
       ns.grid.render(k, clustering);
+      ns.strips.render(k, clustering);
       var updates = views.map(function (view) { return view.update(k, clustering); });
+      ns.panels.markScrollers();
       return Promise.all([ns.plot.render(clustering, bindPlotEvents)].concat(updates));
     });
     state.pending = rendering;
@@ -109,7 +121,8 @@
 
   // Extra views (analysis.js …) registered a factory before this file runs; each gets update(k).
   var helpers = { el: u.el, colour: u.colour, plotText: u.plotText, state: state, t: u.t, num: u.num,
-                  baseName: u.baseName, openPreview: openPreview, ringPoints: ns.plot.ring };
+                  baseName: u.baseName, openPreview: openPreview, ringPoints: ns.plot.ring,
+                  csvText: u.csvText, save: u.save };
   var views = (window.dinoclustViews || []).map(function (make) { return make(data, helpers); });
   ns.grid.onOpen(openPreview);
 
@@ -166,6 +179,18 @@
     if (down) { setK(state.k - 1); event.preventDefault(); }
   });
 
+  // Sticky parts (the 3D view, scroll targets) sit below the sticky controls, however tall they
+  // wrap: their height is --controls-h.
+  function controlsHeight() {
+    document.documentElement.style.setProperty("--controls-h", controls.offsetHeight + "px");
+  }
+  controlsHeight();
+  if (window.ResizeObserver) { new window.ResizeObserver(controlsHeight).observe(controls); }
+  window.addEventListener("resize", ns.panels.markScrollers);
+  document.querySelectorAll("details").forEach(function (d) {
+    d.addEventListener("toggle", ns.panels.markScrollers);
+  });
+
   // The other k's distances, one at a time once the page is ready: later switches need no load.
   function prefetch(ks) {
     if (!ks.length) { return; }
@@ -177,6 +202,7 @@
   ns.setK = setK;
   ns.setLang = setLang;
   ns.showInGrid = showInGrid;
+  ns.openCluster = openCluster;
   ns.openPreview = openPreview;
   ns.markerColour = ns.plot.markerColour;
   ns.panels.sampleNote();

@@ -5,31 +5,16 @@
 (function () {
   "use strict";
 
-  function cell(value) {
-    var s = String(value);
-    return /[",\r\n]/.test(s) ? "\"" + s.replace(/"/g, "\"\"") + "\"" : s;
-  }
-
   function rows(data, clustering, cluster) {
     var header = ["path", "cluster", "distance_to_centre"].concat(data.labels ? ["label"] : []);
-    var lines = [header.join(",")];
+    var out = [header];
     clustering.labels.forEach(function (c, i) {
       if (c !== cluster) { return; }
       var row = [data.images[i].path, c, clustering.distances[i]];
       if (data.labels) { row.push(data.labels[i]); }
-      lines.push(row.map(cell).join(","));
+      out.push(row);
     });
-    return lines.join("\n") + "\n";
-  }
-
-  function save(text, name, h) {
-    var link = h.el("a");
-    link.href = URL.createObjectURL(new Blob([text], { type: "text/csv;charset=utf-8" }));
-    link.download = name;
-    document.body.appendChild(link);
-    link.click();
-    link.remove();
-    setTimeout(function () { URL.revokeObjectURL(link.href); }, 10000);
+    return out;
   }
 
   function make(data, h) {
@@ -43,7 +28,8 @@
           button.setAttribute("data-cluster-csv", String(cluster));
           button.title = h.t("cluster_csv_tip", { c: cluster, k: k });
           button.addEventListener("click", function () {
-            save(rows(data, clustering, cluster), "cluster_" + cluster + "_k" + k + ".csv", h);
+            var name = "cluster_" + cluster + "_k" + k + ".csv";
+            h.save(h.csvText(rows(data, clustering, cluster)), name, "text/csv;charset=utf-8");
           });
           section.querySelector("h3").appendChild(button);
         });

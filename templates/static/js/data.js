@@ -140,11 +140,21 @@
   ns.data = data;
   ns.loadDistances = loadDistances;
 
-  // Helpers every view uses. Paul Tol's "muted" scheme for clusters (distinguishable with the
-  // common colour-vision deficiencies); his "bright" one for labels, not to be mistaken for them.
+  // Helpers every view uses. Clusters: Paul Tol's "muted" scheme first (distinguishable with the
+  // common colour-vision deficiencies), then 40 more for k up to 50 (sort's limit), each picked
+  // to be as far as possible (CIELAB ΔE*ab) from all before it; no two of the 50 are within 22
+  // (tests/test_palette.py checks it). Labels: his "bright" scheme, not to be mistaken for them.
   var i18n = window.dinoclustI18n;  // lang.js
   var PALETTE = ["#332288", "#88CCEE", "#44AA99", "#117733", "#999933",
-                 "#DDCC77", "#CC6677", "#882255", "#AA4499", "#DDDDDD"];
+                 "#DDCC77", "#CC6677", "#882255", "#AA4499", "#DDDDDD",
+                 "#00EE00", "#FF0000", "#0000FF", "#FF11FF", "#004466",
+                 "#FF9900", "#00EE99", "#663300", "#8899FF", "#FF0088",
+                 "#BBDD00", "#8855FF", "#887766", "#AA1111", "#33AA11",
+                 "#FFBBFF", "#DD8855", "#114433", "#EE77FF", "#99DD99",
+                 "#DDBB00", "#FF2255", "#9977AA", "#9900AA", "#0066EE",
+                 "#0088CC", "#555511", "#553344", "#EE00BB", "#AA00FF",
+                 "#FFBBAA", "#EE6622", "#FF77BB", "#22EECC", "#AA7700",
+                 "#2255AA", "#99CC55", "#668899", "#779966", "#2211CC"];
   var LABEL_PALETTE = ["#4477AA", "#EE6677", "#228833", "#CCBB44", "#66CCEE", "#AA3377", "#BBBBBB"];
   ns.util = {
     PALETTE: PALETTE,
@@ -157,6 +167,31 @@
       return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
     },
     t: function (key, args) { return i18n.t(key, args); },
+    // Every CSV the page makes goes through here, by the rule of exports.py's spreadsheet_safe
+    // and csv_text (tests/csv_guard_cases.json holds the cases both are tested on): a text cell
+    // a spreadsheet would run as a formula gets a leading ' (OWASP); numbers stay numbers; a cell
+    // with a quote, a comma or a line break (a lone CR too) is quoted.
+    spreadsheetSafe: function (value) {
+      return typeof value === "string" && /^[=+\-@\t\r]/.test(value) ? "'" + value : value;
+    },
+    csvText: function (rows) {
+      return rows.map(function (row) {
+        return row.map(function (value) {
+          var s = String(ns.util.spreadsheetSafe(value));
+          return /[",\r\n]/.test(s) ? "\"" + s.replace(/"/g, "\"\"") + "\"" : s;
+        }).join(",");
+      }).join("\n") + "\n";
+    },
+    // A file made in the browser, downloaded through a link (works offline, from file://).
+    save: function (text, name, type) {
+      var link = document.createElement("a");
+      link.href = URL.createObjectURL(new Blob([text], { type: type }));
+      link.download = name;
+      document.body.appendChild(link);
+      link.click();
+      link.remove();
+      setTimeout(function () { URL.revokeObjectURL(link.href); }, 10000);
+    },
     num: function (x) { return Number(x).toLocaleString("en"); },  // 100,000 in every language
     el: function (tag, className, text) {
       var node = document.createElement(tag);
@@ -166,6 +201,6 @@
     }
   };
   ns.state = { k: null, plotted: false, plotLang: null, ready: false, colourBy: "cluster",
-               lang: i18n.lang, selected: null, ringed: [], shown: null,
+               lang: i18n.lang, selected: null, ringed: [], found: [], shown: null,
                pending: Promise.resolve() };
 })();

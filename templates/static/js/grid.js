@@ -119,12 +119,13 @@
     groups = clustering.sizes.map(function (size, cluster) {
       var section = u.el("section", "cluster");
       section.setAttribute("data-cluster", String(cluster));
-      var heading = u.el("h3", null, size === 1 ? t("cluster_heading_one", { c: cluster })
+      var heading = u.el("h3", "cluster-heading", size === 1 ? t("cluster_heading_one", { c: cluster })
         : size === 0 ? t("cluster_heading_empty", { c: cluster })
         : t("cluster_heading", { c: cluster, n: u.num(size) }));
       var swatch = u.el("span", "swatch");
       swatch.style.background = u.colour(cluster);
       heading.prepend(swatch);
+      heading.tabIndex = -1;  // open(cluster) moves the focus here
       section.appendChild(heading);
       var first = section.appendChild(u.el("button", "show-first"));
       first.type = "button";
@@ -181,6 +182,21 @@
     figure.querySelector("button").focus({ preventScroll: true });
   }
 
+  // A cluster's full grid, "opened" from its strip, size bar or legend entry: from its first image,
+  // scrolled to the top of the view (below the sticky controls), its heading focused.
+  function open(cluster) {
+    var group = groups[cluster];
+    if (!group) { return null; }
+    grid.querySelectorAll("section.cluster[data-opened]").forEach(function (s) {
+      s.removeAttribute("data-opened");
+    });
+    if (group.start !== 0) { page(group, 0); }
+    group.section.setAttribute("data-opened", "true");
+    group.section.scrollIntoView({ block: "start" });
+    group.section.querySelector("h3").focus({ preventScroll: true });
+    return group.section;
+  }
+
   function highlight(index) {
     grid.querySelectorAll("figure.highlight").forEach(function (f) { f.classList.remove("highlight"); });
     figureFor(index).classList.add("highlight");
@@ -188,6 +204,7 @@
 
   function relabel() { figures.forEach(function (figure) { if (figure) { badgeText(figure); } }); }
 
-  ns.grid = { render: render, show: show, highlight: highlight, relabel: relabel,
+  ns.grid = { render: render, show: show, open: open, highlight: highlight, relabel: relabel,
+              arranged: function (k) { return arrangements[k]; },
               onOpen: function (f) { onOpen = f; } };
 })();

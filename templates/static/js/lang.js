@@ -16,13 +16,23 @@
     return ui.langs.indexOf(lang) >= 0 ? lang : ui.lang;
   }
 
-  var i18n = { ui: ui, lang: wanted() };
+  // Words that fit where the page is read: "tap" on a touch screen (no hover), and no address to
+  // share inside a frame (a notebook). A key with a variant (key_touch, key_frame) uses it there.
+  function framed() {
+    try { return window.self !== window.top || window.location.protocol === "about:"; }
+    catch (e) { return true; }
+  }
+  var touch = Boolean(window.matchMedia && window.matchMedia("(hover: none)").matches);
+  var variants = (touch ? ["_touch"] : []).concat(framed() ? ["_frame"] : []);
+
+  var i18n = { ui: ui, lang: wanted(), touch: touch, variants: variants };
 
   // A UI string in the current language, {placeholders} filled (render.translate does the same;
   // an argument named x_key names a UI string that fills {x}).
   i18n.t = function (key, args) {
     var strings = ui.strings[i18n.lang];
     var text = strings[key];
+    variants.forEach(function (suffix) { if (strings[key + suffix]) { text = strings[key + suffix]; } });
     Object.keys(args || {}).forEach(function (name) {
       var value = String(args[name]);
       if (/_key$/.test(name)) { value = strings[value]; name = name.slice(0, -4); }
@@ -47,6 +57,9 @@
     document.querySelectorAll("[data-i18n-aria]").forEach(function (node) {
       node.setAttribute("aria-label", i18n.t(node.getAttribute("data-i18n-aria")));
     });
+    document.querySelectorAll("[data-i18n-placeholder]").forEach(function (node) {
+      node.setAttribute("placeholder", i18n.t(node.getAttribute("data-i18n-placeholder")));
+    });
     document.querySelectorAll(".lang-switch button").forEach(function (button) {
       button.setAttribute("aria-pressed", String(button.getAttribute("data-lang") === i18n.lang));
     });
@@ -61,6 +74,6 @@
     return true;
   };
 
-  if (i18n.lang !== ui.lang) { i18n.apply(); }
+  if (i18n.lang !== ui.lang || variants.length) { i18n.apply(); }
   window.dinoclustI18n = i18n;
 })();

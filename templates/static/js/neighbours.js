@@ -54,7 +54,7 @@
         box = h.el("section", "neighbours");
         box.appendChild(h.el("h3", "neighbours-title"));
         box.appendChild(h.el("div", "neighbour-strip"));
-        dialog.insertBefore(box, dialog.querySelector(".preview-close"));
+        dialog.insertBefore(box, dialog.querySelector(".preview-foot"));
         dialog.addEventListener("close", function () { shown = null; h.ringPoints([]); });
       }
       box.querySelector(".neighbours-title").textContent = h.t("neighbours_title");
@@ -72,7 +72,11 @@
       img.src = image.thumb;
       img.alt = image.path;
       img.decoding = "async";
+      img.setAttribute("data-index", String(n.index));
       button.appendChild(img);
+      // the name (whole on hover or focus) and the cosine similarity, under the image
+      button.appendChild(h.el("span", "neighbour-name", h.baseName(image.path)));
+      button.appendChild(h.el("span", "neighbour-sim", h.t("neighbour_sim", { s: n.similarity.toFixed(2) })));
       button.addEventListener("click", function () { h.openPreview(n.index); });
       return button;
     }

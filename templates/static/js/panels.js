@@ -18,10 +18,15 @@
       var row = u.el("li", "bar-row");
       row.setAttribute("data-cluster", String(cluster));
       row.setAttribute("data-size", String(size));
-      var label = u.el("span", "bar-label", t("cluster_n", { c: cluster }));
+      // the row (its bar too) opens the cluster's grid; its name is the button keys reach
+      var label = u.el("span", "bar-label");
+      var open = label.appendChild(u.el("button", "bar-open", t("cluster_n", { c: cluster })));
+      open.type = "button";
+      open.title = t("legend_open", { c: cluster });
       var swatch = u.el("span", "swatch");
       swatch.style.background = u.colour(cluster);
-      label.prepend(swatch);
+      open.prepend(swatch);
+      row.addEventListener("click", function () { ns.openCluster(cluster); });
       var track = u.el("span", "bar-track");
       var bar = u.el("span", "bar");
       bar.style.width = (largest ? (100 * size / largest) : 0) + "%";
@@ -57,5 +62,14 @@
     }
   }
 
-  ns.panels = { renderSizes: render, sampleNote: sampleNote };
+  // A table wider than its panel says that it scrolls (the hint sticks to the left edge).
+  function markScrollers() {
+    document.querySelectorAll(".table-scroll").forEach(function (box) {
+      var scrolls = box.scrollWidth > box.clientWidth + 1;
+      box.toggleAttribute("data-scrolls", scrolls);
+      box.setAttribute("data-hint", scrolls ? t("table_scrolls") + " →" : "");
+    });
+  }
+
+  ns.panels = { renderSizes: render, sampleNote: sampleNote, markScrollers: markScrollers };
 })();

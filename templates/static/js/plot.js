@@ -46,7 +46,8 @@
         data.labelIndex.forEach(function (l) { labelCounts[l] += 1; });
       }
       return labelCounts.map(function (n, g) {
-        return { name: i18n.label(data.label_names[g]) + " (" + n + ")", colour: u.labelColour(g) };
+        var label = i18n.label(data.label_names[g]);
+        return { name: label + " (" + n + ")", colour: u.labelColour(g), label: label };
       });
     }
     return clustering.sizes.map(function (n, g) {
@@ -54,15 +55,27 @@
     });
   }
 
+  // A cluster's entry opens its grid; a label's finds its images (app.js, strips.js).
   function renderLegend(list) {
     legend.textContent = "";
-    list.concat([{ name: u.t("centres"), centres: true }]).forEach(function (entry) {
-      var item = u.el("li", entry.centres ? "centres" : null, entry.name);
-      var swatch = u.el("span", entry.centres ? "swatch diamond" : "swatch");
-      if (!entry.centres) { swatch.style.background = entry.colour; }
-      item.prepend(swatch);
-      legend.appendChild(item);
+    list.forEach(function (entry, g) {
+      var item = legend.appendChild(u.el("li"));
+      var button = item.appendChild(u.el("button", "legend-open", entry.name));
+      button.type = "button";
+      var swatch = u.el("span", "swatch");
+      swatch.style.background = entry.colour;
+      button.prepend(swatch);
+      if (entry.label !== undefined) {
+        button.title = u.t("legend_find", { l: entry.label });
+        button.addEventListener("click", function () { ns.strips.find(entry.label); });
+      } else {
+        button.title = u.t("legend_open", { c: g });
+        button.setAttribute("data-cluster", String(g));
+        button.addEventListener("click", function () { ns.openCluster(g); });
+      }
     });
+    var centresItem = legend.appendChild(u.el("li", "centres", u.t("centres")));
+    centresItem.prepend(u.el("span", "swatch diamond"));
   }
 
   function centres(clustering) {
@@ -92,10 +105,11 @@
              showscale: false };
   }
 
-  // Four traces: the drawn images, the centres, the selected image and its neighbours.
+  // Five traces: the drawn images, the centres, the selected image, its neighbours, and the
+  // images the find box matches.
   function traces(clustering) {
     var c = centres(clustering), s = at(state.selected === null ? [] : [state.selected]);
-    var r = at(state.ringed || []);
+    var r = at(state.ringed || []), f = at(state.found || []);
     var xyz = [[], [], []], text = new Array(drawn);
     for (var j = 0; j < drawn; j++) {
       var i = sample[j];
@@ -124,10 +138,16 @@
       type: "scatter3d", mode: "markers", name: "neighbours", uid: "neighbours", showlegend: false,
       x: r.x, y: r.y, z: r.z, hoverinfo: "skip",
       marker: { size: 8, color: "#E8A33D", symbol: "circle-open", line: { width: 2 } }
+    }, {
+      type: "scatter3d", mode: "markers", name: "found", uid: "found", showlegend: false,
+      x: f.x, y: f.y, z: f.z, hoverinfo: "skip",
+      marker: { size: 11, color: "#000000", symbol: "circle-open", line: { width: 3 } }
     }];
   }
 
   function layout() {
+    // a narrow plot (a phone) looks from farther away, so that PC3's title is not cut off
+    var far = plotDiv.clientWidth < 560 ? 1.3 : 1;
     return {
       margin: { l: 0, r: 0, t: 0, b: 0 },
       uirevision: "keep-camera",
@@ -135,7 +155,8 @@
       scene: {
         xaxis: { title: axisTitle(0) }, yaxis: { title: axisTitle(1) }, zaxis: { title: axisTitle(2) },
         aspectmode: "cube",
-        camera: { eye: { x: 1.55, y: 1.55, z: 1.15 } }  // far enough that the axes stay in view
+        // far enough that the axes stay in view
+        camera: { eye: { x: 1.55 * far, y: 1.55 * far, z: 1.15 * far } }
       }
     };
   }
@@ -174,9 +195,29 @@
     return window.Plotly.restyle(plotDiv, { x: [r.x], y: [r.y], z: [r.z] }, [3]);
   }
 
+  // The drawn images the find box matches (mask: a byte per image, or null): ringed in black,
+  // RINGS at most (a ring is a glyph to draw: ringing 20,000 points took seconds in software
+  // WebGL, and rings on every point show nothing). state.foundCapped says when some were left.
+  var RINGS = 1000;
+  function found(mask) {
+    var indices = [];
+    state.foundCapped = false;
+    if (mask) {
+      for (var j = 0; j < drawn; j++) {
+        if (!mask[sample[j]]) { continue; }
+        if (indices.length >= RINGS) { state.foundCapped = true; break; }
+        indices.push(sample[j]);
+      }
+    }
+    state.found = indices;
+    if (!state.plotted || typeof window.Plotly === "undefined") { return Promise.resolve(); }
+    var f = at(indices);
+    return window.Plotly.restyle(plotDiv, { x: [f.x], y: [f.y], z: [f.z] }, [4]);
+  }
+
   // The image behind a point of the first trace.
   function imageAt(pointNumber) { return sample[pointNumber]; }
 
-  ns.plot = { render: render, highlight: highlight, ring: ring, imageAt: imageAt,
+  ns.plot = { render: render, highlight: highlight, ring: ring, found: found, imageAt: imageAt,
               markerColour: markerColour, div: plotDiv };
 })();

@@ -41,17 +41,52 @@
 
   function hideHover() { if (hoverBox) { hoverBox.hidden = true; } }
 
+  // The dialog: a bar with the name and a corner ×, the image filling the space left, what views
+  // add (similar images), and a foot with ← → and Close. The bar and foot never scroll away
+  // (style.css: a grid as tall as the screen allows), so × and Close stay in view at any size.
   var dialog = null;
+  function button(className, text, onClick) {
+    var b = u.el("button", className, text);
+    b.type = "button";
+    b.addEventListener("click", onClick);
+    return b;
+  }
+
   function make() {
     dialog = document.body.appendChild(u.el("dialog", "preview"));
     dialog.id = "preview";
+    var bar = dialog.appendChild(u.el("div", "preview-bar"));
+    bar.appendChild(u.el("p", "preview-path"));
+    bar.appendChild(button("preview-x", "×", function () { dialog.close(); }));
     dialog.appendChild(u.el("img"));
-    dialog.appendChild(u.el("p", "preview-path"));
     dialog.appendChild(u.el("p", "preview-info"));
-    var close = dialog.appendChild(u.el("button", "preview-close"));
-    close.type = "button";
-    close.addEventListener("click", function () { dialog.close(); });
+    var foot = dialog.appendChild(u.el("div", "preview-foot"));
+    foot.appendChild(button("preview-prev", "←", function () { step(-1); }));
+    foot.appendChild(u.el("span", "preview-pos"));
+    foot.appendChild(button("preview-next", "→", function () { step(1); }));
+    foot.appendChild(button("preview-close", "", function () { dialog.close(); }));
     dialog.addEventListener("click", function (event) { if (event.target === dialog) { dialog.close(); } });
+    dialog.addEventListener("keydown", function (event) {
+      var tag = (event.target && event.target.tagName) || "";
+      if (tag === "INPUT" || event.altKey || event.ctrlKey || event.metaKey) { return; }
+      if (event.key === "ArrowLeft") { step(-1); event.preventDefault(); }
+      if (event.key === "ArrowRight") { step(1); event.preventDefault(); }
+    });
+  }
+
+  // ← and →: the image before or after this one in its cluster (nearest the centre first).
+  function neighbours(index) {
+    var clustering = data.clusterings[String(state.shown)];
+    var arranged = ns.grid.arranged(state.shown);
+    var members = arranged.members[clustering.labels[index]];
+    return { members: members, rank: arranged.rank[index], cluster: clustering.labels[index] };
+  }
+
+  function step(by) {
+    var at = neighbours(Number(dialog.getAttribute("data-index")));
+    var n = at.members.length;
+    if (n < 2) { return null; }
+    return ns.openPreview(at.members[(at.rank + by + n) % n]);
   }
 
   // Fills and opens the dialog for `index` at the current k; returns it.
@@ -59,7 +94,7 @@
     if (!dialog) { make(); }
     var image = data.images[index];
     var clustering = data.clusterings[String(state.shown)];
-    var img = dialog.querySelector("img");
+    var img = dialog.querySelector(":scope > img");
     // the larger image (--preview-size) is fetched only now; without one, the thumbnail
     img.src = image.preview || image.thumb;
     img.width = image.preview ? image.preview_width : image.thumb_width;
@@ -72,6 +107,16 @@
       (data.labels ? " · " + t("label") + ": " + i18n.label(data.labels[index]) : "");
     dialog.querySelector(".preview-info").textContent = t("preview_info",
       { c: clustering.labels[index], d: clustering.distances[index].toFixed(3) });
+    var at = neighbours(index);
+    dialog.querySelector(".preview-pos").textContent = t("preview_pos",
+      { i: u.num(at.rank + 1), n: u.num(at.members.length), c: at.cluster });
+    [[".preview-x", "close"], [".preview-prev", "preview_prev"], [".preview-next", "preview_next"]]
+      .forEach(function (pair) {
+        var b = dialog.querySelector(pair[0]);
+        b.setAttribute("aria-label", t(pair[1]));
+        b.title = t(pair[1]);
+        b.disabled = pair[0] !== ".preview-x" && at.members.length < 2;
+      });
     dialog.querySelector(".preview-close").textContent = t("close");
     if (!dialog.open) { dialog.showModal(); }
     return dialog;

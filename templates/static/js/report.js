@@ -8,7 +8,13 @@
   var node = document.getElementById("dinoclust-report-md");
   var texts = node ? JSON.parse(node.textContent) : {};
 
-  function unescape(s) { return s.replace(/\\(.)/g, "$1"); }
+  // experiment.py's md(): backslash escapes, and &lt; &gt; &amp; for the characters of HTML
+  var ENTITIES = { lt: "<", gt: ">", amp: "&" };
+  function unescape(s) {
+    return s.replace(/\\(.)|&(lt|gt|amp);/g, function (all, escaped, entity) {
+      return entity ? ENTITIES[entity] : escaped;
+    });
+  }
 
   // Cells split at | not escaped with a backslash.
   function cells(line) {
@@ -79,15 +85,7 @@
     return root;
   }
 
-  function download(text, h) {
-    var link = h.el("a");
-    link.href = URL.createObjectURL(new Blob([text], { type: "text/markdown;charset=utf-8" }));
-    link.download = "report.md";
-    document.body.appendChild(link);
-    link.click();
-    link.remove();
-    setTimeout(function () { URL.revokeObjectURL(link.href); }, 10000);
-  }
+  function download(text, h) { h.save(text, "report.md", "text/markdown;charset=utf-8"); }
 
   function make(data, h) {
     var body = document.getElementById("report-body");
