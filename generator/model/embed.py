@@ -123,7 +123,7 @@ def choose_int8(
         _said_int8_faster.append(True)
         log.warning(
             "--precision auto stays fp32: int8 misses the accuracy floors on the bundled check "
-            "images with these weights. --precision int8 is about twice as fast, if you accept it."
+            "set with these weights. --precision int8 is about twice as fast, if you accept it."
         )
     return "fp32"
 
