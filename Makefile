@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 WEIGHTS ?=
 OUT ?= site
 
-.PHONY: demo test lint chromium axe clipart screenshot clean
+.PHONY: demo test lint docs chromium axe clipart screenshot clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,7 +44,11 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
-test: $(VENV)/.installed-test $(ACCEL)/.installed chromium axe clipart lint
+# The documentation site (mkdocs.yml): --strict, so a broken link or a missing page fails.
+docs: $(VENV)/.installed-test
+	NO_MKDOCS_2_WARNING=1 PYTHONPATH=. $(BIN)/mkdocs build --strict
+
+test: $(VENV)/.installed-test $(ACCEL)/.installed chromium axe clipart lint docs
 	$(BIN)/python -m pytest
 	DINOCLUST_TEST_ACCEL=1 PYTHONPATH=$(ACCEL) $(BIN)/python -m pytest -m openvino -q
 

@@ -25,6 +25,7 @@ import sys
 import time
 import tracemalloc
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -91,12 +92,10 @@ def measure(n: int, size_only: bool) -> str:
         tracemalloc.stop()
         exact = check_exact(x, duplicates, found)
         indices, similarity = found.indices, found.similarity.astype(np.float64)
-    report = {
-        "images": [None] * n,
-        "neighbours": indices,
-        "neighbour_similarity": np.round(similarity, 6),
-    }
-    packed = page_neighbours(report)
+    report = SimpleNamespace(  # what page_neighbours reads of a Report
+        images=[None] * n, neighbours=indices, neighbour_similarity=np.round(similarity, 6)
+    )
+    packed = page_neighbours(report)  # type: ignore[arg-type]
     script = environment("en").get_template("neighbours.js").render(neighbours=packed)
     size = len(script.encode("utf-8"))
     timing = "– | – | –"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from generator.config import DISPLAY_POINTS, MAX_FILE_SIZE, PRETRAINED, RANDOM
-from generator.errors import GeneratorError
+from generator.errors import ConfigError, GeneratorError
 from generator.options import StrPath, build_config, log_level
 
 if TYPE_CHECKING:
@@ -100,12 +101,36 @@ def build(
         max_file_size=max_file_size,
     )
     with _log_level(log_level(verbose, quiet)):
-        result = deliver(config, progress=progress_bar(quiet)).result
+        try:
+            result = deliver(config, progress=progress_bar(quiet)).result
+        except ConfigError:
+            raise  # the option mapping's own words, the same as the CLI's (tested)
+        except GeneratorError as exc:  # one short error under the cell, in the API's words
+            raise type(exc)(api_words(str(exc))) from None
         if config.weights == RANDOM:
             log.warning("weights='random': the clusters are meaningless (smoke test only).")
     if open:
         open_report(result.output)
     return result
+
+
+FLAGS = ("no_cache", "strict", "single_file", "export_embeddings", "open")  # name=True
+API_NAMES = {"zip": "zip_file", "output": "output"}
+
+
+def api_words(message: str) -> str:
+    """A remedy in the CLI's words (`--weights random`, `--no-cache`, `-o`) as a notebook
+    writes it (`weights="random"`, `no_cache=True`, `output`)."""
+    message = message.replace("--weights random", 'weights="random"')
+    message = message.replace("--weights PATH", 'weights="path/to/checkpoint.pth"')
+
+    def name(match: re.Match[str]) -> str:
+        flag = match.group(1)
+        word = API_NAMES.get(flag, flag.replace("-", "_"))
+        return f"{word}=True" if word in FLAGS else word
+
+    message = re.sub(r"(?<![\w-])--([a-z][a-z0-9-]*)", name, message)
+    return re.sub(r"(?<![\w-])-o(?![\w-])", "output", message)
 
 
 @contextmanager
@@ -214,8 +239,7 @@ def notebook_html(site_or_html: BuildResult | StrPath, height: int = SHOW_HEIGHT
 
 def single_page(site_or_html: BuildResult | StrPath) -> str:
     """The one-file page of a build, a site folder or a single-file report."""
-    import json
-
+    from generator.report import read_report
     from generator.site.singlefile import is_single_file, render_single
 
     path = Path(getattr(site_or_html, "output", site_or_html))
@@ -227,7 +251,7 @@ def single_page(site_or_html: BuildResult | StrPath) -> str:
             f"{path} is not a dinoclust site (no index.html and report.json) nor a single-file "
             "report. Pass what generator.build returned, its output folder, or its .html file."
         )
-    report = getattr(site_or_html, "report", None) or json.loads(data.read_text(encoding="utf-8"))
+    report = getattr(site_or_html, "typed_report", None) or read_report(data)
     return render_single(report, path, _page_lang(index))
 
 

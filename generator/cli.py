@@ -42,12 +42,21 @@ log = logging.getLogger("generator")
 DEMO_DIR = DEMO_IMAGES
 
 
+BARS: list[object] = []  # the progress bars on the terminal now (at most one)
+PROGRESS: dict[str, int] = {}  # how far each stage of this command got (for Ctrl-C's message)
+EMBEDDING = "Embedding images"  # the engine's progress label
+CLEAR_LINE = "\r\x1b[K"  # back to the line's start and erase it: the bar redraws below
+
+
 class _ClickHandler(logging.Handler):
-    """Warnings and info as plain one-liners on stderr ("warning: skipped a.png: empty file")."""
+    """Warnings and info as plain one-liners on stderr ("warning: skipped a.png: empty file").
+    While a progress bar is drawn, its line is cleared first: a warning never shares it."""
 
     def emit(self, record: logging.LogRecord) -> None:
         level = record.levelname.lower()
         prefix = "" if record.levelno == logging.INFO else f"{level}: "
+        if BARS:  # color=True: click would strip the escape, though a bar means a terminal
+            click.echo(CLEAR_LINE, nl=False, err=True, color=True)
         click.echo(f"{prefix}{printable(record.getMessage())}", err=True)
 
 
@@ -101,13 +110,27 @@ def _progress_for(quiet: bool) -> Callable[..., Any]:
 
     @contextmanager
     def progress(label: str, total: int) -> Iterator[Callable[[int], None]]:
+        PROGRESS[label] = 0
+
+        def count(n: int) -> None:
+            PROGRESS[label] += n
+
         if not show:
-            yield lambda n: None
+            yield count
             return
         with click.progressbar(
             length=total, label=label, file=sys.stderr, show_eta=True, show_pos=True
         ) as bar:
-            yield bar.update
+            BARS.append(bar)
+
+            def update(n: int) -> None:
+                count(n)
+                bar.update(n)
+
+            try:
+                yield update
+            finally:
+                BARS.remove(bar)
 
     return progress
 
@@ -329,7 +352,7 @@ def embed_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-@cli.command()
+@cli.command(short_help="Build the site from folders of images, or from --embeddings.")
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
 @build_options
 @click.option(
@@ -362,7 +385,7 @@ def build(inputs: tuple[Path, ...], title: str | None, **options: Any) -> None:
     _run(inputs, title, **options)
 
 
-@cli.command()
+@cli.command(short_help="Embed images into Parquet files, locally or on Ray.")
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
 @click.option(
     "-o",
@@ -433,7 +456,7 @@ def embed(inputs: tuple[Path, ...], **options: Any) -> None:
     _embed(inputs, **options)
 
 
-@cli.command()
+@cli.command(short_help="Build a site from the 30 bundled sample images.")
 @build_options
 def demo(title: str | None, **options: Any) -> None:
     """Build a site from the bundled sample images (animals, food, transportation).
@@ -445,6 +468,12 @@ def demo(title: str | None, **options: Any) -> None:
     if source is click.core.ParameterSource.DEFAULT:
         options["weights"] = _demo_weights(options["quiet"])
     _run((DEMO_DIR,), title, title_key="demo_title", **options)
+
+
+# demo's --help shows the default as it behaves: it falls back to random weights (build does not)
+next(
+    p for p in demo.params if p.name == "weights"
+).show_default = "pretrained if cached or the hub answers, else random"
 
 
 def _demo_weights(quiet: bool) -> str:
@@ -465,7 +494,7 @@ def _demo_weights(quiet: bool) -> str:
     return RANDOM
 
 
-@cli.command("sort")
+@cli.command("sort", short_help="Sort images into one folder per cluster.")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "-o",
@@ -540,6 +569,18 @@ def sort_command(
         )
 
 
+@cli.command(short_help="Print the JSON Schema of report.json.")
+def schema() -> None:
+    """Print the JSON Schema of report.json (draft 2020-12), derived from the report's types.
+
+    The wheel ships the same text as generator/report.schema.json. Validate a site's report with
+    any JSON Schema tool, e.g. `dinoclust schema > report.schema.json`.
+    """
+    from generator.report import schema_text
+
+    click.echo(schema_text(), nl=False)
+
+
 def _run(
     inputs: tuple[Path, ...],
     title: str | None,
@@ -562,16 +603,22 @@ def _run(
         )
     except ConfigError as exc:
         raise click.UsageError(printable(str(exc))) from exc
+    existed = config.output.exists()
+    PROGRESS.clear()
     try:
         delivery = deliver(config, progress=_progress_for(quiet))
     except GeneratorError as exc:
         raise click.ClickException(printable(str(exc))) from exc
+    except KeyboardInterrupt:
+        said = _interrupted(config.output, existed, config.cache_dir is not None)
+        click.echo(printable(said), err=True)
+        raise SystemExit(130) from None  # 128 + SIGINT, as shells report it
     if not quiet:
         _summary(delivery)
         source = click.get_current_context().get_parameter_source("weights")
         # a store made with random weights warns too; demo's own fallback has said it already
         fell_back = config.weights == RANDOM and source is click.core.ParameterSource.DEFAULT
-        if delivery.result.report["model"]["random_weights"] and not fell_back:
+        if delivery.result.typed_report.model.random_weights and not fell_back:
             click.echo(
                 "warning: --weights random: the clusters are meaningless (smoke test only).",
                 err=True,
@@ -580,13 +627,34 @@ def _run(
         _open(delivery.result.output, quiet)
 
 
+def _interrupted(output: Path, existed: bool, cached: bool) -> str:
+    """Ctrl-C: what was kept (the old output, the embeddings) and how to go on."""
+    where = f"{output} is as it was" if existed else f"nothing was written to {output}"
+    done = PROGRESS.get(EMBEDDING, 0)
+    if not done:
+        return f"Interrupted: {where}."
+    images = f"{done:,} image{'' if done == 1 else 's'}"
+    if not cached:
+        return (
+            f"Interrupted: {where}. {images} had been embedded, but not cached (--no-cache): "
+            "a new run embeds them again."
+        )
+    return (
+        f"Interrupted: {where}. {images} had been embedded and are cached: run the same "
+        "command again to go on from there."
+    )
+
+
 def _open(output: Path, quiet: bool) -> None:
     """--open: hand the page to the default browser; without one, say how to open it."""
     from generator.api import has_display, open_report, page_of
 
     url = page_of(output).resolve().as_uri()
-    if open_report(output):
-        message = f"Opened {url} in the browser."
+    if open_report(output):  # a browser was started: whether a window appeared, none can tell
+        message = (
+            f"Asked the default browser to open {url}; if no window appears, open that "
+            "address yourself."
+        )
     else:
         why = "no display" if not has_display() else "no browser found"
         message = f"--open: no browser to open here ({why}); open {url} yourself."
@@ -626,11 +694,12 @@ def _embed(
         raise click.ClickException(printable(str(exc))) from exc
     if quiet:
         return
+    source = "kept from the last run or the cache" if result.resumed else "from the cache"
     click.echo(
         printable(
             f"Wrote {result.rows:,} rows to {result.output}/ ({result.images:,} images, "
             f"{len(result.skipped):,} skipped, {result.embedded:,} newly embedded, "
-            f"{result.kept:,} kept) "
+            f"{result.kept:,} {source}) "
             "in "
             f"{result.seconds:.1f} s. Build the site with: dinoclust build --embeddings "
             f"{result.output} -o site/"
@@ -647,9 +716,12 @@ def _embed(
 def _summary(delivery: Delivery) -> None:
     """The closing lines: what was built, from what, in how long, and how to open or send it."""
     from generator.commands.deliver import zip_top
+    from generator.ingest.discover import file_counts
 
     result, size = delivery.result, format_size(delivery.size or 0)
     links = f"{len(result.aliases):,} links to images already included, " if result.aliases else ""
+    if result.unsupported:  # what the walk saw but cannot read, as the warning counted it
+        links += f"{file_counts(result.unsupported)} not read, "
     output, page = _shell(result.output), _shell(result.output / "index.html")
     counts = (
         f"from {result.images:,} images ({len(result.skipped):,} skipped, {links}"

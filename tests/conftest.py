@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import FakeEmbedder, make_colour_folder
+from tests.reportschema import every_report_json_matches_the_schema  # noqa: F401 (autouse)
 
 
 @pytest.fixture

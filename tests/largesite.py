@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import functools
 import io
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from generator.analysis.analyse import Analysis, analyse
 from generator.analysis.sample import DEFAULT_DISPLAY_POINTS
-from generator.site.payload import ImageRecord, build_report
+from generator.report import Report
+from generator.site.payload import ImageRecord, SampledTotals, build_report
 from generator.site.render import render_site
 from generator.types import ModelInfo
 
@@ -34,10 +35,15 @@ def thumbs(groups: int = GROUPS) -> list[bytes]:
 
 
 def large_site(
-    site: Path, n: int, k_max: int = 10, display_points: int | None = DEFAULT_DISPLAY_POINTS
-) -> dict[str, Any]:
+    site: Path,
+    n: int,
+    k_max: int = 10,
+    display_points: int | None = DEFAULT_DISPLAY_POINTS,
+    sampled: Callable[[Analysis], SampledTotals] | None = None,
+) -> Report:
     """Write a site of `n` synthetic images into `site`; its report. Paths are in sorted order,
-    as discovery gives them: a folder per blob."""
+    as discovery gives them: a folder per blob. `sampled`: the totals, if the images stand for
+    a sample of a larger store (given the analysis)."""
     group = np.arange(n) * GROUPS // n
     analysis = _analysis(n, k_max)
     (site / "thumbs").mkdir(parents=True, exist_ok=True)
@@ -47,7 +53,10 @@ def large_site(
         rel = f"thumbs/{i:020x}.webp"
         (site / rel).write_bytes(pictures[group[i]])
         images.append(ImageRecord(f"g{group[i]:02d}/img_{i:06d}.jpg", rel, (48, 36), (4000, 3000)))
-    report = build_report("Synthetic", images, [], analysis, INFO, 0, display_points=display_points)
+    totals = sampled(analysis) if sampled else None
+    report = build_report(
+        "Synthetic", images, [], analysis, INFO, 0, display_points=display_points, sampled=totals
+    )
     render_site(report, site)
     return report
 

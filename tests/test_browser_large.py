@@ -15,6 +15,8 @@ from tests.largesite import large_site
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
+    from generator.analysis.analyse import Analysis
+
 N = 30_000
 M = 20_000
 EMIT = """([name, j]) => document.getElementById('plot').emit(
@@ -88,27 +90,27 @@ def test_30k_points_draw_the_sample_and_stay_usable(browser: Browser, large: Pat
 def test_sampled_report_sizes_count_every_row(browser: Browser, tmp_path: Path) -> None:
     """A streamed report (above a million rows) draws its sample, but the size panel shows
     sizes_all, over every row, and says that the rest is the sample's."""
-    from generator.site.render import render_site
+    from generator.site.payload import SampledTotals
+
+    def totals(analysis: Analysis) -> SampledTotals:
+        sizes = {k: [1_000 * s for s in c.sizes] for k, c in analysis.clusterings.items()}
+        return SampledTotals(3_000_000, 0, sizes)
 
     site = tmp_path / "site"
-    report = large_site(site, 3_000, k_max=3, display_points=1_000)
-    report["sampled"], report["rows"] = True, 3_000_000
-    for c in report["clusterings"].values():
-        c["sizes_all"] = [1_000 * s for s in c["sizes"]]
-    render_site(report, site)
+    report = large_site(site, 3_000, k_max=3, display_points=1_000, sampled=totals)
     with open_page(browser, site / "index.html", fragment="k=3") as opened:
         page = opened.page
         wait_for_k(page, 3)
         bars = page.locator("#sizes li").evaluate_all("rows => rows.map(r => r.dataset.size)")
-        assert [int(b) for b in bars] == report["clusterings"]["3"]["sizes_all"]
+        assert [int(b) for b in bars] == list(report.clustering(3).sizes_all or ())
         text = page.locator("#sizes-text").inner_text()
         assert "= 3,000,000 images. These sizes count every row" in text
         assert "the sample of 3,000" in text
         # the header counts the collection, not the sample; bars and legend say 1,000s as such
         assert page.locator("header .meta span").first.inner_text() == "3,000,000 images"
-        first = report["clusterings"]["3"]["sizes_all"][0]
+        first = (report.clustering(3).sizes_all or ())[0]
         assert page.locator("#sizes .bar-value").first.inner_text().startswith(f"{first:,} (")
-        drawn = len(report["display_sample"])
+        drawn = len(report.display_sample)
         assert (
             page.locator("#plot-sample")
             .inner_text()

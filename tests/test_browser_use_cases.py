@@ -168,6 +168,7 @@ def test_experiment_report_panel_shows_and_downloads_it_in_the_readers_language(
     browser: Browser, site: Path, single: Path, tmp_path: Path
 ) -> None:
     from generator.analysis.experiment import experiment_markdown
+    from generator.report import Report
 
     report = report_of(site)
     with open_page(browser, site / "index.html") as opened:
@@ -203,7 +204,7 @@ def test_experiment_report_panel_shows_and_downloads_it_in_the_readers_language(
             got = target.read_text(encoding="utf-8")
             if name:
                 assert got == (site / name).read_text(encoding="utf-8")
-            assert got == experiment_markdown(report, lang)
+            assert got == experiment_markdown(Report.from_json(report), lang)
         assert opened.errors == []
     with open_page(browser, single) as opened:  # --lang ja, one file: the report is inside
         page = opened.page

@@ -146,8 +146,8 @@ def test_notes_skip_reasons_and_default_title_follow_the_language_even_without_p
     with open_page(browser, page_html, fragment="lang=ja", blocked="plotly") as opened:
         assert opened.page.evaluate(read) == {
             "lang": "ja",
-            "title": "画像のクラスター",
-            "h1": "画像のクラスター",
+            "title": "画像のクラスタ",
+            "h1": "画像のクラスタ",
             "note": "PCA の主成分は 3 個です（画像の枚数より多くは取れません）。",
             "skipped": "broken.png: 空のファイルです",
             "plotly": "undefined",

@@ -111,9 +111,10 @@ def test_report_md_without_labels_lists_sizes_and_metrics(tmp_path) -> None:
     photos = make_colour_folder(tmp_path / "photos", per_colour=3)
     (photos / "broken.png").write_bytes(b"not an image")
     config = BuildConfig(inputs=(photos,), output=tmp_path / "site", k_max=4)
-    report = build_site(config, embedder=FakeEmbedder()).report
+    result = build_site(config, embedder=FakeEmbedder())
+    report = result.report
     text = (tmp_path / "site" / "report.md").read_text(encoding="utf-8")
-    assert text == experiment_markdown(report, "en")
+    assert text == experiment_markdown(result.typed_report, "en")
     header, rows = first_table(text)
     assert header == ["Number of clusters", "Cluster sizes", "Silhouette", "Size balance"]
     for row in rows:

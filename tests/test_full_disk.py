@@ -161,9 +161,10 @@ def test_embed_on_a_full_disk_keeps_its_finished_parts_and_goes_on_from_there(
     again = CliRunner().invoke(cli, command[:-1])
     assert again.exit_code == 0, again.output
     kept = 8 * len(parts)
-    assert f"30 rows to {out}/ (30 images, 0 skipped, {30 - kept} newly embedded, {kept} kept)" in (
-        again.stderr
-    )
+    assert (
+        f"30 rows to {out}/ (30 images, 0 skipped, {30 - kept} newly embedded, {kept} kept from "
+        "the last run or the cache)"
+    ) in again.stderr
     whole = CliRunner().invoke(cli, [*command[:3], str(tmp_path / "whole"), *command[4:]])
     assert whole.exit_code == 0, whole.output
     assert rows(out) == rows(tmp_path / "whole")

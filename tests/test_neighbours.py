@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -93,8 +94,9 @@ def test_the_page_gets_the_neighbours_packed_within_budget(n) -> None:
     rng = np.random.default_rng(n)
     indices = rng.integers(0, n, size=(n, NEIGHBOURS))
     sims = np.round(np.sort(rng.uniform(0.2, 1.0, size=(n, NEIGHBOURS)), axis=1)[:, ::-1], 6)
-    report = {"images": [None] * n, "neighbours": indices, "neighbour_similarity": sims}
-    packed = page_neighbours(report)
+    # what page_neighbours reads of a Report
+    report = SimpleNamespace(images=[None] * n, neighbours=indices, neighbour_similarity=sims)
+    packed = page_neighbours(report)  # type: ignore[arg-type]
     got_indices, got_sims = decode(packed, n)
     assert (got_indices == indices).all()
     step = (packed["hi"] - packed["lo"]) / (2 ** packed["sim_bits"] - 1)

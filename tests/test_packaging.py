@@ -121,6 +121,8 @@ def test_wheel_carries_templates_and_demo_images(wheel) -> None:
         "generator/demo_images/food/banana.png",
         "generator/templates/notebook.html",  # generator.show's frame
         "generator/py.typed",  # the API's type hints reach type checkers
+        "dinoclust/__init__.py",  # `import dinoclust`: the API under the project's own name
+        "generator/report.schema.json",  # report.json's JSON Schema (tests/test_report.py)
     ):
         assert needed in names
     assert not any(name.startswith(("tests/", "site/")) for name in names)
@@ -157,14 +159,14 @@ def test_wheel_installs_and_builds_in_a_fresh_venv(wheel, tmp_path) -> None:
     ).stdout
     assert help_text.startswith("Usage: dinoclust")
     where = subprocess.run(
-        [str(py), "-c", "import generator; print(generator.__file__)"],
+        [str(py), "-c", "import dinoclust as d, generator as g; print(d.__file__, g.__file__)"],
         cwd=work,
         env=env,
         check=True,
         capture_output=True,
         text=True,
     ).stdout
-    assert where.startswith(str(venv)), where  # the wheel, not the checkout
+    assert all(w.startswith(str(venv)) for w in where.split()), where  # the wheel, not the checkout
     subprocess.run(
         [dinoclust, "build", "photos", "-o", "site", "--weights", "random", "-q"],
         cwd=work,

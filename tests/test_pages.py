@@ -14,6 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    tomllib = pytest.importorskip("tomli")
+
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOW = REPO / ".github" / "workflows" / "pages.yml"
 ACTION = REPO / "action.yml"
@@ -28,6 +33,12 @@ def workflow() -> dict:
 @pytest.fixture(scope="module")
 def action() -> dict:
     return yaml.safe_load(ACTION.read_text(encoding="utf-8"))
+
+
+def repository() -> str:
+    """OWNER/NAME, as pyproject.toml's [project.urls] names it (scripts/set-repository.py)."""
+    urls = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["urls"]
+    return urls["Repository"].removeprefix("https://github.com/")
 
 
 def steps(workflow: dict, job: str) -> list[dict]:
@@ -55,16 +66,22 @@ def test_workflow_is_valid_yaml_with_the_pages_shape(workflow, action) -> None:
     assert uses_action(workflow)["with"] == {
         "images": "generator/demo_images",
         "title": "dinoclust demo",
+        "output": "site/demo",  # under the documentation, which is published with it
     }
     upload = next(
         s for s in steps(workflow, "build") if "upload-pages-artifact" in s.get("uses", "")
     )
     assert upload["with"]["path"].rstrip("/") == action["inputs"]["output"]["default"]
+    docs = next(s for s in steps(workflow, "build") if s.get("name") == "Build the documentation")
+    assert "mkdocs build --strict --site-dir site" in docs["run"]
+    assert "['optional-dependencies']['docs']" in docs["run"]  # the docs extra's own list
+    assert uses.index("./") > steps(workflow, "build").index(docs)  # mkdocs empties site/ first
     deploy = workflow["jobs"]["deploy"]
     assert deploy["needs"] == "build"
     assert deploy["environment"]["name"] == "github-pages"
     assert any(s.get("uses", "").startswith("actions/deploy-pages@") for s in deploy["steps"])
-    assert not any("run" in s for s in steps(workflow, "build"))  # all of it is in the action
+    runs = [s for s in steps(workflow, "build") if "run" in s]
+    assert runs == [docs]  # the report's build is all in the action
 
 
 def test_action_is_a_composite_with_the_documented_inputs(action) -> None:
@@ -74,18 +91,18 @@ def test_action_is_a_composite_with_the_documented_inputs(action) -> None:
     defaults = {k: v.get("default") for k, v in action["inputs"].items() if k != "images"}
     assert defaults == {"title": "", "weights": "pretrained", "lang": "en", "output": "site"}
     assert all(action["inputs"][k]["description"] for k in INPUTS)
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    section = readme.split("\n## GitHub Action\n", 1)[1].split("\n## ", 1)[0]
+    guide = (REPO / "docs" / "guides" / "sharing.md").read_text(encoding="utf-8")
+    section = guide.split("\n## GitHub Action\n", 1)[1].split("\n## ", 1)[0]
     for name in INPUTS:
         row = re.search(rf"^\| `{name}` \| (.+?) \|", section, re.M)
-        assert row, f"README's GitHub Action section lacks input {name}"
+        assert row, f"the sharing guide's GitHub Action section lacks input {name}"
         default = action["inputs"][name].get("default")
         assert row.group(1) == (
             "(required)" if default is None else f"`{default}`" if default else "empty"
         )
     usage = re.search(r"```yaml\n(.*?)```", section, re.S)
     assert usage and len(usage.group(1).splitlines()) == 5  # the five-line usage
-    assert yaml.safe_load(usage.group(1))[0]["uses"] == "OWNER/dinoclust@v1"
+    assert yaml.safe_load(usage.group(1))[0]["uses"] == f"{repository()}@v1"
 
     install = step_named(action, "Install CPU torch and dinoclust")
     assert "--index-url https://download.pytorch.org/whl/cpu" in install["run"]
@@ -106,7 +123,7 @@ def fake_dinoclust(folder: Path) -> Path:
         f"#!{sys.executable}\n"
         "import sys\n"
         f"sys.path.insert(0, {str(REPO)!r})\n"
-        "import generator.model.embed as model\n"
+        "import generator.model.embed as model\n"  # every command's model (tests/slow_cli.py)
         "from tests.helpers import FakeEmbedder\n"
         "model.load_embedder = lambda *a, **k: FakeEmbedder()\n"
         "model.plan_model = lambda *a, **k: FakeEmbedder.info\n"
@@ -147,11 +164,14 @@ def run_build_step(action: dict, given: dict[str, str], cwd: Path) -> subprocess
 def test_the_actions_build_step_builds_the_workflows_site(workflow, action, tmp_path) -> None:
     given = uses_action(workflow)["with"]
     (tmp_path / "generator").symlink_to(REPO / "generator")  # the workflow's checkout
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "index.html").write_text("the documentation")  # mkdocs wrote it first
     done = run_build_step(action, given, tmp_path)
     assert done.returncode == 0, done.stderr
-    site = tmp_path / "site"
+    site = tmp_path / "site" / "demo"
     assert (site / "index.html").is_file() and (site / ".nojekyll").is_file()
-    assert "Built site/ from 30 images" in done.stderr
+    assert (tmp_path / "site" / "index.html").read_text() == "the documentation"
+    assert "Built site/demo/ from 30 images" in done.stderr
     page = (site / "index.html").read_text(encoding="utf-8")
     assert "<title>dinoclust demo</title>" in page
     assert '<html lang="en">' in page

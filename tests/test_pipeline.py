@@ -261,15 +261,15 @@ def test_lang_ja_says_notes_skip_reasons_and_the_default_title_in_japanese(tmp_p
     (tmp_path / "photos" / "empty.png").write_bytes(b"")
     result = build(tmp_path / "photos", tmp_path / "ja", lang="ja")
     report = result.report
-    assert report["title"] == "画像のクラスター"
+    assert report["title"] == "画像のクラスタ"
     assert report["title_i18n"] == {"key": "default_title", "args": {}}
     # report.json keeps English prose for programs, plus the key the page translates
     assert report["notes"] == ["PCA kept 3 components: no more than the number of images."]
     assert report["notes_i18n"] == [{"key": "note_pca_few", "args": {"n": "3"}}]
     assert report["skipped"][0]["reason"] == "empty file"
     html = (tmp_path / "ja" / "index.html").read_text(encoding="utf-8")
-    assert '<title data-i18n="default_title">画像のクラスター</title>' in html
-    assert '<h1><span data-i18n="default_title">画像のクラスター</span></h1>' in html
+    assert '<title data-i18n="default_title">画像のクラスタ</title>' in html
+    assert '<h1><span data-i18n="default_title">画像のクラスタ</span></h1>' in html
     assert "PCA の主成分は 3 個です（画像の枚数より多くは取れません）。</span>" in html
     assert '<code>empty.png</code>: <span data-i18n="skip_empty">空のファイルです</span>' in html
     assert "empty file" not in html.split('id="dinoclust-data"')[0]  # only in the data block

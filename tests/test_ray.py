@@ -7,7 +7,9 @@ distributor test). Kept few and small: each Ray dataset takes a few seconds to s
 from __future__ import annotations
 
 import os
+import re
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -17,7 +19,12 @@ from click.testing import CliRunner
 from generator.cli import cli
 from generator.commands.embed import embed_collection
 from generator.config import EmbedConfig
-from generator.engines.ray import RayError
+from generator.engines import ray as ray_engine
+from generator.engines.decode import try_decode
+from generator.engines.ray import Given, RayEngine, RayError, RayOptions
+from generator.engines.runner import EmbedOptions
+from generator.ingest.discover import discover
+from generator.types import no_progress
 from tests.helpers import FakeEmbedder, make_colour_folder, make_image
 
 ray = pytest.importorskip("ray")
@@ -127,10 +134,15 @@ def test_a_failing_model_is_a_clear_error_that_names_the_batch(photos, tmp_path)
         embed(photos, tmp_path / "emb", embedder=Broken(), workers=1)
     assert time.monotonic() - start < 120
     message = str(raised.value)
-    assert message.startswith(
-        "The Ray cluster could not embed the images: ValueError: the model ran out of memory "
-        f"(in the batch of 4 files from {photos / 'blue' / 'blue_0.png'} to "
-    ), message
+    named = re.match(  # the first batch to fail: batches reach the model as they are decoded
+        r"The Ray cluster could not embed the images: ValueError: the model ran out of memory "
+        r"\(in the batch of ([34]) files from (\S+) to (\S+)\)\. The finished parts are kept",
+        message,
+    )
+    assert named, message
+    files = sorted(str(path) for path in photos.rglob("*.png"))
+    first, last = files.index(named[2]), files.index(named[3])
+    assert last - first + 1 == int(named[1])  # its first and last files, in input order
     assert message.endswith("/tmp/ray/session_latest/logs).")
     assert "Traceback" not in message
     assert list((tmp_path / "emb").glob("part-*")) == []
@@ -180,3 +192,117 @@ def test_a_request_the_cluster_can_never_meet_fails_at_once(
     assert str(raised.value) == message
     assert time.monotonic() - start < 60
     assert list((tmp_path / "emb").glob("part-*")) == []
+
+
+class Timed:
+    """Appends `kind pid start end` per call to a log file: the calls run on the cluster's
+    workers, so the test hears of them through the file system."""
+
+    def __init__(self, log: Path, seconds: float) -> None:
+        self.log, self.seconds = log, seconds
+
+    def timed(self, kind: str, call):
+        start = time.time()
+        time.sleep(self.seconds)
+        result = call()
+        with self.log.open("a") as f:
+            f.write(f"{kind} {os.getpid()} {start} {time.time()}\n")
+        return result
+
+
+class SlowDecode(Timed):
+    """The real decode, and `seconds` more per file."""
+
+    def __call__(self, path: Path, thumb_size: int, preview_size: int = 0):
+        return self.timed("decode", lambda: try_decode(path, thumb_size, preview_size))
+
+
+class SlowModel(FakeEmbedder):
+    """The fake model, and `seconds` more per batch; notes when an actor has it loaded."""
+
+    def __init__(self, log: Path, seconds: float) -> None:
+        super().__init__()
+        self.clock = Timed(log, seconds)
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        with self.clock.log.open("a") as f:
+            f.write(f"loaded {os.getpid()} {time.time()} {time.time()}\n")
+
+    def __call__(self, pixels):
+        return self.clock.timed("model", lambda: FakeEmbedder.__call__(self, pixels))
+
+
+def test_two_decode_tasks_keep_the_model_actor_busy(tmp_path, monkeypatch) -> None:
+    """A model that takes 0.4 s a batch of 4, and a decode that takes 0.05 s a file, 0.2 s a
+    batch: with decoding inside the actor the model would be busy 0.4 / 0.6 = 67 % of the time;
+    with decoding as a stage before it, of up to 2 tasks (half a CPU each), it is busy >= 80 %
+    of the map stage, Ray's overheads and the first batch's wait included. (Ray starts the
+    second decode task only when the first falls behind: backpressure.)"""
+    photos = tmp_path / "photos"
+    for i in range(48):
+        make_image(photos / f"{i:02d}.png", (i * 5, 100, 160), noise=8, seed=i)
+    images = discover([photos]).images
+    log = tmp_path / "calls.log"
+    monkeypatch.setattr(ray_engine, "DECODE", SlowDecode(log, 0.05))
+    engine = RayEngine(
+        FakeEmbedder.info,
+        Given(SlowModel(log, 0.4)),
+        EmbedOptions(thumb_size=64, batch_size=4),
+        RayOptions(workers=1, decode_cpus=0.5),
+    )
+    rows = list(engine.run(images, no_progress))
+    assert [row.rel for row in rows] == [image.rel for image in images]
+    assert engine.embedded == 48
+    calls = [line.split() for line in log.read_text().splitlines()]
+    model = [(float(a), float(b)) for kind, pid, a, b in calls if kind == "model"]
+    actor = {pid for kind, pid, _, _ in calls if kind == "model"}
+    assert len(model) == 12 and len(actor) == 1
+    decodes = sorted((float(a), float(b)) for kind, _, a, b in calls if kind == "decode")
+    loaded = max(float(a) for kind, pid, a, _ in calls if kind == "loaded" and pid in actor)
+    # the map stage: from when both stages are up (the actor's model loaded, the first decode
+    # task started; Ray starts their processes) to the last batch out of the model
+    wall = max(end for _, end in model) - max(loaded, decodes[0][0])
+    busy = sum(end - start for start, end in model) / wall
+    print(f"model actor busy {busy:.0%} of {wall:.2f} s")
+    assert busy >= 0.8, f"the model actor was busy {busy:.0%} of the run"
+    assert len(decodes) == 48
+    at_once = max(sum(s <= start < e for s, e in decodes) for start, _ in decodes)
+    assert 1 <= at_once <= 2  # never more decode tasks than the CPUs the actor leaves allow
+
+
+class ElsewhereModel(FakeEmbedder):
+    """On the cluster it says it runs on CUDA in bf16 with OpenVINO: what a GPU worker settles
+    when the driver, on a CPU, planned fp32 with torch."""
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.info = replace(self.info, device="cuda", precision="bf16", backend="openvino")
+
+
+def test_the_store_records_the_model_the_actors_ran(photos, tmp_path) -> None:
+    store = tmp_path / "emb"
+    model = ElsewhereModel()
+    assert (model.info.device, model.info.precision, model.info.backend) == ("cpu", "fp32", "torch")
+    first = embed(photos, store, embedder=model)
+    assert (first.rows, first.embedded) == (10, 9)
+    meta = {k.decode(): v.decode() for k, v in pq.read_table(store).schema.metadata.items()}
+    ran = {k: meta[f"dinoclust.{k}"] for k in ("device", "precision", "backend")}
+    assert ran == {"device": "cuda", "precision": "bf16", "backend": "openvino"}
+    again = embed(photos, store, embedder=ElsewhereModel())  # planned on the cluster: kept
+    assert (again.embedded, again.kept, again.rows) == (0, 9, 10)
+
+
+class SettlesOnCall(FakeEmbedder):
+    """Settles its precision only once it runs (as a model that loads lazily does): the plan
+    asked of the cluster still says fp32, the batches say bf16."""
+
+    def __call__(self, pixels):
+        self.info = replace(self.info, precision="bf16")
+        return super().__call__(pixels)
+
+
+def test_the_store_records_what_the_batches_ran_over_the_plan(photos, tmp_path) -> None:
+    embed(photos, tmp_path / "emb", embedder=SettlesOnCall())
+    meta = pq.read_table(tmp_path / "emb").schema.metadata
+    assert (meta[b"dinoclust.precision"], meta[b"dinoclust.device"]) == (b"bf16", b"cpu")

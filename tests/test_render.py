@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from markupsafe import escape
 
 from generator.analysis.analyse import analyse
 from generator.i18n import Message
+from generator.report import Report
 from generator.site.payload import ImageRecord, build_report, page_data
 from generator.site.render import render_index, render_site
 from generator.types import ModelInfo, SkippedImage
@@ -41,7 +43,7 @@ hostile = st.sampled_from(
 )
 
 
-def report_for(title: str, rels: list[str], skipped: list[str], info: ModelInfo = INFO) -> dict:
+def report_for(title: str, rels: list[str], skipped: list[str], info: ModelInfo = INFO) -> Report:
     images = [
         ImageRecord(rel, f"thumbs/{i}.webp", (10, 10), (20, 20)) for i, rel in enumerate(rels)
     ]
@@ -83,8 +85,8 @@ def test_user_strings_never_become_markup(title, rels, skipped) -> None:
 def test_random_weights_show_the_banner() -> None:
     report = report_for("t", ["a", "b", "c"], [])
     assert 'id="random-banner"' not in render_index(report, "p.js")
-    report["model"]["random_weights"] = True
-    assert 'id="random-banner"' in render_index(report, "p.js")
+    random = replace(report, model=replace(report.model, random_weights=True))
+    assert 'id="random-banner"' in render_index(random, "p.js")
 
 
 def test_site_files_and_plotly_from_the_package(tmp_path: Path) -> None:
@@ -100,7 +102,7 @@ def test_site_files_and_plotly_from_the_package(tmp_path: Path) -> None:
     assert f'<script src="static/js/plotly-{get_plotlyjs_version()}.min.js"></script>' in html
     assert not re.search(r"""(src|href)=["']https?://""", html)  # no CDN, no remote asset
     assert (tmp_path / ".nojekyll").read_text() == ""
-    assert json.loads((tmp_path / "report.json").read_text(encoding="utf-8")) == report
+    assert json.loads((tmp_path / "report.json").read_text(encoding="utf-8")) == report.to_json()
 
 
 UI_BLOCK = re.compile(
@@ -169,7 +171,7 @@ def test_the_suggestion_rule_is_translated_while_it_is_the_known_one() -> None:
     # the page names the rule in the reader's language only while it is this one
     assert ui_strings()["en"]["suggest_rule"] == SUGGESTED_K_RULE
     report = report_for("t", ["a", "b", "c"], [])
-    assert report["suggested_k"] == 2  # ANALYSIS has a silhouette, so there is a suggestion
+    assert report.suggested_k == 2  # ANALYSIS has a silhouette, so there is a suggestion
     assert "平均シルエット係数が最大" in render_index(report, "p.js", lang="ja")
 
 
@@ -182,7 +184,10 @@ def test_weights_and_provenance_are_said_in_the_page_language() -> None:
     skips = [SkippedImage("x.png", Message.of("skip_empty"))]
     images = [ImageRecord(r, f"thumbs/{r}.webp", (10, 10), (20, 20)) for r in "abc"]
     report = build_report("t", images, skips, ANALYSIS, info, 0)
-    assert report["model"]["weights_i18n"] == {"key": "weights_random", "args": {"seed": "3"}}
+    assert report.to_json()["model"]["weights_i18n"] == {
+        "key": "weights_random",
+        "args": {"seed": "3"},
+    }
     japanese = render_index(report, "p.js", lang="ja")
     for text in (
         "ランダム（未学習、乱数シード 3）",

@@ -100,7 +100,8 @@ def report(n: int, display_points: int | None, previews: bool = False) -> dict:
 
 
 def test_page_data_decodes_to_the_report() -> None:
-    full = report(4_000, 1_000, previews=True)
+    typed = report(4_000, 1_000, previews=True)
+    full = typed.to_json()
     assert (
         full["display_sample"]
         == display_sample(
@@ -109,7 +110,7 @@ def test_page_data_decodes_to_the_report() -> None:
             1_000,
         ).tolist()
     )
-    page = pagedata.decode(render_index(full, "p.js"))
+    page = pagedata.decode(render_index(typed, "p.js"))
     assert page["display_sample"] == full["display_sample"]
     for mine, theirs in zip(page["images"], full["images"], strict=True):
         assert mine == {key: theirs[key] for key in mine}
@@ -119,15 +120,16 @@ def test_page_data_decodes_to_the_report() -> None:
     )
     for k, c in full["clusterings"].items():
         assert page["clusterings"][k]["labels"] == c["labels"]
-        assert pagedata.distances(page_distances(full, k)) == c["distances"]  # exactly
+        assert pagedata.distances(page_distances(typed, k)) == c["distances"]  # exactly
         assert page["clusterings"][k]["sizes"] == c["sizes"]
     assert "points" not in page["meta"] and "images" not in page["meta"]
 
 
 def test_page_data_is_compact() -> None:
     """What the page loads at open, per image: far less than report.json's share."""
-    full = report(4_000, 1_000)
-    page = page_data(full)
+    typed = report(4_000, 1_000)
+    full = typed.to_json()
+    page = page_data(typed)
     opening = len(json.dumps(page.meta)) + sum(len(c) for c in page.columns.values())
     report_bytes = len(json.dumps(full))
     assert opening < report_bytes / 4
@@ -143,7 +145,7 @@ REPORT_KEYS = {  # README, "report.json schema (version 1)": the contract, plus 
 
 
 def test_report_json_keeps_its_keys() -> None:
-    full = report(400, None)
+    full = report(400, None).to_json()
     assert set(full) == REPORT_KEYS
     assert set(full["clusterings"]["2"]) == {
         "labels", "centers", "sizes", "inertia", "distances", "metrics", "flows_to_next",

@@ -82,6 +82,7 @@ def test_the_schema_and_metadata_are_exact(photos, tmp_path) -> None:
     assert meta["dinoclust.preview_size"] == "800"
     assert meta["dinoclust.decoder"] == decode_version()
     assert meta["dinoclust.backend"] == "torch"
+    assert meta["dinoclust.device"] == "cpu"
     assert meta["dinoclust.version"] == __version__
     assert json.loads(meta["dinoclust.errors_i18n"]) == {
         "blue/broken.png": {"key": "skip_not_image", "args": {}}
@@ -474,7 +475,7 @@ def test_embed_and_build_from_the_command_line(photos, tmp_path, monkeypatch) ->
     run = CliRunner().invoke(cli, ["embed", str(photos), "-o", str(store)])
     assert run.exit_code == 0, run.output
     assert run.output.splitlines()[-1] == (
-        f"Wrote 10 rows to {store}/ (9 images, 1 skipped, 9 newly embedded, 0 kept) in "
+        f"Wrote 10 rows to {store}/ (9 images, 1 skipped, 9 newly embedded, 0 from the cache) in "
         + run.output.splitlines()[-1].split(" in ")[1]
     )
     assert "Build the site with: dinoclust build --embeddings" in run.output

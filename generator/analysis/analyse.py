@@ -70,7 +70,7 @@ def analyse(features: np.ndarray, k_max: int, seed: int) -> Analysis:
     if n < K_MIN:
         raise InputError(
             f"Clustering needs at least {K_MIN} images; only {n} could be used. "
-            "Add more images to the input (or fix the skipped files named above)."
+            "Add more images to the input."
         )
     coords, ratio = pca(features, seed)
     distinct = len(np.unique(np.round(coords, 6), axis=0))

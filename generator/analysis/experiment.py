@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from generator.i18n import Message, translate
+from generator.report import I18n, Report, Skipped
 
 PURITY_GOOD = 0.8  # the assessment rule's purity threshold (ASSESSMENTS)
 ASSESSMENTS = ("insufficient", "good", "over")  # xr_assess_<word>
@@ -23,11 +24,11 @@ MD_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 SKIPPED_LISTED = 10  # skipped files named in the method (all are in report.json)
 
 
-def experiment_markdown(report: dict[str, Any], lang: str) -> str:
+def experiment_markdown(report: Report, lang: str) -> str:
     """report.md in `lang`, ending with one newline."""
     t = _Words(lang)
-    default = report.get("title_i18n")  # the default title follows the language
-    title = Message.from_json(default).text(lang) if default else report["title"]
+    default = report.title_i18n  # the default title follows the language
+    title = _text(default, lang) if default else report.title
     lines = [f"# {t('xr_title', title=md(title))}", "", f"> {t('xr_intro')}", ""]
     for section in (_purpose, _plan, _method, _results, _observations, _discussion):
         lines += section(report, t) + [""]
@@ -73,95 +74,100 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return [line(header), "|" + "|".join("---" for _ in header) + "|", *map(line, rows)]
 
 
-def _variance(report: dict[str, Any]) -> tuple[str, str]:
-    cumulative = report["pca"]["cumulative_explained_variance_ratio"]
+def _variance(report: Report) -> tuple[str, str]:
+    cumulative = report.pca.cumulative_explained_variance_ratio
     three = cumulative[min(3, len(cumulative)) - 1] if cumulative else None
     return _pct(three), _pct(cumulative[-1] if cumulative else None)
 
 
-def _purpose(report: dict[str, Any], t: _Words) -> list[str]:
-    n, names = len(report["images"]), report["label_names"]
-    lines = [f"## {t('xr_h_purpose')}", "", t("xr_purpose", n=n, model=md(report["model"]["name"]))]
-    if report["labels"] is not None:
+def _purpose(report: Report, t: _Words) -> list[str]:
+    n, names = len(report.images), report.label_names
+    lines = [f"## {t('xr_h_purpose')}", "", t("xr_purpose", n=n, model=md(report.model.name))]
+    if report.labels is not None:
         lines += ["", t("xr_purpose_labels", l=len(names), names=", ".join(map(md, names)))]
     return lines
 
 
-def _plan(report: dict[str, Any], t: _Words) -> list[str]:
-    ks = report["k_values"]
+def _plan(report: Report, t: _Words) -> list[str]:
+    ks = report.k_values
     steps = [
-        t("xr_plan_embed", model=md(report["model"]["name"])),
-        t("xr_plan_pca", c=report["pca"]["n_components"]),
-        t("xr_plan_kmeans", lo=ks[0], hi=ks[-1], seed=report["seed"]),
+        t("xr_plan_embed", model=md(report.model.name)),
+        t("xr_plan_pca", c=report.pca.n_components),
+        t("xr_plan_kmeans", lo=ks[0], hi=ks[-1], seed=report.seed),
     ]
-    if report["labels"] is not None:
+    if report.labels is not None:
         steps.append(t("xr_plan_labels"))
     steps.append(t("xr_plan_look"))
     return [f"## {t('xr_h_plan')}", "", *(f"{i}. {s}" for i, s in enumerate(steps, 1))]
 
 
-def _method(report: dict[str, Any], t: _Words) -> list[str]:
-    model, pre, prov = report["model"], report["model"]["preprocess"], report["provenance"]
-    skipped = report["skipped"]
+def _method(report: Report, t: _Words) -> list[str]:
+    model, pre, prov = report.model, report.model.preprocess, report.provenance
+    skipped = report.skipped
     three, every = _variance(report)
-    items = [t("xr_m_images", n=len(report["images"]), s=len(skipped))]
-    items += [f"  - {md(s['path'])}: {md(_reason(s, t.lang))}" for s in skipped[:SKIPPED_LISTED]]
+    items = [t("xr_m_images", n=len(report.images), s=len(skipped))]
+    items += [f"  - {md(s.path)}: {md(_reason(s, t.lang))}" for s in skipped[:SKIPPED_LISTED]]
     if len(skipped) > SKIPPED_LISTED:
         items.append(f"  - {t('xr_m_more', n=len(skipped) - SKIPPED_LISTED)}")
-    if report["labels"] is not None:
+    if report.labels is not None:
         counts = _label_counts(report)
-        listed = ", ".join(
-            f"{md(name)} ({counts[i]})" for i, name in enumerate(report["label_names"])
-        )
-        items.append(t("xr_m_labels", l=len(counts), src=md(prov["labels"]), names=listed))
+        listed = ", ".join(f"{md(name)} ({counts[i]})" for i, name in enumerate(report.label_names))
+        items.append(t("xr_m_labels", l=len(counts), src=md(prov.labels), names=listed))
     else:
         items.append(t("xr_m_no_labels"))
-    weights = md(model["weights"]) + (" " + t("xr_m_random") if model["random_weights"] else "")
+    said = model.weights_i18n  # the weights in the report's language, where it has them
+    words = t(said.key, **dict(said.args)) if said else model.weights
+    weights = md(words) + (" " + t("xr_m_random") if model.random_weights else "")
+    stretch = pre.resize == translate("en", "prov_resize_stretch")
+    resize = t("prov_resize_stretch") if stretch else md(pre.resize)
     items += [
-        t("xr_m_model", name=md(model["name"]), dim=model["feature_dim"], p=model["precision"]),
+        t("xr_m_model", name=md(model.name), dim=model.feature_dim, p=model.precision),
         t("xr_m_weights", w=weights),
-        t("xr_m_pre", size=pre["size"], resize=md(pre["resize"]), mean=pre["mean"], std=pre["std"]),
-        t("xr_m_pca", c=report["pca"]["n_components"], three=three, all=every),
+        t("xr_m_pre", size=pre.size, resize=resize, mean=list(pre.mean), std=list(pre.std)),
+        t("xr_m_pca", c=report.pca.n_components, three=three, all=every),
         t(
             "xr_m_kmeans",
-            lo=report["k_values"][0],
-            hi=report["k_values"][-1],
-            n_init=prov["kmeans"]["n_init"],
-            seed=report["seed"],
-            s=prov["silhouette_sample"],
+            lo=report.k_values[0],
+            hi=report.k_values[-1],
+            n_init=prov.kmeans.n_init,
+            seed=report.seed,
+            s=prov.silhouette_sample,
         ),
     ]
     return [f"## {t('xr_h_method')}", "", *(i if i.startswith("  ") else f"- {i}" for i in items)]
 
 
-def _reason(skipped: dict[str, Any], lang: str) -> str:
-    why = skipped.get("reason_i18n")
-    return Message.from_json(why).text(lang) if why else str(skipped["reason"])
+def _reason(skipped: Skipped, lang: str) -> str:
+    return _text(skipped.reason_i18n, lang)
 
 
-def _label_counts(report: dict[str, Any]) -> list[int]:
-    table = report["clusterings"][str(report["k_values"][0])]["label_table"]
+def _text(message: I18n, lang: str) -> str:
+    return Message.of(message.key, **message.args).text(lang)
+
+
+def _label_counts(report: Report) -> list[int]:
+    table = report.clustering(report.k_values[0]).label_table or ()
     return [sum(row) for row in table]
 
 
-def _results(report: dict[str, Any], t: _Words) -> list[str]:
+def _results(report: Report, t: _Words) -> list[str]:
     lines = [f"## {t('xr_h_results')}", ""]
-    if report["labels"] is not None:
+    if report.labels is not None:
         lines += _label_results(report, t)
     else:
         rows = [
             [
                 str(k),
-                " + ".join(map(str, c["sizes"])),
-                _num(c["metrics"]["silhouette"]),
-                _num(c["metrics"]["balance"]),
+                " + ".join(map(str, c.sizes)),
+                _num(c.metrics["silhouette"]),
+                _num(c.metrics["balance"]),
             ]
-            for k, c in ((k, report["clusterings"][str(k)]) for k in report["k_values"])
+            for k, c in ((k, report.clustering(k)) for k in report.k_values)
         ]
         header = [t("xr_col_k"), t("xr_col_sizes"), t("m_silhouette"), t("m_balance")]
         lines += [f"### {t('xr_h_table')}", "", *_table(header, rows)]
     lines += ["", f"### {t('xr_h_metrics')}", "", *_metrics_table(report, t), ""]
-    suggested = report["suggested_k"]
+    suggested = report.suggested_k
     lines.append(
         t("xr_suggested", k=suggested, rule_key="suggest_rule")
         if suggested is not None
@@ -170,13 +176,13 @@ def _results(report: dict[str, Any], t: _Words) -> list[str]:
     return lines
 
 
-def _label_results(report: dict[str, Any], t: _Words) -> list[str]:
-    names = report["label_names"]
+def _label_results(report: Report, t: _Words) -> list[str]:
+    names = report.label_names
     rows = []
-    for k in report["k_values"]:
-        c = report["clusterings"][str(k)]
-        purity = c["metrics"]["purity"]
-        dists = [_distribution(row, t) for row in c["label_table"]]
+    for k in report.k_values:
+        c = report.clustering(k)
+        purity = c.metrics["purity"]
+        dists = [_distribution(row, t) for row in c.label_table or ()]
         word = t(f"xr_assess_{assessment(k, purity, len(names))}")
         rows.append([str(k), *dists, _pct(purity), word])
     header = [t("xr_col_k"), *map(md, names), t("xr_col_purity"), t("xr_col_assessment")]
@@ -189,28 +195,28 @@ def _distribution(counts: Sequence[int], t: _Words) -> str:
     return t("xr_dist_sep").join(parts)
 
 
-def _metrics_table(report: dict[str, Any], t: _Words) -> list[str]:
+def _metrics_table(report: Report, t: _Words) -> list[str]:
     keys = ["inertia", "silhouette", "calinski_harabasz", "davies_bouldin", "balance"]
-    if report["labels"] is not None:
+    if report.labels is not None:
         keys += ["purity", "ari", "nmi"]
     rows = [
-        [str(k), *(_num(report["clusterings"][str(k)]["metrics"][key]) for key in keys)]
-        for k in report["k_values"]
+        [str(k), *(_num(report.clustering(k).metrics[key]) for key in keys)]
+        for k in report.k_values
     ]
     return _table([t("xr_col_k"), *(t(f"m_{key}") for key in keys)], rows)
 
 
-def _observations(report: dict[str, Any], t: _Words) -> list[str]:
+def _observations(report: Report, t: _Words) -> list[str]:
     three, _ = _variance(report)
     items = [t("xr_o_balance")]
-    for k in report["k_values"]:
-        c = report["clusterings"][str(k)]
-        sizes = " + ".join(map(str, c["sizes"]))
-        items.append(f"  - k = {k}: {_num(c['metrics']['balance'])} ({sizes})")
+    for k in report.k_values:
+        c = report.clustering(k)
+        sizes = " + ".join(map(str, c.sizes))
+        items.append(f"  - k = {k}: {_num(c.metrics['balance'])} ({sizes})")
     items.append(t("xr_o_variance", three=three))
     items.append(t("xr_o_splits"))
     items += [f"  - {s}" for s in _splits(report, t)] or [f"  - {t('xr_o_no_splits')}"]
-    k = report["suggested_k"] or report["k_values"][0]
+    k = report.suggested_k or report.k_values[0]
     items.append(t("xr_o_typical", k=k))
     items += [f"  - {s}" for s in _typical(report, k, t)]
     return [
@@ -220,12 +226,12 @@ def _observations(report: dict[str, Any], t: _Words) -> list[str]:
     ]
 
 
-def _splits(report: dict[str, Any], t: _Words) -> list[str]:
+def _splits(report: Report, t: _Words) -> list[str]:
     """From flows_to_next: each cluster at k whose images go to more than one cluster at k+1."""
     out = []
-    for k in report["k_values"][:-1]:
+    for k in report.k_values[:-1]:
         targets: dict[int, list[tuple[int, int]]] = {}
-        for before, after, n in report["clusterings"][str(k)]["flows_to_next"]:
+        for before, after, n in report.clustering(k).flows_to_next:
             targets.setdefault(before, []).append((after, n))
         for before, parts in sorted(targets.items()):
             if len(parts) > 1:
@@ -234,30 +240,30 @@ def _splits(report: dict[str, Any], t: _Words) -> list[str]:
     return out
 
 
-def _typical(report: dict[str, Any], k: int, t: _Words) -> list[str]:
-    c = report["clusterings"][str(k)]
+def _typical(report: Report, k: int, t: _Words) -> list[str]:
+    c = report.clustering(k)
     out = []
-    for cluster, size in enumerate(c["sizes"]):
-        members = [i for i, label in enumerate(c["labels"]) if label == cluster]
+    for cluster, size in enumerate(c.sizes):
+        members = [i for i, label in enumerate(c.labels) if label == cluster]
         if not members:
             continue
-        order = sorted(members, key=lambda i: (c["distances"][i], i))
+        order = sorted(members, key=lambda i: (c.distances[i], i))
         first, last = order[0], order[-1]
         out.append(
             t(
                 "xr_typical",
                 c=cluster,
                 n=size,
-                most=md(report["images"][first]["path"]),
-                d1=f"{c['distances'][first]:.3f}",
-                least=md(report["images"][last]["path"]),
-                d2=f"{c['distances'][last]:.3f}",
+                most=md(report.images[first].path),
+                d1=f"{c.distances[first]:.3f}",
+                least=md(report.images[last].path),
+                d2=f"{c.distances[last]:.3f}",
             )
         )
     return out
 
 
-def _discussion(report: dict[str, Any], t: _Words) -> list[str]:
+def _discussion(report: Report, t: _Words) -> list[str]:
     return [
         f"## {t('xr_h_discussion')}",
         "",

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from generator.analysis.streamed import assign, fit, logged, project, sample_row
 from generator.commands.stages import (
     Embedded,
     analyse_all,
+    check_enough,
     check_skipped,
     collect_rows,
     discover_images,
@@ -40,8 +42,9 @@ from generator.ingest.labels import (
     labels_for_store,
     read_labels,
 )
+from generator.report import Report
 from generator.site.exports import ASSIGNMENTS, write_arrays, write_assignments, write_exports
-from generator.site.payload import build_report
+from generator.site.payload import ImageRecord, SampledTotals, build_report
 from generator.site.render import render_site
 from generator.site.sitedir import (
     carry_foreign,
@@ -64,7 +67,7 @@ log = logging.getLogger(__name__)
 phase = logging.getLogger(PHASE_LOGGER)
 
 
-Finish = Callable[[dict[str, Any], Path], dict[str, Any]]  # (report, staged site) → report
+Finish = Callable[[Report, Path], Report]  # (report, staged site) → report
 
 
 @dataclass(frozen=True)
@@ -73,9 +76,15 @@ class BuildResult:
     images: int
     skipped: tuple[SkippedImage, ...]
     seconds: float
-    report: dict[str, Any]
+    typed_report: Report
     embedded: int  # images that went through the model; 0 when all came from the cache
     aliases: tuple[Alias, ...] = ()  # further paths to images already included
+    unsupported: tuple[tuple[str, int], ...] = ()  # files not read, by extension (".svg", 53)
+
+    @cached_property
+    def report(self) -> dict[str, Any]:
+        """The report as report.json holds it: plain JSON data (the Python API promises it)."""
+        return self.typed_report.to_json()
 
 
 def build_site(
@@ -122,8 +131,16 @@ def build_site(
         report = _report(embedded, skipped, config, labelling, run.cache, run.staging, aliases)
         report = _publish(config, run.staging, report, finish)
     seconds = time.perf_counter() - start
+    unsupported = found.unsupported if found is not None else ()
     return BuildResult(
-        config.output, len(embedded.records), skipped, seconds, report, embedded.embedded, aliases
+        config.output,
+        len(embedded.records),
+        skipped,
+        seconds,
+        report,
+        embedded.embedded,
+        aliases,
+        unsupported,
     )
 
 
@@ -146,9 +163,10 @@ def _report(
     cache: EmbeddingCache | None,
     staging: Path,
     aliases: tuple[Alias, ...] = (),
-) -> dict[str, Any]:
+) -> Report:
     """Analyse, then write the report and the site into `staging`."""
     check_skipped(config.strict, skipped)
+    check_enough(len(embedded.records), skipped)
     analysis, extras = analyse_all(embedded, config, labelling, cache)
     extras = replace(extras, aliases=aliases)
     title = config.title or Message.of(config.title_key)
@@ -179,7 +197,7 @@ def sampled_note(rows: int, shown: int) -> Message:
 
 def build_sampled(
     store: Store, config: BuildConfig, site: Path, progress: Progress, labels: LabelSource | None
-) -> tuple[dict[str, Any], int]:
+) -> tuple[Report, int]:
     """The report and site of a store above SAMPLED_ROWS rows: the sample on the page, the
     aggregates over every row. Returns the report and the number of rows with an embedding."""
 
@@ -200,12 +218,8 @@ def build_sampled(
     with progress("Assigning every row", total) as advance:
         sizes = assign(store, projection, analysis, site / ASSIGNMENTS, advance)
     phase.info("similar images in the sample, report…")
-    report = _sampled_report(store, config, records, features, analysis, labels)
-    report["sampled"] = True
-    report["rows"] = projection.rows
-    report["skipped_rows"] = total - projection.rows
-    for k, counts in sizes.items():
-        report["clusterings"][str(k)]["sizes_all"] = counts
+    totals = SampledTotals(projection.rows, total - projection.rows, sizes)
+    report = _sampled_report(store, config, records, features, analysis, labels, totals)
     render_site(report, site, lang=config.lang)
     write_exports(site, report)
     return report, projection.rows
@@ -214,12 +228,13 @@ def build_sampled(
 def _sampled_report(
     store: Store,
     config: BuildConfig,
-    records: Any,
+    records: Sequence[ImageRecord],
     features: np.ndarray,
     analysis: Analysis,
     labels: LabelSource | None,
-) -> dict[str, Any]:
-
+    totals: SampledTotals,
+) -> Report:
+    """The report of the sample, with the totals over every row."""
     labelling = None
     if labels is not None:
         labelling = labels_for_store(labels, [r.rel for r in records], store.prefixed)
@@ -237,4 +252,5 @@ def _sampled_report(
         extras,
         lang=config.lang,
         display_points=config.display_points,
+        sampled=totals,
     )

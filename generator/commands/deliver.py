@@ -110,7 +110,7 @@ def _deliver_single(config: BuildConfig, progress: Progress, embedder: Embedder 
         measure = lambda report, folder: len(render_single(report, folder, config.lang).encode())  # noqa: E731
         fitter = _fitter(config, measure, target.name)
         result = build_site(site_config, progress, embedder, finish=fitter)
-        page = render_single(result.report, site, config.lang).encode("utf-8")
+        page = render_single(result.typed_report, site, config.lang).encode("utf-8")
         _write_atomic(target, lambda f: f.write(page))
     finally:
         discard(work)

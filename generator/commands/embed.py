@@ -18,7 +18,8 @@ from pathlib import Path
 from generator.analysis.streamed import logged
 from generator.commands.stages import check_skipped, find_images
 from generator.config import EmbedConfig
-from generator.engines.local import EmbedOptions, Known, LocalEngine
+from generator.engines.local import LocalEngine
+from generator.engines.runner import EmbedOptions, Engine, Known
 from generator.errors import GeneratorError, InputError, OutputError, room_for
 from generator.ingest.discover import Discovery
 from generator.ingest.manifest import read_manifest
@@ -67,6 +68,7 @@ class EmbedResult:
     embedded: int  # images that went through the model
     kept: int  # images served from the previous run or the cache: not decoded again
     seconds: float
+    resumed: bool = False  # DIR held a previous run's rows that could be kept
 
 
 def embed_collection(
@@ -92,8 +94,6 @@ def _embed(config: EmbedConfig, progress: Progress, embedder: Embedder | None) -
             embedder = plan_embedder(config.model, config.cache_dir)
             stack.callback(embedder.close)
         prefixed = len(config.inputs) > 1
-        metadata = model_metadata(embedder.info, config.thumb_size, prefixed, config.preview_size)
-        known = _previous(config, metadata)
         cache = None
         if config.cache_dir:
             cache = stack.enter_context(closing(EmbeddingCache(config.cache_dir)))
@@ -105,22 +105,29 @@ def _embed(config: EmbedConfig, progress: Progress, embedder: Embedder | None) -
             workers=workers,
             max_file_size=config.max_file_size,
         )
+        engine: Engine
         if config.engine == "ray":
-            engine: LocalEngine = _ray_engine(config, embedder, given, options, known, stack)
+            engine = _ray_engine(config, embedder, given, options, stack)
             progress = logged(progress)  # a cluster run's log says how far it is
         else:
-            engine = LocalEngine(embedder, cache, options, known)
+            engine = LocalEngine(embedder, cache, options)
+        # the model that will run (a Ray actor's own device and precision) decides what is kept
+        metadata = model_metadata(engine.info, config.thumb_size, prefixed, config.preview_size)
+        engine.known = _previous(config, metadata)
         writer = StoreWriter(config.output, metadata)
         stack.push(_on_exit(writer))
         skipped = _write(writer, found.skipped, engine.run(found.images, progress), config)
-        writer.metadata = model_metadata(
-            embedder.info, config.thumb_size, prefixed, config.preview_size
+        writer.metadata = model_metadata(  # what ran: a model that loads lazily says so then
+            engine.info, config.thumb_size, prefixed, config.preview_size
         )
         rows = writer.commit()
     kept = engine.served  # from the previous run or the cache: neither decoded nor embedded
     seconds = time.perf_counter() - start
     images = rows - len(skipped)
-    return EmbedResult(config.output, rows, images, skipped, engine.embedded, kept, seconds)
+    resumed = engine.known is not None and len(engine.known) > 0
+    return EmbedResult(
+        config.output, rows, images, skipped, engine.embedded, kept, seconds, resumed
+    )
 
 
 def _find(config: EmbedConfig) -> Discovery:
@@ -138,10 +145,10 @@ def _ray_engine(
     embedder: Embedder,
     given: Embedder | None,
     options: EmbedOptions,
-    known: Known | None,
     stack: ExitStack,
-) -> LocalEngine:
-    """The Ray engine on a connected cluster (shut down on leaving, if this run started it)."""
+) -> Engine:
+    """The Ray engine on a connected cluster (shut down on leaving, if this run started it),
+    its model planned there, as the actors will settle it."""
     from generator.engines.ray import Given, ModelLoader, RayEngine, RayOptions, connect
 
     ray_options = RayOptions(config.ray_address, config.workers, config.gpus_per_worker)
@@ -150,8 +157,14 @@ def _ray_engine(
 
         stack.callback(ray.shutdown)
     m = config.model
-    load = ModelLoader(m.weights, m.device, m.precision, m.seed) if given is None else Given(given)
-    return RayEngine(embedder, load, options, ray_options, known)
+    load = (
+        ModelLoader(m.weights, m.device, m.precision, m.seed, m.backend)
+        if given is None
+        else Given(given)
+    )
+    engine = RayEngine(embedder.info, load, options, ray_options)
+    engine.plan()
+    return engine
 
 
 def _write(

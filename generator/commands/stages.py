@@ -18,11 +18,11 @@ import numpy as np
 from generator.analysis.analyse import Analysis, compare_labels, prefetch_analysis
 from generator.analysis.cached import cached_analysis
 from generator.analysis.duplicates import find_similar
-from generator.config import BuildConfig
+from generator.config import K_MIN, BuildConfig
 from generator.engines.local import EmbedOptions, LocalEngine
 from generator.errors import InputError, OutputError, written_in
 from generator.i18n import Message
-from generator.ingest.discover import IMAGE_SUFFIXES, Discovery, discover
+from generator.ingest.discover import Discovery, discover, no_images
 from generator.ingest.imaging import THUMB_FORMAT
 from generator.ingest.labels import Labelling
 from generator.model.embed import plan_embedder
@@ -62,10 +62,7 @@ def find_images(inputs: Sequence[Path], exclude: Sequence[Path]) -> Discovery:
     """The inputs' images; none at all is an error that says where it looked and for what."""
     found = discover(inputs, exclude=exclude)
     if not found.images:
-        raise InputError(
-            f"No images found in {', '.join(map(str, inputs))} (looked for "
-            f"{' '.join(sorted(IMAGE_SUFFIXES))}, in any letter case, in all sub-folders)."
-        )
+        raise no_images(inputs, found)
     log.info("found %d images", len(found.images))
     return found
 
@@ -74,6 +71,19 @@ def discover_images(config: BuildConfig) -> Discovery:
     """The inputs' images, after checking that the output may be written (before any work)."""
     check_output(config.output, config.inputs)
     return find_images(config.inputs, [*staging_exclusions(config.output), *config.extra_excludes])
+
+
+def check_enough(n: int, skipped: tuple[SkippedImage, ...]) -> None:
+    """K-means needs two images; the remedy names the skipped files only when there are some."""
+    if n >= K_MIN:
+        return
+    found = f"only {n} could be used" if n else "none could be used"
+    if skipped:
+        files = "file" if len(skipped) == 1 else f"{len(skipped)} files"
+        remedy = f"Add more images, or fix the skipped {files} named above."
+    else:
+        remedy = "Add more images to the input."
+    raise InputError(f"Clustering needs at least {K_MIN} images; {found}. {remedy}")
 
 
 def check_skipped(

@@ -14,34 +14,44 @@ import os
 import signal
 import sys
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from generator.engines.decode import row as _row
+from generator.engines.decode import skip as _skip
+from generator.engines.decode import try_decode as _try_decode  # tests swap it, here
+from generator.engines.decode import try_hash as _try_hash
 from generator.engines.mapper import Mapper
-from generator.i18n import Message
-from generator.ingest.discover import file_sha256
+from generator.engines.runner import (
+    CHUNK,
+    EmbedOptions,
+    InOrder,
+    Known,
+    Served,
+    Stub,
+    split,
+)
 from generator.ingest.imaging import (
     MAX_FILE_SIZE,
     Decoded,
     DecodeError,
-    decode,
     limit_file_size,
     share_big_decodes,
     unsupported,
 )
 from generator.memory import release_freed_memory
-from generator.model.vit import PREPROCESS
 from generator.storage.cache import EmbeddingCache, namespace, preview_spec, thumb_spec
 from generator.storage.cachestore import CacheSpace
-from generator.types import CachedThumb, Embedder, Row, SourceImage
+from generator.types import Embedder, ModelInfo, Row, SourceImage
+
+__all__ = ["CHUNK", "EmbedOptions", "Known", "LocalEngine", "default_workers", "task_size"]
 
 if TYPE_CHECKING:
     from generator.types import Progress
@@ -53,51 +63,6 @@ LOADING_LOOKAHEAD = 512  # the same while the model is still loading (import, Op
 TASK_IMAGES = 8  # images one decode task takes at most: one round trip to a worker per 8 images
 WORKER_NICENESS = 5  # decode workers yield the CPU to the model
 REORDER_BATCHES = 4  # finished rows held for an earlier image's batch before it is sent early
-CHUNK = 512  # rows served without the model whose thumbnails and previews are read at once
-
-
-@dataclass(frozen=True)
-class EmbedOptions:
-    """What the embed stage needs from a config."""
-
-    thumb_size: int = 192
-    batch_size: int = 32
-    preview_size: int = 0  # the preview dialog's larger image; 0: none
-    workers: int | None = None  # decode processes (None: every CPU this process may use)
-    max_file_size: int = MAX_FILE_SIZE  # larger files are skipped with a reason, never read
-
-    @property
-    def decode_side(self) -> int:
-        """A decode for previews keeps more pixels, which changes the thumbnail and the model
-        input a little: the cache keeps the two apart (0: no previews)."""
-        if not self.preview_size:
-            return 0
-        return max(PREPROCESS.size, self.thumb_size, self.preview_size)
-
-
-class Known(Protocol):
-    """Rows an earlier run already made, by content hash (store.StoredRows): which digests it
-    has, answered up front, and their data, read a chunk at a time as rows are served."""
-
-    def has(self, digests: Iterable[str]) -> tuple[set[str], set[str], set[str]]:
-        """The digests with a vector, with a thumbnail, with a preview."""
-        ...
-
-    def fetch(
-        self, digests: Sequence[str]
-    ) -> tuple[dict[str, np.ndarray], dict[str, CachedThumb], dict[str, CachedThumb]]:
-        """Vectors, thumbnails and previews of a chunk of digests."""
-        ...
-
-    def vector(self, digest: str) -> np.ndarray | None: ...
-
-
-class _Stub(NamedTuple):
-    """A row to serve whole, its bytes not read yet (see _InOrder.ready)."""
-
-    index: int
-    rel: str
-    digest: str
 
 
 class LocalEngine:
@@ -120,41 +85,28 @@ class LocalEngine:
         self._new_hashes: list[tuple[Path, tuple[int, int], str]] = []  # for the files index
         self.space = namespace(embedder.info, options.decode_side)
         self._images: Sequence[SourceImage] = ()  # this run's, for a row decoded again
-        self._served = _Served([])
+        self._served = Served([])
+
+    @property
+    def info(self) -> ModelInfo:
+        """The model that made the vectors (a LazyEmbedder's once it has loaded)."""
+        return self.embedder.info
 
     def run(self, images: Sequence[SourceImage], progress: Progress) -> Iterator[Row]:
         self.space = namespace(self.embedder.info, self.options.decode_side)  # settled in plan
         self._images = images
         digests = self._digests(images)
-        self._served = _Served(self._sources())
-        vectors, thumbs, previews = self._served.has(d for d in digests if isinstance(d, str))
-        done: dict[int, Row | _Stub] = {}
-        todo: list[int] = []
-        for index, digest in enumerate(digests):
-            rel = images[index].rel
-            if isinstance(digest, OSError):
-                done[index] = _skip(
-                    rel, Message.of("skip_unreadable", error=digest.strerror or digest)
-                )
-            elif (
-                digest is not None
-                and digest in vectors
-                and digest in thumbs
-                and (not self.options.preview_size or digest in previews)
-            ):
-                done[index] = _Stub(index, rel, digest)  # its bytes are read when it is next
-                self.served += 1
-            else:
-                todo.append(index)
-        if any(not isinstance(digests[i], str) or digests[i] not in vectors for i in todo):
-            prefetch = getattr(self.embedder, "prefetch", None)
-            if prefetch is not None:
-                prefetch()
-        order = _InOrder(done, self._materialise)
+        self._served = Served(self._sources())
+        plan = split(images, digests, self._served, bool(self.options.preview_size), _skip)
+        self.served += plan.served
+        prefetch = getattr(self.embedder, "prefetch", None)
+        if plan.new and prefetch is not None:
+            prefetch()
+        order = InOrder(plan.done, self._materialise, CHUNK)
         yield from order.ready()
-        if todo:
-            with progress("Embedding images", len(todo)) as advance:
-                yield from self._decode_and_map(images, todo, order, advance)
+        if plan.todo:
+            with progress("Embedding images", len(plan.todo)) as advance:
+                yield from self._decode_and_map(images, plan.todo, order, advance)
         yield from order.ready()
         if self._space is not None:
             self._space.add(self._fresh)  # rows decoded again while served
@@ -166,7 +118,7 @@ class LocalEngine:
         self,
         images: Sequence[SourceImage],
         todo: list[int],
-        order: _InOrder,
+        order: InOrder,
         advance: Callable[[int], None],
     ) -> Iterator[Row]:
         batch: list[tuple[int, str, Decoded]] = []
@@ -215,22 +167,12 @@ class LocalEngine:
         metadata = model_metadata(self.embedder.info, size, False, preview)
         return cache.space(self.space, thumbs, previews, metadata)
 
-    def _materialise(self, stubs: Sequence[_Stub]) -> list[Row]:
-        """The rows of a chunk of stubs, their bytes read now; one whose bytes went missing
-        meanwhile (another build replaced a damaged cache) is decoded again here."""
-        vectors, thumbs, previews = self._served.fetch([stub.digest for stub in stubs])
-        rows = []
-        for stub in stubs:
-            digest = stub.digest
-            thumb = thumbs.get(digest)
-            whole = thumb is not None and (not self.options.preview_size or digest in previews)
-            if digest in vectors and whole:
-                rows.append(_cached_row(stub.rel, digest, vectors[digest], thumb, previews))
-            else:
-                rows.append(self._again(stub, vectors.get(digest)))
-        return rows
+    def _materialise(self, stubs: Sequence[Stub]) -> list[Row]:
+        """The rows of a chunk of stubs; one whose bytes went missing meanwhile (another build
+        replaced a damaged cache) is decoded again here."""
+        return self._served.materialise(stubs, bool(self.options.preview_size), self._again)
 
-    def _again(self, stub: _Stub, vector: np.ndarray | None) -> Row:
+    def _again(self, stub: Stub, vector: np.ndarray | None) -> Row:
         log.warning("%s: its cached thumbnail went missing; decoding it again", stub.rel)
         path = self._images[stub.index].path
         result = _try_decode(path, self.options.thumb_size, self.options.preview_size)
@@ -244,7 +186,7 @@ class LocalEngine:
         self._fresh.append(row)  # for the cache, once the run ends
         return row
 
-    def _flush(self, batch: list[tuple[int, str, Decoded]], order: _InOrder) -> int:
+    def _flush(self, batch: list[tuple[int, str, Decoded]], order: InOrder) -> int:
         """Embed one batch and hand the decoded rows to the cache; returns the batch size."""
         if self.cache is not None and self._new_hashes:
             self.cache.remember(self._new_hashes)
@@ -276,88 +218,6 @@ class LocalEngine:
         """The hash a worker found, for the cache's (path, size, mtime) index."""
         if self.cache is not None and decoded.stat is not None:
             self._new_hashes.append((path, decoded.stat, decoded.sha256))
-
-
-class _InOrder:
-    """Rows finished in any order, handed out in input order. Rows served whole wait as stubs;
-    a run of them is read CHUNK at a time just before it is handed out, so their thumbnails and
-    previews are never all in memory at once."""
-
-    def __init__(
-        self,
-        done: dict[int, Row | _Stub],
-        materialise: Callable[[Sequence[_Stub]], list[Row]],
-    ) -> None:
-        self.done = done
-        self.materialise = materialise
-        self.next = 0
-
-    @property
-    def waiting(self) -> int:
-        return len(self.done)
-
-    def put(self, index: int, row: Row) -> None:
-        self.done[index] = row
-
-    def ready(self) -> Iterator[Row]:
-        while self.next in self.done:
-            item = self.done.pop(self.next)
-            if isinstance(item, _Stub):
-                stubs = [item]
-                while len(stubs) < CHUNK:
-                    more = self.done.get(self.next + len(stubs))
-                    if not isinstance(more, _Stub):
-                        break
-                    stubs.append(more)
-                    del self.done[self.next + len(stubs) - 1]
-                rows = self.materialise(stubs)
-                for offset, row in enumerate(rows[1:], start=1):
-                    self.done[self.next + offset] = row
-                item = rows[0]
-                del rows  # else the chunk's bytes live on while the next chunk is read
-            yield item
-            self.next += 1
-
-
-class _Served:
-    """The sources of served rows, asked in order: the first that has a digest's vector (or
-    thumbnail, or preview) gives it, as the dicts merged with |= did before."""
-
-    def __init__(self, sources: Sequence[Known]) -> None:
-        self.sources = sources
-        self.found: list[tuple[set[str], set[str], set[str]]] = []
-
-    def has(self, digests: Iterable[str]) -> tuple[set[str], set[str], set[str]]:
-        wanted = list(digests)
-        self.found = [source.has(wanted) for source in self.sources]
-        union: tuple[set[str], set[str], set[str]] = (set(), set(), set())
-        for found in self.found:
-            for into, got in zip(union, found, strict=True):
-                into |= got
-        return union
-
-    def fetch(
-        self, digests: Sequence[str]
-    ) -> tuple[dict[str, np.ndarray], dict[str, CachedThumb], dict[str, CachedThumb]]:
-        out: tuple[dict[str, Any], dict[str, Any], dict[str, Any]] = ({}, {}, {})
-        for source, found in zip(self.sources, self.found, strict=True):
-            mine = [
-                d
-                for d in digests
-                if any(d in has and d not in got for has, got in zip(found, out, strict=True))
-            ]
-            if mine:
-                for into, got in zip(out, source.fetch(mine), strict=True):
-                    for digest, value in got.items():
-                        into.setdefault(digest, value)
-        return out
-
-    def vector(self, digest: str) -> np.ndarray | None:
-        for source in self.sources:
-            vector = source.vector(digest)
-            if vector is not None:
-                return vector
-        return None
 
 
 def default_workers() -> int:
@@ -568,58 +428,6 @@ def _worker_start(big: Any, max_file_size: int = MAX_FILE_SIZE) -> None:
         os.nice(WORKER_NICENESS)
     share_big_decodes(big)
     limit_file_size(max_file_size)
-
-
-def _try_hash(path: Path) -> str | OSError:
-    try:
-        return file_sha256(path)
-    except OSError as exc:
-        return exc
-
-
-def _cached_row(
-    rel: str,
-    digest: str,
-    vector: np.ndarray,
-    thumb: CachedThumb,
-    previews: dict[str, CachedThumb],
-) -> Row:
-    preview = previews.get(digest)
-    return Row(
-        rel,
-        digest,
-        thumb.size,
-        thumb.data,
-        thumb.thumb_size,
-        vector,
-        preview=preview.data or None if preview else None,
-        preview_size=preview.thumb_size if preview and preview.data else None,
-    )
-
-
-def _row(rel: str, decoded: Decoded, vector: np.ndarray) -> Row:
-    return Row(
-        rel,
-        decoded.sha256,
-        decoded.size,
-        decoded.thumb,
-        decoded.thumb_size,
-        vector,
-        preview=decoded.preview,
-        preview_size=decoded.preview_size,
-    )
-
-
-def _skip(rel: str, why: Message) -> Row:
-    log.warning("skipped %s: %s", rel, why)
-    return Row.skipped(rel, why)
-
-
-def _try_decode(path: Path, thumb_size: int, preview_size: int = 0) -> Decoded | DecodeError:
-    try:
-        return decode(path, PREPROCESS.size, thumb_size, preview_size)
-    except DecodeError as exc:
-        return exc
 
 
 def _decode_task(

@@ -2,8 +2,8 @@
 
 A row is what every later stage needs from one file: its relative path, content hash, size,
 thumbnail and feature vector, or the reason it was skipped. The local engine feeds the mapper
-batches from its decode processes; a distributed engine would call the same mapper per partition.
-`store.table` turns rows into the Parquet schema; the site stage reads rows back (pipeline.py).
+batches from its decode processes; the Ray engine's model actors call the same mapper on the
+batches its decode tasks made. `store.table` turns rows into the Parquet schema.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from generator.engines.decode import row
 from generator.ingest.imaging import Decoded
 from generator.types import Embedder, Row
 
@@ -27,16 +28,4 @@ class Mapper:
             return []
         vectors = self.embedder(np.stack([decoded.pixels for _, decoded in batch]))
         vectors = np.asarray(vectors, dtype=np.float32)
-        return [
-            Row(
-                rel,
-                d.sha256,
-                d.size,
-                d.thumb,
-                d.thumb_size,
-                vector,
-                preview=d.preview,
-                preview_size=d.preview_size,
-            )
-            for (rel, d), vector in zip(batch, vectors, strict=True)
-        ]
+        return [row(rel, d, vector) for (rel, d), vector in zip(batch, vectors, strict=True)]

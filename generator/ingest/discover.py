@@ -11,6 +11,7 @@ import hashlib
 import logging
 import os
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -38,6 +39,8 @@ class Discovery:
     images: tuple[SourceImage, ...]
     skipped: tuple[SkippedImage, ...]
     aliases: tuple[Alias, ...] = ()  # further paths to images already included
+    # files the walk met that are not images it reads, by extension (".svg", 53), most first
+    unsupported: tuple[tuple[str, int], ...] = ()
 
     @property
     def paths_found(self) -> int:
@@ -74,24 +77,66 @@ def discover(inputs: Sequence[Path], exclude: Iterable[Path] = ()) -> Discovery:
     excluded = {_real(p) for p in exclude}
     skipped: list[SkippedImage] = []
     found: list[_Found] = []
+    others: Counter[str] = Counter()
     for root, prefix in zip(inputs, input_prefixes(inputs), strict=True):
         if not root.exists():
             raise InputError(f"{root}: no such file or folder. Check the path and try again.")
         if root.is_dir():
-            walked = _walk(root, PurePosixPath(), excluded, (), skipped, prefix)
+            walked = _walk(root, PurePosixPath(), excluded, (), skipped, prefix, others)
         else:
             walked = iter([(root, PurePosixPath(root.name))])
         for path, rel in walked:
             shown = readable(str(prefix / rel))
             if not is_image_name(path.name):
                 skipped.append(SkippedImage(shown, Message.of("skip_unsupported")))
+                others[_extension(path.name)] += 1
                 continue
             folder = _folder(prefix, rel, len(inputs) > 1 and root.is_dir())
             found.append(_Found(path, shown, folder, _identity(path)))
     images, aliases = _split_aliases(found)
     if aliases:
         log.info("%s links to images already included (listed on the page)", f"{len(aliases):,}")
-    return Discovery(images, tuple(skipped), aliases)
+    unsupported = tuple(sorted(others.items(), key=lambda item: (-item[1], item[0])))
+    if images and unsupported:
+        log.warning(
+            "%s in %s %s not used: dinoclust does not read that format (the formats it reads: "
+            "docs/guides/photos.md, Formats).",
+            file_counts(unsupported),
+            ", ".join(map(str, inputs)),
+            "is" if sum(n for _, n in unsupported) == 1 else "are",
+        )
+    return Discovery(images, tuple(skipped), aliases, unsupported)
+
+
+def file_counts(counts: Sequence[tuple[str, int]]) -> str:
+    """("53 .svg files and 2 .pdf files"): what the walk saw but cannot read, for a message."""
+    words = [f"{n:,} {ext} file{'' if n == 1 else 's'}" for ext, n in counts]
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+def no_images(inputs: Sequence[Path], found: Discovery) -> InputError:
+    """The error for inputs without one image: what was looked for, and what was there instead."""
+    looked = f"{' '.join(sorted(IMAGE_SUFFIXES))}, in any letter case"
+    if inputs and all(not root.is_dir() for root in inputs):
+        names = ", ".join(str(root) for root in inputs)
+        verb = "is not an image" if len(inputs) == 1 else "are not images"
+        return InputError(
+            f"{names} {verb} dinoclust reads (it reads {looked}). Give image files, or a "
+            "folder of them."
+        )
+    where = ", ".join(map(str, inputs))
+    seen = (
+        f" It holds {file_counts(found.unsupported)}, which dinoclust does not read."
+        if (found.unsupported)
+        else ""
+    )
+    return InputError(
+        f"No images found in {where} (looked for {looked}, in all sub-folders).{seen}"
+    )
+
+
+def _extension(name: str) -> str:
+    return os.path.splitext(name)[1].lower() or "extension-less"
 
 
 def input_prefixes(inputs: Sequence[Path]) -> list[PurePosixPath]:
@@ -183,6 +228,7 @@ def _walk(
     above: tuple[str, ...],
     skipped: list[SkippedImage],
     prefix: PurePosixPath,
+    others: Counter[str],
 ) -> Iterator[tuple[Path, PurePosixPath]]:
     """Every image path below `folder`. A link back to a folder being walked (`above`) is not
     followed, so loops cannot hang the walk; any other second path to a folder is walked, so its
@@ -206,9 +252,11 @@ def _walk(
         except OSError:
             is_dir = False
         if is_dir:
-            yield from _walk(path, rel / entry.name, excluded, above, skipped, prefix)
+            yield from _walk(path, rel / entry.name, excluded, above, skipped, prefix, others)
         elif is_image_name(entry.name):
             yield path, rel / entry.name
+        else:
+            others[_extension(entry.name)] += 1
 
 
 def readable(rel: str) -> str:

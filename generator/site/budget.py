@@ -15,12 +15,12 @@ import logging
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from generator.errors import BudgetError
 from generator.ingest.imaging import PREVIEW_METHOD, THUMB_METHOD, THUMB_QUALITY, encode_thumb
+from generator.report import Image, Report
 from generator.site.render import render_site
 from generator.sizes import format_size, round_up
 
@@ -31,7 +31,7 @@ LOW_QUALITY = 60
 LOW_QUALITY_BYTES = 0.7  # WebP q60 / q80 bytes, roughly: orders the ladder by expected size
 Step = tuple[int, int]  # (longest side in px, WebP quality)
 Rung = tuple[int, int, int]  # (preview px, 0 = no previews; thumbnail px; thumbnail quality)
-Measure = Callable[[dict[str, Any], Path], int]  # (report, site) → bytes of what is sent
+Measure = Callable[[Report, Path], int]  # (report, site) → bytes of what is sent
 
 
 @dataclass(frozen=True)
@@ -78,10 +78,10 @@ class Fitter:
         self.lang, self.preview_size = lang, preview_size
         self.fit: Fit | None = None
 
-    def __call__(self, report: dict[str, Any], site: Path) -> dict[str, Any]:
+    def __call__(self, report: Report, site: Path) -> Report:
         size = self.measure(report, site)
         log.info("%s with %d px thumbnails: %s", self.what, self.thumb_size, format_size(size))
-        previews = self.preview_size if any(i.get("preview") for i in report["images"]) else 0
+        previews = self.preview_size if any(i.preview for i in report.images) else 0
         if size <= self.budget:
             self.fit = Fit(self.thumb_size, THUMB_QUALITY, size, self.budget, False, previews)
             return report
@@ -118,13 +118,13 @@ class Fitter:
 
 
 def shrink_images(
-    report: dict[str, Any], site: Path, originals: dict[str, bytes], rung: Rung, lang: str = "en"
-) -> dict[str, Any]:
+    report: Report, site: Path, originals: dict[str, bytes], rung: Rung, lang: str = "en"
+) -> Report:
     """Rewrite every thumbnail and preview at `rung` from `originals` (previews removed when the
     rung has none); re-render the page; the new report."""
     preview_px, px, quality = rung
-    thumbs = {rel: (px, quality, THUMB_METHOD) for rel in {i["thumb"] for i in report["images"]}}
-    previews = {i["preview"] for i in report["images"] if i.get("preview")}
+    thumbs = {rel: (px, quality, THUMB_METHOD) for rel in {i.thumb for i in report.images}}
+    previews = {i.preview for i in report.images if i.preview}
     for rel in previews if not preview_px else ():
         (site / rel).unlink(missing_ok=True)  # written by this build, in its staging folder
     smaller_previews = {rel: (preview_px, THUMB_QUALITY, PREVIEW_METHOD) for rel in previews}
@@ -137,22 +137,25 @@ def shrink_images(
 
     with ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="thumbs") as pool:
         sizes = dict(pool.map(one, sorted(jobs)))
-    images = [_resized(image, sizes, bool(preview_px)) for image in report["images"]]
-    smaller = {**report, "images": images}
+    images = tuple(_resized(image, sizes, bool(preview_px)) for image in report.images)
+    smaller = replace(report, images=images)
     render_site(smaller, site, lang=lang)
     return smaller
 
 
-def _resized(
-    image: dict[str, Any], sizes: dict[str, tuple[int, int]], previews: bool
-) -> dict[str, Any]:
-    thumb = sizes[image["thumb"]]
-    out = {**image, "thumb_width": thumb[0], "thumb_height": thumb[1]}
-    if image.get("preview"):
-        preview = sizes.get(image["preview"]) if previews else None
-        out["preview"] = image["preview"] if preview else None
-        out["preview_width"], out["preview_height"] = preview or (None, None)
-    return out
+def _resized(image: Image, sizes: dict[str, tuple[int, int]], previews: bool) -> Image:
+    width, height = sizes[image.thumb]
+    if not image.preview:
+        return replace(image, thumb_width=width, thumb_height=height)
+    preview = sizes.get(image.preview) if previews else None
+    return replace(
+        image,
+        thumb_width=width,
+        thumb_height=height,
+        preview=image.preview if preview else None,
+        preview_width=preview[0] if preview else None,
+        preview_height=preview[1] if preview else None,
+    )
 
 
 def reencode(
@@ -168,7 +171,7 @@ def reencode(
     return image.size, encode_thumb(image, quality, method)
 
 
-def _images(report: dict[str, Any]) -> list[str]:
+def _images(report: Report) -> list[str]:
     """The thumbnails and previews in the site."""
-    previews = {image["preview"] for image in report["images"] if image.get("preview")}
-    return sorted({image["thumb"] for image in report["images"]} | previews)
+    previews = {image.preview for image in report.images if image.preview}
+    return sorted({image.thumb for image in report.images} | previews)

@@ -13,18 +13,19 @@ import numpy as np
 
 from generator.analysis.analyse import Analysis
 from generator.analysis.metrics import LABEL_KEYS, QUALITY_KEYS
+from generator.report import Report
 
 TABLES_DIR = "tables"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet may run as a formula
 
 
-def write_exports(site: Path, report: dict[str, Any]) -> None:
+def write_exports(site: Path, report: Report) -> None:
     """metrics.csv always; tables/labels_k<k>.csv and .md when the build had known labels."""
     _write(site / "metrics.csv", metrics_csv(report))
-    if report["labels"] is None:
+    if report.labels is None:
         return
     (site / TABLES_DIR).mkdir(exist_ok=True)
-    for k in report["k_values"]:
+    for k in report.k_values:
         rows = label_table_rows(report, k)
         _write(site / TABLES_DIR / f"labels_k{k}.csv", csv_text(rows))
         _write(site / TABLES_DIR / f"labels_k{k}.md", _markdown(rows))
@@ -36,22 +37,22 @@ def write_arrays(site: Path, features: np.ndarray, coords: np.ndarray) -> None:
     np.save(site / "pca.npy", np.ascontiguousarray(coords, dtype=np.float64))
 
 
-def metrics_csv(report: dict[str, Any]) -> str:
+def metrics_csv(report: Report) -> str:
     """One row per k; empty cells where a metric is undefined; `suggested` marks suggested_k."""
-    keys = [*QUALITY_KEYS, *(LABEL_KEYS if report["labels"] is not None else ())]
+    keys = [*QUALITY_KEYS, *(LABEL_KEYS if report.labels is not None else ())]
     rows: list[list[Any]] = [["k", *keys, "suggested"]]
-    for k in report["k_values"]:
-        metrics = report["clusterings"][str(k)]["metrics"]
+    for k in report.k_values:
+        metrics = report.clustering(k).metrics
         cells = ["" if metrics[key] is None else metrics[key] for key in keys]
-        rows.append([k, *cells, int(k == report["suggested_k"])])
+        rows.append([k, *cells, int(k == report.suggested_k)])
     return csv_text(rows)
 
 
-def label_table_rows(report: dict[str, Any], k: int) -> list[list[Any]]:
+def label_table_rows(report: Report, k: int) -> list[list[Any]]:
     """Header `label, cluster 0 … cluster k-1, total`, one row per label, then a total row."""
-    table = report["clusterings"][str(k)]["label_table"]
+    table = report.clustering(k).label_table or ()
     header = ["label", *(f"cluster {c}" for c in range(k)), "total"]
-    names = report["label_names"]
+    names = report.label_names
     rows = [[name, *counts, sum(counts)] for name, counts in zip(names, table, strict=True)]
     totals = [sum(column) for column in zip(*table, strict=True)] if table else [0] * k
     return [header, *rows, ["total", *totals, sum(totals)]]

@@ -11,8 +11,9 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -23,8 +24,26 @@ from generator.analysis.metrics import SILHOUETTE_SAMPLE, SUGGESTED_K_RULE, sugg
 from generator.analysis.sample import DEFAULT_DISPLAY_POINTS, display_sample
 from generator.i18n import Message
 from generator.model.vit import PREPROCESS
+from generator.report import (
+    Alias,
+    Clustering,
+    Generator,
+    I18n,
+    Image,
+    KMeans,
+    Model,
+    Pca,
+    Preprocess,
+    Provenance,
+    Report,
+    Skipped,
+    json_default,
+    json_fields,
+)
+from generator.report import Duplicates as ReportDuplicates
 from generator.site.exports import csv_text
-from generator.types import Alias, ModelInfo, SkippedImage
+from generator.types import Alias as AliasPath
+from generator.types import ModelInfo, SkippedImage
 from generator.version import __version__
 
 SCHEMA_VERSION = 1
@@ -54,8 +73,18 @@ class ReportExtras:
     label_source: str | None = None  # "folders" or the CSV's file name
     duplicates: Duplicates | None = None
     neighbours: Neighbours | None = None
-    aliases: tuple[Alias, ...] = ()  # further paths to images already included
+    aliases: tuple[AliasPath, ...] = ()  # further paths to images already included
     notes: tuple[Message, ...] = ()  # caveats the analysis does not know of (e.g. about labels)
+
+
+@dataclass(frozen=True)
+class SampledTotals:
+    """What a sampled report (a store above SAMPLED_ROWS) counts over every row, not the sample:
+    the rows with an embedding, those without, and each k's cluster sizes."""
+
+    rows: int
+    skipped_rows: int
+    sizes_all: Mapping[int, Sequence[int]]
 
 
 def build_report(
@@ -68,10 +97,12 @@ def build_report(
     extras: ReportExtras | None = None,
     lang: str = "en",
     display_points: int | None = DEFAULT_DISPLAY_POINTS,
-) -> dict[str, Any]:
-    """The whole report as plain JSON-able data (the schema is documented in README).
+    sampled: SampledTotals | None = None,
+) -> Report:
+    """The whole report, built once (its keys are report.json's: generator/report.py).
 
-    `display_points`: how many images the 3D view draws at most (None: all), see sample.py."""
+    `display_points`: how many images the 3D view draws at most (None: all), see sample.py.
+    `sampled`: the totals over every row, when the images are a sample of a store."""
     extras = extras or ReportExtras()
     drawn = display_sample(
         [r.rel for r in images],
@@ -79,105 +110,104 @@ def build_report(
         display_points,
     )
     ratio = analysis.explained_variance_ratio
-    report = {
-        "schema_version": SCHEMA_VERSION,
-        "generator": {"name": "dinoclust", "version": __version__},
-        "title": title.text(lang) if isinstance(title, Message) else title,
-        "title_i18n": title.to_json() if isinstance(title, Message) else None,
-        "model": {
-            "name": model.name,
-            "weights": model.weights,
-            "weights_i18n": model.weights_i18n.to_json() if model.weights_i18n else None,
-            "random_weights": model.random_weights,
-            "precision": model.precision,
-            "backend": model.backend,
-            "feature_dim": analysis.feature_dim,
-            "preprocess": {
-                "size": PREPROCESS.size,
-                "mean": list(PREPROCESS.mean),
-                "std": list(PREPROCESS.std),
-                "resize": PREPROCESS.resize,
-            },
-        },
-        "seed": seed,
-        "images": [
-            {
-                "path": r.rel,
-                "thumb": r.thumb,
-                "thumb_width": r.thumb_size[0],
-                "thumb_height": r.thumb_size[1],
-                "width": r.size[0],
-                "height": r.size[1],
-                "preview": r.preview,
-                "preview_width": r.preview_size[0] if r.preview_size else None,
-                "preview_height": r.preview_size[1] if r.preview_size else None,
-            }
-            for r in images
-        ],
-        "points": _floats(analysis.view),
-        "display_sample": drawn.tolist(),
-        "pca": {
-            "n_components": analysis.n_components,
-            "explained_variance_ratio": _floats(ratio),
-            "cumulative_explained_variance_ratio": _floats(np.cumsum(ratio)),
-        },
-        "k_values": sorted(analysis.clusterings),
-        "clusterings": _clusterings(analysis, extras.labels),
-        "suggested_k": suggest_k({k: c.metrics for k, c in analysis.clusterings.items()}),
-        "suggested_k_rule": SUGGESTED_K_RULE,
-        "distinct_points": analysis.distinct_points,
-        "notes": [str(note) for note in (*analysis.notes, *extras.notes)],
-        "notes_i18n": [note.to_json() for note in (*analysis.notes, *extras.notes)],
-        "skipped": [
-            {"path": s.rel, "reason": s.reason, "reason_i18n": s.why.to_json()} for s in skipped
-        ],
-        "aliases": [{"path": a.rel, "same_as": a.same_as} for a in extras.aliases],
-        "labels": list(extras.labels.names) if extras.labels else None,
-        "label_names": list(extras.labels.distinct) if extras.labels else [],
-        "duplicates": _duplicates(extras.duplicates),
+    notes = (*analysis.notes, *extras.notes)
+    section = _model(model, analysis.feature_dim)
+    pca = Pca(analysis.n_components, _floats(ratio), _floats(np.cumsum(ratio)))
+    k_values = tuple(sorted(analysis.clusterings))
+    duplicates = _duplicates(extras.duplicates)
+    return Report(
+        schema_version=SCHEMA_VERSION,
+        generator=Generator("dinoclust", __version__),
+        title=title.text(lang) if isinstance(title, Message) else title,
+        title_i18n=_i18n(title) if isinstance(title, Message) else None,
+        model=section,
+        seed=seed,
+        images=tuple(_image(r) for r in images),
+        points=_rows(analysis.view),
+        display_sample=tuple(drawn.tolist()),
+        pca=pca,
+        k_values=k_values,
+        clusterings=_clusterings(analysis, extras.labels, sampled),
+        suggested_k=suggest_k({k: c.metrics for k, c in analysis.clusterings.items()}),
+        suggested_k_rule=SUGGESTED_K_RULE,
+        distinct_points=analysis.distinct_points,
+        notes=tuple(str(note) for note in notes),
+        notes_i18n=tuple(_i18n(note) for note in notes),
+        skipped=tuple(Skipped(s.rel, s.reason, _i18n(s.why)) for s in skipped),
+        aliases=tuple(Alias(a.rel, a.same_as) for a in extras.aliases),
+        labels=tuple(extras.labels.names) if extras.labels else None,
+        label_names=tuple(extras.labels.distinct) if extras.labels else (),
+        duplicates=duplicates,
         **_neighbours(extras.neighbours, len(images)),
-    }
-    report["provenance"] = provenance(report, model, extras.label_source)
-    return report
+        provenance=provenance(section, seed, pca, k_values, duplicates, model, extras.label_source),
+        sampled=True if sampled else None,
+        rows=sampled.rows if sampled else None,
+        skipped_rows=sampled.skipped_rows if sampled else None,
+    )
 
 
-def _clusterings(analysis: Analysis, labels: LabelComparison | None) -> dict[str, Any]:
+def _i18n(message: Message) -> I18n:
+    return I18n(message.key, MappingProxyType(dict(message.args)))
+
+
+def _model(model: ModelInfo, feature_dim: int) -> Model:
+    return Model(
+        name=model.name,
+        weights=model.weights,
+        weights_i18n=_i18n(model.weights_i18n) if model.weights_i18n else None,
+        random_weights=model.random_weights,
+        precision=model.precision,
+        backend=model.backend,
+        feature_dim=feature_dim,
+        preprocess=Preprocess(
+            PREPROCESS.size, tuple(PREPROCESS.mean), tuple(PREPROCESS.std), PREPROCESS.resize
+        ),
+    )
+
+
+def _image(r: ImageRecord) -> Image:
+    preview = r.preview_size or (None, None)
+    return Image(r.rel, r.thumb, *r.thumb_size, *r.size, r.preview, *preview)
+
+
+def _clusterings(
+    analysis: Analysis, labels: LabelComparison | None, sampled: SampledTotals | None
+) -> Mapping[str, Clustering]:
     out = {}
-    ks = sorted(analysis.clusterings)
-    for k in ks:
+    for k in sorted(analysis.clusterings):
         c = analysis.clusterings[k]
         after = analysis.clusterings.get(k + 1)
         metrics = {**c.metrics, **(labels.metrics[k] if labels else {})}
-        out[str(k)] = {
-            "labels": c.labels.tolist(),
-            "centers": _floats(to_view(c.centers)),
-            "sizes": list(c.sizes),
-            "inertia": round(c.inertia, DECIMALS),
-            "distances": _floats(c.distances),
-            "metrics": {key: _float(value) for key, value in metrics.items()},
-            "flows_to_next": [
-                list(f) for f in (flows(c.labels, after.labels, after.k) if after else [])
-            ],
-        }
-        if labels:
-            out[str(k)]["label_table"] = labels.tables[k].tolist()
-    return out
+        out[str(k)] = Clustering(
+            labels=tuple(c.labels.tolist()),
+            centers=_rows(to_view(c.centers)),
+            sizes=tuple(int(n) for n in c.sizes),
+            inertia=round(c.inertia, DECIMALS),
+            distances=_floats(c.distances),
+            metrics=MappingProxyType({key: _float(value) for key, value in metrics.items()}),
+            flows_to_next=tuple(
+                tuple(f) for f in (flows(c.labels, after.labels, after.k) if after else [])
+            ),
+            label_table=tuple(map(tuple, labels.tables[k].tolist())) if labels else None,
+            sizes_all=tuple(int(n) for n in sampled.sizes_all[k]) if sampled else None,
+        )
+    return MappingProxyType(out)
 
 
-def _duplicates(found: Duplicates | None) -> dict[str, Any]:
-    return {
-        "exact": [list(g) for g in found.exact] if found else [],
-        "near": [list(g) for g in found.near] if found else [],
-        "near_threshold": found.threshold if found else NEAR_DUPLICATE_COSINE,
-    }
+def _duplicates(found: Duplicates | None) -> ReportDuplicates:
+    if found is None:
+        return ReportDuplicates((), (), NEAR_DUPLICATE_COSINE)
+    return ReportDuplicates(
+        tuple(map(tuple, found.exact)), tuple(map(tuple, found.near)), found.threshold
+    )
 
 
 def _neighbours(found: Neighbours | None, n: int) -> dict[str, Any]:
     if found is None:
-        return {key: [[] for _ in range(n)] for key in NEIGHBOUR_KEYS}
+        return {key: ((),) * n for key in NEIGHBOUR_KEYS}
     return {
-        "neighbours": found.indices.tolist(),
-        "neighbour_similarity": _floats(found.similarity),
+        "neighbours": tuple(map(tuple, found.indices.tolist())),
+        "neighbour_similarity": _rows(found.similarity),
     }
 
 
@@ -187,6 +217,7 @@ PAGE_KEYS = (
     "suggested_k", "suggested_k_rule", "distinct_points", "notes", "notes_i18n", "skipped",
     "aliases", "label_names", "duplicates", "provenance", "sampled", "rows", "skipped_rows",
 )  # fmt: skip
+CLUSTERING_KEYS = tuple(f.name for f in fields(Clustering))
 PER_K = ("labels", "distances")  # the N-sized lists of each clustering: packed, not copied
 HASHED = re.compile(r"^(.*?)([0-9a-f]{20})(\.[A-Za-z0-9]+)$")  # thumbs/<key>.webp
 MICRO = 1_000_000  # distances travel as whole millionths: exactly the report's 6 decimals
@@ -203,47 +234,47 @@ class PageData:
     columns: dict[str, str]
 
 
-def page_data(report: dict[str, Any]) -> PageData:
+def page_data(report: Report) -> PageData:
     """Everything the page loads when it opens. The neighbours come later (page_neighbours) and
     each k's distances too (page_distances), when first needed."""
-    images = report["images"]
-    meta: dict[str, Any] = {key: report[key] for key in PAGE_KEYS if key in report}
+    images = report.images
+    meta: dict[str, Any] = json_fields(report, PAGE_KEYS)
     meta["n"] = len(images)
     meta["clusterings"] = {
-        k: {key: value for key, value in c.items() if key not in PER_K}
-        for k, c in report["clusterings"].items()
+        k: json_fields(c, [f for f in CLUSTERING_KEYS if f not in PER_K])
+        for k, c in report.clusterings.items()
     }
     arrays: dict[str, np.ndarray] = {}
-    shared, rest = _front_coded([image["path"] for image in images])
+    shared, rest = _front_coded([image.path for image in images])
     arrays["path_shared"], meta["path_rest"] = shared, rest
-    thumbs = [image["thumb"] for image in images]
+    thumbs = [image.thumb for image in images]
     meta["thumbs"], stems = _names(thumbs)
     if stems is not None:
         arrays["thumb_hex"] = stems
     meta["previews"] = _previews(images, meta["thumbs"])
-    arrays["thumb_width"] = np.array([i["thumb_width"] for i in images])
-    arrays["thumb_height"] = np.array([i["thumb_height"] for i in images])
+    arrays["thumb_width"] = np.array([i.thumb_width for i in images])
+    arrays["thumb_height"] = np.array([i.thumb_height for i in images])
     if meta["previews"] is not None:
-        arrays["preview_width"] = np.array([i.get("preview_width") or 0 for i in images])
-        arrays["preview_height"] = np.array([i.get("preview_height") or 0 for i in images])
-    points = np.asarray(report["points"], dtype=np.float64).reshape(-1, 3)
+        arrays["preview_width"] = np.array([i.preview_width or 0 for i in images])
+        arrays["preview_height"] = np.array([i.preview_height or 0 for i in images])
+    points = np.asarray(report.points, dtype=np.float64).reshape(-1, 3)
     meta["points_range"], arrays["points"] = _quantised(points)
-    for k, c in report["clusterings"].items():
-        arrays[f"labels_{k}"] = np.asarray(c["labels"], dtype=np.int64)
-    if report.get("labels") is not None:
-        index = {name: i for i, name in enumerate(report["label_names"])}
-        arrays["label_index"] = np.array([index[name] for name in report["labels"]])
-    arrays["display_sample"] = np.asarray(report["display_sample"], dtype=np.int64)
+    for k, c in report.clusterings.items():
+        arrays[f"labels_{k}"] = np.asarray(c.labels, dtype=np.int64)
+    if report.labels is not None:
+        index = {name: i for i, name in enumerate(report.label_names)}
+        arrays["label_index"] = np.array([index[name] for name in report.labels])
+    arrays["display_sample"] = np.asarray(report.display_sample, dtype=np.int64)
     columns = {name: _packed(values) for name, values in arrays.items()}
     meta["columns"] = {name: dtype for name, (dtype, _) in columns.items()}
     return PageData(meta, {name: data for name, (_, data) in columns.items()})
 
 
-def page_distances(report: dict[str, Any], k: int | str) -> dict[str, str]:
+def page_distances(report: Report, k: int | str) -> dict[str, str]:
     """One k's distances to the centre, as the page loads them when it first shows that k:
     whole millionths (uint32), so that they decode to exactly the report's numbers; float64
     where a distance is too large for that."""
-    values = np.asarray(report["clusterings"][str(k)]["distances"], dtype=np.float64)
+    values = np.asarray(report.clustering(k).distances, dtype=np.float64)
     if values.size and float(values.max()) * MICRO >= 2**32 - 1:
         return {"dtype": "f8", "data": _b64(values.astype("<f8"))}
     micro = np.rint(values * MICRO).astype("<u4")
@@ -284,16 +315,16 @@ def _names(names: list[str]) -> tuple[dict[str, Any], np.ndarray | None]:
     return {"list": names}, None
 
 
-def _previews(images: list[dict[str, Any]], thumbs: dict[str, Any]) -> dict[str, Any] | None:
+def _previews(images: Sequence[Image], thumbs: dict[str, Any]) -> dict[str, Any] | None:
     """The previews: none; each named like its thumbnail in another folder; or listed."""
-    previews = [image.get("preview") for image in images]
+    previews = [image.preview for image in images]
     if not any(previews):
         return None
     forms = set()
     for preview, image in zip(previews, images, strict=True):
         if not preview:
             continue
-        mine, theirs = HASHED.match(preview), HASHED.match(image["thumb"])
+        mine, theirs = HASHED.match(preview), HASHED.match(image.thumb)
         if not (mine and theirs and mine.group(2) == theirs.group(2)):
             forms.add(None)
             break
@@ -328,14 +359,14 @@ def _b64(values: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(values).tobytes()).decode("ascii")
 
 
-def page_neighbours(report: dict[str, Any]) -> dict[str, Any]:
+def page_neighbours(report: Report) -> dict[str, Any]:
     """Every image's neighbours packed as base64: one big-endian integer of `bytes` bytes per
     neighbour, `index << sim_bits | q`, the similarity quantised to q = 0 … 2^sim_bits - 1 over
     [lo, hi]. At 100,000 images a neighbour takes 3 bytes (17 bits of index, 7 of similarity: a
     step of (hi - lo) / 127), so 12 neighbours cost 48 base64 characters per image: 4.8 MB."""
-    indices = np.asarray(report["neighbours"], dtype=np.int64)
-    sims = np.asarray(report["neighbour_similarity"], dtype=np.float64)
-    n = len(report["images"])
+    indices = np.asarray(report.neighbours, dtype=np.int64)
+    sims = np.asarray(report.neighbour_similarity, dtype=np.float64)
+    n = len(report.images)
     count = indices.shape[1] if indices.ndim == 2 else 0
     width = 3 if n <= 1 << 17 else 4
     index_bits = max(1, (n - 1).bit_length())
@@ -356,25 +387,31 @@ def page_neighbours(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def provenance(
-    report: dict[str, Any], model: ModelInfo, label_source: str | None
-) -> dict[str, Any]:
+    model: Model,
+    seed: int,
+    pca: Pca,
+    k_values: tuple[int, ...],
+    duplicates: ReportDuplicates,
+    info: ModelInfo,
+    label_source: str | None,
+) -> Provenance:
     """How the numbers were made, enough to reproduce them (no paths, no machine names)."""
-    return {
-        "model": model.name,
-        "weights": model.weights,
-        "weights_id": model.weights_id,
-        "precision": model.precision,
-        "backend": model.backend,
-        "preprocess": report["model"]["preprocess"],
-        "seed": report["seed"],
-        "feature_dim": report["model"]["feature_dim"],
-        "pca_components": report["pca"]["n_components"],
-        "kmeans": {"n_init": N_INIT, "k_values": report["k_values"]},
-        "silhouette_sample": SILHOUETTE_SAMPLE,
-        "near_duplicate_cosine": report["duplicates"]["near_threshold"],
-        "labels": label_source,
-        "packages": {"dinoclust": __version__, **{p: _version(p) for p in PACKAGES}},
-    }
+    return Provenance(
+        model=info.name,
+        weights=info.weights,
+        weights_id=info.weights_id,
+        precision=info.precision,
+        backend=info.backend,
+        preprocess=model.preprocess,
+        seed=seed,
+        feature_dim=model.feature_dim,
+        pca_components=pca.n_components,
+        kmeans=KMeans(N_INIT, k_values),
+        silhouette_sample=SILHOUETTE_SAMPLE,
+        near_duplicate_cosine=duplicates.near_threshold,
+        labels=label_source,
+        packages=MappingProxyType({"dinoclust": __version__, **{p: _version(p) for p in PACKAGES}}),
+    )
 
 
 def _version(package: str) -> str | None:
@@ -386,16 +423,21 @@ def _version(package: str) -> str | None:
         return None
 
 
-def report_json(report: dict[str, Any]) -> str:
-    return json.dumps(report, sort_keys=True, ensure_ascii=False, separators=(",", ":")) + "\n"
+def report_json(report: Report) -> str:
+    """report.json's text: sorted keys, no spaces, UTF-8 as it is (byte-identical rebuilds)."""
+    text = json.dumps(
+        report, default=json_default, sort_keys=True, ensure_ascii=False, separators=(",", ":")
+    )
+    return text + "\n"
 
 
-def assignments_csv(report: dict[str, Any]) -> str:
+def assignments_csv(report: Report) -> str:
     """`path,k2,k3,…`: one row per image, the cluster id at each k."""
-    ks = report["k_values"]
+    ks = report.k_values
+    labels = [report.clustering(k).labels for k in ks]
     rows: list[list[Any]] = [["path", *(f"k{k}" for k in ks)]]
-    for i, image in enumerate(report["images"]):
-        rows.append([image["path"], *(report["clusterings"][str(k)]["labels"][i] for k in ks)])
+    for i, image in enumerate(report.images):
+        rows.append([image.path, *(each[i] for each in labels)])
     return csv_text(rows)
 
 
@@ -403,5 +445,10 @@ def _float(value: float | None) -> float | None:
     return None if value is None else round(float(value), DECIMALS)
 
 
-def _floats(values: np.ndarray) -> Any:
-    return np.round(np.asarray(values, dtype=np.float64), DECIMALS).tolist()
+def _floats(values: np.ndarray) -> tuple[float, ...]:
+    return tuple(np.round(np.asarray(values, dtype=np.float64), DECIMALS).tolist())
+
+
+def _rows(values: np.ndarray) -> tuple[tuple[float, ...], ...]:
+    """A matrix's rows, rounded."""
+    return tuple(map(tuple, np.round(np.asarray(values, dtype=np.float64), DECIMALS).tolist()))

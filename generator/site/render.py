@@ -18,6 +18,7 @@ from markupsafe import Markup, escape
 from generator.analysis.experiment import experiment_markdown
 from generator.i18n import LANGS, templates_dir, translate, ui_strings
 from generator.model.vit import MODEL_NAME
+from generator.report import Report
 from generator.site.payload import (
     assignments_csv,
     page_data,
@@ -41,7 +42,7 @@ def plotly_js() -> tuple[Path, str]:
     return path, get_plotlyjs_version()
 
 
-def render_site(report: dict[str, Any], site: Path, lang: str = "en") -> None:
+def render_site(report: Report, site: Path, lang: str = "en") -> None:
     """Write index.html, report.json, assignments.csv and the static assets into `site`."""
     templates = templates_dir()
     plotly_path, plotly_version = plotly_js()
@@ -55,7 +56,7 @@ def render_site(report: dict[str, Any], site: Path, lang: str = "en") -> None:
         site / NEIGHBOURS_JS,
         env.get_template("neighbours.js").render(neighbours=page_neighbours(report)),
     )
-    for k in report["k_values"]:
+    for k in report.k_values:
         _write(
             site / DISTANCES_JS.format(k=k),
             env.get_template("distances.js").render(k=k, distances=page_distances(report, k)),
@@ -66,9 +67,7 @@ def render_site(report: dict[str, Any], site: Path, lang: str = "en") -> None:
     _write(site / ".nojekyll", "")
 
 
-def render_index(
-    report: dict[str, Any], plotly_src: str, single: Any = None, lang: str = "en"
-) -> str:
+def render_index(report: Report, plotly_src: str, single: Any = None, lang: str = "en") -> str:
     """The page itself; every user string goes through autoescaping or `tojson`.
 
     `single` (singlefile.Inline) inlines the scripts and styles, for the one-file variant. The page
@@ -82,7 +81,7 @@ def render_index(
         report=report,
         page=page_data(report),
         neighbours=page_neighbours(report) if single else None,
-        distances={k: page_distances(report, k) for k in report["k_values"]} if single else None,
+        distances={k: page_distances(report, k) for k in report.k_values} if single else None,
         experiment={code: experiment_markdown(report, code) for code in LANGS},
         plotly_js=plotly_src,
         version=__version__,

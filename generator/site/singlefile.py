@@ -11,15 +11,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
 
 from markupsafe import Markup
 
 from generator.errors import GeneratorError
 from generator.i18n import templates_dir
+from generator.report import Report
 from generator.site.render import plotly_js, render_index
 
 GENERATOR_TAG = b'<meta name="generator" content="dinoclust '  # how we recognise our own files
@@ -42,7 +42,7 @@ class Inline:
         return " ".join(f"'sha256-{base64.b64encode(d).decode('ascii')}'" for d in digests)
 
 
-def render_single(report: dict[str, Any], site: Path, lang: str = "en") -> str:
+def render_single(report: Report, site: Path, lang: str = "en") -> str:
     """The one-file page for `report`, whose thumbnails are read from the built `site` folder.
 
     It inlines exactly the scripts and stylesheets the folder page loads, in the same order, so
@@ -57,24 +57,24 @@ def render_single(report: dict[str, Any], site: Path, lang: str = "en") -> str:
     return render_index(inline_thumbs(report, site), plotly_src="", single=inline, lang=lang)
 
 
-def inline_thumbs(report: dict[str, Any], site: Path) -> dict[str, Any]:
+def inline_thumbs(report: Report, site: Path) -> Report:
     """The report with each thumbnail's and preview's path replaced by a data: URI (duplicates
     encoded once)."""
     uris: dict[str, str] = {}
-    previews = {image["preview"] for image in report["images"] if image.get("preview")}
-    for rel in sorted({image["thumb"] for image in report["images"]} | previews):
+    previews = {image.preview for image in report.images if image.preview}
+    for rel in sorted({image.thumb for image in report.images} | previews):
         mime = MIME.get(rel.rsplit(".", 1)[-1].lower(), "application/octet-stream")
         data = base64.b64encode((site / rel).read_bytes()).decode("ascii")
         uris[rel] = f"data:{mime};base64,{data}"
-    images = [
-        {
-            **image,
-            "thumb": uris[image["thumb"]],
-            **({"preview": uris[image["preview"]]} if image.get("preview") else {}),
-        }
-        for image in report["images"]
-    ]
-    return {**report, "images": images}
+    images = tuple(
+        replace(
+            image,
+            thumb=uris[image.thumb],
+            preview=uris[image.preview] if image.preview else image.preview,
+        )
+        for image in report.images
+    )
+    return replace(report, images=images)
 
 
 class _Assets(HTMLParser):

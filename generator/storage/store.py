@@ -67,6 +67,7 @@ META_MODEL = "dinoclust.model"
 META_WEIGHTS_ID = "dinoclust.weights_id"
 META_PRECISION = "dinoclust.precision"
 META_BACKEND = "dinoclust.backend"  # torch or openvino (--backend)
+META_DEVICE = "dinoclust.device"  # cpu, cuda, mps: where the model ran (a Ray actor's own)
 META_PREPROCESS = "dinoclust.preprocess"
 META_THUMB_SIZE = "dinoclust.thumb_size"
 META_PREVIEW_SIZE = "dinoclust.preview_size"  # 0: no previews
@@ -114,6 +115,7 @@ def model_metadata(
         META_WEIGHTS_ID: info.weights_id,
         META_PRECISION: info.precision,
         META_BACKEND: info.backend,
+        META_DEVICE: info.device,
         META_PREPROCESS: json.dumps(_preprocess(), sort_keys=True),
         META_THUMB_SIZE: str(thumb_size),
         META_PREVIEW_SIZE: str(preview_size),
@@ -320,7 +322,7 @@ class Store:
             weights or "unknown",
             meta.get(META_WEIGHTS_ID, "unknown"),
             meta.get(META_RANDOM) == "true",
-            "cpu",
+            meta.get(META_DEVICE, "cpu"),
             meta.get(META_PRECISION, "unknown"),
             said,
             meta.get(META_BACKEND, "torch"),
