@@ -19,11 +19,12 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install -q -e ".[test]"
 	@touch $@
 
-# The accel extra's OpenVINO (pyproject.toml; test_packaging checks the two agree), beside .venv
+# The accel extra's OpenVINO and NNCF (pyproject.toml; test_packaging checks the two agree), beside .venv
 # rather than in it: installed there, `--backend auto` would run every real-model test on it.
 # `make test` runs the tests marked openvino a second time with it on PYTHONPATH.
 ACCEL := $(VENV)/accel
-ACCEL_PACKAGES := "openvino>=2024.4" "openvino-telemetry>=2023.2.1"
+# NNCF (--precision int8) and those of its dependencies that .venv lacks
+ACCEL_PACKAGES := "openvino>=2024.4" "openvino-telemetry>=2023.2.1" "nncf>=2.14" "ninja>=1.10" "pydot>=1.4.1,<=4.0.1" "pyparsing>=3" "tabulate>=0.9"
 $(ACCEL)/.installed: $(VENV)/.installed-test
 	$(BIN)/pip install -q --no-deps --target $(ACCEL) $(ACCEL_PACKAGES)
 	@touch $@

@@ -18,7 +18,7 @@ from generator.errors import ConfigError
 from generator.i18n import LANGS
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 BACKENDS = ("auto", "torch", "openvino")
 ENGINES = ("local", "ray")
 MODES = ("link", "copy", "symlink")  # dinoclust sort
@@ -96,7 +96,8 @@ PRECISION = Option(
     "precision",
     ("--precision",),
     "Model precision; auto picks bf16 where the hardware does it natively (CUDA, CPUs with AMX "
-    "or AVX512-BF16), fp32 otherwise.",
+    "or AVX512-BF16); on other CPUs int8 (OpenVINO + NNCF, the accel extra) if it holds the "
+    "accuracy floors on a bundled check set, else fp32.",
     "auto",
     "choice",
     PRECISIONS,

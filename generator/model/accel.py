@@ -19,14 +19,18 @@ import shutil
 import tempfile
 import threading
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from generator.errors import ModelError
 from generator.model.vit import MODEL_NAME, PREPROCESS, Preprocess, create_model
 from generator.types import ModelInfo
+
+if TYPE_CHECKING:
+    from generator.model.int8 import Verdict
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +39,9 @@ CONVERTED = "openvino"  # the folder under the cache folder
 # Images per inference request: 16 ran fastest on 2 cores (bench_build.py). Not more: OpenVINO
 # 2026.4 crashed now and then (SIGSEGV) on requests of 32 images in bf16 on an AMX Xeon.
 CHUNK = 16
-HINTS = {"fp32": "f32", "bf16": "bf16"}
+# int8: NNCF's quantised ops run int8, the rest f32 (what a CPU without bf16 units runs anyway)
+HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
+INT8_INSTALL = 'pip install "dinoclust[accel]" (OpenVINO and NNCF)'
 
 
 def openvino_installed() -> bool:
@@ -43,9 +49,12 @@ def openvino_installed() -> bool:
 
 
 def check_openvino(device: str, precision: str) -> None:
-    """`--backend openvino` needs the extra, the CPU, and fp32 or bf16."""
+    """`--backend openvino` needs the extra, the CPU, and fp32, bf16 or int8 (with NNCF)."""
     if not openvino_installed():
         raise ModelError(f"--backend openvino needs OpenVINO, which is not installed: {INSTALL}")
+    if precision == "int8":
+        check_int8(device, "openvino")
+        return
     if device != "cpu":
         raise ModelError(
             f"--backend openvino runs on the CPU (got --device {device}); use --device cpu, "
@@ -53,8 +62,27 @@ def check_openvino(device: str, precision: str) -> None:
         )
     if precision not in HINTS:
         raise ModelError(
-            f"--backend openvino runs fp32 or bf16 (got --precision {precision}); use "
+            f"--backend openvino runs fp32, bf16 or int8 (got --precision {precision}); use "
             "--precision auto, or --backend torch."
+        )
+
+
+def check_int8(device: str, backend: str) -> None:
+    """`--precision int8` runs on OpenVINO with NNCF (the accel extra), on the CPU."""
+    from generator.model.int8 import nncf_installed
+
+    if device != "cpu":
+        raise ModelError(
+            f"--precision int8 runs on the CPU (got --device {device}); use --device cpu, or "
+            "--precision auto for the GPU."
+        )
+    if backend == "torch":
+        raise ModelError(
+            "--precision int8 runs on OpenVINO, not --backend torch; use --backend auto."
+        )
+    if not (openvino_installed() and nncf_installed()):
+        raise ModelError(
+            f"--precision int8 needs OpenVINO and NNCF, which are not installed: {INT8_INSTALL}"
         )
 
 
@@ -108,22 +136,92 @@ def load_openvino(
 
     core = ov.Core()
     config = {"INFERENCE_PRECISION_HINT": HINTS[info.precision], "PERFORMANCE_HINT": "THROUGHPUT"}
+    if info.precision == "int8":
+        model = int8_model(weights, info, seed, cache_dir)
+    else:
+        model = fp32_model(weights, info, seed, cache_dir)
     if cache_dir is not None:
-        folder = converted_folder(cache_dir, info)
-        if not (folder / "model.xml").is_file():
-            _convert(weights, seed, folder)
-        model = core.read_model(str(folder / "model.xml"))
         # one compiled-model cache per precision: OpenVINO 2026.4.1's cache key ignores
         # INFERENCE_PRECISION_HINT, so a bf16 compile found the fp32 blob of an earlier
         # --precision fp32 build and ran it at 16 instead of 114 img/s (AMX Xeon)
         config["CACHE_DIR"] = str(cache_dir / CONVERTED / "compiled" / info.precision)
-    else:
-        model = _converted(weights, seed)
     compiled = core.compile_model(model, "CPU", config)
     log.info(
         "model %s, weights %s, OpenVINO %s on the CPU", info.name, info.weights, info.precision
     )
     return OpenVinoEmbedder(compiled, info)
+
+
+def fp32_model(weights: str, info: ModelInfo, seed: int, cache_dir: Path | None) -> Any:
+    """The converted fp32 model: from the cache folder (converted now if it is not there)."""
+    import openvino as ov
+
+    if cache_dir is None:
+        return _converted(weights, seed)
+    folder = converted_folder(cache_dir, info)
+    if not (folder / "model.xml").is_file():
+        _convert(weights, seed, folder)
+    return ov.Core().read_model(str(folder / "model.xml"))
+
+
+def int8_folder(cache_dir: Path, info: ModelInfo) -> Path:
+    """The int8 model and its check beside the conversion, one per NNCF version."""
+    from generator.version import package_version
+
+    return converted_folder(cache_dir, info) / f"int8-nncf-{package_version('nncf')}"
+
+
+def int8_model(weights: str, info: ModelInfo, seed: int, cache_dir: Path | None) -> Any:
+    """The model quantised by NNCF on the bundled set: kept in the cache folder (quantised now,
+    about 40 s on 2 cores, if it is not there)."""
+    import openvino as ov
+
+    from generator.model.int8 import check_pixels, quantise
+
+    folder = int8_folder(cache_dir, info) if cache_dir is not None else None
+    if folder is not None and (folder / "model.xml").is_file():
+        return ov.Core().read_model(str(folder / "model.xml"))
+    log.info("quantising the model to int8 on the bundled images (once on this machine)…")
+    quantised = quantise(fp32_model(weights, info, seed, cache_dir), check_pixels())
+    if folder is not None:
+        _keep(folder, lambda temporary: ov.save_model(quantised, str(temporary / "model.xml")))
+    return quantised
+
+
+def int8_verdict(weights: str, info: ModelInfo, seed: int, cache_dir: Path | None) -> Verdict:
+    """int8 against fp32 on the bundled check set (model.int8.compare), kept beside the int8
+    model: `--precision auto` reads it rather than checking again."""
+    from generator.model.int8 import Verdict, check_set, compare
+
+    saved = int8_folder(cache_dir, info) / "check.json" if cache_dir is not None else None
+    if saved is not None and saved.is_file():
+        try:
+            return Verdict.from_json(saved.read_text(encoding="utf-8"))
+        except (ValueError, KeyError, TypeError):
+            pass  # damaged: check again
+    log.info("checking int8 against fp32 on the bundled images (once on this machine)…")
+    pixels, grouped = check_set()
+    runs = {}
+    for precision, model in (
+        ("fp32", fp32_model(weights, info, seed, cache_dir)),
+        ("int8", int8_model(weights, info, seed, cache_dir)),
+    ):
+        compiled = _compile(model, precision)
+        runs[precision] = OpenVinoEmbedder(compiled, info)(pixels)
+    verdict = compare(runs["fp32"], runs["int8"], grouped)
+    if saved is not None:
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        partial = saved.with_suffix(".partial")
+        partial.write_text(verdict.to_json(), encoding="utf-8")
+        os.replace(partial, saved)
+    return verdict
+
+
+def _compile(model: Any, precision: str) -> Any:
+    import openvino as ov
+
+    config = {"INFERENCE_PRECISION_HINT": HINTS[precision], "PERFORMANCE_HINT": "THROUGHPUT"}
+    return ov.Core().compile_model(model, "CPU", config)
 
 
 def converted_folder(cache_dir: Path, info: ModelInfo) -> Path:
@@ -158,12 +256,22 @@ def _convert(weights: str, seed: int, folder: Path) -> None:
     import openvino as ov
 
     log.info("converting the model for OpenVINO (once on this machine)…")
+    converted = _converted(weights, seed)
+    _keep(
+        folder,
+        lambda temporary: ov.save_model(
+            converted, str(temporary / "model.xml"), compress_to_fp16=False
+        ),
+    )
+
+
+def _keep(folder: Path, write: Callable[[Path], object]) -> None:
+    """`write` into a folder beside `folder`, then renamed: a build that stops half-way never
+    leaves half a model."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=".convert-", dir=folder.parent))
     try:
-        ov.save_model(
-            _converted(weights, seed), str(temporary / "model.xml"), compress_to_fp16=False
-        )
+        write(temporary)
         try:
             os.replace(temporary, folder)
         except OSError:  # another build converted it first

@@ -14,6 +14,7 @@ import shutil
 import sys
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 phase = logging.getLogger(PHASE_LOGGER)
 
 NVIDIA_DRIVER = Path("/proc/driver/nvidia/version")
+CPUINFO = Path("/proc/cpuinfo")  # the CPU's flags (Linux); elsewhere no bf16 units are assumed
 
 
 class VitEmbedder:
@@ -55,15 +57,20 @@ class VitEmbedder:
 
 
 def plan_model(
-    weights: str, device: str, precision: str, seed: int = 0, backend: str = "auto"
+    weights: str,
+    device: str,
+    precision: str,
+    seed: int = 0,
+    backend: str = "auto",
+    cache_dir: Path | None = None,
 ) -> ModelInfo:
     """Settle model, weights, device, precision and backend before anything is loaded, so that
     the cache namespace comes from the identity the model will really run with. torch is asked
     only where an NVIDIA driver makes CUDA likely (a CPU-only warm rebuild never imports it).
-    A missing checkpoint or backend is reported here, before any image is decoded."""
+    A missing checkpoint or backend is reported here, before any image is decoded. `cache_dir`
+    keeps `--precision auto`'s int8 check (see choose_int8)."""
     chosen = probe_device(device)
     resolved = settle_precision(resolve_precision(precision, chosen), chosen, precision)
-    runner = resolve_backend(backend, chosen, resolved)
     if weights == RANDOM:
         said, weights_id = Message.of("weights_random", seed=seed), f"random:{seed}"
     elif weights == PRETRAINED:
@@ -76,7 +83,52 @@ def plan_model(
         said = Message.of("weights_checkpoint", name=path.name, sha=digest[:12])
         weights_id = f"sha256:{digest}"
     random = weights == RANDOM
-    return ModelInfo(MODEL_NAME, str(said), weights_id, random, chosen, resolved, said, runner)
+    info = ModelInfo(MODEL_NAME, str(said), weights_id, random, chosen, resolved, said, "torch")
+    if precision == "auto" and chosen == "cpu" and resolved == "fp32":
+        resolved = choose_int8(weights, replace(info, backend="openvino"), seed, backend, cache_dir)
+    elif precision == "auto":
+        log.info("precision auto: %s (%s)", resolved, AUTO_REASONS.get(chosen, "this device"))
+    return replace(info, precision=resolved, backend=resolve_backend(backend, chosen, resolved))
+
+
+AUTO_REASONS = {
+    "cuda": "a CUDA GPU; fp16 where it has no bf16 tensor cores",
+    "mps": "Apple's GPU",
+    "cpu": "this CPU has bf16 units (AMX or AVX512-BF16)",
+}
+
+
+def choose_int8(
+    weights: str, info: ModelInfo, seed: int, backend: str, cache_dir: Path | None
+) -> str:
+    """`--precision auto` on a CPU without bf16 units: int8 where OpenVINO and NNCF are
+    installed and int8 holds the floors (cosine, ARI) on the bundled check set, else fp32 (and
+    then it says once that `--precision int8` is faster). The choice and why go to the log (-v)."""
+    from generator.model import accel
+    from generator.model.int8 import nncf_installed
+
+    if backend not in ("auto", "openvino") or not accel.openvino_installed():
+        why = f"--backend {backend}" if backend not in ("auto", "openvino") else "no OpenVINO"
+        log.info("precision auto: fp32 (no bf16 units on this CPU; int8 needs OpenVINO: %s)", why)
+        return "fp32"
+    if not nncf_installed():
+        log.info("precision auto: fp32 (no bf16 units; int8 needs NNCF: %s)", accel.INT8_INSTALL)
+        return "fp32"
+    verdict = accel.int8_verdict(weights, info, seed, cache_dir)
+    if verdict.holds:
+        log.info("precision auto: int8, as this CPU has no bf16 units and %s", verdict.reason())
+        return "int8"
+    log.info("precision auto: fp32, as int8 misses the floors: %s", verdict.reason())
+    if not _said_int8_faster:
+        _said_int8_faster.append(True)
+        log.warning(
+            "--precision auto stays fp32: int8 misses the accuracy floors on the bundled check "
+            "set with these weights. --precision int8 is about twice as fast, if you accept it."
+        )
+    return "fp32"
+
+
+_said_int8_faster: list[bool] = []  # the note above is said once a process
 
 
 def load_embedder(
@@ -156,7 +208,7 @@ def settle_precision(precision: str, device: str, requested: str) -> str:
 
 def resolve_precision(requested: str, device: str) -> str:
     """`auto`: bf16 where matrix units do it natively (CUDA; CPUs with AMX or AVX512-BF16),
-    fp16 on Apple's GPU, fp32 elsewhere."""
+    fp16 on Apple's GPU, fp32 elsewhere (plan_model may then choose int8, see choose_int8)."""
     if requested != "auto":
         return requested
     if device == "cuda":
@@ -168,7 +220,7 @@ def resolve_precision(requested: str, device: str) -> str:
 
 def cpu_has_bf16() -> bool:
     try:
-        flags = Path("/proc/cpuinfo").read_text(errors="replace")
+        flags = CPUINFO.read_text(errors="replace")
     except OSError:
         return False
     return any(flag in flags.split() for flag in ("amx_bf16", "avx512_bf16"))
@@ -176,11 +228,15 @@ def cpu_has_bf16() -> bool:
 
 def resolve_backend(requested: str, device: str, precision: str) -> str:
     """`auto`: OpenVINO for the CPU when the `accel` extra is installed (fp32 or bf16), else
-    torch. `openvino` without the extra, or off the CPU, is an error naming the fix."""
-    from generator.model.accel import check_openvino, openvino_installed
+    torch; int8 runs only on OpenVINO. `openvino` without the extra, or off the CPU, is an error
+    naming the fix."""
+    from generator.model.accel import check_int8, check_openvino, openvino_installed
 
     if requested not in BACKENDS:
         raise ModelError(f"Unknown backend {requested!r}: use one of {', '.join(BACKENDS)}.")
+    if precision == "int8":
+        check_int8(device, requested)
+        return "openvino"
     if requested == "auto":
         fits = device == "cpu" and precision in ("fp32", "bf16")
         return "openvino" if fits and openvino_installed() else "torch"
@@ -279,7 +335,9 @@ def plan_embedder(
 ) -> LazyEmbedder:
     """The model the options name, loaded only if an image is not in the cache (every command
     gets its model here; `then` runs in the loader's thread once the model is loaded)."""
-    info = plan_model(model.weights, model.device, model.precision, model.seed, model.backend)
+    info = plan_model(
+        model.weights, model.device, model.precision, model.seed, model.backend, cache_dir
+    )
     return LazyEmbedder(
         info, lambda: load_embedder(model.weights, info, model.seed, cache_dir), then
     )
