@@ -294,4 +294,4 @@ def test_random_weights_banner(browser: Browser, hostile_site: Path) -> None:
     with open_page(browser, hostile_site / "index.html") as opened:
         banner = opened.page.locator("#random-banner")
         assert banner.is_visible()
-        assert "--weights random" in banner.inner_text()
+        assert "built with random, untrained weights" in banner.inner_text()
