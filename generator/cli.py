@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("generator")
 
 DEMO_DIR = DEMO_IMAGES
+_Config = TypeVar("_Config")
 
 
 BARS: list[object] = []  # the progress bars on the terminal now (at most one)
@@ -114,6 +115,23 @@ def _logging(verbose: int, quiet: bool) -> Iterator[None]:
         log.handlers[:], level, log.propagate, phase_level = before
         log.setLevel(level)
         phase.setLevel(phase_level)
+
+
+def _configured(make: Callable[..., _Config], *args: Any, **kwargs: Any) -> _Config:
+    """A command's config from its options; one out of range or at odds: a usage error (2)."""
+    try:
+        return make(*args, **kwargs)
+    except ConfigError as exc:
+        raise click.UsageError(printable(str(exc))) from exc
+
+
+@contextmanager
+def _reported() -> Iterator[None]:
+    """The library's errors become one `Error:` line (exit 1), never a traceback."""
+    try:
+        yield
+    except GeneratorError as exc:
+        raise click.ClickException(printable(str(exc))) from exc
 
 
 def _progress_for(quiet: bool) -> Callable[..., Any]:
@@ -287,14 +305,9 @@ def sort_command(inputs: tuple[Path, ...], verbose: int, quiet: bool, **options:
     with _logging(verbose, quiet):
         from generator.commands.sort import sort_collection
 
-        try:
-            config = sort_config(inputs, **options)
-        except ConfigError as exc:
-            raise click.UsageError(printable(str(exc))) from exc
-        try:
+        config = _configured(sort_config, inputs, **options)
+        with _reported():
             result = sort_collection(config, progress=_progress_for(quiet))
-        except GeneratorError as exc:
-            raise click.ClickException(printable(str(exc))) from exc
         if quiet:
             return
         how = {"link": "hard links, no extra space", "copy": "copies", "symlink": "symbolic links"}
@@ -346,18 +359,14 @@ def _run(
         source = click.get_current_context().get_parameter_source("output")
         if source is click.core.ParameterSource.DEFAULT:
             options["output"] = None  # site/, or report.html with --single-file
-        try:
-            config = build_config(
-                inputs, title=title, cache_dir=cache_dir, no_cache=no_cache, **options
-            )
-        except ConfigError as exc:
-            raise click.UsageError(printable(str(exc))) from exc
+        config = _configured(
+            build_config, inputs, title=title, cache_dir=cache_dir, no_cache=no_cache, **options
+        )
         existed = config.output.exists()
         PROGRESS.clear()
         try:
-            delivery = deliver(config, progress=_progress_for(quiet))
-        except GeneratorError as exc:
-            raise click.ClickException(printable(str(exc))) from exc
+            with _reported():
+                delivery = deliver(config, progress=_progress_for(quiet))
         except KeyboardInterrupt:
             said = _interrupted(config.output, existed, config.cache_dir is not None)
             click.echo(printable(said), err=True)
@@ -415,14 +424,9 @@ def _embed(inputs: tuple[Path, ...], verbose: int, quiet: bool, **options: Any) 
     with _logging(verbose, quiet):
         from generator.commands.embed import embed_collection
 
-        try:
-            config = embed_config(inputs, **options)
-        except ConfigError as exc:
-            raise click.UsageError(printable(str(exc))) from exc
-        try:
+        config = _configured(embed_config, inputs, **options)
+        with _reported():
             result = embed_collection(config, progress=_progress_for(quiet))
-        except GeneratorError as exc:
-            raise click.ClickException(printable(str(exc))) from exc
         if quiet:
             return
         source = "kept from the last run or the cache" if result.resumed else "from the cache"
