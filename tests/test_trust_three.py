@@ -813,6 +813,32 @@ def test_item_15_a_store_opened_before_an_embed_commits_is_read_whole(emb, tmp_p
     assert len(rows) == 9 and rows[0].thumb
 
 
+def test_item_15_a_store_keeps_reading_when_another_on_the_same_parts_lets_go(emb, tmp_path) -> None:
+    """Two stores open on one generation (a build and an embed's look at what is there) share
+    each part's descriptor: the second one letting go, once `embed` committed and removed the
+    parts, must not close what the first still reads through (CI's race in stop 30)."""
+    import gc
+
+    import pyarrow.parquet as pq
+
+    from generator.storage.store import open_store, read_rows_raw, readable
+
+    first, second = open_store(emb), open_store(emb)
+    old = [p.name for p in first.files]
+    photos = tmp_path / "photos"
+    (photos / "red" / "red_0.png").unlink()
+    embed_collection(EmbedConfig(inputs=(photos,), output=emb), embedder=FakeEmbedder())
+    assert not any((emb / name).exists() for name in old)
+    reading = [readable(path) for path in first.files]  # a read of `first` under way ...
+    del second  # ... while the other store lets go
+    gc.collect()
+    assert sum(pq.read_metadata(where).num_rows for where in reading) == 9
+    assert first.count() == 9
+    assert len(list(read_rows_raw(first))) == 9
+    third = open_store(emb)  # the new generation: its own descriptors, 8 rows
+    assert third.count() == 8 and first.count() == 9
+
+
 def test_item_15_builds_while_embed_reruns_never_fail(emb, tmp_path) -> None:
     import threading
     import time

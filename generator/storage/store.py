@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import re
+import threading
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -370,7 +371,19 @@ def _checked(files: tuple[Path, ...], pq: Any) -> Store:
 # --- a reader sees the generation it opened ------------------------------------------------
 
 PIN_TRIES = 5  # listings tried while a concurrent `embed` replaces the generation
-_PINNED: dict[Path, list[int]] = {}  # part → descriptors open_store holds on it
+
+
+@dataclass
+class _Pin:
+    """One descriptor on a part, shared by every open store that holds that same file."""
+
+    fd: int
+    file: tuple[int, int]  # (st_dev, st_ino): the file it holds
+    holders: int = 1
+
+
+_PINNED: dict[Path, list[_Pin]] = {}  # part → the descriptors open stores hold on it
+_PIN_LOCK = threading.Lock()  # builds, embeds and prefetch threads pin and read at once
 
 
 @cache
@@ -383,9 +396,28 @@ def _by_descriptor() -> bool:
 def readable(path: Path) -> str | Path:
     """Where to read a part of an open store: through the descriptor `open_store` holds on it,
     so that an `embed` that commits a new generation meanwhile (and removes this one's parts)
-    cannot take it away mid-read; messages still name `path`."""
-    fds = _PINNED.get(path)
-    return f"/proc/self/fd/{fds[-1]}" if fds else path
+    cannot take it away mid-read; messages still name `path`. Stores that hold the same file
+    share one descriptor, closed when the last of them lets go, so another store closing
+    cannot pull it from under this read."""
+    with _PIN_LOCK:
+        pins = _PINNED.get(path)
+        return f"/proc/self/fd/{pins[-1].fd}" if pins else path
+
+
+def _pin(path: Path, fd: int) -> int:
+    """Hold `fd` (just opened on `path`) for a store; returns the descriptor the store holds,
+    an existing one where another store already holds the same file."""
+    stat = os.fstat(fd)
+    file = (stat.st_dev, stat.st_ino)
+    with _PIN_LOCK:
+        pins = _PINNED.setdefault(path, [])
+        for pin in pins:
+            if pin.file == file:
+                pin.holders += 1
+                os.close(fd)
+                return pin.fd
+        pins.append(_Pin(fd, file))
+        return fd
 
 
 def _pinned_parts(location: Path) -> tuple[tuple[Path, ...], list[int]]:
@@ -403,9 +435,7 @@ def _pinned_parts(location: Path) -> tuple[tuple[Path, ...], list[int]]:
             for fd in fds:
                 os.close(fd)
             continue
-        for path, fd in zip(files, fds, strict=True):
-            _PINNED.setdefault(path, []).append(fd)
-        return files, fds
+        return files, [_pin(path, fd) for path, fd in zip(files, fds, strict=True)]
     raise InputError(
         f"{location}: the embeddings were replaced {PIN_TRIES} times while being opened (a "
         "`dinoclust embed` into it is running). Build again once it has finished."
@@ -413,13 +443,18 @@ def _pinned_parts(location: Path) -> tuple[tuple[Path, ...], list[int]]:
 
 
 def _unpin(pairs: list[tuple[Path, int]]) -> None:
-    for path, fd in pairs:
-        held = _PINNED.get(path, [])
-        if fd in held:
-            held.remove(fd)
-            os.close(fd)
-        if not held:
-            _PINNED.pop(path, None)
+    with _PIN_LOCK:
+        for path, fd in pairs:
+            pins = _PINNED.get(path, [])
+            for pin in pins:
+                if pin.fd == fd:
+                    pin.holders -= 1
+                    if not pin.holders:
+                        pins.remove(pin)
+                        os.close(fd)
+                    break
+            if not pins:
+                _PINNED.pop(path, None)
 
 
 def _current_parts(location: Path) -> tuple[Path, ...]:
