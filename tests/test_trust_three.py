@@ -813,7 +813,7 @@ def test_item_15_a_store_opened_before_an_embed_commits_is_read_whole(emb, tmp_p
     assert len(rows) == 9 and rows[0].thumb
 
 
-def test_item_15_a_store_keeps_reading_when_another_on_the_same_parts_lets_go(emb, tmp_path) -> None:
+def test_item_15_a_store_reads_on_when_another_on_its_parts_lets_go(emb, tmp_path) -> None:
     """Two stores open on one generation (a build and an embed's look at what is there) share
     each part's descriptor: the second one letting go, once `embed` committed and removed the
     parts, must not close what the first still reads through (CI's race in stop 30)."""
