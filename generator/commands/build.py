@@ -35,6 +35,7 @@ from generator.commands.stages import (
 )
 from generator.config import BuildConfig
 from generator.i18n import Message
+from generator.ingest.discover import Discovery, unsupported_notes
 from generator.ingest.labels import (
     Labelling,
     LabelSource,
@@ -127,10 +128,10 @@ def build_site(
                 found.images, run.embedder, run.cache, run.staging, config, progress
             )
             skipped = found.skipped + embedded.skipped
-        aliases = found.aliases if found is not None else ()
-        report = _report(embedded, skipped, config, labelling, run.cache, run.staging, aliases)
+        report = _report(embedded, skipped, config, labelling, run.cache, run.staging, found)
         report = _publish(config, run.staging, report, finish)
     seconds = time.perf_counter() - start
+    aliases = found.aliases if found is not None else ()
     unsupported = found.unsupported if found is not None else ()
     return BuildResult(
         config.output,
@@ -162,13 +163,16 @@ def _report(
     labelling: Labelling | None,
     cache: EmbeddingCache | None,
     staging: Path,
-    aliases: tuple[Alias, ...] = (),
+    found: Discovery | None = None,
 ) -> Report:
-    """Analyse, then write the report and the site into `staging`."""
+    """Analyse, then write the report and the site into `staging`. `found`: what the walk met
+    (None for a store), for the page's aliases and its notes on the files it could not read."""
     check_skipped(config.strict, skipped)
     check_enough(len(embedded.records), skipped)
     analysis, extras = analyse_all(embedded, config, labelling, cache)
-    extras = replace(extras, aliases=aliases)
+    if found is not None:
+        notes = (*extras.notes, *unsupported_notes(found.unsupported))
+        extras = replace(extras, aliases=found.aliases, notes=notes)
     title = config.title or Message.of(config.title_key)
     report = build_report(
         title,

@@ -31,6 +31,7 @@ IMAGE_SUFFIXES = (
     | AVIF_SUFFIXES
     | RAW_SUFFIXES
 )
+NO_EXTENSION = "extension-less"  # how messages count files without an extension
 JUNK_DIRS = frozenset({"__MACOSX", "@eaDir", "$RECYCLE.BIN", "System Volume Information"})
 
 
@@ -114,6 +115,24 @@ def file_counts(counts: Sequence[tuple[str, int]]) -> str:
     return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
 
 
+UNSUPPORTED_NOTES = 3  # extensions the page names one by one; the rest share one note
+
+
+def unsupported_notes(counts: Sequence[tuple[str, int]]) -> tuple[Message, ...]:
+    """The page's notes on what the walk saw but cannot read ("53 .svg files are not
+    supported"), most first: one per extension, the rarest summed up in one note."""
+    notes = []
+    for ext, n in counts[:UNSUPPORTED_NOTES]:
+        word = {"ext_key": "ext_none"} if ext == NO_EXTENSION else {"ext": ext}
+        key = "note_unsupported_one" if n == 1 else "note_unsupported"
+        notes.append(Message.of(key, n=f"{n:,}", **word))
+    rest = counts[UNSUPPORTED_NOTES:]
+    if rest:
+        n = f"{sum(n for _, n in rest):,}"
+        notes.append(Message.of("note_unsupported_more", n=n, m=len(rest)))
+    return tuple(notes)
+
+
 def no_images(inputs: Sequence[Path], found: Discovery) -> InputError:
     """The error for inputs without one image: what was looked for, and what was there instead."""
     looked = f"{' '.join(sorted(IMAGE_SUFFIXES))}, in any letter case"
@@ -136,7 +155,7 @@ def no_images(inputs: Sequence[Path], found: Discovery) -> InputError:
 
 
 def _extension(name: str) -> str:
-    return os.path.splitext(name)[1].lower() or "extension-less"
+    return os.path.splitext(name)[1].lower() or NO_EXTENSION
 
 
 def input_prefixes(inputs: Sequence[Path]) -> list[PurePosixPath]:
