@@ -36,6 +36,7 @@ from generator.version import __version__
 
 if TYPE_CHECKING:
     from generator.commands.deliver import Delivery
+    from generator.config import EmbedConfig
 
 log = logging.getLogger("generator")
 
@@ -126,12 +127,18 @@ def _configured(make: Callable[..., _Config], *args: Any, **kwargs: Any) -> _Con
 
 
 @contextmanager
-def _reported() -> Iterator[None]:
-    """The library's errors become one `Error:` line (exit 1), never a traceback."""
+def _reported(interrupted: Callable[[], str]) -> Iterator[None]:
+    """The library's errors become one `Error:` line (exit 1), never a traceback. Ctrl-C: the
+    line `interrupted()` says (what was kept), and exit 130 (128 + SIGINT, as shells report
+    it) instead of click's bare "Aborted!"."""
+    PROGRESS.clear()
     try:
         yield
     except GeneratorError as exc:
         raise click.ClickException(printable(str(exc))) from exc
+    except KeyboardInterrupt:
+        click.echo(printable(interrupted()), err=True)
+        raise SystemExit(130) from None
 
 
 def _progress_for(quiet: bool) -> Callable[..., Any]:
@@ -306,7 +313,8 @@ def sort_command(inputs: tuple[Path, ...], verbose: int, quiet: bool, **options:
         from generator.commands.sort import sort_collection
 
         config = _configured(sort_config, inputs, **options)
-        with _reported():
+        where = _as_it_was(config.build.output)
+        with _reported(lambda: _interrupted(where, config.build.cache_dir is not None)):
             result = sort_collection(config, progress=_progress_for(quiet))
         if quiet:
             return
@@ -362,15 +370,9 @@ def _run(
         config = _configured(
             build_config, inputs, title=title, cache_dir=cache_dir, no_cache=no_cache, **options
         )
-        existed = config.output.exists()
-        PROGRESS.clear()
-        try:
-            with _reported():
-                delivery = deliver(config, progress=_progress_for(quiet))
-        except KeyboardInterrupt:
-            said = _interrupted(config.output, existed, config.cache_dir is not None)
-            click.echo(printable(said), err=True)
-            raise SystemExit(130) from None  # 128 + SIGINT, as shells report it
+        where = _as_it_was(config.output)
+        with _reported(lambda: _interrupted(where, config.cache_dir is not None)):
+            delivery = deliver(config, progress=_progress_for(quiet))
         if not quiet:
             _summary(delivery)
             source = click.get_current_context().get_parameter_source("weights")
@@ -385,21 +387,30 @@ def _run(
             _open(delivery.result.output, quiet)
 
 
-def _interrupted(output: Path, existed: bool, cached: bool) -> str:
-    """Ctrl-C: what was kept (the old output, the embeddings) and how to go on."""
-    where = f"{output} is as it was" if existed else f"nothing was written to {output}"
+def _as_it_was(output: Path) -> str:
+    """What an interrupted command left at `output`, which it replaces only when complete
+    (checked before it starts)."""
+    return f"{output} is as it was" if output.exists() else f"nothing was written to {output}"
+
+
+def _interrupted(where: str, cached: bool, kept: bool = False) -> str:
+    """Ctrl-C: what was kept (the old output, `kept` finished parts, the embeddings) and how
+    to go on."""
     done = PROGRESS.get(EMBEDDING, 0)
     if not done:
-        return f"Interrupted: {where}."
+        again = " Run the same command again to go on from there." if kept else ""
+        return f"Interrupted: {where}.{again}"
     images = f"{done:,} image{'' if done == 1 else 's'}"
-    if not cached:
+    if cached:
         return (
-            f"Interrupted: {where}. {images} had been embedded, but not cached (--no-cache): "
-            "a new run embeds them again."
+            f"Interrupted: {where}. {images} had been embedded and are cached: run the same "
+            "command again to go on from there."
         )
+    again = (
+        "run the same command again to go on from there" if kept else "a new run embeds them again"
+    )
     return (
-        f"Interrupted: {where}. {images} had been embedded and are cached: run the same "
-        "command again to go on from there."
+        f"Interrupted: {where}. {images} had been embedded, but not cached (--no-cache): {again}."
     )
 
 
@@ -425,7 +436,8 @@ def _embed(inputs: tuple[Path, ...], verbose: int, quiet: bool, **options: Any) 
         from generator.commands.embed import embed_collection
 
         config = _configured(embed_config, inputs, **options)
-        with _reported():
+        existed = config.output.exists()
+        with _reported(lambda: _embed_interrupted(config, existed)):
             result = embed_collection(config, progress=_progress_for(quiet))
         if quiet:
             return
@@ -444,6 +456,21 @@ def _embed(inputs: tuple[Path, ...], verbose: int, quiet: bool, **options: Any) 
                 "warning: --weights random: the embeddings are meaningless (smoke test only).",
                 err=True,
             )
+
+
+def _embed_interrupted(config: EmbedConfig, existed: bool) -> str:
+    """Ctrl-C in `embed`: the store's current rows stay, and so do the parts this run (or an
+    earlier interrupted one) finished, for the next run to keep."""
+    from generator.commands.embed import finished_rows
+
+    output, rows = config.output, finished_rows(config.output)
+    if rows:
+        held = f"{output} is as it was, plus" if existed else f"{output} holds"
+        where = f"{held} {rows:,} finished rows that the next run keeps"
+    else:
+        where = f"{output} is as it was" if existed else f"no part of {output} was finished"
+    cached = config.cache_dir is not None and config.engine == "local"  # Ray's actors: none
+    return _interrupted(where, cached, kept=rows > 0)
 
 
 def _summary(delivery: Delivery) -> None:

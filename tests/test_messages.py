@@ -253,3 +253,81 @@ def test_japanese_report_md_has_no_english_fragments(colour_folder, tmp_path, mo
     assert weights in text
     assert "ピクセルにリサイズ（バイリニア補間、縦横比は保たない）、" in text
     assert "untrained" not in text and "bilinear" not in text
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_ctrl_c_in_sort_leaves_the_sorted_folder_as_it_was(tmp_path, monkeypatch) -> None:
+    for i in range(12):
+        make_image(tmp_path / "in" / f"{i:02d}.png", (20 * i, 100, 100))
+    sorted_ = tmp_path / "sorted"
+    monkeypatch.setattr("generator.model.embed.plan_model", lambda *a, **k: FakeEmbedder.info)
+    monkeypatch.setattr("generator.model.embed.load_embedder", lambda *a, **k: FakeEmbedder())
+    args = ("sort", tmp_path / "in", "-o", sorted_, "--k", "3", "--batch-size", "2", "--mode")
+    assert run(*args, "copy", "--no-cache").exit_code == 0
+    before = files_of(sorted_)
+    assert len(before) == 14  # 12 copies, clusters.csv and the marker
+
+    monkeypatch.setattr("generator.model.embed.load_embedder", lambda *a, **k: StopsAtBatch())
+    stopped = run(*args, "copy", "--no-cache")
+    assert stopped.exit_code == 130
+    assert last_line(stopped) == (
+        f"Interrupted: {sorted_} is as it was. 4 images had been embedded, but not cached "
+        "(--no-cache): a new run embeds them again."
+    )
+    assert "Aborted!" not in stopped.output and "Traceback" not in stopped.output
+    assert files_of(sorted_) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "sorted"]  # no staging left
+
+    fresh = tmp_path / "fresh"
+    cached = run("sort", tmp_path / "in", "-o", fresh, "--batch-size", "2")
+    assert cached.exit_code == 130
+    assert last_line(cached) == (
+        f"Interrupted: nothing was written to {fresh}. 4 images had been embedded and are "
+        "cached: run the same command again to go on from there."
+    )
+    assert not fresh.exists()
+    monkeypatch.setattr("generator.model.embed.load_embedder", lambda *a, **k: FakeEmbedder())
+    again = run("sort", tmp_path / "in", "-o", fresh, "--batch-size", "2")
+    assert again.exit_code == 0, again.output
+    assert "0 skipped, 8 newly embedded)" in again.output  # the 4 came from the cache
+
+
+def test_ctrl_c_in_embed_keeps_the_finished_parts(tmp_path, monkeypatch) -> None:
+    import pyarrow.parquet as pq
+
+    for i in range(12):
+        make_image(tmp_path / "in" / f"{i:02d}.png", (20 * i, 100, 100))
+    emb = tmp_path / "emb"
+    monkeypatch.setattr("generator.storage.store.PART_ROWS", 4)  # a part every 2 batches
+    monkeypatch.setattr("generator.model.embed.plan_model", lambda *a, **k: FakeEmbedder.info)
+    monkeypatch.setattr("generator.model.embed.load_embedder", lambda *a, **k: StopsAtBatch())
+    args = ("embed", tmp_path / "in", "-o", emb, "--batch-size", "2")
+    stopped = run(*args)
+    assert stopped.exit_code == 130
+    assert last_line(stopped) == (
+        f"Interrupted: {emb} holds 4 finished rows that the next run keeps. 4 images had been "
+        "embedded and are cached: run the same command again to go on from there."
+    )
+    assert "Aborted!" not in stopped.output and "Traceback" not in stopped.output
+    parts = sorted(emb.glob("*.parquet"))
+    assert [pq.read_metadata(p).num_rows for p in parts] == [4]
+    assert sorted(p.name for p in emb.iterdir()) == [".dinoclust-embeddings", parts[0].name]
+
+    monkeypatch.setattr("generator.model.embed.load_embedder", lambda *a, **k: FakeEmbedder())
+    again = run(*args, "--no-cache")  # the finished part alone spares its 4 images the model
+    assert again.exit_code == 0, again.output
+    assert "(12 images, 0 skipped, 8 newly embedded, 4 kept from the last run or the cache)" in (
+        again.output
+    )
+    whole = files_of(emb)
+
+    for i in range(12, 18):
+        make_image(tmp_path / "in" / f"{i:02d}.png", (20 * i % 256, 200, 100))
+    monkeypatch.setattr("generator.model.embed.load_embedder", lambda *a, **k: StopsAtBatch())
+    fresh = run(*args, "--no-cache")
+    assert fresh.exit_code == 130
+    assert last_line(fresh).startswith(f"Interrupted: {emb} is as it was, plus ")
+    assert {k: v for k, v in files_of(emb).items() if k in whole} == whole  # not a byte changed

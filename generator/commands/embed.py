@@ -130,6 +130,16 @@ def _embed(config: EmbedConfig, progress: Progress, embedder: Embedder | None) -
     )
 
 
+def finished_rows(output: Path) -> int:
+    """Rows in the parts that interrupted runs finished in `output`: a rerun keeps them
+    (`_previous`), so an interrupted run can say so."""
+    import pyarrow.parquet as pq
+
+    if not output.is_dir():
+        return 0
+    return sum(pq.read_metadata(part).num_rows for part in unfinished_parts(output))
+
+
 def _find(config: EmbedConfig) -> Discovery:
     """The images to embed: walked from INPUTS, or listed by --manifest."""
     if config.manifest is not None:
