@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from generator.i18n import Message, translate
+from generator.ingest.labels import TOP_LEVEL
 from generator.report import I18n, Report, Skipped
 
 PURITY_GOOD = 0.8  # the assessment rule's purity threshold (ASSESSMENTS)
@@ -56,6 +57,14 @@ class _Words:
     def __call__(self, key: str, **args: Any) -> str:
         return translate(self.lang, key, **args)
 
+    def label(self, name: str) -> str:
+        """A known label: the top level's is words in the report's language, the rest data."""
+        return md(self("label_top_level") if name == TOP_LEVEL else name)
+
+    def source(self, labels: str | None) -> str:
+        """Where the labels came from: sub-folders (in words), or the CSV's name."""
+        return self("labels_src_folders") if labels == "folders" else md(labels)
+
 
 def _pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f} %"
@@ -84,7 +93,8 @@ def _purpose(report: Report, t: _Words) -> list[str]:
     n, names = len(report.images), report.label_names
     lines = [f"## {t('xr_h_purpose')}", "", t("xr_purpose", n=n, model=md(report.model.name))]
     if report.labels is not None:
-        lines += ["", t("xr_purpose_labels", l=len(names), names=", ".join(map(md, names)))]
+        listed = ", ".join(map(t.label, names))
+        lines += ["", t("xr_purpose_labels", l=len(names), names=listed)]
     return lines
 
 
@@ -111,8 +121,9 @@ def _method(report: Report, t: _Words) -> list[str]:
         items.append(f"  - {t('xr_m_more', n=len(skipped) - SKIPPED_LISTED)}")
     if report.labels is not None:
         counts = _label_counts(report)
-        listed = ", ".join(f"{md(name)} ({counts[i]})" for i, name in enumerate(report.label_names))
-        items.append(t("xr_m_labels", l=len(counts), src=md(prov.labels), names=listed))
+        names = report.label_names
+        listed = ", ".join(f"{t.label(name)} ({counts[i]})" for i, name in enumerate(names))
+        items.append(t("xr_m_labels", l=len(counts), src=t.source(prov.labels), names=listed))
     else:
         items.append(t("xr_m_no_labels"))
     said = model.weights_i18n  # the weights in the report's language, where it has them
@@ -185,7 +196,7 @@ def _label_results(report: Report, t: _Words) -> list[str]:
         dists = [_distribution(row, t) for row in c.label_table or ()]
         word = t(f"xr_assess_{assessment(k, purity, len(names))}")
         rows.append([str(k), *dists, _pct(purity), word])
-    header = [t("xr_col_k"), *map(md, names), t("xr_col_purity"), t("xr_col_assessment")]
+    header = [t("xr_col_k"), *map(t.label, names), t("xr_col_purity"), t("xr_col_assessment")]
     rule = t("xr_rule", l=len(names), p=f"{100 * PURITY_GOOD:.0f}")
     return [f"### {t('xr_h_table')}", "", *_table(header, rows), "", rule]
 

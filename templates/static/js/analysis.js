@@ -136,7 +136,7 @@
     div.style.height = height + "px";
     return window.Plotly.react(div, [trace], { margin: { l: 4, r: 4, t: 8, b: 8 },
       font: { size: narrow ? 10 : 11 }, height: height },
-      { displaylogo: false, displayModeBar: false, responsive: true, staticPlot: false });
+      h.plotConfig({ displayModeBar: false, responsive: true, staticPlot: false }));
   }
 
   // The current k's assignments as CSV, made in the browser (the one guarded writer, util.csvText).

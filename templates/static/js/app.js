@@ -122,7 +122,7 @@
   // Extra views (analysis.js …) registered a factory before this file runs; each gets update(k).
   var helpers = { el: u.el, colour: u.colour, plotText: u.plotText, state: state, t: u.t, num: u.num,
                   baseName: u.baseName, openPreview: openPreview, ringPoints: ns.plot.ring,
-                  csvText: u.csvText, save: u.save };
+                  csvText: u.csvText, save: u.save, plotConfig: u.plotConfig };
   var views = (window.dinoclustViews || []).map(function (make) { return make(data, helpers); });
   ns.grid.onOpen(openPreview);
 

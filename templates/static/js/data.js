@@ -156,6 +156,18 @@
                  "#FFBBAA", "#EE6622", "#FF77BB", "#22EECC", "#AA7700",
                  "#2255AA", "#99CC55", "#668899", "#779966", "#2211CC"];
   var LABEL_PALETTE = ["#4477AA", "#EE6677", "#228833", "#CCBB44", "#66CCEE", "#AA3377", "#BBBBBB"];
+  // Plotly's own words (its mode bar, the Sankey's hover) in the reader's language: a locale per
+  // language maps Plotly's English (the UI strings plotly_*, in English) to that language's.
+  if (typeof window.Plotly !== "undefined") {
+    i18n.ui.langs.forEach(function (lang) {
+      var dictionary = {};
+      Object.keys(i18n.ui.strings.en).forEach(function (key) {
+        if (key.indexOf("plotly_") === 0) { dictionary[i18n.ui.strings.en[key]] = i18n.ui.strings[lang][key]; }
+      });
+      if (lang !== "en") { window.Plotly.register({ moduleType: "locale", name: lang, dictionary: dictionary }); }
+    });
+  }
+
   ns.util = {
     PALETTE: PALETTE,
     LABEL_PALETTE: LABEL_PALETTE,
@@ -167,6 +179,12 @@
       return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
     },
     t: function (key, args) { return i18n.t(key, args); },
+    // Every plot's Plotly config: the reader's language, and no "Share chart..." button (it
+    // uploads the data to Plotly Cloud; the page sends nothing anywhere).
+    plotConfig: function (extra) {
+      return Object.assign({ displaylogo: false, locale: i18n.lang,
+                             modeBarButtonsToRemove: ["sendChartToCloud"] }, extra);
+    },
     // Every CSV the page makes goes through here, by the rule of exports.py's spreadsheet_safe
     // and csv_text (tests/csv_guard_cases.json holds the cases both are tested on): a text cell
     // a spreadsheet would run as a formula gets a leading ' (OWASP); numbers stay numbers; a cell

@@ -170,7 +170,7 @@
       var call = state.plotted ? window.Plotly.react : window.Plotly.newPlot;
       state.plotted = true;
       state.plotLang = state.lang;
-      return call(plotDiv, traces(clustering), layout(), { responsive: true, displaylogo: false })
+      return call(plotDiv, traces(clustering), layout(), u.plotConfig({ responsive: true }))
         .then(onPlotted);
     }
     var c = centres(clustering), m = marker(clustering);
