@@ -2,7 +2,8 @@
 
 `build` takes the CLI's options by their Python names, with the CLI's defaults, and goes through
 the same option → BuildConfig mapping (generator.options), so it gives the same site and raises
-the same GeneratorErrors with the same messages. `show` puts the one-file page in an
+the same GeneratorErrors, whose messages name the options as the caller did (`k_max`, not
+`--k-max`). `show` puts the one-file page in an
 `<iframe srcdoc>`: it needs no server and no file:// (Colab has neither) and keeps the page's own
 Content-Security-Policy working inside the frame.
 """
@@ -70,26 +71,33 @@ def build(
     `dinoclust build` does; `output` defaults to site/ (report.html with `single_file=True`).
     The parameters are `dinoclust build`'s options, with their defaults (generator.config).
 
-    Raises GeneratorError (ConfigError for a bad option) with the CLI's messages.
+    Raises GeneratorError (ConfigError for a bad option), its message naming these parameters.
     """
     options = dict(locals())  # every parameter, by name: what build_config maps for the CLI
     del options["inputs"], options["open"], options["verbose"], options["quiet"]
     from generator.commands.deliver import deliver  # heavy: numpy; torch only if something is new
 
     one = isinstance(inputs, str | os.PathLike)
-    config = build_config([inputs] if one else inputs, **options)  # type: ignore[list-item]
-    with _log_level(log_level(verbose, quiet)):
-        try:
-            result = deliver(config, progress=progress_bar(quiet)).result
-        except ConfigError:
-            raise  # the option mapping's own words, the same as the CLI's (tested)
-        except GeneratorError as exc:  # one short error under the cell, in the API's words
-            raise type(exc)(api_words(str(exc))) from None
+    with _log_level(log_level(verbose, quiet)), _in_api_words():
+        config = build_config([inputs] if one else inputs, **options)  # type: ignore[list-item]
+        result = deliver(config, progress=progress_bar(quiet)).result
         if config.weights == RANDOM:
             log.warning("weights='random': the clusters are meaningless (smoke test only).")
     if open:
         open_report(result.output)
     return result
+
+
+@contextmanager
+def _in_api_words() -> Iterator[None]:
+    """One short error under the cell, naming the API's parameters: a refused option as its
+    message was written for the API (config.option_error), any other remedy by api_words."""
+    try:
+        yield
+    except ConfigError as exc:
+        raise ConfigError(exc.api or api_words(str(exc))) from None
+    except GeneratorError as exc:
+        raise type(exc)(api_words(str(exc))) from None
 
 
 FLAGS = ("no_cache", "strict", "single_file", "export_embeddings", "open")  # name=True

@@ -10,6 +10,7 @@ with the CLI's words, once for every way in.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,9 +57,8 @@ class Option:
         """A value outside `choices`, refused in the words click uses for the CLI."""
         if self.choices and value not in self.choices:
             allowed = ", ".join(repr(c) for c in self.choices)
-            raise ConfigError(
-                f"Invalid value for '{self.flags[-1]}': {value!r} is not one of {allowed}."
-            )
+            said = "Invalid value for '{" + self.name + "}': {value} is not one of {allowed}."
+            raise option_error(said, value=repr(value), allowed=allowed)
 
 
 # --- the options, in the order `--help` lists them --------------------------------------------
@@ -362,6 +362,39 @@ SORT_OPTIONS = (
     *(THUMB_SIZE, FILE_SIZE, STRICT, LABELS, VERBOSE, QUIET),
 )
 
+# every option by its name in the API, for the messages that name one (option_error)
+NAMED = {o.name: o for o in (*BUILD_OPTIONS, *STORE_OPTIONS, *EMBED_OPTIONS, *SORT_OPTIONS)}
+ARGUMENTS = {"inputs": "INPUTS"}  # the commands' argument, as the CLI's help names it
+_PLACE = re.compile(r"\{(\w+)(?:([= ])([^{}]*))?\}")
+
+
+def option_error(template: str, **values: object) -> ConfigError:
+    """A refused option, its message written once for both ways in: `{name}` is an option as
+    the caller names it (--k-max on the command line, k_max in Python, where a flag is
+    `flag=True`); `{name=value}` one given a value (-o report.html; output="report.html"), the
+    value being one of `values` or the text itself; `{name META}` one with its metavar
+    (--embeddings DIR; embeddings); any other `{name}` is one of `values`."""
+    return ConfigError(_said(template, values, api=False), api=_said(template, values, api=True))
+
+
+def _said(template: str, values: dict[str, object], api: bool) -> str:
+    def place(match: re.Match[str]) -> str:
+        name, sep, rest = match.groups()
+        if sep is None and name in values:
+            return str(values[name])
+        option = NAMED.get(name)
+        flag = option.flags[0] if option is not None else ARGUMENTS[name]
+        if sep == "=":
+            value = values.get(rest, rest)
+            return f'{name}="{value}"' if api else f"{flag} {value}"
+        if sep == " ":
+            return name if api else f"{flag} {rest}"
+        if not api:
+            return flag
+        return f"{name}=True" if option is not None and option.kind == "flag" else name
+
+    return _PLACE.sub(place, template)
+
 
 @dataclass(frozen=True)
 class BuildConfig:
@@ -397,55 +430,65 @@ class BuildConfig:
 
     def __post_init__(self) -> None:
         check_utf8(
-            ("-o", self.output),
-            ("--zip", self.zip_file),
-            ("--embeddings", self.embeddings),
-            ("--images-root", self.images_root),
-            ("--cache-dir", self.cache_dir),
+            ("output", self.output),
+            ("zip_file", self.zip_file),
+            ("embeddings", self.embeddings),
+            ("images_root", self.images_root),
+            ("cache_dir", self.cache_dir),
         )
         for option in (DEVICE, PRECISION, BACKEND, LANG):
             option.check(getattr(self, option.name))
         if self.embeddings is not None and self.inputs:
-            raise ConfigError(
-                "Give either image INPUTS or --embeddings DIR, not both: --embeddings builds the "
-                "site from the Parquet files alone."
+            raise option_error(
+                "Give either image {inputs} or {embeddings DIR}, not both: {embeddings} builds "
+                "the site from the Parquet files alone."
             )
         if self.images_root is not None and self.embeddings is None:
-            raise ConfigError("--images-root only applies with --embeddings DIR.")
+            raise option_error("{images_root} only applies with {embeddings DIR}.")
         if not self.inputs and self.embeddings is None:
             raise ConfigError("No input given: name at least one folder or image file.")
         _check_model(self.batch_size, self.thumb_size, self.seed)
         _check_workers(self.workers)
         if self.k_max < K_MIN:
-            raise ConfigError(f"--k-max must be at least {K_MIN} (got {self.k_max}).")
+            raise option_error(
+                "{k_max} must be at least {least} (got {got}).", least=K_MIN, got=self.k_max
+            )
         if self.k_max > K_LIMIT:
-            raise ConfigError(f"--k-max must be at most {K_LIMIT} (got {self.k_max}).")
+            raise option_error(
+                "{k_max} must be at most {most} (got {got}).", most=K_LIMIT, got=self.k_max
+            )
         _check_preview(self.thumb_size, self.preview_size)
         if self.display_points is not None and self.display_points < MIN_DISPLAY_POINTS:
-            raise ConfigError(
-                f"--display-points must be 'all' or at least {MIN_DISPLAY_POINTS:,} "
-                f"(got {self.display_points})."
+            raise option_error(
+                "{display_points} must be 'all' or at least {least} (got {got}).",
+                least=f"{MIN_DISPLAY_POINTS:,}",
+                got=self.display_points,
             )
         if self.title is not None and not self.title.strip():
-            raise ConfigError("--title must not be empty.")
+            raise option_error("{title} must not be empty.")
         self._check_delivery()
         if self.labels is not None and not self.labels.strip():
-            raise ConfigError("--labels must be 'folders' or the path of a CSV file.")
+            raise option_error("{labels} must be 'folders' or the path of a CSV file.")
 
     def _check_delivery(self) -> None:
         if self.single_file and self.zip_file is not None:
-            raise ConfigError("--zip and --single-file are two ways to share the site; choose one.")
+            raise option_error(
+                "{zip_file} and {single_file} are two ways to share the site; choose one."
+            )
         if self.single_file and self.output.suffix.lower() not in (".html", ".htm"):
-            raise ConfigError(
-                f"--single-file writes one HTML file: name it with -o, e.g. -o report.html "
-                f"(got {self.output})."
+            raise option_error(
+                "{single_file} writes one HTML file: name it with {output}, e.g. "
+                "{output=report.html} (got {got}).",
+                got=self.output,
             )
         if self.max_size is not None and self.zip_file is None and not self.single_file:
-            raise ConfigError(
-                "--max-size limits what you send: use it with --zip or --single-file."
+            raise option_error(
+                "{max_size} limits what you send: use it with {zip_file} or {single_file}."
             )
         if self.max_size is not None and self.max_size < 1:
-            raise ConfigError(f"--max-size must be more than 0 bytes (got {self.max_size}).")
+            raise option_error(
+                "{max_size} must be more than 0 bytes (got {got}).", got=self.max_size
+            )
 
     @property
     def random_weights(self) -> bool:
@@ -495,25 +538,27 @@ class EmbedConfig:
 
     def __post_init__(self) -> None:
         check_utf8(
-            ("-o", self.output), ("--manifest", self.manifest), ("--cache-dir", self.cache_dir)
+            ("output", self.output), ("manifest", self.manifest), ("cache_dir", self.cache_dir)
         )
         ENGINE.check(self.engine)
         if not self.inputs and self.manifest is None:
-            raise ConfigError(
-                "No input given: name at least one folder or image file, or --manifest FILE."
+            raise option_error(
+                "No input given: name at least one folder or image file, or {manifest FILE}."
             )
         if self.inputs and self.manifest is not None:
-            raise ConfigError("Give either image INPUTS or --manifest FILE, not both.")
+            raise option_error("Give either image {inputs} or {manifest FILE}, not both.")
         ray_only = {
-            "--ray-address": self.ray_address is not None,
-            "--gpus-per-worker": self.gpus_per_worker != 0,
+            "ray_address": self.ray_address is not None,
+            "gpus_per_worker": self.gpus_per_worker != 0,
         }
         given = [name for name, set_ in ray_only.items() if set_]
         if self.engine != "ray" and given:
-            raise ConfigError(f"{given[0]} only applies with --engine ray.")
+            raise option_error("{" + given[0] + "} only applies with {engine=ray}.")
         _check_workers(self.workers)
         if self.gpus_per_worker < 0:
-            raise ConfigError(f"--gpus-per-worker must be 0 or more (got {self.gpus_per_worker}).")
+            raise option_error(
+                "{gpus_per_worker} must be 0 or more (got {got}).", got=self.gpus_per_worker
+            )
         _check_model(self.batch_size, self.thumb_size, self.model.seed)
         _check_preview(self.thumb_size, self.preview_size)
 
@@ -530,34 +575,41 @@ class SortConfig:
     def __post_init__(self) -> None:
         MODE.check(self.mode)
         if self.k is not None and not K_MIN <= self.k <= K_LIMIT:
-            raise ConfigError(f"--k must be between {K_MIN} and {K_LIMIT} (got {self.k}).")
+            raise option_error(
+                "{k} must be between {least} and {most} (got {got}).",
+                least=K_MIN,
+                most=K_LIMIT,
+                got=self.k,
+            )
 
 
 def _check_preview(thumb_size: int, preview_size: int) -> None:
     if preview_size != 0 and not thumb_size < preview_size <= 4096:
-        raise ConfigError(
-            f"--preview-size must be 0 (no previews) or between --thumb-size "
-            f"({thumb_size}) and 4096 (got {preview_size})."
+        raise option_error(
+            "{preview_size} must be 0 (no previews) or between {thumb_size} ({thumb}) and 4096 "
+            "(got {got}).",
+            thumb=thumb_size,
+            got=preview_size,
         )
 
 
 def _check_workers(workers: int | None) -> None:
     if workers is not None and workers < 1:
-        raise ConfigError(f"--workers must be at least 1 (got {workers}).")
+        raise option_error("{workers} must be at least 1 (got {got}).", got=workers)
 
 
 def _check_model(batch_size: int, thumb_size: int, seed: int) -> None:
     if batch_size < 1:
-        raise ConfigError(f"--batch-size must be at least 1 (got {batch_size}).")
+        raise option_error("{batch_size} must be at least 1 (got {got}).", got=batch_size)
     if not 32 <= thumb_size <= 1024:
-        raise ConfigError(f"--thumb-size must be between 32 and 1024 (got {thumb_size}).")
+        raise option_error("{thumb_size} must be between 32 and 1024 (got {got}).", got=thumb_size)
     if seed < 0:
-        raise ConfigError(f"--seed must be zero or positive (got {seed}).")
+        raise option_error("{seed} must be zero or positive (got {got}).", got=seed)
     if seed > MAX_SEED:  # NumPy's and scikit-learn's seeds are 32-bit
-        raise ConfigError(f"--seed must be at most {MAX_SEED} (got {seed}).")
+        raise option_error("{seed} must be at most {most} (got {got}).", most=MAX_SEED, got=seed)
 
 
-def check_utf8(*paths: tuple[str, object]) -> None:
+def check_utf8(*paths: tuple[str, object]) -> None:  # (an option's name, its path)
     """A path the output is written to (or a store read from) must be UTF-8 text: Arrow's file
     system and the zip's names hold nothing else. A terminal's other bytes are refused here."""
     for option, path in paths:
@@ -566,7 +618,8 @@ def check_utf8(*paths: tuple[str, object]) -> None:
         try:
             os.fspath(path).encode("utf-8")  # type: ignore[call-overload]
         except UnicodeEncodeError:
-            raise ConfigError(
-                f"{option} {path}: the name is not UTF-8 text, which the files dinoclust writes "
-                "and reads need. Choose a name in UTF-8."
+            raise option_error(
+                "{" + option + "=path}: the name is not UTF-8 text, which the files dinoclust "
+                "writes and reads need. Choose a name in UTF-8.",
+                path=path,
             ) from None

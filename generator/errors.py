@@ -18,7 +18,13 @@ class GeneratorError(Exception):
 
 
 class ConfigError(GeneratorError):
-    """An option is out of range or inconsistent with another."""
+    """An option is out of range or inconsistent with another. `str()` names the options as
+    the command line does (--k-max); `api`, where the message was written for both
+    (config.option_error), as the Python API does (k_max)."""
+
+    def __init__(self, message: str, api: str | None = None) -> None:
+        super().__init__(message)
+        self.api = api
 
 
 class InputError(GeneratorError):

@@ -26,8 +26,8 @@ from generator.config import (
     EmbedConfig,
     ModelConfig,
     SortConfig,
+    option_error,
 )
-from generator.errors import ConfigError
 from generator.ingest.discover import readable_text
 from generator.sizes import parse_size
 
@@ -62,7 +62,7 @@ def build_config(
         output=Path(output) if output is not None else SINGLE_OUTPUT if single else OUTPUT.default,
         cache_dir=cache_folder(cache_dir, no_cache, inputs),
         max_size=_size(max_size),
-        max_file_size=_size(max_file_size, "--max-file-size") or FILE_SIZE.default,
+        max_file_size=_size(max_file_size, "max_file_size") or FILE_SIZE.default,
         zip_file=_path(zip_file),
         labels=os.fspath(labels) if labels is not None else None,  # "folders" or a CSV's path
         display_points=parse_points(display_points),
@@ -90,7 +90,7 @@ def embed_config(
         model=ModelConfig(**model),
         cache_dir=cache_folder(cache_dir, no_cache, inputs),
         manifest=_path(manifest),
-        max_file_size=_size(max_file_size, "--max-file-size") or FILE_SIZE.default,
+        max_file_size=_size(max_file_size, "max_file_size") or FILE_SIZE.default,
         **({"output": Path(output)} if output is not None else {}),
         **options,
     )
@@ -124,14 +124,14 @@ def _path(value: StrPath | None) -> Path | None:
     return Path(value) if value is not None else None
 
 
-def _size(value: int | str | None, option: str = "--max-size") -> int | None:
+def _size(value: int | str | None, option: str = "max_size") -> int | None:
     """Bytes, or text such as `20MB` (generator.sizes), as `--max-size` takes it."""
     if value is None or isinstance(value, int):
         return value
     try:
         return parse_size(str(value))
     except ValueError as exc:
-        raise ConfigError(f"{option}: {exc}") from exc
+        raise option_error("Invalid value for '{" + option + "}': {why}", why=exc) from exc
 
 
 def parse_points(value: int | str | None) -> int | None:
@@ -144,7 +144,8 @@ def parse_points(value: int | str | None) -> int | None:
     try:
         return int(text)
     except ValueError:
-        raise ConfigError(f"--display-points must be a number or 'all' (got {value!r}).") from None
+        said = "{display_points} must be a number or 'all' (got {got})."
+        raise option_error(said, got=repr(value)) from None
 
 
 def log_level(verbose: int, quiet: bool) -> int:

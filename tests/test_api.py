@@ -155,29 +155,102 @@ def test_a_bad_sort_or_embed_option_gives_the_clis_error(command, options, cli_a
     assert f"Error: {caught.value}\n" in result.output
 
 
+SINGLE = "{} writes one HTML file: name it with {}, e.g. {} (got out)."
+NOT_A_SIZE = "'lots' is not a size: write e.g. 20MB, 1.5GB, 800KB or a number of bytes."
+ONE_OF = "Invalid value for '{}': 'tpu' is not one of 'auto', 'cpu', 'cuda', 'mps'."
+
+
+@pytest.mark.parametrize(
+    ("options", "cli_args", "api_said", "cli_said"),
+    [
+        (
+            {"k_max": 1},
+            ["--k-max", "1"],
+            "k_max must be at least 2 (got 1).",
+            "--k-max must be at least 2 (got 1).",
+        ),
+        (
+            {"thumb_size": 8},
+            ["--thumb-size", "8"],
+            "thumb_size must be between 32 and 1024 (got 8).",
+            "--thumb-size must be between 32 and 1024 (got 8).",
+        ),
+        (
+            {"title": "  "},
+            ["--title", "  "],
+            "title must not be empty.",
+            "--title must not be empty.",
+        ),
+        (
+            {"max_size": "20MB"},
+            ["--max-size", "20MB"],
+            "max_size limits what you send: use it with zip_file or single_file=True.",
+            "--max-size limits what you send: use it with --zip or --single-file.",
+        ),
+        (
+            {"single_file": True, "output": "out"},
+            ["--single-file", "-o", "out"],
+            SINGLE.format("single_file=True", "output", 'output="report.html"'),
+            SINGLE.format("--single-file", "-o", "-o report.html"),
+        ),
+        (
+            {"device": "tpu"},
+            ["--device", "tpu"],
+            ONE_OF.format("device"),
+            ONE_OF.format("--device"),
+        ),
+        (
+            {"preview_size": 50},
+            ["--preview-size", "50"],
+            "preview_size must be 0 (no previews) or between thumb_size (192) and 4096 (got 50).",
+            "--preview-size must be 0 (no previews) or between --thumb-size (192) and 4096 (got "
+            "50).",
+        ),
+        (
+            {"max_size": "lots", "zip_file": "a.zip"},
+            ["--max-size", "lots", "--zip", "a.zip"],
+            f"Invalid value for 'max_size': {NOT_A_SIZE}",
+            f"Invalid value for '--max-size': {NOT_A_SIZE}",  # click's words
+        ),
+    ],
+)
+def test_a_bad_option_is_named_as_the_caller_named_it(
+    tmp_path, monkeypatch, options, cli_args, api_said, cli_said
+) -> None:
+    """The message is written once (config.option_error): the CLI names its flags, the API
+    the parameters a notebook passed."""
+    monkeypatch.chdir(tmp_path)
+    cli = CliRunner().invoke(build_command, [str(generator.DEMO_IMAGES), *cli_args])
+    assert cli.exit_code == 2
+    assert f"Error: {cli_said}\n" in cli.output
+    with pytest.raises(ConfigError) as caught:
+        generator.build(generator.DEMO_IMAGES, **options)
+    assert str(caught.value) == api_said
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__  # one error
+    assert list(tmp_path.iterdir()) == []  # nothing was written by either
+
+
 @pytest.mark.parametrize(
     ("options", "cli_args"),
     [
-        ({"k_max": 1}, ["--k-max", "1"]),
-        ({"thumb_size": 8}, ["--thumb-size", "8"]),
         ({"batch_size": 0}, ["--batch-size", "0"]),
-        ({"title": "  "}, ["--title", "  "]),
-        ({"max_size": "20MB"}, ["--max-size", "20MB"]),
         ({"single_file": True, "zip_file": "a.zip"}, ["--single-file", "--zip", "a.zip"]),
-        ({"single_file": True, "output": "out"}, ["--single-file", "-o", "out"]),
-        ({"device": "tpu"}, ["--device", "tpu"]),
         ({"precision": "int4"}, ["--precision", "int4"]),
         ({"lang": "fr"}, ["--lang", "fr"]),
     ],
 )
-def test_a_bad_option_gives_the_clis_error(tmp_path, monkeypatch, options, cli_args) -> None:
+def test_a_bad_option_says_the_same_in_both_words(tmp_path, monkeypatch, options, cli_args):
+    """The API's message is the CLI's, each option named the other way (api_words' rule)."""
+    from generator.api import api_words
+
     monkeypatch.chdir(tmp_path)
     cli = CliRunner().invoke(build_command, [str(generator.DEMO_IMAGES), *cli_args])
     assert cli.exit_code == 2
     with pytest.raises(ConfigError) as caught:
         generator.build(generator.DEMO_IMAGES, **options)
-    assert f"Error: {caught.value}\n" in cli.output
-    assert list(tmp_path.iterdir()) == []  # nothing was written by either
+    said = cli.output.splitlines()[-1].removeprefix("Error: ")
+    assert "--" in said and "--" not in str(caught.value)
+    assert str(caught.value) == api_words(said)
 
 
 def test_a_failed_build_gives_the_clis_error(tmp_path: Path) -> None:
@@ -196,7 +269,7 @@ def test_paths_and_sizes_as_python_gives_them(tmp_path: Path) -> None:
     assert build_config(["x"], zip_file="a.zip", max_size=1234).max_size == 1234
     assert build_config(["x"], labels=Path("a.csv")).labels == "a.csv"
     assert build_config(["x"], labels="folders").labels == "folders"
-    with pytest.raises(ConfigError, match=r"^--max-size: "):
+    with pytest.raises(ConfigError, match=r"^Invalid value for '--max-size': "):
         build_config(["x"], zip_file="a.zip", max_size="lots")
 
 

@@ -204,7 +204,7 @@ def test_import_dinoclust_is_the_api() -> None:
     assert issubclass(dinoclust.ConfigError, dinoclust.GeneratorError)
     assert dinoclust.BuildResult is generator.BuildResult
     assert dinoclust.__version__ == generator.__version__
-    with pytest.raises(dinoclust.ConfigError, match=r"^--k-max must be at least 2 \(got 1\)\.$"):
+    with pytest.raises(dinoclust.ConfigError, match=r"^k_max must be at least 2 \(got 1\)\.$"):
         dinoclust.build("photos", k_max=1)
 
 

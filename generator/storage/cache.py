@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from generator.errors import ConfigError
+from generator.config import option_error
 from generator.ingest.imaging import THUMB_FORMAT, THUMB_QUALITY, decode_version
 from generator.model.vit import PREPROCESS
 from generator.storage.cachestore import CacheSpace, space_folder
@@ -294,9 +294,11 @@ def check_cache_dir(folder: Path, inputs: Sequence[Path] = ()) -> None:
     for given in inputs:
         src = Path(os.path.realpath(given))
         if real == src or src in real.parents:
-            raise ConfigError(
-                f"--cache-dir {folder} is inside the input {given}: the cache would be written "
-                "among your images. Choose a cache folder outside the inputs."
+            raise option_error(
+                "{cache_dir=folder} is inside the input {given}: the cache would be written "
+                "among your images. Choose a cache folder outside the inputs.",
+                folder=folder,
+                given=given,
             )
     if not folder.is_dir() or (folder / CACHE_MARKER).is_file():
         return
@@ -306,16 +308,22 @@ def check_cache_dir(folder: Path, inputs: Sequence[Path] = ()) -> None:
         return  # _check_folder says what is wrong with it
     others = sorted(names - CACHE_NAMES)
     if others:
-        raise ConfigError(
-            f"--cache-dir {folder} is not empty and is not a dinoclust cache (it holds "
-            f"{others[0]}; a cache holds {CACHE_MARKER}). Choose a new or empty folder, or "
-            "build without the cache with --no-cache."
+        raise option_error(
+            "{cache_dir=folder} is not empty and is not a dinoclust cache (it holds {other}; "
+            "a cache holds {marker}). Choose a new or empty folder, or build without the cache "
+            "with {no_cache}.",
+            folder=folder,
+            other=others[0],
+            marker=CACHE_MARKER,
         )
     if DB_NAME in names and not _our_database(folder / DB_NAME):
-        raise ConfigError(
-            f"--cache-dir {folder} holds a {DB_NAME} that dinoclust did not write (no "
-            f"{CACHE_MARKER} beside it, and not its tables). Choose a new or empty folder, or "
-            "build without the cache with --no-cache."
+        raise option_error(
+            "{cache_dir=folder} holds a {db} that dinoclust did not write (no {marker} beside "
+            "it, and not its tables). Choose a new or empty folder, or build without the cache "
+            "with {no_cache}.",
+            folder=folder,
+            db=DB_NAME,
+            marker=CACHE_MARKER,
         )
 
 
@@ -346,9 +354,11 @@ def _check_folder(folder: Path) -> None:
     except OSError as exc:
         usable, why = False, exc.strerror or str(exc)
     if not usable:
-        raise ConfigError(
-            f"Cannot use the cache folder {folder} ({why}). Choose a writable folder with "
-            "--cache-dir DIR, or build without the cache with --no-cache."
+        raise option_error(
+            "Cannot use the cache folder {folder} ({why}). Choose a writable folder with "
+            "{cache_dir DIR}, or build without the cache with {no_cache}.",
+            folder=folder,
+            why=why,
         )
 
 
