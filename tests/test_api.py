@@ -361,3 +361,23 @@ def test_importing_the_api_stays_light() -> None:
     code = "import sys, generator; print(sorted({'numpy', 'IPython', 'torch'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout == "[]\n"
+
+
+def test_option_error_writes_a_message_once_for_both_ways_in() -> None:
+    from generator.config import option_error
+
+    error = option_error(
+        "{cache_dir=folder} is odd; use {cache_dir DIR} or {no_cache}, with {inputs}.",
+        folder="/tmp/{k_max}",  # a value is data: its braces name nothing
+    )
+    assert (
+        str(error)
+        == "--cache-dir /tmp/{k_max} is odd; use --cache-dir DIR or --no-cache, with INPUTS."
+    )
+    assert (
+        error.api == 'cache_dir="/tmp/{k_max}" is odd; use cache_dir or no_cache=True, with inputs.'
+    )
+    with pytest.raises(ConfigError) as caught:
+        embed_config(["photos"], gpus_per_worker=1.0)
+    assert str(caught.value) == "--gpus-per-worker only applies with --engine ray."
+    assert caught.value.api == 'gpus_per_worker only applies with engine="ray".'
