@@ -307,3 +307,44 @@ def test_the_store_records_what_the_batches_ran_over_the_plan(photos, tmp_path) 
     embed(photos, tmp_path / "emb", embedder=SettlesOnCall())
     meta = pq.read_table(tmp_path / "emb").schema.metadata
     assert (meta[b"dinoclust.precision"], meta[b"dinoclust.device"]) == (b"bf16", b"cpu")
+
+
+def test_the_actors_model_is_planned_and_loaded_with_the_cache_folder(tmp_path, monkeypatch):
+    """The loader that travels to the actors carries --cache-dir to plan_model and
+    load_embedder (OpenVINO's conversion, the int8 model and its check are kept there), where
+    the actor's node sees that folder."""
+    import generator.model.embed as seam
+
+    seen = []
+    monkeypatch.setattr(seam, "plan_model", lambda *a: seen.append(("plan", a[-1])) or "info")
+    monkeypatch.setattr(seam, "load_embedder", lambda *a: seen.append(("load", a[-1])))
+    loader = ray_engine.ModelLoader("random", "cpu", "fp32", 0, "openvino", tmp_path)
+    loader()
+    assert seen == [("plan", tmp_path), ("load", tmp_path)]
+    seen.clear()
+    elsewhere = replace(loader, cache_dir=tmp_path / "not-on-this-node")
+    elsewhere()
+    assert seen == [("plan", None), ("load", None)]
+
+
+@pytest.mark.openvino
+def test_ray_actors_keep_openvinos_conversion_in_the_cache_folder(photos, tmp_path) -> None:
+    """On a local cluster the actors convert the model into the driver's --cache-dir, once: a
+    second embed converts nothing (the folder's files are the same)."""
+    from generator.model import accel
+    from tests.test_backend import needs_openvino
+
+    needs_openvino()
+    cache = tmp_path / "cache"
+    args = ["embed", str(photos), "--engine", "ray", "--workers", "1", "--weights", "random"]
+    args += ["--backend", "openvino", "--precision", "fp32", "--cache-dir", str(cache)]
+    first = CliRunner().invoke(cli, [*args, "-o", str(tmp_path / "one")])
+    assert first.exit_code == 0, first.output
+    converted = sorted((cache / accel.CONVERTED).glob("*/model.xml"))
+    assert len(converted) == 1
+    compiled = cache / accel.CONVERTED / "compiled" / "fp32"
+    assert any(compiled.iterdir())  # OpenVINO's compiled-model cache, on the actor
+    kept = {p: p.stat().st_mtime_ns for p in converted[0].parent.iterdir()}
+    again = CliRunner().invoke(cli, [*args, "-o", str(tmp_path / "two"), "--overwrite"])
+    assert again.exit_code == 0, again.output
+    assert {p: p.stat().st_mtime_ns for p in converted[0].parent.iterdir()} == kept

@@ -168,7 +168,7 @@ def _ray_engine(
         stack.callback(ray.shutdown)
     m = config.model
     load = (
-        ModelLoader(m.weights, m.device, m.precision, m.seed, m.backend)
+        ModelLoader(m.weights, m.device, m.precision, m.seed, m.backend, config.cache_dir)
         if given is None
         else Given(given)
     )

@@ -85,16 +85,24 @@ class ModelLoader:
     precision: str
     seed: int
     backend: str = "auto"
+    cache_dir: Path | None = None  # the driver's --cache-dir
 
     def plan(self) -> ModelInfo:
         from generator.model.embed import plan_model
 
-        return plan_model(self.weights, self.device, self.precision, self.seed, self.backend)
+        at = self.cache()
+        return plan_model(self.weights, self.device, self.precision, self.seed, self.backend, at)
 
     def __call__(self) -> Embedder:
         from generator.model.embed import load_embedder
 
-        return load_embedder(self.weights, self.plan(), self.seed)
+        return load_embedder(self.weights, self.plan(), self.seed, self.cache())
+
+    def cache(self) -> Path | None:
+        """The driver's cache folder where this node sees it (a local cluster, a shared disk):
+        OpenVINO's conversion, the int8 model and its check are kept there, as a local run
+        keeps them, not made again by every actor. A node without it keeps nothing."""
+        return self.cache_dir if self.cache_dir is not None and self.cache_dir.is_dir() else None
 
 
 @dataclass(frozen=True)
