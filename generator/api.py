@@ -53,6 +53,7 @@ def build(
     strict: bool = opt.STRICT.default,
     labels: StrPath | None = opt.LABELS.default,
     export_embeddings: bool = opt.EXPORT_EMBEDDINGS.default,
+    query: bool = opt.QUERY.default,
     zip_file: StrPath | None = opt.ZIP.default,
     single_file: bool = opt.SINGLE_FILE.default,
     max_size: int | str | None = opt.MAX_SIZE.default,
@@ -92,7 +93,7 @@ def build(
     return result
 
 
-FLAGS = ("no_cache", "strict", "single_file", "export_embeddings", "open")  # name=True
+FLAGS = ("no_cache", "strict", "single_file", "export_embeddings", "query", "open")  # name=True
 API_NAMES = {"zip": "zip_file", "output": "output"}
 
 

@@ -201,6 +201,15 @@ EXPORT_EMBEDDINGS = Option(
     False,
     "flag",
 )
+QUERY = Option(
+    "query",
+    ("--query",),
+    'Add "Find where a photo belongs" to the page: a reader drops a new photo and sees its '
+    "cluster for every k and the 12 most similar images, computed in the browser, offline (the "
+    "model goes into the site: about 22 MB more; docs: Query by photo).",
+    False,
+    "flag",
+)
 ZIP = Option(
     "zip_file",
     ("--zip",),
@@ -348,7 +357,8 @@ MODE = Option(
 MODEL_OPTIONS = (WEIGHTS, DEVICE, PRECISION, BACKEND)
 BUILD_OPTIONS = (
     *(OUTPUT, TITLE, *MODEL_OPTIONS, WORKERS, CACHE_DIR, NO_CACHE, BATCH_SIZE, K_MAX, SEED),
-    *(THUMB_SIZE, PREVIEW_SIZE, FILE_SIZE, DISPLAY, STRICT, LABELS, EXPORT_EMBEDDINGS, ZIP),
+    *(THUMB_SIZE, PREVIEW_SIZE, FILE_SIZE, DISPLAY, STRICT, LABELS, EXPORT_EMBEDDINGS, QUERY),
+    ZIP,
     *(SINGLE_FILE, MAX_SIZE, LANG, OPEN, VERBOSE, QUIET),
 )
 STORE_OPTIONS = (EMBEDDINGS, IMAGES_ROOT)  # build's only
@@ -394,6 +404,7 @@ class BuildConfig:
     backend: str = BACKEND.default  # what runs the model: auto, torch or openvino
     workers: int | None = WORKERS.default  # decode processes (None: every CPU it may use)
     max_file_size: int = FILE_SIZE.default  # larger images are skipped, never read
+    query: bool = QUERY.default  # the page's "Find where a photo belongs" (model in the site)
 
     def __post_init__(self) -> None:
         check_utf8(
