@@ -204,7 +204,8 @@ def write_site(
     --query, the query files (which the page and report.json then name)."""
     if config.query:
         phase.info("writing the model and the vectors for --query…")
-        model = QueryModel(info, config.weights, config.seed, config.cache_dir)
+        sizes = (config.thumb_size, config.preview_size)
+        model = QueryModel(info, config.weights, config.seed, config.cache_dir, sizes)
         report = add_query(report, site, features, analysis, model)
     render_site(report, site, lang=config.lang)
     write_exports(site, report)
