@@ -410,3 +410,61 @@ def test_a_site_without_query_or_other_weights_says_what_to_do(built, tmp_path) 
         f"Error: {built.site} was built with weights random:0, but --weights random --seed 7 is "
         "random:7. Pass --weights random --seed 0, the site's weights."
     )
+
+
+# --- build --embeddings, in memory and sampled -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def store(built, tmp_path_factory) -> Path:
+    """The photos as `dinoclust embed` stores them (from the build's cache: no new embedding)."""
+    folder = tmp_path_factory.mktemp("store") / "emb"
+    args = ["embed", str(built.photos), "-o", str(folder), "--cache-dir", str(built.cache)]
+    result = CliRunner().invoke(cli, [*args, *MODEL_ARGS])
+    assert result.exit_code == 0, result.output
+    return folder
+
+
+def test_build_from_embeddings_writes_the_same_query_files(built, store, tmp_path) -> None:
+    site = tmp_path / "site"
+    args = ["build", "--embeddings", str(store), "-o", str(site), "--query", "-q"]
+    result = CliRunner().invoke(cli, [*args, "--cache-dir", str(built.cache), *MODEL_ARGS])
+    assert result.exit_code == 0, result.output
+    for name in ("query/model.js", "query/index.js"):
+        assert (site / name).read_bytes() == (built.site / name).read_bytes(), name
+    assert json.loads((site / "report.json").read_text())["query"]["precision"] == "int8"
+
+
+def test_build_from_embeddings_with_other_weights_says_which(built, store, tmp_path) -> None:
+    site = tmp_path / "site"
+    args = ["build", "--embeddings", str(store), "-o", str(site), "--query"]
+    result = CliRunner().invoke(cli, [*args, "--weights", "random", "--seed", "3"])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        "Error: --query: the vectors were made with weights random:0, but --weights random "
+        "--seed 3 gives random:3. Pass --weights random --seed 0 so that the page's model is "
+        "the one that made them."
+    ]
+    assert not site.exists()
+
+
+def test_a_sampled_build_indexes_its_sample(built, store, tmp_path, monkeypatch) -> None:
+    from generator.analysis import streamed
+
+    monkeypatch.setattr(streamed, "SAMPLED_ROWS", 10)
+    monkeypatch.setattr(streamed, "SAMPLE_SIZE", 12)
+    site = tmp_path / "site"
+    args = ["build", "--embeddings", str(store), "-o", str(site), "--query", "-q"]
+    result = CliRunner().invoke(cli, [*args, "--cache-dir", str(built.cache), *MODEL_ARGS])
+    assert result.exit_code == 0, result.output
+    report = json.loads((site / "report.json").read_text())
+    assert report["sampled"] is True and len(report["images"]) == 12
+    index = read_index(site)
+    assert index["n"] == 12
+    sample = [image["path"] for image in report["images"]]
+    photo = next(name for name in ("alpha.png", "rotated.jpg", "large.jpg") if name in sample)
+    answer = run_query(Built(site, built.cache, built.photos), built.photos / photo)[0]
+    assert answer["similar"][0]["path"] == photo
+    for k in report["k_values"]:
+        label = report["clusterings"][str(k)]["labels"][sample.index(photo)]
+        assert answer["clusters"][str(k)]["cluster"] == label
