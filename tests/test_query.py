@@ -468,3 +468,18 @@ def test_a_sampled_build_indexes_its_sample(built, store, tmp_path, monkeypatch)
     for k in report["k_values"]:
         label = report["clusterings"][str(k)]["labels"][sample.index(photo)]
         assert answer["clusters"][str(k)]["cluster"] == label
+
+
+def test_max_size_counts_the_model_and_says_so(built, tmp_path) -> None:
+    site, zipped = tmp_path / "site", tmp_path / "site.zip"
+    args = ["build", str(built.photos), "-o", str(site), "--query", "--zip", str(zipped)]
+    args += ["--max-size", "12MB", "--cache-dir", str(built.cache), *MODEL_ARGS]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("Error: the zip would be ")
+    assert line.endswith(
+        " of it and cannot be made smaller: build without --query to leave them out."
+    )
+    assert "; the model, index and runtime of --query take " in line
+    assert not site.exists() and not zipped.exists()
