@@ -502,3 +502,11 @@ def test_max_size_counts_the_model_and_says_so(built, tmp_path) -> None:
     )
     assert "; the model, index and runtime of --query take " in line
     assert not site.exists() and not zipped.exists()
+
+
+def test_at_auto_the_command_runs_the_sites_precision_and_backend(built) -> None:
+    photo = built.photos / "rotated.jpg"
+    args = ["query", str(photo), "--site", str(built.site), "--json", "--weights", "random"]
+    result = CliRunner().invoke(cli, [*args, "--cache-dir", str(built.cache), "-v"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == run_query(built, photo)  # fp32 on torch, as built
