@@ -154,7 +154,7 @@ def _report(site: Path) -> Report:
 
 def query_photos(config: QueryConfig, embedder: Embedder | None = None) -> list[Answer]:
     """Every photo's answer, in the order given; the first unusable photo stops with its error."""
-    from generator.model.export import weights_id
+    from generator.model.vit import weights_id
 
     index = SiteIndex.read(config.site)
     have = weights_id(config.model.weights, config.model.seed)
