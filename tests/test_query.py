@@ -510,3 +510,29 @@ def test_at_auto_the_command_runs_the_sites_precision_and_backend(built) -> None
     result = CliRunner().invoke(cli, [*args, "--cache-dir", str(built.cache), "-v"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == run_query(built, photo)  # fp32 on torch, as built
+
+
+def test_the_analysis_keeps_its_projection_and_reads_older_packs() -> None:
+    """PCA's mean and components survive the analysis cache; a pack made before they were kept
+    still reads (without them)."""
+    import io
+    from dataclasses import replace
+
+    from generator.analysis.analyse import analyse
+    from generator.analysis.cached import pack_analysis, unpack_analysis
+
+    x = np.random.default_rng(1).normal(size=(30, 8))
+    analysis = analyse(x, 4, 0)
+    assert analysis.pca_mean is not None and analysis.pca_components is not None
+    np.testing.assert_allclose(
+        (x - analysis.pca_mean) @ analysis.pca_components.T, analysis.coords, atol=1e-9
+    )
+    again = unpack_analysis(pack_analysis(analysis))
+    np.testing.assert_array_equal(again.pca_mean, analysis.pca_mean)
+    np.testing.assert_array_equal(again.pca_components, analysis.pca_components)
+    older = pack_analysis(replace(analysis, pca_mean=None, pca_components=None))
+    with np.load(io.BytesIO(older)) as npz:
+        assert "pca_mean" not in npz.files
+    read = unpack_analysis(older)
+    assert read.pca_mean is None and read.pca_components is None
+    np.testing.assert_array_equal(read.coords, analysis.coords)
