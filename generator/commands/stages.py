@@ -55,6 +55,7 @@ class Embedded:
     info: ModelInfo
     embedded: int  # how many images went through the model (the rest came from the cache)
     prefixed: bool = False  # paths start with their input folder's name (several inputs)
+    sizes: tuple[int, int] = (0, 0)  # the thumbnail and preview sizes the images were decoded for
 
 
 # --- source: which images --------------------------------------------------------------------
@@ -223,8 +224,8 @@ def embed_images(
     engine = LocalEngine(embedder, cache, embed_options(config))
     sink = SiteRows(site)
     pour(EngineSource(engine, images), progress, sink)
-    prefixed = len(config.inputs) > 1
-    return _embedded(sink, embedder.info, engine.embedded, prefixed)
+    prefixed, sizes = len(config.inputs) > 1, (config.thumb_size, config.preview_size)
+    return _embedded(sink, embedder.info, engine.embedded, prefixed, sizes)
 
 
 def embed_options(config: BuildConfig | EmbedConfig, workers: bool = True) -> EmbedOptions:
@@ -247,12 +248,15 @@ def from_store(
     pour(source, progress, sink)
     dim = len(sink.vectors[0]) if sink.vectors else store.dim
     log.info("read %d embeddings (D = %d) from %s", len(sink.records), dim, config.embeddings)
-    return _embedded(sink, store.model_info(dim), 0, store.prefixed)
+    sizes = (store.thumb_size or 0, store.preview_size)
+    return _embedded(sink, store.model_info(dim), 0, store.prefixed, sizes)
 
 
-def _embedded(sink: SiteRows, info: ModelInfo, embedded: int, prefixed: bool) -> Embedded:
+def _embedded(
+    sink: SiteRows, info: ModelInfo, embedded: int, prefixed: bool, sizes: tuple[int, int]
+) -> Embedded:
     records, skipped = tuple(sink.records), tuple(sink.skipped)
-    return Embedded(records, sink.stacked(), skipped, info, embedded, prefixed)
+    return Embedded(records, sink.stacked(), skipped, info, embedded, prefixed, sizes)
 
 
 def counted(rows: Iterable[Row], advance: Callable[[int], None], step: int = 500) -> Iterator[Row]:
