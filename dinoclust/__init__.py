@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from generator import DEMO_IMAGES, GeneratorError, __version__, build, show
+from generator import DEMO_IMAGES, GeneratorError, __version__, build, query, show
 from generator.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ __all__ = [
     "GeneratorError",
     "__version__",
     "build",
+    "query",
     "show",
 ]
 

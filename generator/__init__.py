@@ -2,7 +2,8 @@
 
 The pipeline reads top to bottom: discover → decode → embed → analyse → render
 (see :mod:`generator.commands.build`). The promised Python API is what this module exports:
-`build`, `show`, `BuildResult`, `GeneratorError` and `DEMO_IMAGES` (see :mod:`generator.api`).
+`build`, `query`, `show`, `BuildResult`, `GeneratorError` and `DEMO_IMAGES` (see
+:mod:`generator.api`).
 """
 
 from __future__ import annotations
@@ -11,13 +12,21 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from generator.api import DEMO_IMAGES, build, show  # noqa: E402  (light: heavy modules load on first call)
+from generator.api import DEMO_IMAGES, build, query, show  # noqa: E402  (light: heavy modules load on first call)
 from generator.errors import GeneratorError  # noqa: E402
 
 if TYPE_CHECKING:
     from generator.commands.build import BuildResult
 
-__all__ = ["DEMO_IMAGES", "BuildResult", "GeneratorError", "__version__", "build", "show"]
+__all__ = [
+    "DEMO_IMAGES",
+    "BuildResult",
+    "GeneratorError",
+    "__version__",
+    "build",
+    "query",
+    "show",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -53,6 +53,7 @@ def build(
     strict: bool = opt.STRICT.default,
     labels: StrPath | None = opt.LABELS.default,
     export_embeddings: bool = opt.EXPORT_EMBEDDINGS.default,
+    query: bool = opt.QUERY.default,
     zip_file: StrPath | None = opt.ZIP.default,
     single_file: bool = opt.SINGLE_FILE.default,
     max_size: int | str | None = opt.MAX_SIZE.default,
@@ -92,7 +93,40 @@ def build(
     return result
 
 
-FLAGS = ("no_cache", "strict", "single_file", "export_embeddings", "open")  # name=True
+def query(
+    photos: StrPath | Sequence[StrPath],
+    site: StrPath,
+    *,
+    weights: str = opt.WEIGHTS.default,
+    device: str = opt.DEVICE.default,
+    precision: str = opt.PRECISION.default,
+    backend: str = opt.BACKEND.default,
+    seed: int = opt.SEED.default,
+    cache_dir: StrPath | None = opt.CACHE_DIR.default,
+    no_cache: bool = opt.NO_CACHE.default,
+) -> list[dict[str, Any]]:
+    """Where each photo belongs in `site` (built with `query=True`), as `dinoclust query --json`
+    prints it: per photo its PCA coordinates, for every k its cluster, distance and the
+    cluster's typical range, and the 12 most similar images.
+
+    Raises GeneratorError (ConfigError for a bad option) with the CLI's messages.
+    """
+    from generator.commands.query import query_photos
+    from generator.options import query_config
+
+    options = dict(locals())
+    del options["photos"], options["query_photos"], options["query_config"]
+    one = isinstance(photos, str | os.PathLike)
+    config = query_config([photos] if one else photos, **options)  # type: ignore[list-item]
+    try:
+        return [answer.to_json() for answer in query_photos(config)]
+    except ConfigError:
+        raise
+    except GeneratorError as exc:
+        raise type(exc)(api_words(str(exc))) from None
+
+
+FLAGS = ("no_cache", "strict", "single_file", "export_embeddings", "query", "open")  # name=True
 API_NAMES = {"zip": "zip_file", "output": "output"}
 
 

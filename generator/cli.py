@@ -23,13 +23,21 @@ from generator.config import (
     BUILD_OPTIONS,
     EMBED_OPTIONS,
     PRETRAINED,
+    QUERY_OPTIONS,
     RANDOM,
     SORT_OPTIONS,
     STORE_OPTIONS,
     Option,
 )
 from generator.errors import ConfigError, GeneratorError, printable
-from generator.options import build_config, embed_config, log_level, parse_points, sort_config
+from generator.options import (
+    build_config,
+    embed_config,
+    log_level,
+    parse_points,
+    query_config,
+    sort_config,
+)
 from generator.sizes import format_size, parse_size
 from generator.types import PHASE_LOGGER
 from generator.version import __version__
@@ -328,6 +336,38 @@ def sort_command(inputs: tuple[Path, ...], verbose: int, quiet: bool, **options:
                 "warning: --weights random: the clusters are meaningless (smoke test only).",
                 err=True,
             )
+
+
+@cli.command("query", short_help="Find where photos belong in a site built with --query.")
+@click.argument("photos", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click_options(*QUERY_OPTIONS)
+def query_command(
+    photos: tuple[Path, ...], as_json: bool, verbose: int, quiet: bool, **options: Any
+) -> None:
+    """Where each PHOTO belongs in SITE: for every k its cluster and its distance to the centre
+    against the cluster's typical range, and the site's 12 most similar images (cosine), as the
+    page's "Find where a photo belongs" shows them. The model options must name the site's
+    weights.
+
+    \b
+    Examples:
+      dinoclust build photos/ --query -o site/
+      dinoclust query new.jpg --site site/
+      dinoclust query a.jpg b.png --site site/ --json
+    """
+    with _logging(verbose, quiet):
+        import json
+
+        from generator.commands.query import answers_text, query_photos
+
+        config = _configured(query_config, photos, **options)
+        with _reported():
+            answers = query_photos(config)
+        if as_json:
+            data = [answer.to_json() for answer in answers]
+            click.echo(json.dumps(data, ensure_ascii=False, indent=1))
+        else:
+            click.echo(answers_text(answers))
 
 
 @cli.command(short_help="Print the JSON Schema of report.json.")

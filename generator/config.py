@@ -201,6 +201,15 @@ EXPORT_EMBEDDINGS = Option(
     False,
     "flag",
 )
+QUERY = Option(
+    "query",
+    ("--query",),
+    'Add "Find where a photo belongs" to the page: a reader drops a new photo and sees its '
+    "cluster for every k and the 12 most similar images, computed in the browser, offline (the "
+    "model goes into the site: about 22 MB more; docs: Query by photo).",
+    False,
+    "flag",
+)
 ZIP = Option(
     "zip_file",
     ("--zip",),
@@ -342,13 +351,28 @@ MODE = Option(
     show_default=True,
 )
 
+# dinoclust query's own
+SITE = Option(
+    "site",
+    ("--site",),
+    "The site to search: a folder built with `dinoclust build --query`.",
+    kind="path",
+    metavar="SITE",
+    required=True,
+    file_okay=False,
+)
+AS_JSON = Option(
+    "as_json", ("--json",), "Print the answers as JSON (the page's own numbers).", False, "flag"
+)
+
 # Each command's options, in the order of its --help (demo takes build's but the store's two).
 # The model, cache and thumbnail options are build's own, so the same option means the same
 # thing, with the same default, everywhere.
 MODEL_OPTIONS = (WEIGHTS, DEVICE, PRECISION, BACKEND)
 BUILD_OPTIONS = (
     *(OUTPUT, TITLE, *MODEL_OPTIONS, WORKERS, CACHE_DIR, NO_CACHE, BATCH_SIZE, K_MAX, SEED),
-    *(THUMB_SIZE, PREVIEW_SIZE, FILE_SIZE, DISPLAY, STRICT, LABELS, EXPORT_EMBEDDINGS, ZIP),
+    *(THUMB_SIZE, PREVIEW_SIZE, FILE_SIZE, DISPLAY, STRICT, LABELS, EXPORT_EMBEDDINGS, QUERY),
+    ZIP,
     *(SINGLE_FILE, MAX_SIZE, LANG, OPEN, VERBOSE, QUIET),
 )
 STORE_OPTIONS = (EMBEDDINGS, IMAGES_ROOT)  # build's only
@@ -357,6 +381,7 @@ EMBED_OPTIONS = (
     *(CACHE_DIR, NO_CACHE, BATCH_SIZE, SEED, THUMB_SIZE, PREVIEW_SIZE, FILE_SIZE, STRICT),
     *(VERBOSE, QUIET),
 )
+QUERY_OPTIONS = (SITE, AS_JSON, *MODEL_OPTIONS, SEED, CACHE_DIR, NO_CACHE, VERBOSE, QUIET)
 SORT_OPTIONS = (
     *(SORTED, K, MODE, *MODEL_OPTIONS, WORKERS, CACHE_DIR, NO_CACHE, BATCH_SIZE, K_MAX, SEED),
     *(THUMB_SIZE, FILE_SIZE, STRICT, LABELS, VERBOSE, QUIET),
@@ -394,6 +419,7 @@ class BuildConfig:
     backend: str = BACKEND.default  # what runs the model: auto, torch or openvino
     workers: int | None = WORKERS.default  # decode processes (None: every CPU it may use)
     max_file_size: int = FILE_SIZE.default  # larger images are skipped, never read
+    query: bool = QUERY.default  # the page's "Find where a photo belongs" (model in the site)
 
     def __post_init__(self) -> None:
         check_utf8(
@@ -531,6 +557,21 @@ class SortConfig:
         MODE.check(self.mode)
         if self.k is not None and not K_MIN <= self.k <= K_LIMIT:
             raise ConfigError(f"--k must be between {K_MIN} and {K_LIMIT} (got {self.k}).")
+
+
+@dataclass(frozen=True)
+class QueryConfig:
+    """`dinoclust query`: photos in, where each belongs in a site built with --query."""
+
+    photos: tuple[Path, ...]
+    site: Path
+    model: ModelConfig = field(default_factory=ModelConfig)
+    cache_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not self.photos:
+            raise ConfigError("No photo given: name at least one image file.")
+        _check_model(BATCH_SIZE.default, THUMB_SIZE.default, self.model.seed)
 
 
 def _check_preview(thumb_size: int, preview_size: int) -> None:

@@ -25,6 +25,7 @@ from generator.config import (
     BuildConfig,
     EmbedConfig,
     ModelConfig,
+    QueryConfig,
     SortConfig,
 )
 from generator.errors import ConfigError
@@ -93,6 +94,26 @@ def embed_config(
         max_file_size=_size(max_file_size, "--max-file-size") or FILE_SIZE.default,
         **({"output": Path(output)} if output is not None else {}),
         **options,
+    )
+
+
+def query_config(
+    photos: Iterable[StrPath],
+    *,
+    site: StrPath,
+    cache_dir: StrPath | None = CACHE_DIR.default,
+    no_cache: bool = NO_CACHE.default,
+    **options: Any,
+) -> QueryConfig:
+    """`dinoclust query`'s config: build's model options go to its ModelConfig."""
+    model = {k: options.pop(k) for k in ModelConfig.__dataclass_fields__ if k in options}
+    if options:
+        raise ConfigError(f"Unknown option(s) for query: {', '.join(sorted(options))}.")
+    return QueryConfig(
+        tuple(Path(p) for p in photos),
+        Path(site),
+        ModelConfig(**model),
+        cache_folder(cache_dir, no_cache, ()),
     )
 
 

@@ -168,9 +168,21 @@ class Provenance:
 
 
 @dataclass(frozen=True, slots=True)
+class Query:
+    """`build --query`: the files of "Find where a photo belongs", loaded on its first use."""
+
+    model: str  # query/model.js: the ONNX model, base64
+    index: str  # query/index.js: the vectors, PCA and centres a query is compared with
+    runtime: tuple[str, ...]  # onnxruntime-web's script, WASM and glue
+    precision: str  # the ONNX model's weights: int8, fp16 or fp32
+    bytes: int  # of all the query files together
+
+
+@dataclass(frozen=True, slots=True)
 class Report:
     """report.json. `points` are each image's PC1–PC3; `clusterings` is keyed by str(k). The
-    last three fields only in a sampled report (a store above a million rows)."""
+    three fields after `provenance` only in a sampled report (a store above a million rows);
+    `query` only in a site built with --query."""
 
     schema_version: int
     generator: Generator
@@ -200,6 +212,7 @@ class Report:
     sampled: bool | None = absent()
     rows: int | None = absent()
     skipped_rows: int | None = absent()
+    query: Query | None = absent()
 
     def to_json(self) -> dict[str, Any]:
         """The report as plain JSON data (dicts and lists), as report.json holds it."""

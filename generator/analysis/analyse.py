@@ -53,6 +53,9 @@ class Analysis:
     feature_dim: int
     distinct_points: int
     notes: tuple[Message, ...]
+    # the projection, so a new image can be placed (--query): coords = (x - mean) @ components.T
+    pca_mean: np.ndarray | None = None  # (D,)
+    pca_components: np.ndarray | None = None  # (n_components, D)
 
     @property
     def n_components(self) -> int:
@@ -72,7 +75,7 @@ def analyse(features: np.ndarray, k_max: int, seed: int) -> Analysis:
             f"Clustering needs at least {K_MIN} images; only {n} could be used. "
             "Add more images to the input."
         )
-    coords, ratio = pca(features, seed)
+    coords, ratio, mean, components = pca(features, seed)
     distinct = len(np.unique(np.round(coords, 6), axis=0))
     notes = []
     if coords.shape[1] < min(MAX_COMPONENTS, dim):
@@ -85,24 +88,26 @@ def analyse(features: np.ndarray, k_max: int, seed: int) -> Analysis:
     for k in range(K_MIN, min(k_max, n) + 1):
         clusterings[k] = kmeans(coords, k, seed, previous, sample)
         previous = clusterings[k].labels
-    return Analysis(coords, ratio, clusterings, dim, distinct, tuple(notes))
+    return Analysis(coords, ratio, clusterings, dim, distinct, tuple(notes), mean, components)
 
 
-def pca(features: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Many more images than dimensions: the eigenvectors of the D×D covariance, the same
-    components as the full SVD (and its signs) at a fraction of the time (2 s instead of 25 s
-    at 100,000 × 384); otherwise the full SVD."""
+def pca(features: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Coordinates, explained variance ratios, mean and components. Many more images than
+    dimensions: the eigenvectors of the D×D covariance, the same components as the full SVD
+    (and its signs) at a fraction of the time (2 s instead of 25 s at 100,000 × 384); otherwise
+    the full SVD."""
     from sklearn.decomposition import PCA
 
     n, dim = features.shape
     components = min(MAX_COMPONENTS, n, dim)
     x = features.astype(np.float64)
     if float(np.var(x, axis=0).sum()) == 0.0:  # all identical: no direction carries variance
-        return np.zeros((n, components)), np.zeros(components)
+        return np.zeros((n, components)), np.zeros(components), x[0], np.zeros((components, dim))
     solver = "covariance_eigh" if n >= COVARIANCE_ROWS * dim and dim <= 1000 else "full"
     model = PCA(n_components=components, svd_solver=solver, random_state=seed)
     coords = model.fit_transform(x)
-    return coords, np.nan_to_num(model.explained_variance_ratio_)
+    ratio = np.nan_to_num(model.explained_variance_ratio_)
+    return coords, ratio, model.mean_, model.components_
 
 
 def kmeans(

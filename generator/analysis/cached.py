@@ -48,6 +48,8 @@ def analysis_key(features: np.ndarray, k_max: int, seed: int) -> str:
 def pack_analysis(analysis: Analysis) -> bytes:
     """Arrays as .npz, everything else as JSON inside it: no pickle, exact floats."""
     arrays = {"coords": analysis.coords, "ratio": analysis.explained_variance_ratio}
+    if analysis.pca_mean is not None and analysis.pca_components is not None:
+        arrays |= {"pca_mean": analysis.pca_mean, "pca_components": analysis.pca_components}
     meta: dict = {
         "feature_dim": analysis.feature_dim,
         "distinct_points": analysis.distinct_points,
@@ -94,6 +96,8 @@ def unpack_analysis(data: bytes) -> Analysis:
         meta["feature_dim"],
         meta["distinct_points"],
         tuple(Message.from_json(note) for note in meta["notes"]),
+        arrays.get("pca_mean"),  # absent in an analysis packed before --query: None
+        arrays.get("pca_components"),
     )
 
 

@@ -435,7 +435,14 @@ def fit(projection: Projection, sample: np.ndarray, k_max: int, seed: int) -> An
         previous = clusterings[k].labels
     distinct = len(np.unique(np.round(coords, 6), axis=0))
     return Analysis(
-        coords, projection.explained_variance_ratio, clusterings, len(projection.mean), distinct, ()
+        coords,
+        projection.explained_variance_ratio,
+        clusterings,
+        len(projection.mean),
+        distinct,
+        (),
+        projection.mean,
+        projection.components,
     )
 
 

@@ -45,6 +45,7 @@ from generator.ingest.labels import (
 from generator.report import Report
 from generator.site.exports import ASSIGNMENTS, write_arrays, write_assignments, write_exports
 from generator.site.payload import ImageRecord, SampledTotals, build_report
+from generator.site.query import QueryModel, add_query
 from generator.site.render import render_site
 from generator.site.sitedir import (
     carry_foreign,
@@ -58,6 +59,7 @@ from generator.types import (
     PHASE_LOGGER,
     Alias,
     Embedder,
+    ModelInfo,
     Progress,
     SkippedImage,
     no_progress,
@@ -182,12 +184,30 @@ def _report(
         display_points=config.display_points,
     )
     phase.info("writing site…")
-    render_site(report, staging, lang=config.lang)
-    write_exports(staging, report)
+    report = write_site(report, staging, config, embedded.features, analysis, embedded.info)
     paths = [record.rel for record in embedded.records]
     write_assignments(staging / ASSIGNMENTS, paths, analysis)
     if config.export_embeddings:
         write_arrays(staging, embedded.features, analysis.coords)
+    return report
+
+
+def write_site(
+    report: Report,
+    site: Path,
+    config: BuildConfig,
+    features: np.ndarray,
+    analysis: Analysis,
+    info: ModelInfo,
+) -> Report:
+    """The one place a build writes its site: the page and its data, the exports and, with
+    --query, the query files (which the page and report.json then name)."""
+    if config.query:
+        phase.info("writing the model and the vectors for --query…")
+        model = QueryModel(info, config.weights, config.seed, config.cache_dir)
+        report = add_query(report, site, features, analysis, model)
+    render_site(report, site, lang=config.lang)
+    write_exports(site, report)
     return report
 
 
@@ -220,8 +240,8 @@ def build_sampled(
     phase.info("similar images in the sample, report…")
     totals = SampledTotals(projection.rows, total - projection.rows, sizes)
     report = _sampled_report(store, config, records, features, analysis, labels, totals)
-    render_site(report, site, lang=config.lang)
-    write_exports(site, report)
+    info = store.model_info(int(features.shape[1]) if len(features) else None)
+    report = write_site(report, site, config, features, analysis, info)
     return report, projection.rows
 
 

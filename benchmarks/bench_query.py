@@ -1,0 +1,246 @@
+"""Benchmark `build --query`'s model and index: which ONNX precision the page gets, and search time.
+
+    python benchmarks/bench_query.py                  # 240 clip-art PNGs (about 5 minutes)
+    python benchmarks/bench_query.py --images 60 --skip-build   # quicker
+
+On real clip art (Debian's openclipart-png), with random weights (the model hub is unreachable
+here; seed 0), each image decoded by the build's own decoder (ingest/imaging.decode):
+- torch fp32 (the build's features) against the ONNX export in fp32, fp16 weights and int8
+  dynamic quantisation (onnxruntime's quantiser): the model's size, onnxruntime's CPU time for
+  one image on one thread (a proxy: the page runs onnxruntime-web's WASM, on one thread),
+  the cosine to torch fp32 on every image (floor: 0.99), and how often a query's 12 most similar
+  images (leave-one-out, through the int8 index the page searches) are those of torch fp32 with
+  exact cosine (floor: 90 % of queries);
+- the page's size with and without --query (a build of the same images, the zip's bytes);
+- search time over the int8 index (numpy, one query) at 10k and 100k synthetic rows, and the
+  index's size in the site.
+Prints Markdown tables; docs/query.md quotes them with the command and the CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from generator.ingest.imaging import DecodeError, decode  # noqa: E402
+from generator.model.export import QUERY_PRECISIONS, onnx_model  # noqa: E402
+from generator.model.vit import PREPROCESS  # noqa: E402
+from generator.site.query import NEIGHBOURS, quantise_rows  # noqa: E402
+
+CLIPART = Path("/usr/share/openclipart/png")
+COSINE_FLOOR = 0.99
+SAME_TOP_FLOOR = 0.90
+
+
+def clipart(n: int) -> list[Path]:
+    """`n` PNGs spread evenly over the sorted collection (every category, not the first)."""
+    every = sorted(CLIPART.rglob("*.png"))
+    step = max(1, len(every) // n)
+    return every[::step][:n]
+
+
+def decoded(paths: list[Path], n: int) -> tuple[list[Path], np.ndarray]:
+    """The first `n` of `paths` the build's decoder takes (as the build, it skips the rest)."""
+    kept, pixels = [], []
+    for path in paths:
+        try:
+            pixels.append(decode(path, PREPROCESS.size, 64).pixels)
+        except DecodeError:
+            continue
+        kept.append(path)
+        if len(kept) == n:
+            break
+    return kept, pixels_of(np.stack(pixels))
+
+
+def pixels_of(raw: np.ndarray) -> np.ndarray:
+    """The model's input, normalised as the build's embed_pixels does: float32 [N, 3, 224, 224]."""
+    raw = raw.astype(np.float32)
+    x = raw.transpose(0, 3, 1, 2) / 255.0
+    mean = np.array(PREPROCESS.mean, dtype=np.float32).reshape(1, 3, 1, 1)
+    std = np.array(PREPROCESS.std, dtype=np.float32).reshape(1, 3, 1, 1)
+    return ((x - mean) / std).astype(np.float32)
+
+
+def torch_fp32(pixels: np.ndarray, seed: int) -> np.ndarray:
+    import torch
+
+    from generator.model.vit import create_model
+
+    model = create_model("random", seed).eval()
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(pixels), 16):
+            out.append(model(torch.from_numpy(pixels[start : start + 16])).numpy())
+    return np.concatenate(out)
+
+
+def session(model: bytes) -> object:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1  # as the page: one WASM thread (no SharedArrayBuffer)
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+def run(sess: object, pixels: np.ndarray) -> np.ndarray:
+    out = [sess.run(None, {"pixels": pixels[i : i + 8]})[0] for i in range(0, len(pixels), 8)]  # type: ignore[attr-defined]
+    return np.concatenate(out)
+
+
+def per_image_ms(sess: object, pixels: np.ndarray, repeats: int) -> float:
+    sess.run(None, {"pixels": pixels[:1]})  # type: ignore[attr-defined]  # first run: set-up
+    times = []
+    for i in range(repeats):
+        start = time.perf_counter()
+        sess.run(None, {"pixels": pixels[i % len(pixels) : i % len(pixels) + 1]})  # type: ignore[attr-defined]
+        times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times))
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def top(scores: np.ndarray, i: int) -> set[int]:
+    scores = scores.copy()
+    scores[i] = -np.inf  # leave the query itself out
+    return set(np.argsort(-scores, kind="stable")[:NEIGHBOURS].tolist())
+
+
+def same_top(reference: np.ndarray, queries: np.ndarray) -> float:
+    """Share of queries whose 12 nearest (int8 index, as the page) are torch fp32's exact 12."""
+    ref = unit(reference.astype(np.float64))
+    vectors, scales = quantise_rows(reference)
+    index = vectors.astype(np.float32) * scales[:, None]
+    same = 0
+    for i, q in enumerate(queries):
+        exact = top(ref @ ref[i], i)
+        page = top(index @ unit(q[None].astype(np.float32))[0], i)
+        same += exact == page
+    return same / len(queries)
+
+
+def precisions(pixels: np.ndarray, reference: np.ndarray, seed: int, repeats: int) -> list[str]:
+    rows = [
+        "| model | size | CPU ms/image (1 thread) | cosine min | cosine mean | same top-12 |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    ref = unit(reference.astype(np.float64))
+    exact_top = same_top(reference, reference)
+    rows.append(
+        f"| torch fp32 (the build) | – | – | 1.000000 | 1.000000 | {100 * exact_top:.1f} % |"
+    )
+    with tempfile.TemporaryDirectory() as cache:
+        for precision in QUERY_PRECISIONS:
+            model = onnx_model("random", seed, Path(cache), precision)
+            sess = session(model)
+            out = run(sess, pixels)
+            cos = (unit(out.astype(np.float64)) * ref).sum(axis=1)
+            ms = per_image_ms(sess, pixels, repeats)
+            share = same_top(reference, out)
+            ok = cos.min() >= COSINE_FLOOR and share >= SAME_TOP_FLOOR
+            rows.append(
+                f"| ONNX {precision} | {len(model) / 1e6:.1f} MB | {ms:.0f} | {cos.min():.6f} | "
+                f"{cos.mean():.6f} | {100 * share:.1f} %{'' if ok else ' (below a floor)'} |"
+            )
+    return rows
+
+
+def search(rows: int, repeats: int = 20) -> tuple[float, float, float]:
+    """(ms a query as int8 → float on the fly, ms with the float matrix kept, index MB)."""
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(rows, 384)).astype(np.float32)
+    vectors, scales = quantise_rows(features)
+    q = unit(rng.normal(size=(1, 384)).astype(np.float32))[0]
+    kept = vectors.astype(np.float32)
+
+    def timed(scores_of: object) -> float:
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            scores = scores_of()  # type: ignore[operator]
+            best = np.argpartition(-scores, NEIGHBOURS)[:NEIGHBOURS]
+            best[np.argsort(-scores[best])]
+            times.append(time.perf_counter() - start)
+        return 1000 * float(np.median(times))
+
+    on_the_fly = timed(lambda: (vectors.astype(np.float32) @ q) * scales)
+    with_kept = timed(lambda: (kept @ q) * scales)
+    size = (4 * (vectors.nbytes + 2) // 3 + 4 * (scales.nbytes + 2) // 3) / 1e6  # base64
+    return on_the_fly, with_kept, size
+
+
+def page_sizes(paths: list[Path], seed: int) -> list[str]:
+    """The zip of a build of `paths` without and with --query (the same cache: one embedding)."""
+    import shutil
+
+    import generator
+
+    rows = ["| site | zip | query/ files |", "|---|---:|---:|"]
+    with tempfile.TemporaryDirectory() as tmp:
+        images = Path(tmp) / "images"
+        images.mkdir()
+        for path in paths:
+            shutil.copyfile(path, images / f"{path.parent.name}-{path.name}")
+        cache = Path(tmp) / "cache"
+        for query in (False, True):
+            site, zipped = Path(tmp) / f"site-{query}", Path(tmp) / f"site-{query}.zip"
+            generator.build(
+                images, site, weights="random", seed=seed, cache_dir=cache, query=query,
+                zip_file=zipped, quiet=True,
+            )  # fmt: skip
+            folder = site / "query"
+            extra = sum(p.stat().st_size for p in folder.iterdir()) if folder.is_dir() else 0
+            name = "with --query" if query else "without --query"
+            rows.append(f"| {name} | {zipped.stat().st_size / 1e6:.1f} MB | {extra / 1e6:.1f} MB |")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=240)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=20, help="timed runs for the CPU time")
+    parser.add_argument("--skip-build", action="store_true", help="no page-size builds")
+    args = parser.parse_args()
+    cpu = platform.processor() or platform.machine()
+    print(f"CPU: {_cpu_name() or cpu}, {os.cpu_count()} cores; load {os.getloadavg()[0]:.2f}")
+    paths, pixels = decoded(clipart(args.images + 20), args.images)
+    reference = torch_fp32(pixels, args.seed)
+    print(f"\n{len(paths)} clip-art images, random weights (seed {args.seed})\n")
+    print("\n".join(precisions(pixels, reference, args.seed, args.repeats)))
+    print("\n| rows | search ms (int8 → float each query) | search ms (float kept) | index |")
+    print("|---:|---:|---:|---:|")
+    for rows in (10_000, 100_000):
+        fly, kept, size = search(rows)
+        print(f"| {rows:,} | {fly:.1f} | {kept:.1f} | {size:.1f} MB |")
+    if not args.skip_build:
+        print()
+        print("\n".join(page_sizes(paths, args.seed)))
+    print(f"\nload after: {os.getloadavg()[0]:.2f}")
+
+
+def _cpu_name() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        return None
+    return None
+
+
+if __name__ == "__main__":
+    main()
