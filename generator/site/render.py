@@ -44,24 +44,21 @@ def plotly_js() -> tuple[Path, str]:
     return path, get_plotlyjs_version()
 
 
-def render_site(report: Report, site: Path, lang: str = "en", query: bool = False) -> None:
+def render_site(report: Report, site: Path, lang: str = "en") -> None:
     """Write index.html, report.json, assignments.csv and the static assets into `site`.
 
-    With `query` (--query) the page gets the "find where a photo belongs" control, its script and
-    style, and the runtime under query/ (query_runtime); the build adds query/model.js and
-    query/index.js. Without it, not one byte of the site changes.
+    A report with `query` (build --query, whose files site/query.py wrote) gives the page the
+    "Find where a photo belongs" control with its script and style; without it, not one byte of
+    the site changes.
     """
     templates = templates_dir()
     plotly_path, plotly_version = plotly_js()
     plotly_name = f"static/js/plotly-{plotly_version}.min.js"
+    query = report.query is not None
     ignore = None if query else shutil.ignore_patterns(*QUERY_ASSETS)
     shutil.copytree(templates / "static", site / "static", dirs_exist_ok=True, ignore=ignore)
     shutil.copyfile(plotly_path, site / plotly_name)
-    _write(site / "index.html", render_index(report, plotly_name, lang=lang, query=query))
-    if query:
-        from generator.site.query_runtime import write_runtime
-
-        write_runtime(site)
+    _write(site / "index.html", render_index(report, plotly_name, lang=lang))
     (site / NEIGHBOURS_JS).parent.mkdir(exist_ok=True)
     env = environment(lang)
     _write(
@@ -79,17 +76,16 @@ def render_site(report: Report, site: Path, lang: str = "en", query: bool = Fals
     _write(site / ".nojekyll", "")
 
 
-def render_index(
-    report: Report, plotly_src: str, single: Any = None, lang: str = "en", query: bool = False
-) -> str:
+def render_index(report: Report, plotly_src: str, single: Any = None, lang: str = "en") -> str:
     """The page itself; every user string goes through autoescaping or `tojson`.
 
     `single` (singlefile.Inline) inlines the scripts and styles, for the one-file variant. The page
     is written in `lang`; it carries every language's strings so that the reader can switch.
-    `query`: the site has query/ (--query); only then the control and its strings are in the page.
+    Only a report with `query` (--query) gives the page the control and its strings.
     """
     if lang not in LANGS:
         raise ValueError(f"unknown language {lang!r}: use one of {', '.join(LANGS)}")
+    query = report.query is not None
     strings = {
         code: {k: v for k, v in words.items() if query or not k.startswith(QUERY_STRINGS)}
         for code, words in ui_strings().items()
