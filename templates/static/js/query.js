@@ -27,8 +27,8 @@
   var SIZE = 224;  // vit.Preprocess
   var MEAN = [0.485, 0.456, 0.406];
   var STD = [0.229, 0.224, 0.225];
-  // The build decodes with its thumbnail or preview size as the long side to keep (imaging.decode's
-  // `side`: --thumb-size 192, --preview-size 800 by default); the index may say which it was.
+  // imaging.decode keeps max(thumbnail size, preview size) px on the long side when it reduces a
+  // large image: index.js's "decode" says what the build used (800 px by default).
   var DEFAULT_SIDE = 800;
   // A browser tab holds the photo's pixels twice (bitmap and canvas, 4 bytes each): above this a
   // photo is refused with a message rather than risking the tab.
@@ -70,7 +70,8 @@
     }
     var out = { n: ix.n, dim: ix.dim, vectors: new Int8Array(bytes(ix.vectors).buffer),
                 scales: floats(ix.scales), mean: floats(ix.pca.mean),
-                components: floats(ix.pca.components), side: (ix.decode && ix.decode.side) || DEFAULT_SIDE,
+                components: floats(ix.pca.components),
+                side: ix.decode ? Math.max(ix.decode.thumb_size, ix.decode.preview_size) : DEFAULT_SIDE,
                 clusterings: {} };
     out.d = out.components.length / ix.dim;
     Object.keys(ix.clusterings).forEach(function (k) {
