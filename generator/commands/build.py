@@ -45,7 +45,7 @@ from generator.ingest.labels import (
 from generator.report import Report
 from generator.site.exports import ASSIGNMENTS, write_arrays, write_assignments, write_exports
 from generator.site.payload import ImageRecord, SampledTotals, build_report
-from generator.site.query import QueryModel, add_query
+from generator.site.query import QueryModel, add_query, check_same_model
 from generator.site.render import render_site
 from generator.site.sitedir import (
     carry_foreign,
@@ -105,6 +105,8 @@ def build_site(
         check_output(config.output, (config.embeddings,))
         store, found = open_store(config.embeddings), None  # checked before anything is written
         labelling = None  # assigned from the store's paths, once they are read
+        if config.query:  # the store's model must be the one the page gets: said before work
+            check_same_model(_query_model(config, store.model_info(store.dim), (0, 0)))
     else:
         found = discover_images(config)
         store, labelling = (
@@ -184,7 +186,8 @@ def _report(
         display_points=config.display_points,
     )
     phase.info("writing site…")
-    report = write_site(report, staging, config, embedded.features, analysis, embedded.info)
+    query = _query_model(config, embedded.info, embedded.sizes) if config.query else None
+    report = write_site(report, staging, config, embedded.features, analysis, query)
     paths = [record.rel for record in embedded.records]
     write_assignments(staging / ASSIGNMENTS, paths, analysis)
     if config.export_embeddings:
@@ -198,17 +201,22 @@ def write_site(
     config: BuildConfig,
     features: np.ndarray,
     analysis: Analysis,
-    info: ModelInfo,
+    query: QueryModel | None,
 ) -> Report:
     """The one place a build writes its site: the page and its data, the exports and, with
-    --query, the query files (which the page and report.json then name)."""
-    if config.query:
+    --query (`query`: the model the page gets), the query files, which report.json names."""
+    if query is not None:
         phase.info("writing the model and the vectors for --query…")
-        model = QueryModel(info, config.weights, config.seed, config.cache_dir)
-        report = add_query(report, site, features, analysis, model)
+        report = add_query(report, site, features, analysis, query)
     render_site(report, site, lang=config.lang)
     write_exports(site, report)
     return report
+
+
+def _query_model(config: BuildConfig, info: ModelInfo, sizes: tuple[int, int]) -> QueryModel:
+    """--query's model: the options' weights, which must be those that made the vectors
+    (`info`), decoding as they were decoded (`sizes`: thumbnail and preview sizes)."""
+    return QueryModel(info, config.weights, config.seed, config.cache_dir, sizes)
 
 
 def sampled_note(rows: int, shown: int) -> Message:
@@ -241,7 +249,9 @@ def build_sampled(
     totals = SampledTotals(projection.rows, total - projection.rows, sizes)
     report = _sampled_report(store, config, records, features, analysis, labels, totals)
     info = store.model_info(int(features.shape[1]) if len(features) else None)
-    report = write_site(report, site, config, features, analysis, info)
+    sizes = (store.thumb_size or 0, store.preview_size)
+    query = _query_model(config, info, sizes) if config.query else None
+    report = write_site(report, site, config, features, analysis, query)
     return report, projection.rows
 
 

@@ -12,6 +12,7 @@ int8 index the page searches.
 from __future__ import annotations
 
 import logging
+import warnings
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,6 @@ from generator.types import Embedder
 log = logging.getLogger(__name__)
 
 MAX_QUERY_PIXELS = 50_000_000  # a larger photo is refused, as the page refuses it (memory)
-QUERY_THUMB = 32  # decode() makes a thumbnail too; a query needs none, so the smallest
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,7 @@ class SiteIndex:
     centres: dict[int, np.ndarray]  # k → (k, d) float32
     typical: dict[int, list[tuple[float, float]]]
     paths: tuple[str, ...]
+    sizes: tuple[int, int]  # the build's thumbnail and preview sizes: decode() as it did
 
     @classmethod
     def read(cls, site: Path) -> SiteIndex:
@@ -115,6 +116,7 @@ class SiteIndex:
             centres=dict(sorted(centres.items())),
             typical=typical,
             paths=tuple(image.path for image in report.images),
+            sizes=(int(data["decode"]["thumb_size"]), int(data["decode"]["preview_size"])),
         )
 
     def answer(self, photo: str, feature: np.ndarray) -> Answer:
@@ -157,7 +159,7 @@ def query_photos(config: QueryConfig, embedder: Embedder | None = None) -> list[
             f"{config.model.weights} --seed {config.model.seed} is {have}. Pass "
             f"{how_to_name(index.weights_id)}, the site's weights."
         )
-    pixels = np.stack([photo_pixels(photo) for photo in config.photos])
+    pixels = np.stack([photo_pixels(photo, index.sizes) for photo in config.photos])
     if embedder is not None:
         features = embedder(pixels)
     else:
@@ -173,13 +175,14 @@ def query_photos(config: QueryConfig, embedder: Embedder | None = None) -> list[
     ]
 
 
-def photo_pixels(photo: Path) -> np.ndarray:
-    """The model's 224×224 input for `photo`, by the build's decoder; a clear error if none."""
+def photo_pixels(photo: Path, sizes: tuple[int, int]) -> np.ndarray:
+    """The model's 224×224 input for `photo`, by the build's decoder as the build called it
+    (`sizes`: its thumbnail and preview sizes); a clear error if none."""
     if not photo.is_file():
         raise InputError(f"{photo}: no such file. Name an image file (JPEG, PNG, WebP, …).")
     _check_pixels(photo)
     try:
-        return decode(photo, PREPROCESS.size, QUERY_THUMB).pixels
+        return decode(photo, PREPROCESS.size, *sizes).pixels
     except DecodeError as exc:
         raise InputError(f"{photo}: cannot be used: {exc}. Choose an image file.") from None
 
@@ -189,7 +192,8 @@ def _check_pixels(photo: Path) -> None:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(photo) as image:
+        with warnings.catch_warnings(), Image.open(photo) as image:
+            warnings.simplefilter("ignore")  # Pillow's bomb warning: the size is said below
             width, height = image.size
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
         return  # decode() says what is wrong with it, in the build's words

@@ -53,6 +53,7 @@ class Embedded:
     info: ModelInfo
     embedded: int  # how many images went through the model (the rest came from the cache)
     prefixed: bool = False  # paths start with their input folder's name (several inputs)
+    sizes: tuple[int, int] = (0, 0)  # the thumbnail and preview sizes the images were decoded for
 
 
 # --- source: which images --------------------------------------------------------------------
@@ -152,7 +153,8 @@ def embed_images(
     with closing(engine.run(images, progress)) as rows:
         records, features, skipped = collect_rows(rows, site)
     prefixed = len(config.inputs) > 1
-    return Embedded(records, features, skipped, embedder.info, engine.embedded, prefixed)
+    sizes = (config.thumb_size, config.preview_size)
+    return Embedded(records, features, skipped, embedder.info, engine.embedded, prefixed, sizes)
 
 
 def from_store(
@@ -165,7 +167,8 @@ def from_store(
         records, features, skipped = collect_rows(counted(rows, advance), site)
     dim = int(features.shape[1]) if len(records) else store.dim
     log.info("read %d embeddings (D = %d) from %s", len(records), dim, config.embeddings)
-    return Embedded(records, features, skipped, store.model_info(dim), 0, store.prefixed)
+    info, sizes = store.model_info(dim), (store.thumb_size or 0, store.preview_size)
+    return Embedded(records, features, skipped, info, 0, store.prefixed, sizes)
 
 
 def counted(rows: Iterable[Row], advance: Callable[[int], None], step: int = 500) -> Iterator[Row]:

@@ -107,14 +107,32 @@ class Fitter:
             raise BudgetError(
                 f"{self.what} would be {format_size(size)} even with the smallest thumbnails "
                 f"({px} px, quality {quality}): more than --max-size {format_size(self.budget)}. "
-                f"Use --max-size {round_up(size)} or more, or build from fewer images."
+                f"Use --max-size {round_up(size)} or more, or build from fewer images"
+                f"{query_share(report)}."
             )
         mid, trial, size = best
+        if report.query is not None:
+            log.warning(
+                "--query: the model, index and runtime take %s of --max-size %s, so the "
+                "thumbnails were made smaller",
+                format_size(report.query.bytes),
+                format_size(self.budget),
+            )
         if last != mid:  # the search ended on a step that did not fit: go back to the best one
             trial = shrink_images(report, site, originals, rungs[mid], self.lang)
         preview_px, px, quality = rungs[mid]
         self.fit = Fit(px, quality, size, self.budget, True, preview_px)
         return trial
+
+
+def query_share(report: Report) -> str:
+    """What --query adds to a site that cannot fit: its files cannot be made smaller."""
+    if report.query is None:
+        return ""
+    return (
+        f"; the model, index and runtime of --query take {format_size(report.query.bytes)} of "
+        "it and cannot be made smaller: build without --query to leave them out"
+    )
 
 
 def shrink_images(

@@ -4,7 +4,9 @@
 - query/index.js: `window.DINOCLUST_QUERY_INDEX = {...};` what a query is compared with: every
   image's L2-normalised feature in int8 with a per-row scale (cosine(q, row) ≈ q̂ · int8_row ×
   scale), the PCA's mean and components (coords = (x - mean) @ components.T, x the raw feature)
-  and each k's centres and typical distances (p50, p90 of the members' distances to the centre).
+  and each k's centres and typical distances (p50, p90 of the members' distances to the centre);
+  and "decode": the build's thumbnail and preview sizes, which decide how far imaging.decode
+  reduces a large image (a whole factor keeping max(thumb, preview) px) before the model's resize.
 - query/ort.wasm.min.js, ort-wasm.js, ort-glue.js: onnxruntime-web's WASM runtime, copied from
   the vendored copy in generator/vendor/onnxruntime-web/.
 
@@ -83,8 +85,12 @@ def quantise_rows(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.rint(q).astype(np.int8), (peak[:, 0] / 127.0).astype(np.float32)
 
 
-def query_index(features: np.ndarray, analysis: Analysis, info: ModelInfo) -> dict[str, Any]:
-    """index.js's object: rows in report.json's `images` order."""
+def query_index(
+    features: np.ndarray, analysis: Analysis, info: ModelInfo, sizes: tuple[int, int] = (0, 0)
+) -> dict[str, Any]:
+    """index.js's object: rows in report.json's `images` order. `sizes`: the build's thumbnail
+    and preview sizes, which decide how far a large image is reduced before the model's resize
+    (imaging.decode keeps max(thumb, preview) px on the long side): a query decodes the same."""
     if analysis.pca_mean is None or analysis.pca_components is None:
         raise GeneratorError("--query needs the PCA's mean and components; build again.")
     n, dim = features.shape
@@ -109,6 +115,7 @@ def query_index(features: np.ndarray, analysis: Analysis, info: ModelInfo) -> di
             "components": b64(analysis.pca_components, "<f4"),
         },
         "clusterings": clusterings,
+        "decode": {"thumb_size": int(sizes[0]), "preview_size": int(sizes[1])},
     }
 
 
@@ -191,7 +198,8 @@ def add_query(
     only then). The model is the one the vectors came from, exported to ONNX (cached)."""
     check_same_model(model)
     onnx = onnx_model(model.weights, model.seed, model.cache_dir, model.precision)
-    files = write_query(site, onnx, query_index(features, analysis, model.info))
+    index = query_index(features, analysis, model.info, model.sizes)
+    files = write_query(site, onnx, index)
     runtime = tuple(rel for rel in RUNTIME if rel in files.files)
     return replace(report, query=Query(MODEL_JS, INDEX_JS, runtime, model.precision, files.size))
 
@@ -205,6 +213,7 @@ class QueryModel:
     weights: str
     seed: int
     cache_dir: Path | None
+    sizes: tuple[int, int] = (0, 0)  # the build's --thumb-size and --preview-size
     precision: str = QUERY_PRECISION
 
 
