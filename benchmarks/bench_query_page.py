@@ -105,7 +105,9 @@ def main() -> None:
             for _ in range(args.rounds):
                 rounds.append(round_of(browser, root))
     load = os.getloadavg()
-    print(f"CPU: {cpu()}; load average at the end (1/5/15 min): {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
+    print(
+        f"CPU: {cpu()}; load average at the end (1/5/15 min): {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}"
+    )
     print(f"{args.images} images, model.js {model_mb:.1f} MB, {args.rounds} rounds (median)\n")
     print("| measure | seconds |")
     print("|---|---|")

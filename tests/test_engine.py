@@ -82,7 +82,9 @@ def test_an_error_cancels_the_queued_decodes(tmp_path, monkeypatch) -> None:
     started = time.perf_counter()
     with pytest.raises(RuntimeError, match="model failed"):
         build_site(config, embedder=Boom())
-    assert time.perf_counter() - started < 2.0
+    # 40 slow decodes would take far longer: the error stopped them (a loose bound, for CI's
+    # shared cores; the counts below are the real check)
+    assert time.perf_counter() - started < 10.0
     decoded = len(list(marks.iterdir()))
     assert decoded <= 2 + IN_FLIGHT  # the first batch, and those under way
     time.sleep(0.3)
@@ -198,12 +200,11 @@ def test_while_the_model_loads_more_images_are_decoded_and_rows_are_the_same(
     engine = LocalEngine(lazy, None, options)
     worker = threading.Thread(target=lambda: rows.extend(engine.run(images, no_progress)))
     worker.start()
-    seen, deadline = -1, time.monotonic() + 30
-    while time.monotonic() < deadline:  # until the decodes sent ahead are all done
-        time.sleep(0.5)
+    seen, still, deadline = -1, 0, time.monotonic() + 60
+    while time.monotonic() < deadline and still < 3:  # the decodes sent ahead are all done:
+        time.sleep(0.5)  # no new one for 1.5 s (a loaded CI machine pauses the workers)
         now = len(list(marks.iterdir()))
-        if now == seen:
-            break
+        still = still + 1 if now == seen and now >= local.LOADING_LOOKAHEAD else 0
         seen = now
     assert lazy.loading() and not rows
     # the first batch, then LOADING_LOOKAHEAD more (tasks of 8 images), not LOOKAHEAD more

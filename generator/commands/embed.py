@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from pathlib import Path
 
 from generator.analysis.streamed import logged
-from generator.commands.stages import check_skipped, find_images
+from generator.commands.stages import (
+    EngineSource,
+    check_skipped,
+    embed_options,
+    find_images,
+    pour,
+)
 from generator.config import EmbedConfig
 from generator.engines.local import LocalEngine
 from generator.engines.runner import EmbedOptions, Engine, Known
@@ -97,14 +103,7 @@ def _embed(config: EmbedConfig, progress: Progress, embedder: Embedder | None) -
         cache = None
         if config.cache_dir:
             cache = stack.enter_context(closing(EmbeddingCache(config.cache_dir)))
-        workers = config.workers if config.engine == "local" else None  # ray: the actors
-        options = EmbedOptions(
-            config.thumb_size,
-            config.batch_size,
-            config.preview_size,
-            workers=workers,
-            max_file_size=config.max_file_size,
-        )
+        options = embed_options(config, workers=config.engine == "local")  # ray: the actors
         engine: Engine
         if config.engine == "ray":
             engine = _ray_engine(config, embedder, given, options, stack)
@@ -116,7 +115,11 @@ def _embed(config: EmbedConfig, progress: Progress, embedder: Embedder | None) -
         engine.known = _previous(config, metadata)
         writer = StoreWriter(config.output, metadata)
         stack.push(_on_exit(writer))
-        skipped = _write(writer, found.skipped, engine.run(found.images, progress), config)
+        sink = StoreRows(writer, found.skipped)  # discovery's skips first, as `build` lists them
+        pour(EngineSource(engine, found.images), progress, sink)
+        skipped = check_skipped(
+            config.strict, tuple(sink.skipped), "embed", f" {config.output} was left as it was."
+        )
         writer.metadata = model_metadata(  # what ran: a model that loads lazily says so then
             engine.info, config.thumb_size, prefixed, config.preview_size
         )
@@ -167,23 +170,20 @@ def _ray_engine(
     return engine
 
 
-def _write(
-    writer: StoreWriter,
-    found_skipped: tuple[SkippedImage, ...],
-    rows: Iterator[Row],
-    config: EmbedConfig,
-) -> tuple[SkippedImage, ...]:
-    """Discovery's skips first, then every image's row, as `build` lists them."""
-    skipped = list(found_skipped)
-    for item in found_skipped:
-        writer.add(Row.skipped(item.rel, item.why))
-    with closing(rows) as stream:  # type: ignore[type-var]  # a generator: closing() cancels
-        for row in stream:
-            writer.add(row)
-            if row.error is not None:
-                skipped.append(SkippedImage(row.rel, row.error))
-    kept = f" {config.output} was left as it was."
-    return check_skipped(config.strict, tuple(skipped), "embed", kept)
+class StoreRows:
+    """The rows' sink for a store: every row (skipped files too, with their reason) goes to the
+    writer's parts; the skipped ones are listed for the summary and --strict."""
+
+    def __init__(self, writer: StoreWriter, skipped: tuple[SkippedImage, ...]) -> None:
+        self.writer = writer
+        self.skipped = list(skipped)
+        for item in skipped:
+            writer.add(Row.skipped(item.rel, item.why))
+
+    def add(self, row: Row) -> None:
+        self.writer.add(row)
+        if row.error is not None:
+            self.skipped.append(SkippedImage(row.rel, row.error))
 
 
 def _previous(config: EmbedConfig, metadata: dict[str, str]) -> Known | None:

@@ -12,14 +12,16 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from generator.analysis.analyse import Analysis, compare_labels, prefetch_analysis
 from generator.analysis.cached import cached_analysis
 from generator.analysis.duplicates import find_similar
-from generator.config import K_MIN, BuildConfig
-from generator.engines.local import EmbedOptions, LocalEngine
+from generator.config import K_MIN, BuildConfig, EmbedConfig
+from generator.engines.local import LocalEngine
+from generator.engines.runner import EmbedOptions, Engine
 from generator.errors import InputError, OutputError, written_in
 from generator.i18n import Message
 from generator.ingest.discover import Discovery, discover, no_images
@@ -129,7 +131,84 @@ def open_run(config: BuildConfig, embedder: Embedder | None, model: bool = True)
         yield Run(embedder, cache, staging)
 
 
-# --- rows: from an engine or a store, into the site's files --------------------------------
+# --- the one path: rows from a source (an engine or a store) into the command's sinks -------
+
+
+class Source(Protocol):
+    """Where rows come from: the images, decoded and embedded by an engine, or a store."""
+
+    def rows(self, progress: Progress) -> Iterator[Row]: ...
+
+
+@dataclass(frozen=True)
+class EngineSource:
+    """The images, through an engine (local or Ray): its rows in input order."""
+
+    engine: Engine
+    images: Sequence[SourceImage]
+
+    def rows(self, progress: Progress) -> Iterator[Row]:
+        return self.engine.run(self.images, progress)
+
+
+@dataclass(frozen=True)
+class StoreSource:
+    """A Parquet store's rows instead of the engine's: no model, no originals (unless
+    `images_root` is given for thumbnails the store lacks)."""
+
+    store: Store
+    images_root: Path | None
+    thumb_size: int
+    previews: bool
+
+    def rows(self, progress: Progress) -> Iterator[Row]:
+        rows = read_rows(self.store, self.images_root, self.thumb_size, self.previews)
+        with closing(rows), progress("Reading embeddings", self.store.count()) as advance:
+            yield from counted(rows, advance)
+
+
+class Sink(Protocol):
+    """Where rows go as they stream by: the site's files, a store, or only memory."""
+
+    def add(self, row: Row) -> None: ...
+
+
+def pour(source: Source, progress: Progress, *sinks: Sink) -> None:
+    """The one loop every command runs: each row, in order, to each sink. Closing the source
+    (here, whatever ends the loop) stops the engine's decoders or the store's reader."""
+    with closing(source.rows(progress)) as rows:  # type: ignore[type-var]  # a generator
+        for row in rows:
+            for sink in sinks:
+                sink.add(row)
+
+
+class SiteRows:
+    """The rows' sink for a site: thumbnails go straight to disk as rows stream by (none without
+    a `site`: `sort` writes folders, not pages), vectors are stacked in row order, skipped rows
+    are listed."""
+
+    def __init__(self, site: Path | None) -> None:
+        self.site = site
+        if site is not None:
+            (site / "thumbs").mkdir(exist_ok=True)
+        self.records: list[ImageRecord] = []
+        self.vectors: list[np.ndarray] = []
+        self.skipped: list[SkippedImage] = []
+
+    def add(self, row: Row) -> None:
+        if row.vector is None:
+            self.skipped.append(
+                SkippedImage(row.rel, row.error or Message.of("skip_corrupt", error=""))
+            )
+            return
+        self.records.append(save_thumb(self.site, row))
+        self.vectors.append(row.vector)
+
+    def stacked(self) -> np.ndarray:
+        """The vectors as one float32 matrix, in row order."""
+        if not self.vectors:
+            return np.empty((0, 0), dtype=np.float32)
+        return np.stack(self.vectors).astype(np.float32, copy=False)
 
 
 def embed_images(
@@ -142,33 +221,43 @@ def embed_images(
 ) -> Embedded:
     """Features (and, with a `site`, thumbnails) for every image, by the local engine: cache
     first, then decoded in worker processes while the model embeds full batches."""
-    options = EmbedOptions(
+    engine = LocalEngine(embedder, cache, embed_options(config))
+    sink = SiteRows(site)
+    pour(EngineSource(engine, images), progress, sink)
+    prefixed = len(config.inputs) > 1
+    sizes = (config.thumb_size, config.preview_size)
+    return _embedded(sink, embedder.info, engine.embedded, prefixed, sizes)
+
+
+def embed_options(config: BuildConfig | EmbedConfig, workers: bool = True) -> EmbedOptions:
+    """What the engine needs from a command's options (`workers` False: Ray's actors decide)."""
+    return EmbedOptions(
         config.thumb_size,
         config.batch_size,
         config.preview_size,
-        config.workers,
+        config.workers if workers else None,
         config.max_file_size,
     )
-    engine = LocalEngine(embedder, cache, options)
-    with closing(engine.run(images, progress)) as rows:
-        records, features, skipped = collect_rows(rows, site)
-    prefixed = len(config.inputs) > 1
-    sizes = (config.thumb_size, config.preview_size)
-    return Embedded(records, features, skipped, embedder.info, engine.embedded, prefixed, sizes)
 
 
 def from_store(
     store: Store, config: BuildConfig, site: Path, progress: Progress = no_progress
 ) -> Embedded:
-    """The rows of a Parquet store instead of the engine's: no model, no originals (unless
-    --images-root is given for thumbnails the store lacks)."""
-    rows = read_rows(store, config.images_root, config.thumb_size, config.preview_size > 0)
-    with closing(rows), progress("Reading embeddings", store.count()) as advance:
-        records, features, skipped = collect_rows(counted(rows, advance), site)
-    dim = int(features.shape[1]) if len(records) else store.dim
-    log.info("read %d embeddings (D = %d) from %s", len(records), dim, config.embeddings)
-    info, sizes = store.model_info(dim), (store.thumb_size or 0, store.preview_size)
-    return Embedded(records, features, skipped, info, 0, store.prefixed, sizes)
+    """The rows of a Parquet store, into the site as the engine's would go."""
+    sink = SiteRows(site)
+    source = StoreSource(store, config.images_root, config.thumb_size, config.preview_size > 0)
+    pour(source, progress, sink)
+    dim = len(sink.vectors[0]) if sink.vectors else store.dim
+    log.info("read %d embeddings (D = %d) from %s", len(sink.records), dim, config.embeddings)
+    sizes = (store.thumb_size or 0, store.preview_size)
+    return _embedded(sink, store.model_info(dim), 0, store.prefixed, sizes)
+
+
+def _embedded(
+    sink: SiteRows, info: ModelInfo, embedded: int, prefixed: bool, sizes: tuple[int, int]
+) -> Embedded:
+    records, skipped = tuple(sink.records), tuple(sink.skipped)
+    return Embedded(records, sink.stacked(), skipped, info, embedded, prefixed, sizes)
 
 
 def counted(rows: Iterable[Row], advance: Callable[[int], None], step: int = 500) -> Iterator[Row]:
@@ -186,26 +275,11 @@ def counted(rows: Iterable[Row], advance: Callable[[int], None], step: int = 500
 def collect_rows(
     rows: Iterable[Row], site: Path | None
 ) -> tuple[tuple[ImageRecord, ...], np.ndarray, tuple[SkippedImage, ...]]:
-    """The rows' sink for a site: thumbnails go straight to disk as rows stream by (none without
-    a `site`: `sort` writes folders, not pages), vectors are stacked in row order, skipped rows
-    are listed."""
-    if site is not None:
-        (site / "thumbs").mkdir(exist_ok=True)
-    records: list[ImageRecord] = []
-    vectors: list[np.ndarray] = []
-    skipped: list[SkippedImage] = []
+    """Rows already at hand (the sampled build's sample) through the site's sink."""
+    sink = SiteRows(site)
     for row in rows:
-        if row.vector is None:
-            skipped.append(SkippedImage(row.rel, row.error or Message.of("skip_corrupt", error="")))
-            continue
-        records.append(save_thumb(site, row))
-        vectors.append(row.vector)
-    features = (
-        np.stack(vectors).astype(np.float32, copy=False)
-        if vectors
-        else np.empty((0, 0), dtype=np.float32)
-    )
-    return tuple(records), features, tuple(skipped)
+        sink.add(row)
+    return tuple(sink.records), sink.stacked(), tuple(sink.skipped)
 
 
 def save_thumb(site: Path | None, row: Row) -> ImageRecord:
