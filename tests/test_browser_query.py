@@ -72,6 +72,11 @@ def make_queries(folder: Path, art: list[Path]) -> None:
     Image.new("P", (64, 64)).save(folder / "anim.gif")
     Image.new("RGB", (10_000, 10_000), (200, 200, 200)).save(folder / "huge.png")  # 100 MP
     shutil.copyfile(folder / "alpha.png", folder / HOSTILE)
+    alpha.resize((600, 400)).save(folder / "small.webp", lossless=True)
+    import pillow_heif  # the build's HEIC support (a dependency)
+
+    pillow_heif.register_heif_opener()
+    rotated.resize((300, 200)).save(folder / "phone.heic")
 
 
 @pytest.fixture(scope="module")
@@ -209,7 +214,7 @@ def test_bad_input_says_why_and_the_page_stays_usable(
     browser: Browser, query_site: Path, lang: str
 ) -> None:
     strings = ui_strings()[lang]
-    names = ["notes.jpg", "anim.gif", "huge.png", HOSTILE]
+    names = ["notes.jpg", "anim.gif", "huge.png", "phone.heic", HOSTILE]
     with open_page(browser, query_site / "site" / "index.html", f"lang={lang}") as opened:
         page = opened.page
         assert page.locator("#query-title").inner_text() == strings["query_title"]
@@ -218,28 +223,49 @@ def test_bad_input_says_why_and_the_page_stays_usable(
             "query_err_not_image",
             "query_err_gif",
             "query_err_too_large",
+            "query_err_heic",  # Chromium decodes no HEIC; Safari would
             None,
         ]
         items = page.locator("li.query-result")
-        errors = [items.nth(i).get_attribute("data-query-error") for i in range(3)]
-        assert errors == ["not_image", "gif", "too_large"]
+        errors = [items.nth(i).get_attribute("data-query-error") for i in range(4)]
+        assert errors == ["not_image", "gif", "too_large", "heic"]
         assert items.nth(0).inner_text() == strings["query_err_not_image"].format(name="notes.jpg")
         assert items.nth(1).inner_text() == strings["query_err_gif"].format(name="anim.gif")
         huge = strings["query_err_too_large"].format(
             name="huge.png", w="10,000", h="10,000", max=50
         )
         assert items.nth(2).inner_text() == huge
+        assert items.nth(3).inner_text() == strings["query_err_heic"].format(name="phone.heic")
         # The hostile name is text, never markup.
-        assert items.nth(3).locator(".query-name").inner_text() == HOSTILE
+        assert items.nth(4).locator(".query-name").inner_text() == HOSTILE
         assert page.evaluate("() => window.__pwned") is None
         assert page.locator("li.query-result img[src='x']").count() == 0
-        status = strings["query_done"].format(m="1", n="4")
+        status = strings["query_done"].format(m="1", n="5")
         assert page.locator("#query-status").inner_text() == status
         # The rest of the page still works.
         page.locator("#k-slider").fill("4")
         wait_for_k(page, 4)
-        assert items.nth(3).get_attribute("data-query-k") == "4"
+        assert items.nth(4).get_attribute("data-query-k") == "4"
+        # A WebP dropped on the control is placed too.
+        drop(page, query_site / "queries" / "small.webp")
+        page.wait_for_function(DONE_JS, timeout=QUERY_MS)
+        assert page.locator("li.query-result .query-name").all_inner_texts() == ["small.webp"]
+        assert page.locator("li.query-result").get_attribute("data-query-cluster") is not None
         assert opened.external == [] and opened.errors == []
+
+
+def drop(page: Page, photo: Path) -> None:
+    """Drop `photo` on the control, as a file dragged from the desktop."""
+    import base64
+
+    transfer = page.evaluate_handle(
+        """([b64, name]) => { const bin = atob(b64), bytes = new Uint8Array(bin.length);
+             for (let i = 0; i < bin.length; i++) { bytes[i] = bin.charCodeAt(i); }
+             const dt = new DataTransfer(); dt.items.add(new File([bytes], name)); return dt; }""",
+        [base64.b64encode(photo.read_bytes()).decode("ascii"), photo.name],
+    )
+    page.evaluate("() => { document.getElementById('query-section').dataset.queryState = ''; }")
+    page.dispatch_event("#query-section", "drop", {"dataTransfer": transfer})
 
 
 def test_single_file_and_notebook_say_they_carry_no_model(

@@ -6,7 +6,12 @@
    orientation, alpha on white, Pillow's whole-factor reduce, Pillow's BILINEAR to 224 × 224,
    ImageNet mean/std), embedded in this page, and placed: its cluster and distance to the centre
    at every k (following the slider), its 12 most similar images by cosine over the whole index,
-   and a point in the 3D view. Nothing is sent anywhere and nothing is kept. Registers a view. */
+   and a point in the 3D view. Nothing is sent anywhere and nothing is kept. Registers a view.
+   Attributes others may read: #query-section[data-query-state] (idle, working, done, error;
+   [data-query-unavailable] in the single file); each li.query-result[data-query-photo] has
+   data-query-k, -cluster, -distance and -fit for the k shown, or data-query-error; its similar
+   images are [data-query-neighbour] (an index into report.json's images) with
+   [data-query-similarity]; the plot's trace with uid "query" holds the photos' points. */
 (function () {
   "use strict";
 
