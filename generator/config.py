@@ -206,7 +206,7 @@ QUERY = Option(
     ("--query",),
     'Add "Find where a photo belongs" to the page: a reader drops a new photo and sees its '
     "cluster for every k and the 12 most similar images, computed in the browser, offline (the "
-    "model goes into the site: about 22 MB more; docs: Query by photo).",
+    "model and its runtime go into the site: about 77 MB more; docs: Query by photo).",
     False,
     "flag",
 )

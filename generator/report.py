@@ -174,7 +174,7 @@ class Query:
     model: str  # query/model.js: the ONNX model, base64
     index: str  # query/index.js: the vectors, PCA and centres a query is compared with
     runtime: tuple[str, ...]  # onnxruntime-web's script, WASM and glue
-    precision: str  # the ONNX model's weights: int8, fp16 or fp32
+    precision: str  # the ONNX model's weights: fp16 (int8 and fp32 were measured)
     bytes: int  # of all the query files together
 
 

@@ -193,7 +193,8 @@ def test_report_json_reference_is_the_schema(built_docs: Path) -> None:
     assert '"$schema"' in html.replace("&quot;", '"')  # the whole schema, collapsed
     text = (DOCS / "reference" / "report-json.md").read_text(encoding="utf-8")
     meanings = set(re.findall(r"^\| `(\w+)` \|", text, re.M))  # the generated table is not here
-    assert meanings == set(schema["required"]) | {"sampled"}  # sampled: only above 1M rows
+    # sampled: only above 1M rows; query: only with --query
+    assert meanings == set(schema["required"]) | {"sampled", "query"}
     assert set(schema["required"]) == REPORT_KEYS  # what a real report has (test_sample)
 
 

@@ -81,9 +81,10 @@ def declared(extra: str | None = None) -> set[str]:
 
 def test_dependencies_are_exactly_what_generator_imports() -> None:
     """Declared and imported are the same set: nothing used undeclared, nothing declared unused
-    (rawpy, Ray, IPython and OpenVINO are the `raw`, `ray`, `notebook` and `accel` extras,
-    imported only inside the functions that need them)."""
+    (rawpy, Ray, IPython, OpenVINO and onnx are the `raw`, `ray`, `notebook`, `accel` and
+    `query` extras, imported only inside the functions that need them)."""
     extras = declared("raw") | {"ray"} | declared("notebook") | declared("accel")
+    extras |= declared("query")
     assert declared("ray") == {"ray"}  # ray[data]
     assert imported_distributions() - extras == declared()
     assert extras <= imported_distributions()

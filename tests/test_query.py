@@ -152,38 +152,47 @@ def test_onnx_export_equals_torch_on_random_weights(tmp_path: Path) -> None:
 
 
 def test_the_export_is_kept_by_weights_id_and_not_made_again(tmp_path, monkeypatch) -> None:
-    first = export.onnx_model("random", 0, tmp_path, "int8")
+    first = export.onnx_model("random", 0, tmp_path, "fp16")
     calls = []
     monkeypatch.setattr(export, "export_onnx", lambda *a: calls.append(a))
-    monkeypatch.setattr(export, "quantise_int8", lambda *a: calls.append(a))
-    assert export.onnx_model("random", 0, tmp_path, "int8") == first
+    monkeypatch.setattr(export, "fp16_weights", lambda *a: calls.append(a))
+    assert export.onnx_model("random", 0, tmp_path, "fp16") == first
     assert calls == []
-    kept = export.export_path(tmp_path, "random:0", "int8")
+    kept = export.export_path(tmp_path, "random:0", "fp16")
     assert kept.read_bytes() == first
-    assert export.export_path(tmp_path, "random:1", "int8") != kept
+    assert export.export_path(tmp_path, "random:1", "fp16") != kept
 
 
-def test_int8_stays_within_the_floors_on_real_clip_art(tmp_path: Path) -> None:
-    """The issue's floors on real images (benchmarks/bench_query.py runs 240 of them)."""
+def test_the_sites_model_stays_within_the_floors_on_real_clip_art(tmp_path: Path) -> None:
+    """The issue's floors for the model the site gets, on real images (benchmarks/bench_query.py
+    runs 240 of them): cosine to torch fp32 >= 0.99 on every image, and each image's 12 most
+    similar, through the page's int8 index, the same as with torch fp32's vector for >= 90 %."""
     import onnxruntime as ort
     import torch
 
     from generator.model.vit import PREPROCESS, create_model
 
-    raw = np.stack([decode(p, 224, 32).pixels for p in clipart(40)]).astype(np.float32)
-    mean, std = (
-        np.array(v, np.float32).reshape(1, 3, 1, 1) for v in (PREPROCESS.mean, PREPROCESS.std)
-    )
+    raw = np.stack([decode(p, 224, 192, 800).pixels for p in clipart(40)]).astype(np.float32)
+    mean = np.array(PREPROCESS.mean, np.float32).reshape(1, 3, 1, 1)
+    std = np.array(PREPROCESS.std, np.float32).reshape(1, 3, 1, 1)
     x = ((raw.transpose(0, 3, 1, 2) / 255.0 - mean) / std).astype(np.float32)
     with torch.inference_mode():
         want = create_model("random", 0).eval()(torch.from_numpy(x)).numpy()
-    model = export.onnx_model("random", 0, tmp_path, "int8")
-    got = ort.InferenceSession(model, providers=["CPUExecutionProvider"]).run(None, {"pixels": x})[
-        0
-    ]
+    model = export.onnx_model("random", 0, tmp_path)
+    session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    got = session.run(None, {"pixels": x})[0]
     cosine = (got * want).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(want, axis=1)
     assert cosine.min() >= 0.99
-    assert len(model) < len(export.onnx_model("random", 0, tmp_path, "fp32")) / 3
+    vectors, scales = quantise_rows(want)
+    index = vectors * scales[:, None]
+    same = 0
+    for i in range(len(x)):
+        a, b = (index @ (v[i] / np.linalg.norm(v[i])) for v in (want, got))
+        a[i] = b[i] = -np.inf  # the image itself is left out
+        same += set(np.argsort(-a)[:12]) == set(np.argsort(-b)[:12])
+    assert same >= 0.9 * len(x)
+    fp32 = export.export_path(tmp_path, "random:0", "fp32").stat().st_size
+    assert len(model) < fp32 * 0.51
 
 
 # --- the index -------------------------------------------------------------------------------
@@ -209,12 +218,12 @@ def test_the_site_holds_the_contracts_query_files(built) -> None:
     ]
     query = report["query"]
     assert query["model"] == MODEL_JS and query["index"] == INDEX_JS
-    assert query["precision"] == "int8"
+    assert query["precision"] == "fp16"
     assert query["bytes"] == sum((site / f).stat().st_size for f in files)
     text = (site / MODEL_JS).read_text()
     assert text.startswith('window.DINOCLUST_QUERY_MODEL = "') and text.endswith('";\n')
     onnx = base64.b64decode(text.split('"')[1])
-    assert onnx == export.export_path(built.cache, "random:0", "int8").read_bytes()
+    assert onnx == export.export_path(built.cache, "random:0", "fp16").read_bytes()
     index = read_index(site)
     n = len(report["images"])
     assert (index["version"], index["n"], index["dim"]) == (1, n, 384)
@@ -267,7 +276,7 @@ def test_without_query_the_site_is_the_same_and_carries_no_model(built, tmp_path
     with_query, without = site_files(built.site), site_files(plain)
     assert not any(name.startswith("query/") for name in without)
     report = json.loads(with_query.pop("report.json"))
-    assert report.pop("query")["bytes"] > 20_000_000
+    assert report.pop("query")["bytes"] > 40_000_000
     assert "query" not in json.loads(without["report.json"])
     assert report == json.loads(without.pop("report.json"))
     page_side = ("static/js/query.js", "static/css/query.css")  # the control's script and style
@@ -433,7 +442,7 @@ def test_build_from_embeddings_writes_the_same_query_files(built, store, tmp_pat
     assert result.exit_code == 0, result.output
     for name in ("query/model.js", "query/index.js"):
         assert (site / name).read_bytes() == (built.site / name).read_bytes(), name
-    assert json.loads((site / "report.json").read_text())["query"]["precision"] == "int8"
+    assert json.loads((site / "report.json").read_text())["query"]["precision"] == "fp16"
 
 
 def test_build_from_embeddings_with_other_weights_says_which(built, store, tmp_path) -> None:

@@ -29,6 +29,7 @@ TOP = {
     "duplicates", "neighbours", "neighbour_similarity", "provenance",
 }  # fmt: skip
 SAMPLED = {"sampled", "rows", "skipped_rows"}  # only in a sampled report
+QUERY = {"query"}  # only in a site built with --query (issue 29)
 CLUSTERING = {
     "labels", "centers", "sizes", "inertia", "distances", "metrics", "flows_to_next",
 }  # fmt: skip
@@ -55,6 +56,7 @@ NESTED = {
         "feature_dim", "pca_components", "kmeans", "silhouette_sample", "near_duplicate_cosine",
         "labels", "packages",
     },
+    "Query": {"model", "index", "runtime", "precision", "bytes"},
 }  # fmt: skip
 
 
@@ -86,7 +88,7 @@ def test_dinoclust_schema_prints_it() -> None:
 
 def test_the_schema_holds_exactly_todays_keys() -> None:
     schema = json_schema()
-    assert set(schema["properties"]) == TOP | SAMPLED
+    assert set(schema["properties"]) == TOP | SAMPLED | QUERY
     assert set(schema["required"]) == TOP
     assert schema["additionalProperties"] is False
     clustering = schema["$defs"]["Clustering"]

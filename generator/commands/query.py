@@ -192,9 +192,10 @@ def _check_pixels(photo: Path) -> None:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with warnings.catch_warnings(), Image.open(photo) as image:
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow's bomb warning: the size is said below
-            width, height = image.size
+            with Image.open(photo) as image:
+                width, height = image.size
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
         return  # decode() says what is wrong with it, in the build's words
     if width * height > MAX_QUERY_PIXELS:

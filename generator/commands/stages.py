@@ -224,8 +224,7 @@ def embed_images(
     engine = LocalEngine(embedder, cache, embed_options(config))
     sink = SiteRows(site)
     pour(EngineSource(engine, images), progress, sink)
-    prefixed = len(config.inputs) > 1
-    sizes = (config.thumb_size, config.preview_size)
+    prefixed, sizes = len(config.inputs) > 1, (config.thumb_size, config.preview_size)
     return _embedded(sink, embedder.info, engine.embedded, prefixed, sizes)
 
 
