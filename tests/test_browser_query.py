@@ -47,6 +47,12 @@ ANSWERS_JS = """() => window.dinoclust.query.answers().map(e => ({
   coords: e.answer && Array.from(e.answer.coords), rgb: e.rgb ? Array.from(e.rgb) : null}))"""
 
 
+PROGRESS_JS = """() => { const box = document.getElementById('query-load');
+  window.__progressShown = false;
+  new MutationObserver(() => { if (!box.hidden) { window.__progressShown = true; } })
+    .observe(box, {attributes: true}); }"""
+
+
 def _rgb(path: Path, size: tuple[int, int]) -> Image.Image:
     image = Image.open(path).convert("RGBA")
     white = Image.new("RGBA", image.size, (255, 255, 255, 255))
@@ -143,7 +149,14 @@ def test_query_gives_the_commands_answer(
         section = page.locator("#query-section")
         assert "never leave this computer" in section.locator(".query-private").inner_text()
         assert page.evaluate("() => typeof window.ort") == "undefined"  # nothing loaded yet
+        policy = page.locator('meta[http-equiv="Content-Security-Policy"]').get_attribute("content")
+        assert "script-src 'self' file: blob: 'wasm-unsafe-eval';" in policy
+        assert "connect-src 'none'" in policy
+        page.evaluate(PROGRESS_JS)  # notes whether the progress bar was shown while loading
         answers = ask(page, [query_site / "queries" / name for name in GOOD])
+        assert page.evaluate("() => window.__progressShown") is True
+        assert page.locator("#query-load").is_hidden()
+        assert page.locator("#query-progress").get_attribute("value") == "100"
         assert [a["name"] for a in answers] == list(GOOD)
         for answer in answers:
             want = expected[answer["name"]]
