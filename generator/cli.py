@@ -347,7 +347,7 @@ def query_command(
     """Where each PHOTO belongs in SITE: for every k its cluster and its distance to the centre
     against the cluster's typical range, and the site's 12 most similar images (cosine), as the
     page's "Find where a photo belongs" shows them. The model options must name the site's
-    weights.
+    weights; left at auto, --precision and --backend are the site's where they run here.
 
     \b
     Examples:

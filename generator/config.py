@@ -361,9 +361,7 @@ SITE = Option(
     required=True,
     file_okay=False,
 )
-AS_JSON = Option(
-    "as_json", ("--json",), "Print the answers as JSON (the page's own numbers).", False, "flag"
-)
+AS_JSON = Option("as_json", ("--json",), "Print the answers as JSON (6 decimals).", False, "flag")
 
 # Each command's options, in the order of its --help (demo takes build's but the store's two).
 # The model, cache and thumbnail options are build's own, so the same option means the same

@@ -271,19 +271,28 @@ def site_files(site: Path) -> dict[str, bytes]:
 
 
 def test_without_query_the_site_is_the_same_and_carries_no_model(built, tmp_path) -> None:
+    """Every file of the site without --query is in the site with it, the same bytes but the
+    page and report.json's `query` record; what --query adds is named for it."""
     plain = tmp_path / "plain"
     generator.build(built.photos, plain, cache_dir=built.cache, export_embeddings=True, **MODEL)
     with_query, without = site_files(built.site), site_files(plain)
-    assert not any(name.startswith("query/") for name in without)
-    report = json.loads(with_query.pop("report.json"))
+    assert not any("query" in name for name in without)
+    report = json.loads(with_query["report.json"])
     assert report.pop("query")["bytes"] > 40_000_000
     assert "query" not in json.loads(without["report.json"])
-    assert report == json.loads(without.pop("report.json"))
-    page_side = ("static/js/query.js", "static/css/query.css")  # the control's script and style
-    for name in [n for n in with_query if n.startswith("query/") or n in page_side]:
-        del with_query[name]
-    with_query.pop("index.html"), without.pop("index.html")
-    assert with_query == without
+    assert report == json.loads(without["report.json"])
+    for name, data in without.items():
+        if name not in ("index.html", "report.json"):
+            assert with_query[name] == data, name
+    added = sorted(set(with_query) - set(without))
+    assert added[:5] == [
+        "query/index.js",
+        "query/model.js",
+        "query/ort-glue.js",
+        "query/ort-wasm.js",
+        "query/ort.wasm.min.js",
+    ]
+    assert all("query" in name for name in added), added
 
 
 def test_a_rebuild_gives_the_same_site_without_exporting_again(built, tmp_path, monkeypatch):
@@ -493,3 +502,37 @@ def test_max_size_counts_the_model_and_says_so(built, tmp_path) -> None:
     )
     assert "; the model, index and runtime of --query take " in line
     assert not site.exists() and not zipped.exists()
+
+
+def test_at_auto_the_command_runs_the_sites_precision_and_backend(built) -> None:
+    photo = built.photos / "rotated.jpg"
+    args = ["query", str(photo), "--site", str(built.site), "--json", "--weights", "random"]
+    result = CliRunner().invoke(cli, [*args, "--cache-dir", str(built.cache), "-v"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == run_query(built, photo)  # fp32 on torch, as built
+
+
+def test_the_analysis_keeps_its_projection_and_reads_older_packs() -> None:
+    """PCA's mean and components survive the analysis cache; a pack made before they were kept
+    still reads (without them)."""
+    import io
+    from dataclasses import replace
+
+    from generator.analysis.analyse import analyse
+    from generator.analysis.cached import pack_analysis, unpack_analysis
+
+    x = np.random.default_rng(1).normal(size=(30, 8))
+    analysis = analyse(x, 4, 0)
+    assert analysis.pca_mean is not None and analysis.pca_components is not None
+    np.testing.assert_allclose(
+        (x - analysis.pca_mean) @ analysis.pca_components.T, analysis.coords, atol=1e-9
+    )
+    again = unpack_analysis(pack_analysis(analysis))
+    np.testing.assert_array_equal(again.pca_mean, analysis.pca_mean)
+    np.testing.assert_array_equal(again.pca_components, analysis.pca_components)
+    older = pack_analysis(replace(analysis, pca_mean=None, pca_components=None))
+    with np.load(io.BytesIO(older)) as npz:
+        assert "pca_mean" not in npz.files
+    read = unpack_analysis(older)
+    assert read.pca_mean is None and read.pca_components is None
+    np.testing.assert_array_equal(read.coords, analysis.coords)

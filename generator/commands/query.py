@@ -14,19 +14,22 @@ from __future__ import annotations
 import logging
 import warnings
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from generator.config import QueryConfig
-from generator.errors import InputError, ModelError
+from generator.errors import ConfigError, InputError, ModelError
 from generator.ingest.imaging import DecodeError, decode
 from generator.model.vit import PREPROCESS
 from generator.report import Report, read_report
 from generator.site.query import NEIGHBOURS, how_to_name, read_index, unb64
 from generator.types import Embedder
+
+if TYPE_CHECKING:
+    from generator.model.embed import LazyEmbedder
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +92,7 @@ class SiteIndex:
     typical: dict[int, list[tuple[float, float]]]
     paths: tuple[str, ...]
     sizes: tuple[int, int]  # the build's thumbnail and preview sizes: decode() as it did
+    model: tuple[str, str]  # the build's precision and backend
 
     @classmethod
     def read(cls, site: Path) -> SiteIndex:
@@ -117,6 +121,7 @@ class SiteIndex:
             typical=typical,
             paths=tuple(image.path for image in report.images),
             sizes=(int(data["decode"]["thumb_size"]), int(data["decode"]["preview_size"])),
+            model=(report.model.precision, report.model.backend),
         )
 
     def answer(self, photo: str, feature: np.ndarray) -> Answer:
@@ -149,7 +154,7 @@ def _report(site: Path) -> Report:
 
 def query_photos(config: QueryConfig, embedder: Embedder | None = None) -> list[Answer]:
     """Every photo's answer, in the order given; the first unusable photo stops with its error."""
-    from generator.model.export import weights_id
+    from generator.model.vit import weights_id
 
     index = SiteIndex.read(config.site)
     have = weights_id(config.model.weights, config.model.seed)
@@ -163,9 +168,7 @@ def query_photos(config: QueryConfig, embedder: Embedder | None = None) -> list[
     if embedder is not None:
         features = embedder(pixels)
     else:
-        from generator.model.embed import plan_embedder
-
-        lazy = plan_embedder(config.model, config.cache_dir)
+        lazy = _site_model(config, index.model)
         with closing(lazy):
             features = lazy(pixels)
     features = np.asarray(features, dtype=np.float32)
@@ -173,6 +176,22 @@ def query_photos(config: QueryConfig, embedder: Embedder | None = None) -> list[
         index.answer(str(photo), feature)
         for photo, feature in zip(config.photos, features, strict=True)
     ]
+
+
+def _site_model(config: QueryConfig, site: tuple[str, str]) -> LazyEmbedder:
+    """The model the options name; with --precision and --backend left at auto, the site's own
+    precision and backend where they run here (a photo of the site then gets the build's
+    vector), else auto's choice."""
+    from generator.model.embed import plan_embedder
+
+    model = config.model
+    if (model.precision, model.backend) == ("auto", "auto"):
+        try:
+            same = replace(model, precision=site[0], backend=site[1])
+            return plan_embedder(same, config.cache_dir)
+        except (ModelError, ConfigError) as exc:
+            log.info("the site's %s on %s cannot run here (%s): auto instead", *site, exc)
+    return plan_embedder(model, config.cache_dir)
 
 
 def photo_pixels(photo: Path, sizes: tuple[int, int]) -> np.ndarray:

@@ -20,9 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from generator.config import PRETRAINED, RANDOM
 from generator.errors import ModelError
-from generator.model.vit import HUB_REPO, MODEL_NAME, PREPROCESS, create_model, weights_not_found
+from generator.model.vit import MODEL_NAME, PREPROCESS, create_model, weights_id
 
 log = logging.getLogger(__name__)
 
@@ -34,21 +33,6 @@ QUERY_PRECISIONS = ("fp32", "fp16")  # int8 (onnxruntime's quantiser): measured,
 QUERY_PRECISION = "fp16"
 EXPORTS = "onnx"  # the cache folder's subfolder
 EXPORT_PACKAGES = ("torch", "timm", "onnx")
-
-
-def weights_id(weights: str, seed: int = 0) -> str:
-    """What identifies `--weights` (with `--seed` for random ones), as ModelInfo.weights_id
-    says it: `random:SEED`, `hub:REPO` or `sha256:DIGEST` of the checkpoint file."""
-    from generator.ingest.discover import file_sha256
-
-    if weights == RANDOM:
-        return f"random:{seed}"
-    if weights == PRETRAINED:
-        return f"hub:{HUB_REPO}"
-    path = Path(weights).expanduser()
-    if not path.is_file():
-        raise ModelError(weights_not_found(weights, path))
-    return f"sha256:{file_sha256(path)}"
 
 
 def onnx_model(

@@ -68,6 +68,21 @@ def create_model(weights: str, seed: int = 0) -> Any:
     return model
 
 
+def weights_id(weights: str, seed: int = 0) -> str:
+    """What identifies `--weights` exactly (with `--seed` for random ones), as ModelInfo's
+    `weights_id` says it: `random:SEED`, `hub:REPO` or `sha256:DIGEST` of the checkpoint."""
+    from generator.ingest.discover import file_sha256
+
+    if weights == RANDOM:
+        return f"random:{seed}"
+    if weights == PRETRAINED:
+        return f"hub:{HUB_REPO}"
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise ModelError(weights_not_found(weights, path))
+    return f"sha256:{file_sha256(path)}"
+
+
 def download_pretrained() -> Path:
     """The hub checkpoint: from the local cache, else downloaded once — or a fast, clear error."""
     from huggingface_hub import hf_hub_download

@@ -29,8 +29,8 @@ import numpy as np
 
 from generator.analysis.analyse import Analysis
 from generator.errors import GeneratorError, ModelError
-from generator.model.export import QUERY_PRECISION, onnx_model, weights_id
-from generator.model.vit import MODEL_NAME
+from generator.model.export import QUERY_PRECISION, onnx_model
+from generator.model.vit import MODEL_NAME, weights_id
 from generator.report import Query, Report
 from generator.types import ModelInfo
 
