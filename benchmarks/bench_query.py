@@ -155,6 +155,8 @@ def precisions(pixels: np.ndarray, reference: np.ndarray, seed: int, repeats: in
         models = {p: onnx_model("random", seed, Path(cache), p) for p in QUERY_PRECISIONS}
         models["int8"] = int8(Path(cache))
         models["int8 per channel"] = int8(Path(cache), per_channel=True)
+        for part in ("mlp", "attn"):  # int8 in one part (per channel), fp16 weights elsewhere
+            models[f"int8 {part} only, fp16 rest"] = int8(Path(cache), True, part)
         for precision, model in models.items():
             sess = session(model)
             out = run(sess, pixels)
@@ -171,17 +173,31 @@ def precisions(pixels: np.ndarray, reference: np.ndarray, seed: int, repeats: in
     return rows
 
 
-def int8(cache: Path, per_channel: bool = False) -> bytes:
+def int8(cache: Path, per_channel: bool = False, part: str = "") -> bytes:
     """onnxruntime's dynamic quantisation (int8 weights, activations quantised as it runs),
-    optionally with a scale per output channel: measured, not what the site gets."""
+    optionally with a scale per output channel, or only in one `part` of each block (the
+    MatMuls whose names hold it) with the other weights as fp16: measured, not the site's."""
     import logging
 
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    from generator.model.export import fp16_weights
+
     fp32 = next(cache.rglob("fp32.onnx"))
-    target = fp32.with_name(f"int8{'-per-channel' if per_channel else ''}.onnx")
+    target = fp32.with_name(f"int8-{int(per_channel)}-{part or 'all'}.onnx")
     logging.getLogger().setLevel(logging.ERROR)  # its hint to pre-process the model first
-    quantize_dynamic(str(fp32), str(target), per_channel=per_channel, weight_type=QuantType.QInt8)
+    nodes = None
+    if part:
+        graph = onnx.load(str(fp32)).graph
+        nodes = [n.name for n in graph.node if n.op_type == "MatMul" and f"/{part}/" in n.name]
+    quantize_dynamic(
+        str(fp32), str(target), per_channel=per_channel, weight_type=QuantType.QInt8,
+        nodes_to_quantize=nodes,
+    )  # fmt: skip
+    if part:
+        fp16_weights(target, target.with_suffix(".fp16.onnx"))
+        target = target.with_suffix(".fp16.onnx")
     return target.read_bytes()
 
 

@@ -288,3 +288,33 @@ def test_importing_the_api_stays_light() -> None:
     code = "import sys, generator; print(sorted({'numpy', 'IPython', 'torch'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout == "[]\n"
+
+
+def test_query_options_and_defaults_are_the_clis(monkeypatch) -> None:
+    """generator.query takes `dinoclust query`'s options (--json aside: the API returns data),
+    with the same defaults, and makes the config the CLI makes from the same options."""
+    from generator.config import QUERY_OPTIONS
+    from generator.options import query_config
+
+    api = inspect.signature(generator.query).parameters
+    cli_params = {p.name for p in cli.commands["query"].params}
+    assert cli_params == {o.name for o in QUERY_OPTIONS} | {"photos"}
+    assert set(api) == cli_params - {"as_json", "verbose", "quiet"}
+    for option in QUERY_OPTIONS:
+        if option.name in api and option.name != "site":
+            assert api[option.name].default == option.default, option.name
+    seen = []
+
+    def stop(config: Any, **kwargs: Any) -> None:
+        seen.append(config)
+        raise GeneratorError("stopped")
+
+    monkeypatch.setattr("generator.commands.query.query_photos", stop)
+    args = ["query", "a.jpg", "b.png", "--site", "s", "--weights", "random", "--seed", "3"]
+    result = CliRunner().invoke(cli, [*args, "--precision", "fp32", "--no-cache"])
+    assert result.exit_code == 1 and result.output == "Error: stopped\n", result.output
+    python = {"weights": "random", "seed": 3, "precision": "fp32", "no_cache": True}
+    assert seen == [query_config(["a.jpg", "b.png"], site="s", **python)]
+    with pytest.raises(GeneratorError, match="^stopped$"):
+        generator.query(["a.jpg", "b.png"], "s", **python)
+    assert seen[1] == seen[0]
