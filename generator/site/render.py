@@ -31,6 +31,8 @@ from generator.version import __version__
 NEIGHBOURS_JS = "data/neighbours.js"  # the packed neighbours, loaded by the first preview
 DISTANCES_JS = "data/distances-k{k}.js"  # one k's distances, loaded when the page first shows k
 REPORT_MD = "report.md"  # the experiment report, in the build's language
+QUERY_ASSETS = ("query.js", "query.css")  # static/ files only a --query site carries
+QUERY_STRINGS = "query_"  # UI strings only a --query page carries (i18n.json)
 
 
 def plotly_js() -> tuple[Path, str]:
@@ -43,11 +45,18 @@ def plotly_js() -> tuple[Path, str]:
 
 
 def render_site(report: Report, site: Path, lang: str = "en") -> None:
-    """Write index.html, report.json, assignments.csv and the static assets into `site`."""
+    """Write index.html, report.json, assignments.csv and the static assets into `site`.
+
+    A report with `query` (build --query, whose files site/query.py wrote) gives the page the
+    "Find where a photo belongs" control with its script and style; without it, not one byte of
+    the site changes.
+    """
     templates = templates_dir()
     plotly_path, plotly_version = plotly_js()
     plotly_name = f"static/js/plotly-{plotly_version}.min.js"
-    shutil.copytree(templates / "static", site / "static", dirs_exist_ok=True)
+    query = report.query is not None
+    ignore = None if query else shutil.ignore_patterns(*QUERY_ASSETS)
+    shutil.copytree(templates / "static", site / "static", dirs_exist_ok=True, ignore=ignore)
     shutil.copyfile(plotly_path, site / plotly_name)
     _write(site / "index.html", render_index(report, plotly_name, lang=lang))
     (site / NEIGHBOURS_JS).parent.mkdir(exist_ok=True)
@@ -72,10 +81,16 @@ def render_index(report: Report, plotly_src: str, single: Any = None, lang: str 
 
     `single` (singlefile.Inline) inlines the scripts and styles, for the one-file variant. The page
     is written in `lang`; it carries every language's strings so that the reader can switch.
+    Only a report with `query` (--query) gives the page the control and its strings.
     """
     if lang not in LANGS:
         raise ValueError(f"unknown language {lang!r}: use one of {', '.join(LANGS)}")
-    ui = {"lang": lang, "langs": list(LANGS), "strings": ui_strings()}
+    query = report.query is not None
+    strings = {
+        code: {k: v for k, v in words.items() if query or not k.startswith(QUERY_STRINGS)}
+        for code, words in ui_strings().items()
+    }
+    ui = {"lang": lang, "langs": list(LANGS), "strings": strings}
     template = environment(lang).get_template("index.html")
     return template.render(
         report=report,
@@ -88,6 +103,7 @@ def render_index(report: Report, plotly_src: str, single: Any = None, lang: str 
         single=single,
         lang=lang,
         ui=ui,
+        query=query,
     )
 
 

@@ -26,6 +26,9 @@ GENERATOR_TAG = b'<meta name="generator" content="dinoclust '  # how we recognis
 MIME = {"webp": "image/webp", "png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg"}
 _END_SCRIPT = re.compile(r"</(script)", re.IGNORECASE)
 PLOTLY_SRC = "plotly.min.js"  # stands for Plotly's file while the folder page is read
+# Scripts of the folder page that the single file leaves out: the query control loads the model
+# from query/, which a single file cannot (it loads nothing); its page says so instead.
+FOLDER_ONLY = frozenset({"static/js/query.js"})
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ def render_single(report: Report, site: Path, lang: str = "en") -> str:
     assets.feed(render_index(report, PLOTLY_SRC))
     inline = Inline(
         styles=tuple(_style(_asset(href)) for href in assets.styles),
-        scripts=tuple(_script(_asset(src)) for src in assets.scripts),
+        scripts=tuple(_script(_asset(src)) for src in assets.scripts if src not in FOLDER_ONLY),
     )
     return render_index(inline_thumbs(report, site), plotly_src="", single=inline, lang=lang)
 
