@@ -29,6 +29,7 @@ from generator.config import (
     SortConfig,
     option_error,
 )
+from generator.errors import ConfigError
 from generator.ingest.discover import readable_text
 from generator.sizes import parse_size
 
