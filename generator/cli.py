@@ -369,7 +369,7 @@ def query_command(
         from generator.commands.query import answers_text, query_photos
 
         config = _configured(query_config, photos, **options)
-        with _reported():
+        with _reported(lambda: "Interrupted: nothing was written (query only reads)."):
             answers = query_photos(config)
         if as_json:
             data = [answer.to_json() for answer in answers]
