@@ -249,12 +249,15 @@ def notebook_html(site_or_html: BuildResult | StrPath, height: int = SHOW_HEIGHT
     env = Environment(
         loader=FileSystemLoader(templates_dir()), autoescape=True, undefined=StrictUndefined
     )
-    page = single_page(site_or_html)  # autoescaped into the attribute: quotes become &#34;
+    # Autoescaped into the attribute (quotes become &#34;). Without the query files: tens of
+    # megabytes in a cell; the frame's page says why it has no control.
+    page = single_page(site_or_html, query=False)
     return env.get_template("notebook.html").render(page=page, height=height)
 
 
-def single_page(site_or_html: BuildResult | StrPath) -> str:
-    """The one-file page of a build, a site folder or a single-file report."""
+def single_page(site_or_html: BuildResult | StrPath, query: bool = True) -> str:
+    """The one-file page of a build, a site folder or a single-file report (as it is); from a
+    site folder, with its query files unless `query` is False."""
     from generator.report import read_report
     from generator.site.singlefile import is_single_file, render_single
 
@@ -268,7 +271,7 @@ def single_page(site_or_html: BuildResult | StrPath) -> str:
             "report. Pass what generator.build returned, its output folder, or its .html file."
         )
     report = getattr(site_or_html, "typed_report", None) or read_report(data)
-    return render_single(report, path, _page_lang(index))
+    return render_single(report, path, _page_lang(index), query=query)
 
 
 def _page_lang(index: Path) -> str:

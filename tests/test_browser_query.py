@@ -4,7 +4,8 @@ One site is built with --query and --weights random (the real ViT, exported to O
 build). The page embeds each photo itself, and its answer must be `dinoclust query --json`'s:
 the same cluster at every k and the same 12 most similar images (up to ties), for a rotated
 JPEG (EXIF orientation 6), a PNG with alpha and a large photo. Bad input gets a message in the
-reader's language; the single file and the notebook frame say why they have no control.
+reader's language; the single file gives the folder site's answer, and the notebook frame
+says why it has no control.
 """
 
 from __future__ import annotations
@@ -281,22 +282,42 @@ def drop(page: Page, photo: Path) -> None:
     page.dispatch_event("#query-section", "drop", {"dataTransfer": transfer})
 
 
-def test_single_file_and_notebook_say_they_carry_no_model(
-    browser: Browser, query_site: Path, tmp_path: Path
-) -> None:
-    single = tmp_path / "report.html"
+def test_single_file_gives_the_folder_sites_answer(browser: Browser, query_site: Path) -> None:
+    """The single file carries the model, index and runtime as data blocks: the same photo gets
+    the folder site's answer, exactly (the same bytes run), with nothing loaded or sent."""
+    single = query_site / "report.html"
     single.write_text(single_page(query_site / "site"), encoding="utf-8")
     text = single.read_text(encoding="utf-8")
-    assert "DINOCLUST_QUERY_MODEL" not in text and "InferenceSession" not in text
-    assert "wasm-unsafe-eval" not in text  # its CSP gains nothing
-    with open_page(browser, single) as opened:
-        section = opened.page.locator("#query-section")
-        assert section.get_attribute("data-query-unavailable") == "single-file"
-        assert "does not carry the model" in section.inner_text()
-        assert opened.page.locator("#query-files").count() == 0
-        assert opened.external == [] and opened.errors == []
+    assert 'type="application/json" id="dinoclust-query-model-js">"' in text
+    photo = [query_site / "queries" / "rotated.jpg"]
+    answers, loads = {}, {}
+    for name, html in (("folder", query_site / "site" / "index.html"), ("single", single)):
+        with open_page(browser, html, "k=3") as opened:
+            page = opened.page
+            assert page.evaluate("() => typeof window.ort") == "undefined"  # nothing run yet
+            policy = page.locator('meta[http-equiv="Content-Security-Policy"]')
+            assert " blob: 'wasm-unsafe-eval';" in (policy.get_attribute("content") or "")
+            assert page.locator("#query-section").get_attribute("data-query-unavailable") is None
+            answers[name] = ask(page, photo)
+            loads[name] = page.evaluate("() => window.dinoclust.query.timings.load")
+            assert page.locator("li.query-result").get_attribute("data-query-cluster") is not None
+            assert opened.external == [] and opened.errors == []  # no request, no CSP violation
+    print(f"\nquery load ms: folder {loads['folder']:.0f}, single file {loads['single']:.0f}")
+    (folder,), (one,) = answers["folder"], answers["single"]
+    assert one["failure"] is None
+    assert one["clusters"] == folder["clusters"]  # every k: cluster, distance, typical range
+    assert one["top"] == folder["top"]
+    assert one["coords"] == folder["coords"]
+
+
+def test_notebook_frame_says_it_carries_no_model(
+    browser: Browser, query_site: Path, tmp_path: Path
+) -> None:
     host = tmp_path / "cell.html"
     cell = notebook_html(query_site / "site")
+    assert "dinoclust-query-model-js" not in cell and "InferenceSession" not in cell
+    assert "wasm-unsafe-eval" not in cell  # its CSP gains nothing
+    assert len(cell.encode()) < 10_000_000
     host.write_text(f"<!DOCTYPE html><html><body>{cell}</body></html>", encoding="utf-8")
     context = browser.new_context()
     external: list[str] = []

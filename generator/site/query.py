@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -162,6 +163,34 @@ def _written(site: Path) -> list[str]:
 
 def _write(path: Path, text: str) -> None:
     path.write_text(text, encoding="utf-8", newline="\n")
+
+
+def block_id(rel: str) -> str:
+    """The id of a query file's data block in the single file (query.js derives the same)."""
+    return "dinoclust-" + re.sub(r"[/.]", "-", rel)
+
+
+_GLOBAL = re.compile(r"window\.[A-Z_]+ = (.*);\s*", re.DOTALL)
+
+
+def query_blocks(report: Report, site: Path) -> tuple[tuple[str, Any], ...]:
+    """The single file's copy of the query files, which it cannot load: for each, in load
+    order, its block id and the value its script sets (the runtime's own script: its text,
+    which the page runs from a blob: URL). Read back from the built `site`, so the single
+    file carries exactly the folder site's bytes."""
+    if report.query is None:
+        return ()
+    blocks = []
+    for rel in (*report.query.runtime, report.query.model, report.query.index):
+        text = (site / rel).read_text(encoding="utf-8")
+        if rel == f"{QUERY_DIR}/{ORT_JS}":
+            blocks.append((block_id(rel), text))
+            continue
+        found = _GLOBAL.fullmatch(text)
+        if found is None:
+            raise GeneratorError(f"{site / rel} is not a query file; build the site again.")
+        blocks.append((block_id(rel), json.loads(found.group(1))))
+    return tuple(blocks)
 
 
 def read_index(site: Path) -> dict[str, Any]:

@@ -3,7 +3,9 @@ k's distances and the neighbours too, which a folder site loads later) and every
 inlined, so that it works opened from an e-mail attachment or copied anywhere alone.
 
 The file carries its own Content-Security-Policy (see index.html): only the inline scripts whose
-SHA-256 hashes are listed may run, and it may load nothing but data: images.
+SHA-256 hashes are listed may run, and it may load nothing but data: images. A --query site's
+single file also carries the query files (model, index, runtime) as data blocks that query.js
+reads on first use (site/query.py's query_blocks); the notebook's copy leaves them out.
 """
 
 from __future__ import annotations
@@ -14,20 +16,22 @@ import re
 from dataclasses import dataclass, replace
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 from markupsafe import Markup
 
 from generator.errors import GeneratorError
 from generator.i18n import templates_dir
 from generator.report import Report
+from generator.site.query import query_blocks
 from generator.site.render import plotly_js, render_index
 
 GENERATOR_TAG = b'<meta name="generator" content="dinoclust '  # how we recognise our own files
 MIME = {"webp": "image/webp", "png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg"}
 _END_SCRIPT = re.compile(r"</(script)", re.IGNORECASE)
 PLOTLY_SRC = "plotly.min.js"  # stands for Plotly's file while the folder page is read
-# Scripts of the folder page that the single file leaves out: the query control loads the model
-# from query/, which a single file cannot (it loads nothing); its page says so instead.
+# Scripts of the folder page that a single file without the query files leaves out (the
+# notebook's copy: tens of megabytes in a cell); its page says so instead.
 FOLDER_ONLY = frozenset({"static/js/query.js"})
 
 
@@ -37,6 +41,8 @@ class Inline:
 
     styles: tuple[Markup, ...]
     scripts: tuple[Markup, ...]
+    # --query: each query file's block id and value (not run; query.js reads them on first use)
+    query: tuple[tuple[str, Any], ...] = ()
 
     @property
     def script_hashes(self) -> str:
@@ -45,17 +51,22 @@ class Inline:
         return " ".join(f"'sha256-{base64.b64encode(d).decode('ascii')}'" for d in digests)
 
 
-def render_single(report: Report, site: Path, lang: str = "en") -> str:
+def render_single(report: Report, site: Path, lang: str = "en", query: bool = True) -> str:
     """The one-file page for `report`, whose thumbnails are read from the built `site` folder.
 
     It inlines exactly the scripts and stylesheets the folder page loads, in the same order, so
     that a script added to index.html reaches the single file without a second list to keep.
+    A --query report's page carries the query files too, unless `query` is False (the
+    notebook's copy), whose page then says why it has no control.
     """
     assets = _Assets()
     assets.feed(render_index(report, PLOTLY_SRC))
+    blocks = query_blocks(report, site) if query else ()
+    skip = frozenset() if blocks else FOLDER_ONLY
     inline = Inline(
         styles=tuple(_style(_asset(href)) for href in assets.styles),
-        scripts=tuple(_script(_asset(src)) for src in assets.scripts if src not in FOLDER_ONLY),
+        scripts=tuple(_script(_asset(src)) for src in assets.scripts if src not in skip),
+        query=blocks,
     )
     return render_index(inline_thumbs(report, site), plotly_src="", single=inline, lang=lang)
 

@@ -1,6 +1,7 @@
 /* dinoclust query by photo (issue 29; only in a site built with --query). The reader picks or
    drops photos; on first use the page adds five scripts from query/ (no fetch(): file:// refuses
-   it): the onnxruntime-web runtime, its .wasm as base64 (ort-wasm.js), its glue module as text
+   it; the single file reads the same five from its data blocks): the onnxruntime-web runtime,
+   its .wasm as base64 (ort-wasm.js), its glue module as text
    (ort-glue.js), the build's model as ONNX (model.js) and the collection's index (index.js).
    Each photo is prepared exactly as the build prepares its images (imaging.decode + vit: EXIF
    orientation, alpha on white, Pillow's whole-factor reduce, Pillow's BILINEAR to 224 × 224,
@@ -8,7 +9,7 @@
    at every k (following the slider), its 12 most similar images by cosine over the whole index,
    and a point in the 3D view. Nothing is sent anywhere and nothing is kept. Registers a view.
    Attributes others may read: #query-section[data-query-state] (idle, working, done, error;
-   [data-query-unavailable] in the single file); each li.query-result[data-query-photo] has
+   [data-query-unavailable] in the notebook's copy); each li.query-result[data-query-photo] has
    data-query-k, -cluster, -distance and -fit for the k shown, or data-query-error; its similar
    images are [data-query-neighbour] (an index into report.json's images) with
    [data-query-similarity]; the plot's trace with uid "query" holds the photos' points. */
@@ -18,16 +19,19 @@
   var ns = window.dinoclust, data = ns.data, u = ns.util, state = ns.state;
   var section = document.getElementById("query-section");
   var input = document.getElementById("query-files");
-  if (!section || !input) { return; }  // the single file: the template says why there is none
+  if (!section || !input) { return; }  // the notebook's copy: the template says why there is none
   var drop = document.getElementById("query-drop");
   var loadBox = document.getElementById("query-load");
   var bar = document.getElementById("query-progress");
   var status = document.getElementById("query-status");
   var list = document.getElementById("query-results");
 
-  // What query/ holds, in load order, with a rough share of the loading time each (progress).
-  var FILES = [["query/ort.wasm.min.js", 1], ["query/ort-wasm.js", 4], ["query/ort-glue.js", 1],
-               ["query/model.js", 12], ["query/index.js", 3]];
+  // What query/ holds, in load order, with a rough share of the loading time each (progress)
+  // and the global each file's script sets (none: the runtime's own script, which sets `ort`).
+  var FILES = [["query/ort.wasm.min.js", 1, null], ["query/ort-wasm.js", 4, "DINOCLUST_ORT_WASM"],
+               ["query/ort-glue.js", 1, "DINOCLUST_ORT_GLUE"],
+               ["query/model.js", 12, "DINOCLUST_QUERY_MODEL"],
+               ["query/index.js", 3, "DINOCLUST_QUERY_INDEX"]];
   var SESSION_SHARE = 4;  // compiling the runtime and the model
   var SIZE = 224;  // vit.Preprocess
   var MEAN = [0.485, 0.456, 0.406];
@@ -56,6 +60,18 @@
       node.onerror = function () { reject(new Error(src + " could not be loaded")); };
       document.body.appendChild(node);
     });
+  }
+
+  // One query file: the folder site adds its script; the single file, which can load nothing,
+  // carries each as a data block (site/query.py's block_id) holding the value the script sets,
+  // or for the runtime's script its text, run from a blob: URL (its CSP allows blob:).
+  function need(f) {
+    var block = document.getElementById("dinoclust-" + f[0].replace(/[\/.]/g, "-"));
+    if (!block) { return script(f[0]); }
+    var value = JSON.parse(block.textContent);
+    if (f[2]) { window[f[2]] = value; return Promise.resolve(); }
+    var url = URL.createObjectURL(new Blob([value], { type: "text/javascript" }));
+    return script(url).then(function () { URL.revokeObjectURL(url); });
   }
 
   function bytes(b64) {
@@ -94,7 +110,7 @@
     bar.value = 0;
     var chain = Promise.resolve();
     FILES.forEach(function (f) {
-      chain = chain.then(function () { return script(f[0]); }).then(function () {
+      chain = chain.then(function () { return need(f); }).then(function () {
         done += f[1];
         bar.value = Math.round(100 * done / total);
       });
