@@ -504,6 +504,48 @@ def test_max_size_counts_the_model_and_says_so(built, tmp_path) -> None:
     assert not site.exists() and not zipped.exists()
 
 
+def test_the_single_file_carries_the_query_files_and_max_size_counts_them(built, tmp_path) -> None:
+    """--single-file --query: each query file of the folder site is a data block of report.html
+    holding the value its script sets (the runtime's script: its text); --max-size counts them."""
+    from generator.report import read_report
+    from generator.site.query import block_id, query_blocks
+    from generator.site.singlefile import is_single_file
+
+    page = tmp_path / "page.html"
+    args = ["build", str(built.photos), "-o", str(page), "--single-file", "--query"]
+    args += ["--cache-dir", str(built.cache), *MODEL_ARGS]
+    result = CliRunner().invoke(cli, [*args, "--max-size", "12MB"])
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("Error: page.html would be ")
+    assert "; the model, index and runtime of --query take " in line
+    assert not page.exists()
+
+    result = CliRunner().invoke(cli, [*args, "--max-size", "1GB"])
+    assert result.exit_code == 0, result.output
+    text = page.read_text(encoding="utf-8")
+    assert is_single_file(page)
+    report = json.loads((built.site / "report.json").read_text(encoding="utf-8"))
+    files = [*report["query"]["runtime"], report["query"]["model"], report["query"]["index"]]
+    assert sum((built.site / rel).stat().st_size for rel in files) == report["query"]["bytes"]
+    assert page.stat().st_size > report["query"]["bytes"]  # all of it, counted by --max-size
+    blocks = dict(query_blocks(read_report(built.site / "report.json"), built.site))
+    assert list(blocks) == [block_id(rel) for rel in files]
+    assert blocks["dinoclust-query-ort-wasm-min-js"] == (
+        built.site / "query" / "ort.wasm.min.js"
+    ).read_text(encoding="utf-8")
+    model = (built.site / MODEL_JS).read_text(encoding="utf-8")
+    assert model == f'window.DINOCLUST_QUERY_MODEL = "{blocks["dinoclust-query-model-js"]}";\n'
+    assert blocks["dinoclust-query-index-js"] == read_index(built.site)
+    for key in blocks:
+        start = text.index(f'<script type="application/json" id="{key}">') + len(key) + 38
+        end = text.index("</script>", start)
+        assert "</" not in text[start:end]
+        assert json.loads(text[start:end]) == blocks[key]
+    policy = text[text.index("script-src") : text.index("; style-src")]
+    assert policy.endswith(" blob: 'wasm-unsafe-eval'")
+
+
 def test_at_auto_the_command_runs_the_sites_precision_and_backend(built) -> None:
     photo = built.photos / "rotated.jpg"
     args = ["query", str(photo), "--site", str(built.site), "--json", "--weights", "random"]
