@@ -6,6 +6,7 @@
 Two sites are built from the same clip art with --weights random (the hub is unreachable here):
 one with --query, one without. For each round, in a fresh page:
 - how long each page takes until it is ready (data-ready): the control must not slow the page;
+  the single files (--single-file, without and with --query) too, and their sizes;
 - the model's first load (the five query/ scripts, decoding the base64, compiling the runtime
   and creating the session: the page's own timings.load);
 - the time of one query after that: the model's run alone (timings.embed) and the whole pick
@@ -31,6 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 from generator.commands.build import build_site  # noqa: E402
 from generator.config import BuildConfig  # noqa: E402
+from generator.report import read_report  # noqa: E402
+from generator.site.singlefile import render_single  # noqa: E402
 from tests.browser import launch, open_page  # noqa: E402
 from tests.test_browser_query import CLIPART, DONE_JS, make_queries  # noqa: E402
 
@@ -59,6 +62,9 @@ def build(root: Path, images: int) -> Path:
             inputs=(photos,), output=root / name, weights="random", query=query, k_max=6
         )
         build_site(config)
+        site = root / name
+        page = render_single(read_report(site / "report.json"), site)  # as --single-file writes
+        (root / f"{name}.html").write_text(page, encoding="utf-8")
     make_queries(root / "queries", art[30:])
     return root
 
@@ -75,6 +81,13 @@ def round_of(browser, root: Path) -> dict[str, float]:
     for name in ("plain", "query"):
         with open_page(browser, root / name / "index.html") as opened:
             out[f"ready_{name}"] = opened.page.evaluate(READY_MS_JS) / 1000
+        with open_page(browser, root / f"{name}.html") as opened:
+            out[f"ready_single_{name}"] = opened.page.evaluate(READY_MS_JS) / 1000
+            if name == "query":
+                pick(opened.page, [root / "queries" / "alpha.png"])
+                timings = opened.page.evaluate("() => window.dinoclust.query.timings")
+                out["load_single"] = timings["load"] / 1000
+                assert opened.external == [] and opened.errors == []
     with open_page(browser, root / "query" / "index.html") as opened:
         page = opened.page
         first = pick(page, [root / "queries" / "alpha.png"])
@@ -100,6 +113,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = build(Path(tmp), args.images)
         model_mb = (root / "query" / "query" / "model.js").stat().st_size / 1e6
+        sizes = {name: (root / f"{name}.html").stat().st_size / 1e6 for name in ("plain", "query")}
         rounds = []
         with launch() as browser:
             for _ in range(args.rounds):
@@ -108,13 +122,17 @@ def main() -> None:
     print(
         f"CPU: {cpu()}; load average at the end (1/5/15 min): {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}"
     )
-    print(f"{args.images} images, model.js {model_mb:.1f} MB, {args.rounds} rounds (median)\n")
+    print(f"{args.images} images, model.js {model_mb:.1f} MB, {args.rounds} rounds (median)")
+    print(f"single file: {sizes['plain']:.2f} MB without --query, {sizes['query']:.2f} MB with\n")
     print("| measure | seconds |")
     print("|---|---|")
     labels = {
         "ready_plain": "page ready, without --query",
         "ready_query": "page ready, with --query (nothing of query/ loaded)",
+        "ready_single_plain": "single file ready, without --query",
+        "ready_single_query": "single file ready, with --query (its data blocks unread)",
         "load": "model first load (scripts, base64, runtime, session)",
+        "load_single": "model first load, single file (data blocks, base64, runtime, session)",
         "first_pick": "first pick, 1800×1200 PNG, load included",
         "first_run": "first model run",
         "run_alpha.png": "model run, loaded (1800×1200 PNG)",
