@@ -259,11 +259,19 @@ def single_page(site_or_html: BuildResult | StrPath, query: bool = True) -> str:
     """The one-file page of a build, a site folder or a single-file report (as it is); from a
     site folder, with its query files unless `query` is False."""
     from generator.report import read_report
+    from generator.site.query import MODEL_JS, block_id
     from generator.site.singlefile import is_single_file, render_single
 
     path = Path(getattr(site_or_html, "output", site_or_html))
     if path.is_file() and is_single_file(path):
-        return path.read_text(encoding="utf-8")
+        page = path.read_text(encoding="utf-8")
+        if not query and f'id="{block_id(MODEL_JS)}"' in page:
+            raise GeneratorError(
+                f"{path} carries the model of --query ({len(page.encode()) / 1e6:.0f} MB), too "
+                "large for a notebook cell. Open it in a browser instead, or show the site "
+                "folder of a build without --single-file (its page here leaves the model out)."
+            )
+        return page
     index, data = path / "index.html", path / "report.json"
     if not (index.is_file() and data.is_file()):
         raise GeneratorError(

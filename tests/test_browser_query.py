@@ -22,6 +22,7 @@ from PIL import Image
 from generator.api import notebook_html, query, single_page
 from generator.commands.build import build_site
 from generator.config import BuildConfig
+from generator.errors import GeneratorError
 from generator.i18n import ui_strings
 from tests.browser import LOCAL, READY_JS, TIMEOUT_MS, open_page, wait_for_k
 from tests.helpers import COLOURS, FakeEmbedder, make_image
@@ -318,6 +319,10 @@ def test_notebook_frame_says_it_carries_no_model(
     assert "dinoclust-query-model-js" not in cell and "InferenceSession" not in cell
     assert "wasm-unsafe-eval" not in cell  # its CSP gains nothing
     assert len(cell.encode()) < 10_000_000
+    single = tmp_path / "report.html"  # a --query single file is not put in a cell: it says why
+    single.write_text(single_page(query_site / "site"), encoding="utf-8")
+    with pytest.raises(GeneratorError, match=r"carries the model of --query \(\d+ MB\), too large"):
+        notebook_html(single)
     host.write_text(f"<!DOCTYPE html><html><body>{cell}</body></html>", encoding="utf-8")
     context = browser.new_context()
     external: list[str] = []
