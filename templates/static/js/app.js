@@ -119,10 +119,31 @@
     return setK(k);
   }
 
+  // One similar image as a button (thumbnail, name, similarity) that opens its preview: the
+  // preview's strip and the query's answer show them alike; each sets its own data-* attributes.
+  function neighbourTile(index, similarity) {
+    var image = data.images[index];
+    var button = u.el("button", "neighbour");
+    button.type = "button";
+    button.title = u.t("neighbour_tip", { path: image.path, s: similarity.toFixed(2) });
+    var img = u.el("img");
+    img.src = image.thumb;
+    img.alt = image.path;
+    img.decoding = "async";
+    img.setAttribute("data-index", String(index));
+    button.appendChild(img);
+    // the name (whole on hover or focus) and the cosine similarity, under the image
+    button.appendChild(u.el("span", "neighbour-name", u.baseName(image.path)));
+    button.appendChild(u.el("span", "neighbour-sim", u.t("neighbour_sim", { s: similarity.toFixed(2) })));
+    button.addEventListener("click", function () { openPreview(index); });
+    return button;
+  }
+
   // Extra views (analysis.js …) registered a factory before this file runs; each gets update(k).
   var helpers = { el: u.el, colour: u.colour, plotText: u.plotText, state: state, t: u.t, num: u.num,
                   baseName: u.baseName, openPreview: openPreview, ringPoints: ns.plot.ring,
-                  csvText: u.csvText, save: u.save, plotConfig: u.plotConfig };
+                  csvText: u.csvText, save: u.save, plotConfig: u.plotConfig,
+                  neighbourTile: neighbourTile };
   var views = (window.dinoclustViews || []).map(function (make) { return make(data, helpers); });
   ns.grid.onOpen(openPreview);
 

@@ -62,22 +62,9 @@
     }
 
     function thumb(n) {
-      var image = data.images[n.index];
-      var button = h.el("button", "neighbour");
-      button.type = "button";
+      var button = h.neighbourTile(n.index, n.similarity);
       button.setAttribute("data-neighbour", String(n.index));
       button.setAttribute("data-similarity", n.similarity.toFixed(3));
-      button.title = h.t("neighbour_tip", { path: image.path, s: n.similarity.toFixed(2) });
-      var img = h.el("img");
-      img.src = image.thumb;
-      img.alt = image.path;
-      img.decoding = "async";
-      img.setAttribute("data-index", String(n.index));
-      button.appendChild(img);
-      // the name (whole on hover or focus) and the cosine similarity, under the image
-      button.appendChild(h.el("span", "neighbour-name", h.baseName(image.path)));
-      button.appendChild(h.el("span", "neighbour-sim", h.t("neighbour_sim", { s: n.similarity.toFixed(2) })));
-      button.addEventListener("click", function () { h.openPreview(n.index); });
       return button;
     }
 

@@ -446,21 +446,9 @@
       box.appendChild(h.el("h3", "neighbours-title query-similar-title", h.t("query_similar")));
       var row = box.appendChild(h.el("div", "neighbour-strip"));
       answer.top.forEach(function (n) {
-        var image = data.images[n.index];
-        var button = h.el("button", "neighbour");
-        button.type = "button";
+        var button = h.neighbourTile(n.index, n.cosine);
         button.setAttribute("data-query-neighbour", String(n.index));
         button.setAttribute("data-query-similarity", n.cosine.toFixed(4));
-        button.title = h.t("neighbour_tip", { path: image.path, s: n.cosine.toFixed(2) });
-        var img = h.el("img");
-        img.src = image.thumb;
-        img.alt = image.path;
-        img.decoding = "async";
-        img.setAttribute("data-index", String(n.index));
-        button.appendChild(img);
-        button.appendChild(h.el("span", "neighbour-name", h.baseName(image.path)));
-        button.appendChild(h.el("span", "neighbour-sim", h.t("neighbour_sim", { s: n.cosine.toFixed(2) })));
-        button.addEventListener("click", function () { h.openPreview(n.index); });
         row.appendChild(button);
       });
       return box;
