@@ -2,6 +2,7 @@
 
     python benchmarks/bench_query_page.py              # 24 clip-art images, 3 rounds (~4 minutes)
     python benchmarks/bench_query_page.py --rounds 1
+    python benchmarks/bench_query_page.py --search 10000 100000   # the search alone (~1 minute)
 
 Two sites are built from the same clip art with --weights random (the hub is unreachable here):
 one with --query, one without. For each round, in a fresh page:
@@ -12,12 +13,19 @@ one with --query, one without. For each round, in a fresh page:
 - the time of one query after that: the model's run alone (timings.embed) and the whole pick
   (reading, decoding and preparing the photo, the run, the cosine over the index, the drawing),
   for a 1800 × 1200 PNG and a 24 MP JPEG.
+With --search N…: the page's own search code (static/js/query.js's index decoding and `place`)
+over a synthetic but real-format query/index.js of N random L2-normalised vectors (written by
+site/query.py's own writer), in a bare page from file:// (no plot, no model): the index's size,
+the time to load its script (read + parse) and to decode it, the first query and the median of
+the later ones; each query's 12 are checked against numpy's over the same int8 rows.
 Prints a Markdown table with the CPU (lscpu) and the load; compare rows within one run only.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import json
 import os
 import shutil
 import statistics
@@ -27,13 +35,18 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from generator.analysis.analyse import Analysis, Clustering  # noqa: E402
 from generator.commands.build import build_site  # noqa: E402
 from generator.config import BuildConfig  # noqa: E402
 from generator.report import read_report  # noqa: E402
+from generator.site.query import INDEX_JS, index_script, query_index  # noqa: E402
 from generator.site.singlefile import render_single  # noqa: E402
+from generator.types import ModelInfo  # noqa: E402
 from tests.browser import launch, open_page  # noqa: E402
 from tests.test_browser_query import CLIPART, DONE_JS, make_queries  # noqa: E402
 
@@ -105,11 +118,130 @@ def round_of(browser, root: Path) -> dict[str, float]:
     return out
 
 
+# ---- --search: the page's search over N images -------------------------------------------------
+SEARCH_QUERIES = 11  # the first, then the median of the other ten
+DIM = 384
+LOAD_INDEX_JS = """() => new Promise((resolve, reject) => {
+  const started = performance.now(), node = document.createElement('script');
+  node.src = 'query/index.js';
+  node.onload = () => resolve(performance.now() - started);
+  node.onerror = reject;
+  document.body.appendChild(node); })"""
+DECODE_JS = """() => { const started = performance.now();
+  window.__index = window.dinoclust.queryIndex.decode(window.DINOCLUST_QUERY_INDEX);
+  window.DINOCLUST_QUERY_INDEX = null;
+  return performance.now() - started; }"""
+PLACE_JS = """(feature) => { const q = new Float32Array(feature), started = performance.now();
+  const answer = window.dinoclust.queryIndex.place(window.__index, q);
+  return { ms: performance.now() - started, top: answer.top }; }"""
+
+
+def search_page(root: Path, rows: int) -> Path:
+    """A bare page with query.js and an index.js of `rows` random vectors (5 PCA dims, k = 2…10)."""
+    rng = np.random.default_rng(rows)
+    features = rng.normal(size=(rows, DIM)).astype(np.float32)
+    d = 5
+    components = np.linalg.qr(rng.normal(size=(DIM, d)))[0].T.astype(np.float32)
+    mean = features.mean(axis=0)
+    coords = (features - mean) @ components.T
+    clusterings = {}
+    for k in range(2, 11):
+        labels = rng.integers(0, k, rows)
+        centres = np.stack([coords[labels == c].mean(axis=0) for c in range(k)])
+        distances = np.linalg.norm(coords - centres[labels], axis=1)
+        clusterings[k] = Clustering(k, labels, centres, (), 0.0, distances, {})
+    analysis = Analysis(coords, np.ones(d), clusterings, DIM, rows, (), mean, components)
+    index = query_index(
+        features,
+        analysis,
+        ModelInfo("synthetic", "random", "random:0", True, "cpu", "fp32"),
+        (192, 800),
+    )
+    folder = root / f"search-{rows}"
+    (folder / "query").mkdir(parents=True)
+    (folder / INDEX_JS).write_text(index_script(index), encoding="utf-8")
+    shutil.copyfile(ROOT / "templates" / "static" / "js" / "query.js", folder / "query.js")
+    (folder / "stub.js").write_text(
+        f"window.dinoclust = {{ data: {{ images: {{ length: {rows} }} }}, util: {{}}, "
+        "state: {} };\n",
+        encoding="utf-8",
+    )
+    (folder / "index.html").write_text(
+        "<!DOCTYPE html><html><head><meta charset='utf-8'></head><body>"
+        "<script src='stub.js'></script><script src='query.js'></script></body></html>\n",
+        encoding="utf-8",
+    )
+    return folder
+
+
+def numpy_top(folder: Path, feature: np.ndarray) -> list[int]:
+    """The 12 a query should get from the same int8 rows (as `dinoclust query` searches)."""
+    index = json.loads((folder / INDEX_JS).read_text(encoding="utf-8").split(" = ", 1)[1][:-2])
+    vectors = np.frombuffer(base64.b64decode(index["vectors"]), np.int8).reshape(-1, DIM)
+    scales = np.frombuffer(base64.b64decode(index["scales"]), "<f4")
+    q = feature.astype(np.float64) / np.linalg.norm(feature)
+    scores = (vectors.astype(np.float64) @ q) * scales
+    return np.argsort(-scores, kind="stable")[:12].tolist()
+
+
+def search_round(browser, folder: Path, rows: int) -> dict[str, float]:
+    rng = np.random.default_rng(1)
+    queries = rng.normal(size=(SEARCH_QUERIES, DIM)).astype(np.float32)
+    page = browser.new_page()
+    try:
+        page.goto(folder.joinpath("index.html").as_uri())
+        load = page.evaluate(LOAD_INDEX_JS)
+        decode = page.evaluate(DECODE_JS)
+        times = []
+        for i, q in enumerate(queries):
+            answer = page.evaluate(PLACE_JS, q.tolist())
+            times.append(answer["ms"])
+            got = [t["index"] for t in answer["top"]]
+            if i in (0, SEARCH_QUERIES - 1):  # the page finds numpy's 12
+                assert got == numpy_top(folder, q), (rows, i, got)
+    finally:
+        page.close()
+    size = (folder / INDEX_JS).stat().st_size / 1e6
+    later = statistics.median(times[1:])
+    return {"size": size, "load": load, "decode": decode, "first": times[0], "later": later}
+
+
+def search_main(sizes: list[int], rounds: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp, launch() as browser:
+        rows_out = []
+        for rows in sizes:
+            folder = search_page(Path(tmp), rows)
+            runs = [search_round(browser, folder, rows) for _ in range(rounds)]
+            rows_out.append((rows, {k: statistics.median(r[k] for r in runs) for k in runs[0]}))
+    load = os.getloadavg()
+    print(
+        f"CPU: {cpu()}; load average at the end (1/5/15 min): {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}"
+    )
+    print(f"command: python benchmarks/bench_query_page.py {' '.join(sys.argv[1:])}")
+    print(
+        f"{rounds} fresh page(s) per size (median); search: first query, then the median of "
+        f"{SEARCH_QUERIES - 1}\n"
+    )
+    print(
+        "| images | index.js | load (script read + parse) | decode | first search | later searches |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|")
+    for rows, r in rows_out:
+        print(
+            f"| {rows:,} | {r['size']:.1f} MB | {r['load']:.0f} ms | {r['decode']:.0f} ms "
+            f"| {r['first']:.1f} ms | {r['later']:.1f} ms |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=24)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--search", type=int, nargs="+", metavar="N", help="the search alone")
     args = parser.parse_args()
+    if args.search:
+        search_main(args.search, args.rounds)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         root = build(Path(tmp), args.images)
         model_mb = (root / "query" / "query" / "model.js").stat().st_size / 1e6

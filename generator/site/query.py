@@ -130,10 +130,15 @@ def write_query(site: Path, model: bytes, index: Mapping[str, Any]) -> QueryFile
     folder.mkdir(exist_ok=True)
     model_text = base64.b64encode(model).decode("ascii")
     _write(site / MODEL_JS, f'window.{MODEL_GLOBAL} = "{model_text}";\n')
-    data = json.dumps(index, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    _write(site / INDEX_JS, f"window.{INDEX_GLOBAL} = {data};\n")
+    _write(site / INDEX_JS, index_script(index))
     write_runtime(site)
     return QueryFiles({rel: (site / rel).stat().st_size for rel in _written(site)})
+
+
+def index_script(index: Mapping[str, Any]) -> str:
+    """query/index.js's text: the index as one sorted-key JSON global."""
+    data = json.dumps(index, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return f"window.{INDEX_GLOBAL} = {data};\n"
 
 
 def write_runtime(site: Path, vendor: Path | None = None) -> None:

@@ -19,7 +19,6 @@
   var ns = window.dinoclust, data = ns.data, u = ns.util, state = ns.state;
   var section = document.getElementById("query-section");
   var input = document.getElementById("query-files");
-  if (!section || !input) { return; }  // the notebook's copy: the template says why there is none
   var drop = document.getElementById("query-drop");
   var loadBox = document.getElementById("query-load");
   var bar = document.getElementById("query-progress");
@@ -44,6 +43,10 @@
   var MAX_MEGAPIXELS = 50;
   var TOP = 12;  // similar images shown, as `dinoclust query`
   var HEADER_BYTES = 1 << 19;  // read for the format, size and EXIF orientation
+
+  // The index and the search, for benchmarks/bench_query_page.py --search (no page needed).
+  ns.queryIndex = { decode: decodeIndex, place: place };
+  if (!section || !input) { return; }  // the notebook's copy: the template says why there is none
 
   var loaded = null;  // a Promise of { session, index }
   var answers = [];   // the photos of the last pick, answered or not, in order
