@@ -3,6 +3,7 @@
     python benchmarks/bench_query_page.py              # 24 clip-art images, 3 rounds (~4 minutes)
     python benchmarks/bench_query_page.py --rounds 1
     python benchmarks/bench_query_page.py --search 10000 100000   # the search alone (~1 minute)
+    python benchmarks/bench_query_page.py --models --rounds 1     # each ONNX candidate (~5 minutes)
 
 Two sites are built from the same clip art with --weights random (the hub is unreachable here):
 one with --query, one without. For each round, in a fresh page:
@@ -18,6 +19,11 @@ over a synthetic but real-format query/index.js of N random L2-normalised vector
 site/query.py's own writer), in a bare page from file:// (no plot, no model): the index's size,
 the time to load its script (read + parse) and to decode it, the first query and the median of
 the later ones; each query's 12 are checked against numpy's over the same int8 rows.
+With --models: the same query site, its model.js swapped for each candidate bench_query.py
+measures in Python (ONNX fp32, fp16 weights — the site's —, int8 dynamic by onnxruntime's
+quantiser), each in a fresh page: model.js's size, the first load, the first run and the median
+of the later runs (the 1800 × 1200 PNG), and the page's answer against fp32's (same 12, same
+cluster at every k, the top cosine's difference).
 Prints a Markdown table with the CPU (lscpu) and the load; compare rows within one run only.
 """
 
@@ -233,12 +239,109 @@ def search_main(sizes: list[int], rounds: int) -> None:
         )
 
 
+# ---- --models: each ONNX candidate in the page ------------------------------------------------
+LATER_RUNS = 5
+
+
+def candidates(cache: Path) -> dict[str, bytes]:
+    """fp32, fp16 weights (the site's) and int8 dynamic, as bench_query.py makes them."""
+    from bench_query import int8  # benchmarks/ is the script's folder, so on sys.path
+
+    from generator.model.export import onnx_model
+
+    out = {p: onnx_model("random", 0, cache, p) for p in ("fp32", "fp16")}
+    out["int8 dynamic"] = int8(cache)
+    return out
+
+
+def model_round(browser, site: Path, photo: Path) -> dict[str, object]:
+    with open_page(browser, site / "index.html") as opened:
+        page = opened.page
+        pick(page, [photo])
+        for _ in range(LATER_RUNS):
+            pick(page, [photo])
+        timings = page.evaluate("() => window.dinoclust.query.timings")
+        answer = page.evaluate(
+            "() => { const a = window.dinoclust.query.answers()[0].answer;"
+            " return { top: a.top, clusters: a.clusters }; }"
+        )
+        assert opened.external == [] and opened.errors == [], (opened.external, opened.errors)
+    runs = timings["embed"]
+    return {
+        "load": timings["load"] / 1000,
+        "first": runs[0] / 1000,
+        "later": statistics.median(runs[1:]) / 1000,
+        "answer": answer,
+    }
+
+
+def models_main(images: int, rounds: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp, launch() as browser:
+        root = Path(tmp)
+        files = sorted(CLIPART.rglob("*.png"))
+        art = files[:: max(1, len(files) // 40)][:40]
+        photos = root / "photos"
+        photos.mkdir()
+        for i, path in enumerate(art[:images]):
+            shutil.copyfile(path, photos / f"{i:02d}_{path.name}")
+        site = root / "site"
+        cache = root / "cache"
+        config = BuildConfig(
+            inputs=(photos,), output=site, weights="random", query=True, k_max=6, cache_dir=cache
+        )
+        build_site(config)
+        make_queries(root / "queries", art[30:])
+        photo = root / "queries" / "alpha.png"
+        results = {}
+        for name, model in candidates(cache).items():
+            text = base64.b64encode(model).decode("ascii")
+            (site / "query" / "model.js").write_text(
+                f'window.DINOCLUST_QUERY_MODEL = "{text}";\n', encoding="utf-8"
+            )
+            runs = [model_round(browser, site, photo) for _ in range(rounds)]
+            results[name] = {
+                "onnx": len(model) / 1e6,
+                "js": (site / "query" / "model.js").stat().st_size / 1e6,
+                **{k: statistics.median(r[k] for r in runs) for k in ("load", "first", "later")},
+                "answer": runs[0]["answer"],
+            }
+    load = os.getloadavg()
+    print(
+        f"CPU: {cpu()}; load average at the end (1/5/15 min): {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}"
+    )
+    print(f"command: python benchmarks/bench_query_page.py {' '.join(sys.argv[1:])}")
+    print(
+        f"{images} images, the 1800×1200 PNG; {rounds} fresh page(s) per model (median); "
+        f"later runs: median of {LATER_RUNS}\n"
+    )
+    print("| model | ONNX | model.js | first load | first run | later runs | answer vs fp32 |")
+    print("|---|---:|---:|---:|---:|---:|---|")
+    ref = results["fp32"]["answer"]
+    for name, r in results.items():
+        a = r["answer"]
+        same_top = [t["index"] for t in a["top"]] == [t["index"] for t in ref["top"]]
+        same_k = all(
+            a["clusters"][k]["cluster"] == c["cluster"] for k, c in ref["clusters"].items()
+        )
+        delta = abs(a["top"][0]["cosine"] - ref["top"][0]["cosine"])
+        chosen = " (the site's)" if name == "fp16" else ""
+        print(
+            f"| {name}{chosen} | {r['onnx']:.1f} MB | {r['js']:.1f} MB | {r['load']:.2f} s "
+            f"| {r['first']:.2f} s | {r['later']:.2f} s | top-12 {'same' if same_top else 'differs'}"
+            f", clusters {'same' if same_k else 'differ'}, top cosine ±{delta:.4f} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=24)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--search", type=int, nargs="+", metavar="N", help="the search alone")
+    parser.add_argument("--models", action="store_true", help="each ONNX candidate in the page")
     args = parser.parse_args()
+    if args.models:
+        models_main(args.images, args.rounds)
+        return
     if args.search:
         search_main(args.search, args.rounds)
         return
