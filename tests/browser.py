@@ -77,19 +77,21 @@ class Opened:
 @contextmanager
 def open_page(
     browser: Browser,
-    html: Path,
+    html: Path | str,
     fragment: str = "",
     blocked: str | None = None,
     viewport: tuple[int, int] = (1200, 800),
     bypass_csp: bool = False,
     touch: bool = False,
     ready: bool = True,
+    local: tuple[str, ...] = LOCAL,
 ) -> Iterator[Opened]:
     """Open `html` (+ `#fragment`) offline and wait until the page says its first render is done.
     A local file whose address contains `blocked` fails to load, as a broken copy would.
     `bypass_csp` lets a test inject a script of its own (axe-core); `touch` reads it as a phone
     does (a touch screen, no hover); `ready=False` does not wait for the page's ready flag (a page
-    that frames the site)."""
+    that frames the site). `html` may be an address (a str), served by a test's own server:
+    `local` then names what the page may load (its origin); every other request is recorded."""
     width, height = viewport
     context = browser.new_context(
         viewport={"width": width, "height": height},
@@ -103,7 +105,7 @@ def open_page(
     def route(r: Route) -> None:
         if blocked is not None and blocked in r.request.url:
             r.abort()
-        elif r.request.url.startswith(LOCAL):
+        elif r.request.url.startswith(local):
             r.continue_()
         else:
             opened.external.append(r.request.url)
@@ -113,7 +115,8 @@ def open_page(
     page.on("console", lambda m: opened.errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: opened.errors.append(str(e)))
     try:
-        url = html.resolve().as_uri() + (f"#{fragment}" if fragment else "")
+        address = html if isinstance(html, str) else html.resolve().as_uri()
+        url = address + (f"#{fragment}" if fragment else "")
         page.goto(url, timeout=TIMEOUT_MS)
         if ready:
             page.wait_for_function(READY_JS, timeout=TIMEOUT_MS)

@@ -1,17 +1,26 @@
 """Query by photo in real headless Chromium from file:// (issue 29, the page side).
 
-One site is built with --query and --weights random (the real ViT, exported to ONNX by the
-build). The page embeds each photo itself, and its answer must be `dinoclust query --json`'s:
-the same cluster at every k and the same 12 most similar images (up to ties), for a rotated
-JPEG (EXIF orientation 6), a PNG with alpha and a large photo. Bad input gets a message in the
-reader's language; the single file gives the folder site's answer, and the notebook frame
-says why it has no control.
+One site is built with --query and random weights saved as a checkpoint (the real ViT, exported
+to ONNX by the build). The page embeds each photo itself, and its answer must be
+`dinoclust query --json`'s: the same cluster at every k and the same 12 most similar images (up
+to ties), for a rotated JPEG (EXIF orientation 6), a PNG with alpha and a large photo. Bad
+input gets a message in the reader's language; the single file, the unzipped --zip and the site
+served over HTTP (as GitHub Pages serves it) give the same answer, and the notebook frame says
+why it has no control.
+The compact control leaves the first cluster's pictures in the first screen (issue 25).
 """
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
+import re
 import shutil
+import threading
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,13 +28,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from generator.api import notebook_html, query, single_page
+from generator.api import build, notebook_html, query, single_page
 from generator.commands.build import build_site
 from generator.config import BuildConfig
 from generator.errors import GeneratorError
 from generator.i18n import ui_strings
-from tests.browser import LOCAL, READY_JS, TIMEOUT_MS, open_page, wait_for_k
+from tests.browser import LOCAL, READY_JS, TIMEOUT_MS, Opened, open_page, wait_for_k
 from tests.helpers import COLOURS, FakeEmbedder, make_image
+from tests.test_browser_images_first import first_screen_thumbnails, overlaps_while_scrolling
 from tests.test_browser_newcomer import PLOTLY_CONTAINERS, axe_violations
 
 if TYPE_CHECKING:
@@ -89,7 +99,9 @@ def make_queries(folder: Path, art: list[Path]) -> None:
 
 @pytest.fixture(scope="module")
 def query_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """24 clip-art images (k = 2 … 6) built with --query and random weights, and the queries."""
+    """24 clip-art images (k = 2 … 6) built with --query, and the queries. The weights are
+    random (seed 0) saved as a checkpoint file (--weights PATH), as a real site's would be: the
+    page then has no "untrained model" banner and looks as a reader's does (the first screen)."""
     if not CLIPART.is_dir():
         pytest.skip(f"no clip art at {CLIPART}: bash scripts/ensure-clipart.sh")
     root = tmp_path_factory.mktemp("query-site")
@@ -99,13 +111,19 @@ def query_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     photos.mkdir()
     for i, path in enumerate(art[:24]):
         shutil.copyfile(path, photos / f"{i:02d}_{path.name}")
+    import torch
+
+    from generator.model.vit import create_model
+
+    torch.save(create_model("random", 0).state_dict(), root / "weights.pth")
     config = BuildConfig(
         inputs=(photos,),
         output=root / "site",
         title="Query test",
-        weights="random",
+        weights=str(root / "weights.pth"),
         query=True,
         k_max=6,
+        cache_dir=root / "cache",  # the zip's build reuses the vectors and the model's export
     )
     build_site(config)
     make_queries(root / "queries", art[30:])
@@ -116,7 +134,7 @@ def query_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def expected(query_site: Path) -> dict[str, dict[str, Any]]:
     """`dinoclust query --json`'s answers (the Python API prints the same), by photo name."""
     photos = [query_site / "queries" / name for name in GOOD]
-    answers = query(photos, query_site / "site", weights="random")
+    answers = query(photos, query_site / "site", weights=str(query_site / "weights.pth"))
     return {Path(a["photo"]).name: a for a in answers}
 
 
@@ -311,6 +329,72 @@ def test_single_file_gives_the_folder_sites_answer(browser: Browser, query_site:
     assert one["coords"] == folder["coords"]
 
 
+def assert_commands_answer(opened: Opened, photo: Path, want: dict[str, Any]) -> None:
+    """One photo through the page: `dinoclust query --json`'s clusters and 12, nothing sent
+    anywhere, no CSP violation nor any other console error."""
+    (answer,) = ask(opened.page, [photo])
+    assert answer["failure"] is None
+    got = {k: c["cluster"] for k, c in answer["clusters"].items()}
+    assert got == {k: c["cluster"] for k, c in want["clusters"].items()}
+    assert same_up_to_ties(answer["top"], want["similar"])
+    assert opened.external == [] and opened.errors == []
+
+
+def test_query_works_from_an_unzipped_zip(
+    browser: Browser, query_site: Path, expected: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    """`build --zip` (the vectors and the export come from the fixture's cache), unzipped
+    elsewhere and opened from file://, as a reader who got it by e-mail does."""
+    zipped = tmp_path / "shared.zip"
+    build(
+        query_site / "photos", tmp_path / "site", title="Query test",
+        weights=str(query_site / "weights.pth"),
+        query=True, k_max=6, cache_dir=query_site / "cache", zip_file=zipped, quiet=True,
+    )  # fmt: skip
+    with zipfile.ZipFile(zipped) as archive:
+        assert "shared/query/model.js" in archive.namelist()
+        archive.extractall(tmp_path / "unzipped")
+    shutil.rmtree(tmp_path / "site")  # nothing may come from the build's folder
+    page = tmp_path / "unzipped" / "shared" / "index.html"
+    with open_page(browser, page, "k=3") as opened:
+        assert_commands_answer(
+            opened, query_site / "queries" / "rotated.jpg", expected["rotated.jpg"]
+        )
+
+
+@contextmanager
+def served(folder: Path) -> Iterator[str]:
+    """`folder` over HTTP from 127.0.0.1, as GitHub Pages serves a site: static files only."""
+    handler = functools.partial(QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base's name)
+        pass
+
+
+def test_query_works_over_http_as_on_github_pages(
+    browser: Browser, query_site: Path, expected: dict[str, dict[str, Any]]
+) -> None:
+    with served(query_site / "site") as origin:
+        address = f"{origin}/index.html"
+        with open_page(browser, address, "k=3", local=(f"{origin}/", "data:", "blob:")) as opened:
+            policy = opened.page.locator('meta[http-equiv="Content-Security-Policy"]')
+            assert "connect-src 'none'" in (policy.get_attribute("content") or "")
+            assert_commands_answer(
+                opened, query_site / "queries" / "alpha.png", expected["alpha.png"]
+            )
+
+
 def test_notebook_frame_says_it_carries_no_model(
     browser: Browser, query_site: Path, tmp_path: Path
 ) -> None:
@@ -383,3 +467,66 @@ def test_a_site_without_query_has_no_trace_of_it(tmp_path: Path) -> None:
     assert not (site / "query").exists()
     assert not (site / "static" / "js" / "query.js").exists()
     assert not (site / "static" / "css" / "query.css").exists()
+
+
+VIEWPORTS = [(1366, 900), (1366, 768), (390, 844)]
+# How far the strips move up when the control is taken out of the page.
+STRIPS_MOVE_JS = """() => {
+  const top = () => document.getElementById('strips').getBoundingClientRect().top;
+  const before = top();
+  document.getElementById('query-section').remove();
+  return before - top(); }"""
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS, ids=["1366x900", "1366x768", "390x844"])
+@pytest.mark.parametrize("lang", ["en", "ja"])
+def test_the_control_leaves_the_pictures_in_the_first_screen(
+    browser: Browser, query_site: Path, lang: str, viewport: tuple[int, int]
+) -> None:
+    """Issue 25 with --query: the control is one compact bar above the strips, so the first
+    cluster's thumbnails are still in the first screen, and it overlaps nothing."""
+    page_html = query_site / "site" / "index.html"
+    with open_page(browser, page_html, f"k=3&lang={lang}", viewport=viewport) as opened:
+        page = opened.page
+        shown = first_screen_thumbnails(page)
+        assert shown["n"] >= 3 and shown["visible"] >= 3, shown
+        pick = page.locator("#query-pick").bounding_box()
+        strips = page.locator("#strips").bounding_box()
+        assert pick is not None and strips is not None
+        assert pick["y"] >= 0 and pick["y"] + pick["height"] <= strips["y"]
+        assert overlaps_while_scrolling(page) == []
+        # what the control costs the strips: one line on a desktop, a few short ones on a phone
+        # (the earlier control, a titled box around a drop zone, cost 166 and 283 px: with a
+        # longer header or a banner the pictures left the first screen)
+        cost = page.evaluate(STRIPS_MOVE_JS)
+        assert cost <= (64 if viewport[0] > 860 else 150), cost
+        assert opened.errors == []
+
+
+def test_the_control_speaks_the_pages_language(browser: Browser, query_site: Path) -> None:
+    """The browser names a file input's button in its own language ("Choose Files"): the page
+    hides the native input (still focusable) and shows its own button, in EN or JA."""
+    strings = ui_strings()
+    with open_page(browser, query_site / "site" / "index.html", "lang=ja") as opened:
+        page = opened.page
+        bar = page.locator("#query-drop")
+        assert page.locator("#query-pick").inner_text() == strings["ja"]["query_pick"]
+        words = set(re.findall(r"[A-Za-z]+", bar.inner_text()))
+        assert words <= {"JPEG", "PNG", "WebP", "HEIC"}, words  # no English, only format names
+        native = page.locator("#query-files").bounding_box()
+        assert native is not None and native["width"] <= 1 and native["height"] <= 1
+        # the keyboard reaches the input, and its focus shows on the button the reader sees
+        page.locator(".lang-switch button[data-lang='ja']").focus()
+        page.keyboard.press("Tab")
+        assert page.evaluate("() => document.activeElement.id") == "query-files"
+        outline = "() => getComputedStyle(document.getElementById('query-pick')).outlineStyle"
+        assert page.evaluate(outline) == "solid"
+        with page.expect_file_chooser() as chooser:
+            page.keyboard.press("Space")
+        assert chooser.value.is_multiple()
+        with page.expect_file_chooser():
+            page.locator("#query-pick").click()
+        # switching the language relabels the button
+        page.locator(".lang-switch button[data-lang='en']").click()
+        assert page.locator("#query-pick").inner_text() == strings["en"]["query_pick"]
+        assert opened.errors == []
