@@ -130,16 +130,19 @@ def sort_config(
 def cache_folder(
     cache_dir: StrPath | None, no_cache: bool, inputs: Iterable[StrPath]
 ) -> Path | None:
-    """--cache-dir (checked against the inputs), else $DINOCLUST_CACHE_DIR or the user cache
-    folder; None with --no-cache."""
+    """--cache-dir, else $DINOCLUST_CACHE_DIR (each checked against the inputs), else the user
+    cache folder; None with --no-cache."""
     from generator.storage.cache import check_cache_dir, default_cache_dir
 
     if no_cache:
         return None
-    if not cache_dir:
-        return default_cache_dir()
-    check_cache_dir(Path(cache_dir), [Path(p) for p in inputs])
-    return Path(cache_dir)
+    if cache_dir:
+        check_cache_dir(Path(cache_dir), [Path(p) for p in inputs])
+        return Path(cache_dir)
+    folder = default_cache_dir()
+    if os.environ.get("DINOCLUST_CACHE_DIR"):  # the same checks, named as the user set it
+        check_cache_dir(folder, [Path(p) for p in inputs], "$DINOCLUST_CACHE_DIR ({folder})")
+    return folder
 
 
 def _path(value: StrPath | None) -> Path | None:

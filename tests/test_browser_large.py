@@ -110,6 +110,13 @@ def test_sampled_report_sizes_count_every_row(browser: Browser, tmp_path: Path) 
         assert page.locator("header .meta span").first.inner_text() == "3,000,000 images"
         first = (report.clustering(3).sizes_all or ())[0]
         assert page.locator("#sizes .bar-value").first.inner_text().startswith(f"{first:,} (")
+        # so do the strips' headings; their "+n more" counts the sample's images the grid holds
+        strips = page.locator("#strips li.strip").evaluate_all("s => s.map(i => i.dataset.size)")
+        assert [int(s) for s in strips] == list(report.clustering(3).sizes_all or ())
+        heading = page.locator("#strips li.strip .strip-name").first.inner_text()
+        assert f"{first:,}" in heading
+        more = page.locator("#strips li.strip .strip-more").first.inner_text()
+        assert more == f"+{report.clustering(3).sizes[0] - 16:,} more"
         drawn = len(report.display_sample)
         assert (
             page.locator("#plot-sample")

@@ -169,3 +169,36 @@ def test_the_bfloat16_bound_holds() -> None:
     error = np.abs(q.astype(np.float64) @ q.T.astype(np.float64) - x.astype(np.float64) @ x.T)
     assert (error.max(axis=1) <= bound).all()
     assert error.max() > 1e-4  # bfloat16 is far from exact: the re-score matters
+
+
+def partition(labels: np.ndarray) -> list[tuple[int, ...]]:
+    groups: dict[int, list[int]] = {}
+    for i, label in enumerate(labels.tolist()):
+        groups.setdefault(label, []).append(i)
+    return sorted(tuple(g) for g in groups.values())
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_join_gives_scipys_components(seed) -> None:
+    """The NumPy union–find that joins each block's pairs: the same partition as SciPy's
+    connected components of every edge so far, on random graphs, paths in any order and
+    edges into components already joined; each label is its component's smallest member."""
+    from scipy.sparse import coo_array
+
+    rng = np.random.default_rng(seed)
+    for _ in range(60):
+        n = int(rng.integers(1, 400))
+        component, edges = np.arange(n), [np.empty(0, np.int64)] * 2
+        for _ in range(3):
+            if rng.random() < 0.3:  # a path through the nodes in a random order
+                order = rng.permutation(n)
+                rows, cols = order[:-1], order[1:]
+            else:
+                e = int(rng.integers(0, 2 * n))
+                rows, cols = rng.integers(0, n, e), rng.integers(0, n, e)
+            component = duplicates._join(component, rows, cols)
+            edges = [np.concatenate([edges[0], rows]), np.concatenate([edges[1], cols])]
+            graph = coo_array((np.ones(len(edges[0]), np.int8), tuple(edges)), shape=(n, n))
+            want = connected_components(graph, directed=False)[1]
+            assert partition(component) == partition(want)
+            assert all(component[g[0]] == g[0] for g in partition(component))

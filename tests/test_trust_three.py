@@ -265,6 +265,34 @@ def test_item_3_a_cache_folder_inside_the_inputs_is_refused(tmp_path, command) -
     assert sorted(p.relative_to(photos) for p in photos.rglob("*")) == before
 
 
+@pytest.mark.parametrize("command", ["build", "sort", "embed"])
+def test_item_3_the_cache_variable_gets_the_same_checks(tmp_path, monkeypatch, command) -> None:
+    """$DINOCLUST_CACHE_DIR is the cache folder as much as --cache-dir is: inside the inputs, or
+    a folder of the user's own files, it is refused the same way and named as it was set."""
+    photos = make_colour_folder(tmp_path / "photos", per_colour=1)
+    before = sorted(p.relative_to(photos) for p in photos.rglob("*"))
+    inside = photos / "red" / "cache"
+    monkeypatch.setenv("DINOCLUST_CACHE_DIR", str(inside))
+    result = run(command, photos, "-o", tmp_path / "out")
+    assert result.exit_code == 2
+    assert result.output.splitlines()[-1] == (
+        f"Error: $DINOCLUST_CACHE_DIR ({inside}) is inside the input {photos}: the cache would "
+        "be written among your images. Choose a cache folder outside the inputs."
+    )
+    assert sorted(p.relative_to(photos) for p in photos.rglob("*")) == before
+    documents = tmp_path / "documents"
+    documents.mkdir()
+    (documents / "thesis.txt").write_text("words")
+    monkeypatch.setenv("DINOCLUST_CACHE_DIR", str(documents))
+    result = run(command, photos, "-o", tmp_path / "out")
+    assert result.exit_code == 2
+    assert result.output.splitlines()[-1].startswith(
+        f"Error: $DINOCLUST_CACHE_DIR ({documents}) is not empty and is not a dinoclust cache"
+    )
+    assert sorted(p.name for p in documents.iterdir()) == ["thesis.txt"]
+    assert not (tmp_path / "out").exists()
+
+
 def test_item_3_a_cache_is_marked_and_an_unmarked_one_of_ours_still_serves(tmp_path) -> None:
     from generator.storage.cache import EmbeddingCache
 

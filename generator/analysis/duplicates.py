@@ -10,7 +10,7 @@ largest product) or could reach the threshold (within eps of it) is re-scored ex
 whose product is above the threshold by more than eps are near without a re-score.
 
 The products are computed in row blocks, so memory stays bounded whatever N is. Each block's
-near pairs join the components found so far in one SciPy connected-components pass over the
+near pairs join the components found so far in one union–find pass (NumPy) over the
 component labels (no Python loop over pairs: with untrained weights nearly every pair of 10,000
 images is "near"), and a pair is re-scored only if it would join two components."""
 
@@ -166,18 +166,30 @@ def _top(
 
 
 def _join(component: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """The component labels once the edges rows[i]–cols[i] are added."""
+    """The component labels once the edges rows[i]–cols[i] are added: each label becomes the
+    smallest label of its new component.
+
+    Union–find in NumPy: every edge hooks the larger of its two roots under the smaller, then
+    pointers jump until each points at its root, until no edge joins two roots. (scipy's
+    connected_components gives the same partition, but importing scipy.sparse costs a warm
+    rebuild about 0.2 s, a sixth of it.)"""
     a, b = component[rows], component[cols]
     joins = a != b  # pairs that join two components found so far
     if not joins.any():
         return component
-    from scipy.sparse import coo_array
-    from scipy.sparse.csgraph import connected_components
-
-    n = len(component)
-    ones = np.ones(int(joins.sum()), dtype=np.int8)
-    graph = coo_array((ones, (a[joins], b[joins])), shape=(n, n))  # over component labels
-    return connected_components(graph, directed=False)[1][component]
+    a, b = a[joins], b[joins]
+    root = np.arange(len(component))
+    while True:
+        ra, rb = root[a], root[b]
+        apart = ra != rb
+        if not apart.any():
+            return root[component]
+        np.minimum.at(root, np.maximum(ra, rb)[apart], np.minimum(ra, rb)[apart])
+        while True:  # pointer jumping: at most log2(n) rounds
+            jumped = root[root]
+            if np.array_equal(jumped, root):
+                break
+            root = jumped
 
 
 def _near_pairs(

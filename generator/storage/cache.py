@@ -284,10 +284,13 @@ CACHE_NAMES = frozenset(
 )
 
 
-def check_cache_dir(folder: Path, inputs: Sequence[Path] = ()) -> None:
+def check_cache_dir(
+    folder: Path, inputs: Sequence[Path] = (), named: str = "{cache_dir=folder}"
+) -> None:
     """Refuse, before any work, a cache folder inside the inputs (the cache would be written into
     the user's photos) or one that holds other files (a damaged-looking `cache-v2.sqlite` of
-    someone else's would be replaced). Each refusal says why."""
+    someone else's would be replaced). Each refusal says why, naming the folder as `named`
+    (--cache-dir, or the variable that set it)."""
     real = Path(os.path.realpath(folder))
     if real == Path(os.path.realpath(platform_cache_dir())):
         inputs = ()  # the platform's own cache folder, even for `dinoclust build ~`
@@ -295,7 +298,7 @@ def check_cache_dir(folder: Path, inputs: Sequence[Path] = ()) -> None:
         src = Path(os.path.realpath(given))
         if real == src or src in real.parents:
             raise option_error(
-                "{cache_dir=folder} is inside the input {given}: the cache would be written "
+                named + " is inside the input {given}: the cache would be written "
                 "among your images. Choose a cache folder outside the inputs.",
                 folder=folder,
                 given=given,
@@ -309,7 +312,7 @@ def check_cache_dir(folder: Path, inputs: Sequence[Path] = ()) -> None:
     others = sorted(names - CACHE_NAMES)
     if others:
         raise option_error(
-            "{cache_dir=folder} is not empty and is not a dinoclust cache (it holds {other}; "
+            named + " is not empty and is not a dinoclust cache (it holds {other}; "
             "a cache holds {marker}). Choose a new or empty folder, or build without the cache "
             "with {no_cache}.",
             folder=folder,
@@ -318,7 +321,7 @@ def check_cache_dir(folder: Path, inputs: Sequence[Path] = ()) -> None:
         )
     if DB_NAME in names and not _our_database(folder / DB_NAME):
         raise option_error(
-            "{cache_dir=folder} holds a {db} that dinoclust did not write (no {marker} beside "
+            named + " holds a {db} that dinoclust did not write (no {marker} beside "
             "it, and not its tables). Choose a new or empty folder, or build without the cache "
             "with {no_cache}.",
             folder=folder,

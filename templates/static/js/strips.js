@@ -83,7 +83,8 @@
 
   function render(k, clustering) {
     current = { k: k, clustering: clustering, arranged: ns.grid.arranged(k) };
-    var sizes = clustering.sizes;
+    // a sampled report's strips show the sample's images but count every row, as the sizes do
+    var sizes = clustering.sizes_all || clustering.sizes;
     var total = sizes.reduce(function (a, b) { return a + b; }, 0);
     var largest = Math.max.apply(null, sizes);
     list.textContent = "";
