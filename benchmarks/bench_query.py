@@ -13,7 +13,8 @@ here; seed 0), each image decoded by the build's own decoder (ingest/imaging.dec
   exact cosine (floor: 90 % of queries);
 - the page's size with and without --query (a build of the same images, the zip's bytes);
 - search time over the int8 index (numpy, one query) at 10k and 100k synthetic rows, and the
-  index's size in the site.
+  index's size in the site (the page's own search, in Chromium: bench_query_page.py --search;
+  each candidate model in the page: bench_query_page.py --models).
 Prints Markdown tables; docs/query.md quotes them with the command and the CPU.
 """
 
