@@ -46,6 +46,14 @@ pytestmark = pytest.mark.browser
 CLIPART = Path("/usr/share/openclipart/png")
 QUERY_MS = 300_000  # the first query loads a 15 MB runtime and the model: minutes on 2 busy cores
 GOOD = ("rotated.jpg", "alpha.png", "large.jpg")
+# WebPs stored turned, with the EXIF orientation that turns them back (Chromium itself turns only
+# JPEG and PNG; query.js turns a WebP as Pillow's exif_transpose does)
+TURNED_WEBPS = {
+    3: Image.Transpose.ROTATE_180,
+    6: Image.Transpose.ROTATE_90,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_270,
+}
 HOSTILE = '<img src=x onerror="window.__pwned=1">.jpg'
 # The page's pixels may differ from Pillow's by one level of 255 (the browser composites alpha and
 # decodes JPEG a little differently; test_query_pixels_are_the_builds), which moved the cosines
@@ -91,6 +99,13 @@ def make_queries(folder: Path, art: list[Path]) -> None:
     Image.new("RGB", (10_000, 10_000), (200, 200, 200)).save(folder / "huge.png")  # 100 MP
     shutil.copyfile(folder / "alpha.png", folder / HOSTILE)
     alpha.resize((600, 400)).save(folder / "small.webp", lossless=True)
+    upright = rotated.resize((510, 300))
+    for orientation, turn in TURNED_WEBPS.items():  # stored turned, tagged to be turned back
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        upright.transpose(turn).save(
+            folder / f"turned{orientation}.webp", lossless=True, exif=exif.tobytes()
+        )
     import pillow_heif  # the build's HEIC support (a dependency)
 
     pillow_heif.register_heif_opener()
@@ -229,11 +244,14 @@ def test_query_gives_the_commands_answer(
 
 def test_query_pixels_are_the_builds(query_site: Path, browser: Browser) -> None:
     """The page's 224 × 224 input equals imaging.decode's within one level of 255 (the large
-    JPEG: the browser decodes it whole, the build at 1/4 scale; both then average)."""
+    JPEG: the browser decodes it whole, the build at 1/4 scale; both then average), EXIF
+    orientation included, in WebPs too."""
     from generator.ingest.imaging import decode
 
+    turned = [f"turned{orientation}.webp" for orientation in TURNED_WEBPS]
     with open_page(browser, query_site / "site" / "index.html") as opened:
-        answers = ask(opened.page, [query_site / "queries" / name for name in GOOD])
+        answers = ask(opened.page, [query_site / "queries" / name for name in (*GOOD, *turned)])
+    assert [a["name"] for a in answers] == [*GOOD, *turned]
     for answer in answers:
         mine = np.asarray(answer["rgb"], dtype=np.int16).reshape(224, 224, 3)
         build = decode(query_site / "queries" / answer["name"], 224, 192, 800).pixels

@@ -376,11 +376,63 @@
   // the page is refused here, before the model is loaded.
   function inspect(file) {
     return file.slice(0, HEADER_BYTES).arrayBuffer().then(function (buffer) {
-      var info = sniff(new Uint8Array(buffer));
+      var b = new Uint8Array(buffer), info = sniff(b);
       if (info.kind === "gif") { throw new Failure("query_err_gif", { name: file.name }); }
       var big = tooLarge(file.name, info.width, info.height);
       if (big) { throw big; }
-      return info;
+      // a WebP's EXIF chunk (VP8X flag 0x08) usually follows the image data: walk the chunks
+      return info.kind === "webp" && ascii(b, 12, 4) === "VP8X" && (b[20] & 0x08)
+        ? webpOrientation(file, 12).then(function (o) { info.orientation = o; return info; })
+        : info;
+    });
+  }
+
+  // The orientation in a WebP's EXIF chunk (a TIFF block, "Exif\0\0" first in some files),
+  // reading each chunk's 8-byte header from `at` on; 1 if there is none.
+  function webpOrientation(file, at) {
+    if (at + 8 > file.size) { return Promise.resolve(1); }
+    return file.slice(at, at + 8).arrayBuffer().then(function (buffer) {
+      var h = new Uint8Array(buffer), size = le16(h, 4) + le16(h, 6) * 65536;
+      if (ascii(h, 0, 4) !== "EXIF") { return webpOrientation(file, at + 8 + size + (size & 1)); }
+      return file.slice(at + 8, at + 8 + Math.min(size, 1 << 16)).arrayBuffer().then(function (data) {
+        var d = new Uint8Array(data), start = ascii(d, 0, 6) === "Exif\u0000\u0000" ? 6 : 0;
+        return d.length >= start + 8 ? exifOrientation(d, start, d.length) : 1;
+      });
+    });
+  }
+
+  // Chromium turns a JPEG or PNG by its EXIF orientation but not a WebP (Pillow turns all three):
+  // whether this browser does, tested once on a 2 × 1 WebP tagged "rotate 90°" (orientation 6).
+  var TURNED_WEBP = "UklGRlAAAABXRUJQVlA4WAoAAAAIAAAAAQAAAAAAVlA4TA8AAAAvAQAAAAcQ/Y/+ByKi/wEARVhJRh" +
+    "oAAABNTQAqAAAACAABARIAAwAAAAEABgAAAAAAAA==";
+  var webpTurns = null;
+  function browserTurnsWebp() {
+    if (webpTurns === null) {
+      var bytes = Uint8Array.from(window.atob(TURNED_WEBP), function (c) { return c.charCodeAt(0); });
+      webpTurns = window.createImageBitmap(new Blob([bytes], { type: "image/webp" }),
+        { imageOrientation: "from-image" })
+        .then(function (bitmap) { var turned = bitmap.width === 1; bitmap.close(); return turned; },
+              function () { return true; });  // cannot tell: leave the browser's own result
+    }
+    return webpTurns;
+  }
+
+  // The bitmap turned upright by EXIF orientation `o` (the transforms of Pillow's exif_transpose).
+  function upright(bitmap, o) {
+    var w = bitmap.width, h = bitmap.height, swap = o >= 5;
+    var canvas = document.createElement("canvas");
+    canvas.width = swap ? h : w;
+    canvas.height = swap ? w : h;
+    var ctx = canvas.getContext("2d");
+    var m = { 2: [-1, 0, 0, 1, w, 0], 3: [-1, 0, 0, -1, w, h], 4: [1, 0, 0, -1, 0, h],
+              5: [0, 1, 1, 0, 0, 0], 6: [0, 1, -1, 0, h, 0], 7: [0, -1, -1, 0, h, w],
+              8: [0, -1, 1, 0, 0, w] }[o];
+    ctx.setTransform(m[0], m[1], m[2], m[3], m[4], m[5]);
+    ctx.drawImage(bitmap, 0, 0);
+    bitmap.close();
+    return window.createImageBitmap(canvas).then(function (turned) {
+      canvas.width = canvas.height = 0;
+      return turned;
     });
   }
 
@@ -388,7 +440,13 @@
   function prepare(file, info, side) {
     var name = file.name;
     var options = { imageOrientation: "from-image", premultiplyAlpha: "none", colorSpaceConversion: "none" };
-    return window.createImageBitmap(file, options).then(function (bitmap) {
+    var decoded = window.createImageBitmap(file, options);
+    if (info.kind === "webp" && info.orientation !== 1) {
+      decoded = Promise.all([decoded, browserTurnsWebp()]).then(function (both) {
+        return both[1] ? both[0] : upright(both[0], info.orientation);
+      });
+    }
+    return decoded.then(function (bitmap) {
       var big = tooLarge(name, bitmap.width, bitmap.height);
       if (big) { bitmap.close(); throw big; }
       try {
