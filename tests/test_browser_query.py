@@ -521,6 +521,10 @@ def test_the_control_leaves_the_pictures_in_the_first_screen(
         assert opened.errors == []
 
 
+GAP_JS = """() => getComputedStyle(document.getElementById('query-formats'), '::before')
+  .content"""
+
+
 def test_the_control_speaks_the_pages_language(browser: Browser, query_site: Path) -> None:
     """The browser names a file input's button in its own language ("Choose Files"): the page
     hides the native input (still focusable) and shows its own button, in EN or JA."""
@@ -531,6 +535,8 @@ def test_the_control_speaks_the_pages_language(browser: Browser, query_site: Pat
         assert page.locator("#query-pick").inner_text() == strings["ja"]["query_pick"]
         words = set(re.findall(r"[A-Za-z]+", bar.inner_text()))
         assert words <= {"JPEG", "PNG", "WebP", "HEIC"}, words  # no English, only format names
+        # the two sentences: no space after 。 in Japanese, one between them in English
+        assert page.evaluate(GAP_JS) == "none"
         native = page.locator("#query-files").bounding_box()
         assert native is not None and native["width"] <= 1 and native["height"] <= 1
         # the keyboard reaches the input, and its focus shows on the button the reader sees
@@ -547,4 +553,5 @@ def test_the_control_speaks_the_pages_language(browser: Browser, query_site: Pat
         # switching the language relabels the button
         page.locator(".lang-switch button[data-lang='en']").click()
         assert page.locator("#query-pick").inner_text() == strings["en"]["query_pick"]
+        assert page.evaluate(GAP_JS) == '" "'
         assert opened.errors == []
