@@ -69,13 +69,19 @@ def cpu() -> str:
     return f"{name}, {fields.get('CPU(s)', '?').strip()} CPUs"
 
 
-def build(root: Path, images: int) -> Path:
+def clip_art(root: Path, images: int) -> tuple[Path, list[Path]]:
+    """root/photos: `images` of 40 clip-art files spread over the collection; and the 40."""
     files = sorted(CLIPART.rglob("*.png"))
     art = files[:: max(1, len(files) // 40)][:40]
     photos = root / "photos"
     photos.mkdir()
     for i, path in enumerate(art[:images]):
         shutil.copyfile(path, photos / f"{i:02d}_{path.name}")
+    return photos, art
+
+
+def build(root: Path, images: int) -> Path:
+    photos, art = clip_art(root, images)
     for name, query in (("plain", False), ("query", True)):
         config = BuildConfig(
             inputs=(photos,), output=root / name, weights="random", query=query, k_max=6
@@ -278,12 +284,7 @@ def model_round(browser, site: Path, photo: Path) -> dict[str, object]:
 def models_main(images: int, rounds: int) -> None:
     with tempfile.TemporaryDirectory() as tmp, launch() as browser:
         root = Path(tmp)
-        files = sorted(CLIPART.rglob("*.png"))
-        art = files[:: max(1, len(files) // 40)][:40]
-        photos = root / "photos"
-        photos.mkdir()
-        for i, path in enumerate(art[:images]):
-            shutil.copyfile(path, photos / f"{i:02d}_{path.name}")
+        photos, art = clip_art(root, images)
         site = root / "site"
         cache = root / "cache"
         config = BuildConfig(

@@ -39,7 +39,7 @@ from tests.test_browser_images_first import first_screen_thumbnails, overlaps_wh
 from tests.test_browser_newcomer import PLOTLY_CONTAINERS, axe_violations
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Frame, Page
+    from playwright.sync_api import Browser, FileChooser, Frame, Page
 
 pytestmark = pytest.mark.browser
 
@@ -521,6 +521,14 @@ def test_the_control_leaves_the_pictures_in_the_first_screen(
         assert opened.errors == []
 
 
+def wait_for_choosers(page: Page, choosers: list[FileChooser], count: int) -> list[FileChooser]:
+    for _ in range(300):  # 30 s
+        if len(choosers) >= count:
+            return choosers
+        page.wait_for_timeout(100)
+    raise AssertionError(f"{len(choosers)} file choosers opened, not {count}")
+
+
 GAP_JS = """() => getComputedStyle(document.getElementById('query-formats'), '::before')
   .content"""
 
@@ -531,6 +539,11 @@ def test_the_control_speaks_the_pages_language(browser: Browser, query_site: Pat
     strings = ui_strings()
     with open_page(browser, query_site / "site" / "index.html", "lang=ja") as opened:
         page = opened.page
+        # listening from the start turns Playwright's file-chooser interception on well before
+        # the key press (expect_file_chooser turns it on as it starts waiting: under CI's load a
+        # chooser opened before that was missed)
+        choosers: list[FileChooser] = []
+        page.on("filechooser", lambda chooser: choosers.append(chooser))
         bar = page.locator("#query-drop")
         assert page.locator("#query-pick").inner_text() == strings["ja"]["query_pick"]
         words = set(re.findall(r"[A-Za-z]+", bar.inner_text()))
@@ -545,11 +558,10 @@ def test_the_control_speaks_the_pages_language(browser: Browser, query_site: Pat
         assert page.evaluate("() => document.activeElement.id") == "query-files"
         outline = "() => getComputedStyle(document.getElementById('query-pick')).outlineStyle"
         assert page.evaluate(outline) == "solid"
-        with page.expect_file_chooser() as chooser:
-            page.keyboard.press("Space")
-        assert chooser.value.is_multiple()
-        with page.expect_file_chooser():
-            page.locator("#query-pick").click()
+        page.keyboard.press("Space")
+        assert wait_for_choosers(page, choosers, 1)[0].is_multiple()
+        page.locator("#query-pick").click()
+        wait_for_choosers(page, choosers, 2)
         # switching the language relabels the button
         page.locator(".lang-switch button[data-lang='en']").click()
         assert page.locator("#query-pick").inner_text() == strings["en"]["query_pick"]
