@@ -19,7 +19,7 @@ import re
 import shutil
 import threading
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -521,12 +521,18 @@ def test_the_control_leaves_the_pictures_in_the_first_screen(
         assert opened.errors == []
 
 
-def wait_for_choosers(page: Page, choosers: list[FileChooser], count: int) -> list[FileChooser]:
-    for _ in range(300):  # 30 s
-        if len(choosers) >= count:
-            return choosers
-        page.wait_for_timeout(100)
-    raise AssertionError(f"{len(choosers)} file choosers opened, not {count}")
+def opens_chooser(page: Page, choosers: list[FileChooser], act: Callable[[], None]) -> FileChooser:
+    """The file chooser `act` opens. It is tried a second time when no chooser came within
+    15 s: under CI's load one keyboard-opened chooser never reached Playwright (a browser that
+    cannot open it fails both tries)."""
+    before = len(choosers)
+    for _ in range(2):
+        act()
+        for _ in range(150):
+            if len(choosers) > before:
+                return choosers[-1]
+            page.wait_for_timeout(100)
+    raise AssertionError("no file chooser opened")
 
 
 GAP_JS = """() => getComputedStyle(document.getElementById('query-formats'), '::before')
@@ -539,9 +545,8 @@ def test_the_control_speaks_the_pages_language(browser: Browser, query_site: Pat
     strings = ui_strings()
     with open_page(browser, query_site / "site" / "index.html", "lang=ja") as opened:
         page = opened.page
-        # listening from the start turns Playwright's file-chooser interception on well before
-        # the key press (expect_file_chooser turns it on as it starts waiting: under CI's load a
-        # chooser opened before that was missed)
+        # every chooser the page opens, listened for from the start (in one CI trial a chooser
+        # opened by the Space key never reached expect_file_chooser; cause not found)
         choosers: list[FileChooser] = []
         page.on("filechooser", lambda chooser: choosers.append(chooser))
         bar = page.locator("#query-drop")
@@ -558,10 +563,8 @@ def test_the_control_speaks_the_pages_language(browser: Browser, query_site: Pat
         assert page.evaluate("() => document.activeElement.id") == "query-files"
         outline = "() => getComputedStyle(document.getElementById('query-pick')).outlineStyle"
         assert page.evaluate(outline) == "solid"
-        page.keyboard.press("Space")
-        assert wait_for_choosers(page, choosers, 1)[0].is_multiple()
-        page.locator("#query-pick").click()
-        wait_for_choosers(page, choosers, 2)
+        assert opens_chooser(page, choosers, lambda: page.keyboard.press("Space")).is_multiple()
+        opens_chooser(page, choosers, lambda: page.locator("#query-pick").click())
         # switching the language relabels the button
         page.locator(".lang-switch button[data-lang='en']").click()
         assert page.locator("#query-pick").inner_text() == strings["en"]["query_pick"]
