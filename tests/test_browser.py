@@ -295,3 +295,9 @@ def test_random_weights_banner(browser: Browser, hostile_site: Path) -> None:
         banner = opened.page.locator("#random-banner")
         assert banner.is_visible()
         assert "built with random, untrained weights" in banner.inner_text()
+        # its sentences are spaced in English and not after Japanese's 。, by the page's language
+        gaps = """() => Array.from(document.querySelectorAll('#random-banner .then'))
+          .map(e => getComputedStyle(e, '::before').content)"""
+        assert opened.page.evaluate(gaps) == ['" "', '" "']
+        opened.page.locator(".lang-switch button[data-lang='ja']").click()
+        assert opened.page.evaluate(gaps) == ["none", "none"]
