@@ -35,9 +35,9 @@ NOTES_EN = [
     "2 more files, of 2 other types, are not supported, so they were not read.",
 ]
 NOTES_JA = [
-    ".svg ファイル 53 件は対応していない形式のため、読み込んでいません。",
-    ".pdf ファイル 2 件は対応していない形式のため、読み込んでいません。",
-    ".docx ファイル 1 件は対応していない形式のため、読み込んでいません。",
+    ".svgファイル 53 件は対応していない形式のため、読み込んでいません。",
+    ".pdfファイル 2 件は対応していない形式のため、読み込んでいません。",
+    ".docxファイル 1 件は対応していない形式のため、読み込んでいません。",
     "ほかの 2 種類のファイル 2 件も対応していない形式のため、読み込んでいません。",
 ]
 # the header's notes on what was not read (a small collection also has PCA's note)
@@ -93,7 +93,7 @@ def test_notes_name_at_most_three_types_and_sum_up_the_rest() -> None:
         "2 extension-less files are not supported, so they were not read.",
     ]
     ja = [n.text("ja") for n in unsupported_notes(counts)]
-    assert ja[2] == "拡張子のない ファイル 2 件は対応していない形式のため、読み込んでいません。"
+    assert ja[2] == "拡張子のないファイル 2 件は対応していない形式のため、読み込んでいません。"
     assert unsupported_notes(()) == ()
 
 
@@ -131,7 +131,8 @@ ALLOWED = {
 }
 # file and folder names (report.json, tables/) and extensions (.svg)
 FILE_NAME = re.compile(
-    r"[\w./-]*\w\.(?:json|csv|md|png|jpe?g|svg|parquet|js|pth)\b|[\w.-]+/(?!\w)|(?<!\w)\.[a-z]+\b"
+    r"[\w./-]*\w\.(?:json|csv|md|png|jpe?g|svg|parquet|js|pth)(?![A-Za-z0-9])|[\w.-]+/(?!\w)"
+    r"|(?<!\w)\.[a-z]+(?![A-Za-z0-9])"  # Japanese writes .svgファイル: no \b after the extension
 )
 FLAG = re.compile(r"--[a-z][a-z-]*")
 WORD = re.compile(r"[A-Za-z][A-Za-z0-9_'-]*")
