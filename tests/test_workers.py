@@ -107,12 +107,12 @@ def test_tasks_of_several_images_give_the_same_site(photos, tmp_path, monkeypatc
 def test_a_cold_build_hashes_in_the_workers_and_remembers(photos, tmp_path, monkeypatch) -> None:
     """No serial hashing pass before decoding: the main process never hashes a file, and the
     hashes the workers found make the warm rebuild a look-up."""
-    import generator.model.embed as embed
+    import generator.engines.decode as decode
 
     def no_hashing_here(path: Path) -> str:
         raise AssertionError(f"{path} was hashed in the main process")
 
-    monkeypatch.setattr(embed, "file_sha256", no_hashing_here)
+    monkeypatch.setattr(decode, "file_sha256", no_hashing_here)  # the decode workers' own copy
     (photos / "red" / "broken.png").unlink()  # a file never hashed would be decoded again
     cache = tmp_path / "cache"
     config = BuildConfig(inputs=(photos,), output=tmp_path / "a", cache_dir=cache, workers=2)

@@ -23,14 +23,13 @@ import numpy as np
 from generator.config import BACKENDS, PRETRAINED, RANDOM, ModelConfig
 from generator.errors import ModelError
 from generator.i18n import Message
-from generator.ingest.discover import file_sha256
 from generator.model.vit import (
     HUB_REPO,
     MODEL_NAME,
     PREPROCESS,
     Preprocess,
     create_model,
-    weights_not_found,
+    weights_id,
 )
 from generator.types import PHASE_LOGGER, Embedder, ModelInfo
 
@@ -71,19 +70,18 @@ def plan_model(
     keeps `--precision auto`'s int8 check (see choose_int8)."""
     chosen = probe_device(device)
     resolved = settle_precision(resolve_precision(precision, chosen), chosen, precision)
+    identity = weights_id(weights, seed)  # a missing checkpoint is refused here
     if weights == RANDOM:
-        said, weights_id = Message.of("weights_random", seed=seed), f"random:{seed}"
+        said = Message.of("weights_random", seed=seed)
     elif weights == PRETRAINED:
-        said, weights_id = Message.of("weights_hub", repo=HUB_REPO), f"hub:{HUB_REPO}"
+        said = Message.of("weights_hub", repo=HUB_REPO)
     else:
-        path = Path(weights).expanduser()
-        if not path.is_file():
-            raise ModelError(weights_not_found(weights, path))
-        digest = file_sha256(path)
-        said = Message.of("weights_checkpoint", name=path.name, sha=digest[:12])
-        weights_id = f"sha256:{digest}"
+        digest = identity.removeprefix("sha256:")
+        said = Message.of(
+            "weights_checkpoint", name=Path(weights).expanduser().name, sha=digest[:12]
+        )
     random = weights == RANDOM
-    info = ModelInfo(MODEL_NAME, str(said), weights_id, random, chosen, resolved, said, "torch")
+    info = ModelInfo(MODEL_NAME, str(said), identity, random, chosen, resolved, said, "torch")
     if precision == "auto" and chosen == "cpu" and resolved == "fp32":
         resolved = choose_int8(weights, replace(info, backend="openvino"), seed, backend, cache_dir)
     elif precision == "auto":
