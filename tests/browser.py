@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -37,6 +37,14 @@ ARGS = [
 LOCAL = ("file:", "data:", "blob:")
 READY_JS = "document.body && document.body.dataset.ready === 'true'"
 TIMEOUT_MS = 60_000  # software WebGL is slow; wait on page state, generously
+
+
+def wait_ready(where: Any, timeout: float = TIMEOUT_MS) -> None:
+    """Until the page or frame says it is ready (body[data-ready=true]), through a selector, not
+    wait_for_function: a frame that navigates while Playwright polls (an iframe's srcdoc replacing
+    its first about:blank) has its predicate evaluated again under the report's CSP, which forbids
+    eval (seen as an EvalError in one CI trial; microsoft/playwright#36982)."""
+    where.locator("body[data-ready='true']").wait_for(state="attached", timeout=timeout)
 
 
 def require_chromium() -> str:

@@ -33,7 +33,7 @@ from generator.commands.build import build_site
 from generator.config import BuildConfig
 from generator.errors import GeneratorError
 from generator.i18n import ui_strings
-from tests.browser import LOCAL, READY_JS, TIMEOUT_MS, Opened, open_page, wait_for_k
+from tests.browser import LOCAL, TIMEOUT_MS, Opened, open_page, wait_for_k, wait_ready
 from tests.helpers import COLOURS, FakeEmbedder, make_image
 from tests.test_browser_images_first import first_screen_thumbnails, overlaps_while_scrolling
 from tests.test_browser_newcomer import PLOTLY_CONTAINERS, axe_violations
@@ -441,7 +441,7 @@ def test_notebook_frame_says_it_carries_no_model(
         page.goto(host.as_uri(), timeout=TIMEOUT_MS)
         frame = page.locator("iframe.dinoclust-report").element_handle().content_frame()
         assert frame is not None
-        frame.wait_for_function(READY_JS, timeout=TIMEOUT_MS)
+        wait_ready(frame)
         text = frame.locator("#query-section").inner_text()
         assert "shown in a notebook, does not carry the model" in text
         assert "dinoclust query PHOTO --site SITE" in text

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.browser import LOCAL, READY_JS, TIMEOUT_MS, wait_for_k
+from tests.browser import LOCAL, TIMEOUT_MS, wait_for_k, wait_ready
 from tests.test_browser import grid_layout, wait_for_marker_colours
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ def test_show_output_works_in_chromium(executed, browser: Browser, tmp_path: Pat
         page.goto(host.as_uri(), timeout=TIMEOUT_MS)
         frame = page.locator("iframe.dinoclust-report").element_handle().content_frame()
         assert frame is not None
-        frame.wait_for_function(READY_JS, timeout=TIMEOUT_MS)
+        wait_ready(frame)
         assert frame.evaluate("() => document.body.dataset.ready") == "true"
         assert "WebGL is not supported" not in frame.locator("body").inner_text()
         wait_for_marker_colours(frame)  # the 3D plot has drawn pixels of every cluster
