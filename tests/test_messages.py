@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -132,32 +133,46 @@ class StopsAtBatch(FakeEmbedder):
         return super().__call__(pixels)
 
 
-def test_ctrl_c_says_what_was_kept_and_how_to_go_on(tmp_path, monkeypatch) -> None:
+def loads(kind: type[FakeEmbedder]) -> Callable[..., FakeEmbedder]:
+    """For fake_models(load=…): each load of the model gets a new `kind`."""
+    return lambda *a, **k: kind()
+
+
+def interrupted(*args: str | Path) -> str:
+    """The line a run stopped by Ctrl-C ends on: exit 130, no traceback, no click "Aborted!"."""
+    result = run(*args)
+    assert result.exit_code == 130, result.output
+    assert "Aborted!" not in result.output and "Traceback" not in result.output
+    return last_line(result)
+
+
+def twelve_images(folder: Path) -> Path:
     for i in range(12):
-        make_image(tmp_path / "in" / f"{i:02d}.png", (20 * i, 100, 100))
+        make_image(folder / f"{i:02d}.png", (20 * i, 100, 100))
+    return folder
+
+
+def test_ctrl_c_says_what_was_kept_and_how_to_go_on(tmp_path, fake_models) -> None:
+    twelve_images(tmp_path / "in")
     site = tmp_path / "site"
     site.mkdir()  # an empty folder: ours to fill, and left as it was
-    monkeypatch.setattr("generator.model.embed.plan_model", lambda *a, **k: FakeEmbedder.info)
-    monkeypatch.setattr("generator.model.embed.load_embedder", lambda *a, **k: StopsAtBatch())
+    fake_models(load=loads(StopsAtBatch))
     args = ("build", tmp_path / "in", "-o", site, "--batch-size", "2")
-    stopped = run(*args)
-    assert stopped.exit_code == 130
-    assert last_line(stopped) == (
+    assert interrupted(*args) == (
         f"Interrupted: {site} is as it was. 4 images had been embedded and are cached: run the "
         "same command again to go on from there."
     )
-    assert "Aborted!" not in stopped.output and "Traceback" not in stopped.output
     assert list(site.iterdir()) == []
 
-    monkeypatch.setattr("generator.model.embed.load_embedder", lambda *a, **k: FakeEmbedder())
+    fake_models(load=loads(FakeEmbedder))
     again = run(*args)
     assert again.exit_code == 0, again.output
     assert "(0 skipped, 8 newly embedded)" in again.output  # the 4 came from the cache
 
-    monkeypatch.setattr("generator.model.embed.load_embedder", lambda *a, **k: StopsAtBatch())
+    fake_models(load=loads(StopsAtBatch))
     fresh = tmp_path / "fresh"
-    uncached = run("build", tmp_path / "in", "-o", fresh, "--batch-size", "2", "--no-cache")
-    assert last_line(uncached) == (
+    uncached = interrupted("build", tmp_path / "in", "-o", fresh, "--batch-size", "2", "--no-cache")
+    assert uncached == (
         f"Interrupted: nothing was written to {fresh}. 4 images had been embedded, but not "
         "cached (--no-cache): a new run embeds them again."
     )
@@ -259,64 +274,52 @@ def files_of(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
-def test_ctrl_c_in_sort_leaves_the_sorted_folder_as_it_was(tmp_path, monkeypatch) -> None:
-    for i in range(12):
-        make_image(tmp_path / "in" / f"{i:02d}.png", (20 * i, 100, 100))
+def test_ctrl_c_in_sort_leaves_the_sorted_folder_as_it_was(tmp_path, fake_models) -> None:
+    twelve_images(tmp_path / "in")
     sorted_ = tmp_path / "sorted"
-    monkeypatch.setattr("generator.model.embed.plan_model", lambda *a, **k: FakeEmbedder.info)
-    monkeypatch.setattr("generator.model.embed.load_embedder", lambda *a, **k: FakeEmbedder())
+    fake_models(load=loads(FakeEmbedder))
     args = ("sort", tmp_path / "in", "-o", sorted_, "--k", "3", "--batch-size", "2", "--mode")
     assert run(*args, "copy", "--no-cache").exit_code == 0
     before = files_of(sorted_)
     assert len(before) == 14  # 12 copies, clusters.csv and the marker
 
-    monkeypatch.setattr("generator.model.embed.load_embedder", lambda *a, **k: StopsAtBatch())
-    stopped = run(*args, "copy", "--no-cache")
-    assert stopped.exit_code == 130
-    assert last_line(stopped) == (
+    fake_models(load=loads(StopsAtBatch))
+    assert interrupted(*args, "copy", "--no-cache") == (
         f"Interrupted: {sorted_} is as it was. 4 images had been embedded, but not cached "
         "(--no-cache): a new run embeds them again."
     )
-    assert "Aborted!" not in stopped.output and "Traceback" not in stopped.output
     assert files_of(sorted_) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "sorted"]  # no staging left
 
     fresh = tmp_path / "fresh"
-    cached = run("sort", tmp_path / "in", "-o", fresh, "--batch-size", "2")
-    assert cached.exit_code == 130
-    assert last_line(cached) == (
+    assert interrupted("sort", tmp_path / "in", "-o", fresh, "--batch-size", "2") == (
         f"Interrupted: nothing was written to {fresh}. 4 images had been embedded and are "
         "cached: run the same command again to go on from there."
     )
     assert not fresh.exists()
-    monkeypatch.setattr("generator.model.embed.load_embedder", lambda *a, **k: FakeEmbedder())
+    fake_models(load=loads(FakeEmbedder))
     again = run("sort", tmp_path / "in", "-o", fresh, "--batch-size", "2")
     assert again.exit_code == 0, again.output
     assert "0 skipped, 8 newly embedded)" in again.output  # the 4 came from the cache
 
 
-def test_ctrl_c_in_embed_keeps_the_finished_parts(tmp_path, monkeypatch) -> None:
+def test_ctrl_c_in_embed_keeps_the_finished_parts(tmp_path, monkeypatch, fake_models) -> None:
     import pyarrow.parquet as pq
 
-    for i in range(12):
-        make_image(tmp_path / "in" / f"{i:02d}.png", (20 * i, 100, 100))
+    twelve_images(tmp_path / "in")
     emb = tmp_path / "emb"
     monkeypatch.setattr("generator.storage.store.PART_ROWS", 4)  # a part every 2 batches
-    monkeypatch.setattr("generator.model.embed.plan_model", lambda *a, **k: FakeEmbedder.info)
-    monkeypatch.setattr("generator.model.embed.load_embedder", lambda *a, **k: StopsAtBatch())
+    fake_models(load=loads(StopsAtBatch))
     args = ("embed", tmp_path / "in", "-o", emb, "--batch-size", "2")
-    stopped = run(*args)
-    assert stopped.exit_code == 130
-    assert last_line(stopped) == (
+    assert interrupted(*args) == (
         f"Interrupted: {emb} holds 4 finished rows that the next run keeps. 4 images had been "
         "embedded and are cached: run the same command again to go on from there."
     )
-    assert "Aborted!" not in stopped.output and "Traceback" not in stopped.output
     parts = sorted(emb.glob("*.parquet"))
     assert [pq.read_metadata(p).num_rows for p in parts] == [4]
     assert sorted(p.name for p in emb.iterdir()) == [".dinoclust-embeddings", parts[0].name]
 
-    monkeypatch.setattr("generator.model.embed.load_embedder", lambda *a, **k: FakeEmbedder())
+    fake_models(load=loads(FakeEmbedder))
     again = run(*args, "--no-cache")  # the finished part alone spares its 4 images the model
     assert again.exit_code == 0, again.output
     assert "(12 images, 0 skipped, 8 newly embedded, 4 kept from the last run or the cache)" in (
@@ -326,8 +329,6 @@ def test_ctrl_c_in_embed_keeps_the_finished_parts(tmp_path, monkeypatch) -> None
 
     for i in range(12, 18):
         make_image(tmp_path / "in" / f"{i:02d}.png", (20 * i % 256, 200, 100))
-    monkeypatch.setattr("generator.model.embed.load_embedder", lambda *a, **k: StopsAtBatch())
-    fresh = run(*args, "--no-cache")
-    assert fresh.exit_code == 130
-    assert last_line(fresh).startswith(f"Interrupted: {emb} is as it was, plus ")
+    fake_models(load=loads(StopsAtBatch))
+    assert interrupted(*args, "--no-cache").startswith(f"Interrupted: {emb} is as it was, plus ")
     assert {k: v for k, v in files_of(emb).items() if k in whole} == whole  # not a byte changed
