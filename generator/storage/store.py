@@ -20,7 +20,7 @@ import re
 import threading
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -117,7 +117,7 @@ def model_metadata(
         META_PRECISION: info.precision,
         META_BACKEND: info.backend,
         META_DEVICE: info.device,
-        META_PREPROCESS: json.dumps(_preprocess(), sort_keys=True),
+        META_PREPROCESS: json.dumps(asdict(PREPROCESS), sort_keys=True),
         META_THUMB_SIZE: str(thumb_size),
         META_PREVIEW_SIZE: str(preview_size),
         META_DECODER: decode_version(),
@@ -126,15 +126,6 @@ def model_metadata(
         META_WEIGHTS_I18N: json.dumps(i18n, sort_keys=True, ensure_ascii=False),
         META_RANDOM: json.dumps(info.random_weights),
         META_PREFIXED: json.dumps(prefixed),
-    }
-
-
-def _preprocess() -> dict[str, Any]:
-    return {
-        "size": PREPROCESS.size,
-        "mean": list(PREPROCESS.mean),
-        "std": list(PREPROCESS.std),
-        "resize": PREPROCESS.resize,
     }
 
 
@@ -492,13 +483,11 @@ def _current_parts(location: Path) -> tuple[Path, ...]:
 def unfinished_parts(location: Path) -> list[Path]:
     """The finished parts of generations newer than the current one (an interrupted run's):
     what a rerun can reuse before they are removed."""
-    files = sorted(location.glob(PART_GLOB))
-    current = [p for p in files if _generation_of(p) > 0]
     try:
         whole = _generation_of(_current_parts(location)[0])
     except InputError:
         whole = 0
-    return [p for p in current if _generation_of(p) > whole]
+    return [p for p in sorted(location.glob(PART_GLOB)) if _generation_of(p) > whole]
 
 
 def _complete(parts: list[Path]) -> bool:
@@ -607,16 +596,14 @@ def _json_meta(meta: dict[str, str], key: str, path: Path, default: str) -> Any:
         _bad_meta(path, key, meta[key], "JSON")
 
 
-def check_message(data: Any, path: Path, key: str) -> Message:
+def check_message(data: Any, path: Path, key: str) -> None:
     """A message as the store keeps it: {"key": a UI string's key, "args": {name: text}}."""
     try:
-        said = Message.from_json(data)
-        said.text()
+        Message.from_json(data).text()
     except (KeyError, TypeError, ValueError, AttributeError):
         _bad_meta(
             path, key, json.dumps(data, ensure_ascii=False), '{"key": a known key, "args": {…}}'
         )
-    return said
 
 
 def _bad_meta(path: Path, key: str, value: str, expected: str) -> NoReturn:
@@ -752,20 +739,13 @@ def _check_finite(
     raw: np.ndarray, converted: np.ndarray, rows: np.ndarray, path: Path, offset: int
 ) -> None:
     """NaN or infinity as given, or a float64 beyond float32's range (infinite once converted)."""
-    bad = ~np.isfinite(raw).all(axis=1)
-    if bad.any():
-        row = int(rows[np.argmax(bad)])
-        raise InputError(
-            f"{path}, row {offset + row}: the embedding holds NaN or infinity. Fix or drop "
-            "that row."
-        )
-    big = ~np.isfinite(converted).all(axis=1)
-    if big.any():
-        row = int(rows[np.argmax(big)])
-        raise InputError(
-            f"{path}, row {offset + row}: the embedding holds a value too large for float32. Fix "
-            "or drop that row."
-        )
+    for values, what in ((raw, "NaN or infinity"), (converted, "a value too large for float32")):
+        bad = ~np.isfinite(values).all(axis=1)
+        if bad.any():
+            row = int(rows[np.argmax(bad)])
+            raise InputError(
+                f"{path}, row {offset + row}: the embedding holds {what}. Fix or drop that row."
+            )
 
 
 def _relative(rel: Any, where: str) -> str:
