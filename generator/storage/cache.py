@@ -67,9 +67,9 @@ def platform_cache_dir() -> Path:
 
 def namespace(info: ModelInfo, decode_side: int = 0) -> str:
     """Everything that changes a feature vector: the backend does (OpenVINO's kernels round
-    differently), the device does not. `decode_side`: the long
-    side a decode with previews must keep, which changes the JPEG draft scale and so, slightly,
-    the model input (0: no previews, as before)."""
+    differently), the device does not. `decode_side`: the long side a decode with previews must
+    keep, which changes the JPEG draft scale and so, slightly, the model input (0: no previews,
+    as before)."""
     key = {
         "version": CACHE_VERSION,
         "model": info.name,
@@ -105,20 +105,14 @@ class EmbeddingCache:
         _check_folder(folder)
         self.db: sqlite3.Connection | None = None
         self.spaces: dict[Path, CacheSpace] = {}
-        self.db = self._open()
+        try:
+            self.db = self._connect()
+        except sqlite3.DatabaseError as exc:
+            self._trouble(exc)
 
     @property
     def usable(self) -> bool:
         return self.db is not None
-
-    def _open(self) -> sqlite3.Connection | None:
-        try:
-            return self._connect()
-        except sqlite3.OperationalError as exc:  # locked, read-only, I/O error: keep the file
-            self._give_up(exc)
-        except sqlite3.DatabaseError as exc:
-            return self._replace_if_damaged(exc)
-        return None
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=LOCK_TIMEOUT_S)
@@ -173,9 +167,9 @@ class EmbeddingCache:
         self.close()
 
     def _trouble(self, exc: sqlite3.Error) -> None:
-        """An error in the middle of a build: give up, or start afresh if verified damaged."""
+        """Give up, or start afresh if verified damaged (at the start or mid-build)."""
         self.close()
-        if isinstance(exc, sqlite3.OperationalError):
+        if isinstance(exc, sqlite3.OperationalError):  # locked, read-only, I/O: keep the file
             self._give_up(exc)
         elif isinstance(exc, sqlite3.DatabaseError):
             self.db = self._replace_if_damaged(exc)
@@ -243,7 +237,7 @@ class EmbeddingCache:
 
     # --- plumbing -----------------------------------------------------------------------------
 
-    def _select(self, sql: str, keys: Sequence[str], prefix: tuple = ()) -> list[tuple]:
+    def _select(self, sql: str, keys: Sequence[str]) -> list[tuple]:
         """`sql … IN (keys)` in chunks; a damaged database yields no rows (and starts afresh)."""
         rows: list[tuple] = []
         if self.db is None:
@@ -252,7 +246,7 @@ class EmbeddingCache:
             for start in range(0, len(keys), CHUNK):
                 chunk = keys[start : start + CHUNK]
                 marks = ",".join("?" * len(chunk))
-                rows += self.db.execute(f"{sql} ({marks})", (*prefix, *chunk)).fetchall()
+                rows += self.db.execute(f"{sql} ({marks})", chunk).fetchall()
         except sqlite3.Error as exc:
             self._trouble(exc)
             return []
