@@ -79,7 +79,7 @@ class CacheSpace:
         if self.rows is None:
             self.rows = StoredRows([], self.folder)
             for part in self._parts():
-                self._add_part(part)
+                self._add_part(self.rows, part)
             _release()
         return self.rows
 
@@ -110,7 +110,7 @@ class CacheSpace:
             try:
                 got = rows.fetch(mine)
             except (OutputError, OSError, pa.ArrowException) as exc:  # gone, or damaged inside
-                self._lost(part, exc.__cause__ or exc)
+                self._lost(rows, part, exc.__cause__ or exc)
                 continue
             for into, values in zip(out, got, strict=True):
                 into.update(values)
@@ -126,21 +126,18 @@ class CacheSpace:
             others = sorted(p for p in _listing(parent) if p.is_dir() and p != self.folder)
             self.siblings = [CacheSpace(p, self.metadata, False) for p in others]
         for sibling in self.siblings:
-            if digest in sibling.index().where:
-                found = sibling._read([digest])[0].get(digest)
-                if found is not None:
-                    return found
+            found = sibling._read([digest])[0].get(digest)
+            if found is not None:
+                return found
         return None
 
     def _parts(self) -> list[Path]:
         return sorted(p for p in _listing(self.folder) if p.match(PART_GLOB))
 
-    def _add_part(self, part: Path) -> None:
+    def _add_part(self, rows: StoredRows, part: Path) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        rows = self.rows
-        assert rows is not None
         try:
             pq.read_metadata(part)
         except pa.ArrowInvalid as exc:  # the file is there but is not Parquet: ours, damaged
@@ -165,9 +162,7 @@ class CacheSpace:
             first_line(exc),
         )
 
-    def _lost(self, part: int, exc: BaseException) -> None:
-        rows = self.rows
-        assert rows is not None
+    def _lost(self, rows: StoredRows, part: int, exc: BaseException) -> None:
         self._skip(rows.parts[part], exc)
         for digest in [d for d, at in rows.where.items() if at[0] >> 32 == part]:
             del rows.where[digest]
