@@ -75,7 +75,7 @@ def discover(inputs: Sequence[Path], exclude: Iterable[Path] = ()) -> Discovery:
     sorted order; the others are aliases. Names are compared and sorted in NFC, so a name macOS
     wrote decomposed sorts and matches like the one typed; the file is opened by its own name.
     """
-    excluded = {_real(p) for p in exclude}
+    excluded = {os.path.realpath(p) for p in exclude}
     skipped: list[SkippedImage] = []
     found: list[_Found] = []
     others: Counter[str] = Counter()
@@ -144,11 +144,9 @@ def no_images(inputs: Sequence[Path], found: Discovery) -> InputError:
             "folder of them."
         )
     where = ", ".join(map(str, inputs))
-    seen = (
-        f" It holds {file_counts(found.unsupported)}, which dinoclust does not read."
-        if (found.unsupported)
-        else ""
-    )
+    seen = ""
+    if found.unsupported:
+        seen = f" It holds {file_counts(found.unsupported)}, which dinoclust does not read."
     return InputError(
         f"No images found in {where} (looked for {looked}, in all sub-folders).{seen}"
     )
@@ -179,22 +177,22 @@ def input_prefixes(inputs: Sequence[Path]) -> list[PurePosixPath]:
 def _named_parts(root: Path) -> tuple[str, ...]:
     """The input's path without its anchor: a folder by its real path, a file as given."""
     full = root.resolve() if root.is_dir() else Path(os.path.abspath(root))
-    return tuple(_nfc(readable(part)) for part in full.parts[1:]) or (_nfc(full.anchor),)
+    return tuple(nfc(readable(part)) for part in full.parts[1:]) or (nfc(full.anchor),)
 
 
 def _folder(prefix: PurePosixPath, rel: PurePosixPath, several: bool) -> str:
     """`--labels folders`: the first folder below the input root; directly in the root of one of
     several inputs, that input's name; directly in a single input's root, nothing."""
     if len(rel.parts) > 1:
-        return _nfc(readable(rel.parts[0]))
-    return _nfc(readable(str(prefix))) if several else ""
+        return nfc(readable(rel.parts[0]))
+    return nfc(readable(str(prefix))) if several else ""
 
 
 def _identity(path: Path) -> tuple[int, int] | str:
     try:
         st = path.stat()
     except OSError:
-        return _real(path)  # unreadable: decoding will skip it and say why
+        return os.path.realpath(path)  # unreadable: decoding will skip it and say why
     return (st.st_dev, st.st_ino)
 
 
@@ -209,14 +207,12 @@ def _split_aliases(found: list[_Found]) -> tuple[tuple[SourceImage, ...], tuple[
         else:
             kept[item.identity] = item
     shown = _shown_names([f.rel for f in kept.values()])
-    images = _unique(
-        [SourceImage(f.path, shown[f.rel], f.folder) for f in kept.values()],
-    )
+    images = _unique([SourceImage(f.path, shown[f.rel], f.folder) for f in kept.values()])
     names = {f.identity: image.rel for f, image in zip(kept.values(), images, strict=True)}
     aliases = []
     for item in later:
         log.debug("%s: already found as %s", item.rel, names[item.identity])
-        aliases.append(Alias(_nfc(item.rel), names[item.identity], item.folder))
+        aliases.append(Alias(nfc(item.rel), names[item.identity], item.folder))
     return images, tuple(aliases)
 
 
@@ -225,18 +221,18 @@ def _shown_names(rels: list[str]) -> dict[str, str]:
     their own names, so both are kept and told apart."""
     by_nfc: dict[str, list[str]] = {}
     for rel in rels:
-        by_nfc.setdefault(_nfc(rel), []).append(rel)
+        by_nfc.setdefault(nfc(rel), []).append(rel)
     out = {}
-    for nfc, group in by_nfc.items():
+    for name, group in by_nfc.items():
         if len(group) > 1:
             log.warning(
                 "%s: %d files have names that differ only in Unicode normalisation; "
                 "each keeps its own name",
-                nfc,
+                name,
                 len(group),
             )
         for rel in group:
-            out[rel] = nfc if len(group) == 1 else rel
+            out[rel] = name if len(group) == 1 else rel
     return out
 
 
@@ -252,7 +248,7 @@ def _walk(
     """Every image path below `folder`. A link back to a folder being walked (`above`) is not
     followed, so loops cannot hang the walk; any other second path to a folder is walked, so its
     images are found again and listed as aliases."""
-    real = _real(folder)
+    real = os.path.realpath(folder)
     if real in above or real in excluded:
         return
     above = (*above, real)
@@ -310,17 +306,14 @@ def _shift_jis_row(char: str) -> bool:
     return len(coded) == 2 and 0x81 <= coded[0] <= 0x9F
 
 
-def _real(path: Path) -> str:
-    return os.path.realpath(path)
-
-
-def _nfc(text: str) -> str:
+def nfc(text: str) -> str:
+    """Names are compared and shown in NFC (macOS writes them decomposed, NFD)."""
     return unicodedata.normalize("NFC", text)
 
 
 def _sort_key(rel: str) -> tuple[tuple[str, str, str], ...]:
     """Case-insensitive, in NFC; the name's own form breaks the last ties."""
-    return tuple((_nfc(part).casefold(), _nfc(part), part) for part in rel.split("/"))
+    return tuple((nfc(part).casefold(), nfc(part), part) for part in rel.split("/"))
 
 
 def _unique(images: list[SourceImage]) -> tuple[SourceImage, ...]:

@@ -11,16 +11,13 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from generator.errors import InputError, check_regular
 from generator.i18n import Message
-
-if TYPE_CHECKING:
-    from generator.ingest.discover import Discovery
+from generator.ingest.discover import Discovery, nfc
+from generator.types import SourceImage
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +74,7 @@ def _parse_csv(text: str, path: Path) -> tuple[dict[str, str], dict[str, str]]:
                     f"{path}, line {line}: expected 2 columns (path,label), found {len(row)}. "
                     "Quote fields that contain commas."
                 )
-            key, label = _normalise(row[0]), _nfc(row[1].strip(SPACES))
+            key, label = _normalise(row[0]), nfc(row[1].strip(SPACES))
             if not key or not label:
                 what = "path" if not key else "label"
                 raise InputError(f"{path}, line {line}: empty {what}. Every row needs both.")
@@ -87,8 +84,8 @@ def _parse_csv(text: str, path: Path) -> tuple[dict[str, str], dict[str, str]]:
                     f"(line {lines[key]}). Keep one row per image."
                 )
             rows[key], lines[key] = label, line
-            if _nfc(row[0]) != key:
-                exact[_nfc(row[0])] = key
+            if nfc(row[0]) != key:
+                exact[nfc(row[0])] = key
     except csv.Error as exc:
         raise InputError(f"{path}, line {reader.line_num}: not valid CSV ({exc}).") from None
     if not rows:
@@ -136,8 +133,6 @@ def labels_for_store(source: LabelSource, rels: list[str], prefixed: bool) -> La
     """Labels for the paths of a Parquet store (`build --embeddings`), by the rule discovery
     follows: a path's first folder below its input, or, with several inputs (`prefixed`: each
     path starts with its input's name), the input's name for an image directly in it."""
-    from generator.ingest.discover import Discovery
-    from generator.types import SourceImage
 
     def folder(rel: str) -> str:
         parts = rel.split("/")
@@ -158,10 +153,10 @@ def _label(source: LabelSource, rel: str, folder: str, top: str = TOP_LEVEL) -> 
 
 def _key(source: LabelSource, rel: str) -> str | None:
     """The row naming `rel`: by its exact name first, then as `_normalise` reads a cell."""
-    for name in (rel, _nfc(rel)):
+    for name in (rel, nfc(rel)):
         if name in source.exact:
             return source.exact[name]
-    for name in (rel, _nfc(rel)):
+    for name in (rel, nfc(rel)):
         if name in source.rows:
             return name
     return None
@@ -188,13 +183,9 @@ def _check(
         )
 
 
-def _nfc(text: str) -> str:
-    return unicodedata.normalize("NFC", text)
-
-
 def _normalise(path: str) -> str:
     """As the page shows paths: POSIX separators, no leading `./`, NFC (macOS writes NFD)."""
     path = path.strip(SPACES).replace("\\", "/")
     while path.startswith("./"):
         path = path[2:]
-    return _nfc(path)
+    return nfc(path)
