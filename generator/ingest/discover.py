@@ -69,12 +69,10 @@ def is_hidden(name: str) -> bool:
 
 
 def discover(inputs: Sequence[Path], exclude: Iterable[Path] = ()) -> Discovery:
-    """Find every image under `inputs` (folders and/or files), in a deterministic order.
-
-    Paths that reach the same file (symlinks, hard links) give one image, under its first path in
-    sorted order; the others are aliases. Names are compared and sorted in NFC, so a name macOS
-    wrote decomposed sorts and matches like the one typed; the file is opened by its own name.
-    """
+    """Every image under `inputs` (folders and/or files), in a deterministic order. Paths that
+    reach the same file (symlinks, hard links) give one image, under its first path in sorted
+    order; the others are aliases. Names are compared and sorted in NFC, so a name macOS wrote
+    decomposed sorts and matches like the one typed; the file is opened by its own name."""
     excluded = {os.path.realpath(p) for p in exclude}
     skipped: list[SkippedImage] = []
     found: list[_Found] = []

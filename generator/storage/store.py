@@ -521,8 +521,8 @@ def _check_part(path: Path, pq: Any) -> tuple[dict[str, str], int | None]:
                 "file for --embeddings needs at least 'path' and 'embedding'."
             )
     kind = found.field("embedding").type
-    if not (pa.types.is_list(kind) or pa.types.is_large_list(kind)) and not (
-        pa.types.is_fixed_size_list(kind)
+    if not (
+        pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind)
     ):
         raise InputError(
             f"{path}: the 'embedding' column is {kind}, not a list of numbers. Store each "
@@ -827,8 +827,8 @@ class StoredRows:
     """What a rerun can keep of earlier stores, by content hash. One validating pass (the checks
     of `read_rows_raw`) keeps only where each vector, thumbnail and preview is; the data are read
     a chunk at a time when they are served, so a store of millions of rows costs only this index.
-    Later rows (and later stores) win, as they did when everything was read into dicts. A store
-    made with previews has one for every image: empty where the original needed none."""
+    Later rows and stores win. A store made with previews has one for every image (empty where
+    the original needed none)."""
 
     def __init__(self, stores: Sequence[Store], folder: Path) -> None:
         self.folder = folder  # named in the advice when a part cannot be read
@@ -1015,11 +1015,12 @@ class _PartCursor:
         batch = self.batch
         if self.vectors is None:
             self.vectors, _, _ = _vectors(batch.column("embedding"), self.path, self.start, None)
-        names = batch.schema.names
-        get = lambda name: batch.column(name)[i].as_py() if name in names else None  # noqa: E731
-        width, height = get("width"), get("height")
+        width, height, thumb, preview = (
+            batch.column(name)[i].as_py() if name in batch.schema.names else None
+            for name in ("width", "height", "thumb", "preview")
+        )
         size = (int(width), int(height)) if width is not None and height is not None else None
-        return self.vectors[i].copy(), size, get("thumb"), get("preview")
+        return self.vectors[i].copy(), size, thumb, preview
 
 
 def read_rows_raw(store: Store) -> Iterator[Row]:
