@@ -34,6 +34,7 @@ from generator.storage.store import (
     PART_GLOB,
     PART_ROWS,
     TMP_GLOB,
+    Served,
     StoredRows,
     open_store,
 )
@@ -41,8 +42,6 @@ from generator.types import Row
 
 if TYPE_CHECKING:
     import pyarrow as pa
-
-    from generator.types import CachedThumb
 
 log = logging.getLogger(__name__)
 
@@ -86,18 +85,14 @@ class CacheSpace:
     def has(self, digests: Iterable[str]) -> tuple[set[str], set[str], set[str]]:
         return self.index().has(digests)
 
-    def fetch(
-        self, digests: Sequence[str]
-    ) -> tuple[dict[str, np.ndarray], dict[str, CachedThumb], dict[str, CachedThumb]]:
+    def fetch(self, digests: Sequence[str]) -> Served:
         """Part by part: a part that fails now is left out, its rows decoded again."""
         out = self._read(digests)
         if out[0]:
             _release()  # a chunk's worth: not for each vector a cold build looks up
         return out
 
-    def _read(
-        self, digests: Sequence[str]
-    ) -> tuple[dict[str, np.ndarray], dict[str, CachedThumb], dict[str, CachedThumb]]:
+    def _read(self, digests: Sequence[str]) -> Served:
         import pyarrow as pa
 
         rows = self.index()
@@ -105,7 +100,7 @@ class CacheSpace:
         for digest in digests:
             if digest in rows.where:
                 by_part.setdefault(rows.where[digest][0] >> 32, []).append(digest)
-        out: tuple[dict[str, Any], dict[str, Any], dict[str, Any]] = ({}, {}, {})
+        out: Served = ({}, {}, {})
         for part, mine in by_part.items():
             try:
                 got = rows.fetch(mine)

@@ -38,7 +38,7 @@ from generator.errors import (
 )
 from generator.i18n import Message
 from generator.model.vit import PREPROCESS
-from generator.types import ModelInfo, Row
+from generator.types import CachedThumb, ModelInfo, Row
 from generator.version import __version__
 
 if TYPE_CHECKING:
@@ -85,6 +85,8 @@ STORE_ADVICE = (
     "Give --embeddings the folder written by `dinoclust embed`, or Parquet files saved on disk."
 )
 HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+# What serving a chunk of digests gives: their vectors, thumbnails and previews.
+Served = tuple[dict[str, np.ndarray], dict[str, CachedThumb], dict[str, CachedThumb]]
 
 
 def schema(dim: int, metadata: dict[str, str] | None = None) -> pa.Schema:
@@ -854,13 +856,9 @@ class StoredRows:
     def vector(self, digest: str) -> np.ndarray | None:
         return self.fetch([digest])[0].get(digest)
 
-    def fetch(
-        self, digests: Sequence[str]
-    ) -> tuple[dict[str, np.ndarray], dict[str, Any], dict[str, Any]]:
-        """Vectors, thumbnails and previews (CachedThumb) of a chunk of digests, read part by
-        part in row order: consecutive rows of a part cost one sequential read."""
-        from generator.types import CachedThumb
-
+    def fetch(self, digests: Sequence[str]) -> Served:
+        """Vectors, thumbnails and previews of a chunk of digests, read part by part in row
+        order: consecutive rows of a part cost one sequential read."""
         locations = [self.where[d] for d in digests if d in self.where]
         read = self._read({at for where in locations for at in where if at != NOWHERE})
         vectors: dict[str, np.ndarray] = {}
