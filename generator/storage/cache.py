@@ -326,17 +326,13 @@ def check_cache_dir(
 
 def _our_database(path: Path) -> bool:
     """Whether `path` is a SQLite file with the cache's `files` table (opened read-only)."""
+    uri = f"{path.resolve().as_uri()}?mode=ro"
     try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1)
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=1)) as db:
+            found = db.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()
     except sqlite3.Error:
         return False
-    try:
-        found = db.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()
-        return ("files",) in found
-    except sqlite3.Error:
-        return False
-    finally:
-        db.close()
+    return ("files",) in found
 
 
 def _check_folder(folder: Path) -> None:

@@ -1022,7 +1022,7 @@ class _PartCursor:
 
 
 def read_rows_raw(store: Store) -> Iterator[Row]:
-    """Rows without thumbnail filling (for reuse by a rerun)."""
+    """Every row as stored, validated, in order (read_rows makes the missing thumbnails)."""
     import pyarrow.parquet as pq
 
     seen: dict[str, tuple[Path, int]] = {}
