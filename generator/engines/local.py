@@ -19,7 +19,6 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -29,15 +28,7 @@ from generator.engines.decode import skip as _skip
 from generator.engines.decode import try_decode as _try_decode  # tests swap it, here
 from generator.engines.decode import try_hash as _try_hash
 from generator.engines.mapper import Mapper
-from generator.engines.runner import (
-    CHUNK,
-    EmbedOptions,
-    InOrder,
-    Known,
-    Served,
-    Stub,
-    split,
-)
+from generator.engines.runner import CHUNK, EmbedOptions, InOrder, Known, Served, Stub, split
 from generator.ingest.imaging import (
     MAX_FILE_SIZE,
     Decoded,
@@ -97,7 +88,7 @@ class LocalEngine:
         self._images = images
         digests = self._digests(images)
         self._served = Served(self._sources())
-        plan = split(images, digests, self._served, bool(self.options.preview_size), _skip)
+        plan = split(images, digests, self._served, bool(self.options.preview_size))
         self.served += plan.served
         prefetch = getattr(self.embedder, "prefetch", None)
         if plan.new and prefetch is not None:
@@ -265,12 +256,7 @@ class _Decoder:
     def __enter__(self) -> _Decoder:
         return self
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
         if self.solo is not None:
             self.solo.shutdown(wait=True, cancel_futures=True)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from generator.config import BATCH_SIZE, FILE_SIZE, PREVIEW_SIZE, THUMB_SIZE, WORKERS
+from generator.engines.decode import skip
+from generator.i18n import Message
 from generator.model.vit import PREPROCESS
 from generator.types import CachedThumb, ModelInfo, Row, SourceImage
 
@@ -103,12 +105,9 @@ def split(
     digests: Sequence[str | OSError | None],
     served: Served,
     previews: bool,
-    skip: Callable[[str, Any], Row],
 ) -> Split:
     """Which images are served whole (vector, thumbnail and, if asked, preview known), which are
     skipped (unreadable while hashing), and which go to the mapper."""
-    from generator.i18n import Message
-
     vectors, thumbs, previews_known = served.has(d for d in digests if isinstance(d, str))
     done: dict[int, Row | Stub] = {}
     todo: list[int] = []
