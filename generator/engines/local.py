@@ -74,7 +74,6 @@ class LocalEngine:
         self._fresh: list[Row] = []  # decoded rows for the cache, handed over once a batch
         self._space: CacheSpace | None = None  # the cache's rows for these options
         self._new_hashes: list[tuple[Path, tuple[int, int], str]] = []  # for the files index
-        self.space = namespace(embedder.info, options.decode_side)
         self._images: Sequence[SourceImage] = ()  # this run's, for a row decoded again
         self._served = Served([])
 
@@ -84,7 +83,6 @@ class LocalEngine:
         return self.embedder.info
 
     def run(self, images: Sequence[SourceImage], progress: Progress) -> Iterator[Row]:
-        self.space = namespace(self.embedder.info, self.options.decode_side)  # settled in plan
         self._images = images
         digests = self._digests(images)
         self._served = Served(self._sources())
@@ -112,7 +110,7 @@ class LocalEngine:
         order: InOrder,
         advance: Callable[[int], None],
     ) -> Iterator[Row]:
-        batch: list[tuple[int, str, Decoded]] = []
+        batch: list[tuple[int, Row, np.ndarray]] = []
         limit = REORDER_BATCHES * self.options.batch_size
         paths = [images[i].path for i in todo]
         loading = getattr(self.embedder, "loading", None)  # LazyEmbedder: True while it loads
@@ -123,7 +121,8 @@ class LocalEngine:
                     order.put(index, _skip(rel, result.why))
                     advance(1)
                     continue
-                self._remember(images[index].path, result)
+                if self.cache is not None and result.stat is not None:  # for its files index
+                    self._new_hashes.append((images[index].path, result.stat, result.sha256))
                 vector = self._served.vector(result.sha256)  # also one only its decode hashed
                 if vector is not None:
                     row = _row(rel, result, vector)
@@ -131,7 +130,7 @@ class LocalEngine:
                     self._fresh.append(row)
                     advance(1)
                 else:
-                    batch.append((index, rel, result))
+                    batch.append((index, _row(rel, result, None), result.pixels))
                 if len(batch) >= self.options.batch_size or (batch and order.waiting > limit):
                     advance(self._flush(batch, order))
                     batch = []
@@ -156,7 +155,8 @@ class LocalEngine:
         thumbs = thumb_spec(size, self.options.decode_side)
         previews = preview_spec(preview) if preview else None
         metadata = model_metadata(self.embedder.info, size, False, preview)
-        return cache.space(self.space, thumbs, previews, metadata)
+        space = namespace(self.embedder.info, self.options.decode_side)  # as settled in plan
+        return cache.space(space, thumbs, previews, metadata)
 
     def _materialise(self, stubs: Sequence[Stub]) -> list[Row]:
         """The rows of a chunk of stubs; one whose bytes went missing meanwhile (another build
@@ -171,18 +171,18 @@ class LocalEngine:
             return _skip(stub.rel, result.why)
         if vector is None:
             self.embedded += 1
-            row = self.mapper([(stub.rel, result)])[0]
+            row = self.mapper([(_row(stub.rel, result, None), result.pixels)])[0]
         else:
             row = _row(stub.rel, result, vector)
         self._fresh.append(row)  # for the cache, once the run ends
         return row
 
-    def _flush(self, batch: list[tuple[int, str, Decoded]], order: InOrder) -> int:
+    def _flush(self, batch: list[tuple[int, Row, np.ndarray]], order: InOrder) -> int:
         """Embed one batch and hand the decoded rows to the cache; returns the batch size."""
         if self.cache is not None and self._new_hashes:
             self.cache.remember(self._new_hashes)
         self._new_hashes = []
-        rows = self.mapper([(rel, decoded) for _, rel, decoded in batch])
+        rows = self.mapper([(row, pixels) for _, row, pixels in batch])
         for (index, _, _), row in zip(batch, rows, strict=True):
             order.put(index, row)
         self.embedded += len(rows)
@@ -204,11 +204,6 @@ class LocalEngine:
             return [None] * len(paths)
         with _Decoder(self.options, len(paths)) as hasher:
             return list(hasher.hashes(paths))
-
-    def _remember(self, path: Path, decoded: Decoded) -> None:
-        """The hash a worker found, for the cache's (path, size, mtime) index."""
-        if self.cache is not None and decoded.stat is not None:
-            self._new_hashes.append((path, decoded.stat, decoded.sha256))
 
 
 def default_workers() -> int:

@@ -316,8 +316,9 @@ class EmbedActor:
     def _embed(self, batch: pa.Table, paths: list[str]) -> pa.Table:
         pairs, _ = rows_from_arrow(batch)
         pixels = batch.column("pixels").to_pylist()
+        side = PREPROCESS.size
         good = [
-            (row.rel, _decoded(row, data))
+            (row, np.frombuffer(data, dtype=np.uint8).reshape(side, side, 3))
             for (_, row), data in zip(pairs, pixels, strict=True)
             if row.error is None
         ]
@@ -325,20 +326,6 @@ class EmbedActor:
         rows = [row if row.error is not None else next(mapped) for _, row in pairs]
         indices = [index for index, _ in pairs]
         return rows_to_arrow(indices, rows, self.embedder.info, paths)
-
-
-def _decoded(row: Row, pixels: bytes) -> Decoded:
-    """A decode stage's row back as the mapper's input."""
-    side = PREPROCESS.size
-    return Decoded(  # type: ignore[arg-type]  # a decoded row has every field
-        np.frombuffer(pixels, dtype=np.uint8).reshape(side, side, 3),
-        row.thumb,
-        row.thumb_size,
-        row.size,
-        row.sha256,
-        row.preview,
-        row.preview_size,
-    )
 
 
 class BatchError(RuntimeError):

@@ -48,12 +48,9 @@ def openvino_installed() -> bool:
 
 
 def check_openvino(device: str, precision: str) -> None:
-    """`--backend openvino` needs the extra, the CPU, and fp32, bf16 or int8 (with NNCF)."""
+    """`--backend openvino` needs the extra, the CPU, and fp32 or bf16 (int8: check_int8)."""
     if not openvino_installed():
         raise ModelError(f"--backend openvino needs OpenVINO, which is not installed: {INSTALL}")
-    if precision == "int8":
-        check_int8(device, "openvino")
-        return
     if device != "cpu":
         raise ModelError(
             f"--backend openvino runs on the CPU (got --device {device}); use --device cpu, "
