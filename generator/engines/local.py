@@ -1,10 +1,9 @@
 """The local engine: decode in worker processes while the model embeds full batches, here.
 
-It schedules the mapper and nothing more: what is known already (the cache's rows, or those of
-an earlier `dinoclust embed`) is served without decoding, its thumbnails and previews read CHUNK
-rows at a time just before those rows go out; everything else is decoded, batched and mapped.
-Rows come out in input order, streamed, so thumbnails never pile up in memory. Stopping
-early (an error, Ctrl-C, the consumer closing the generator) cancels every queued decode.
+What the cache (or an earlier `dinoclust embed`) knows is served without decoding (runner.py);
+the rest is decoded, batched and mapped. Rows come out in input order, streamed, so thumbnails
+never pile up in memory. Stopping early (an error, Ctrl-C, the consumer closing the generator)
+cancels every queued decode.
 """
 
 from __future__ import annotations

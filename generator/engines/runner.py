@@ -4,8 +4,7 @@ earlier run already made (served without decoding), and input order.
 clip-retrieval's shape: a reader says which files need the model (`split`), the mapper decodes
 and embeds them (engines/mapper.py, engines/decode.py), the writer takes the rows (the store or
 the site). An engine only decides *where* the batches run: LocalEngine in decode processes and
-this process, RayEngine on a Ray cluster. Neither engine imports the other
-(an import-linter `independence` contract in pyproject.toml).
+this process, RayEngine on a Ray cluster. Neither imports the other (pyproject.toml's contract).
 """
 
 from __future__ import annotations
