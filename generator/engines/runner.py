@@ -114,12 +114,7 @@ def split(
         rel = images[index].rel
         if isinstance(digest, OSError):
             done[index] = skip(rel, Message.of("skip_unreadable", error=digest.strerror or digest))
-        elif (
-            digest is not None
-            and digest in vectors
-            and digest in thumbs
-            and (not previews or digest in previews_known)
-        ):
+        elif digest in vectors and digest in thumbs and (not previews or digest in previews_known):
             done[index] = Stub(index, rel, digest)  # its bytes are read when it is next
         else:
             todo.append(index)
