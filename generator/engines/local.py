@@ -29,7 +29,6 @@ from generator.engines.decode import try_hash as _try_hash
 from generator.engines.mapper import Mapper
 from generator.engines.runner import CHUNK, EmbedOptions, InOrder, Known, Served, Stub, split
 from generator.ingest.imaging import (
-    MAX_FILE_SIZE,
     Decoded,
     DecodeError,
     limit_file_size,
@@ -399,7 +398,7 @@ def _main_unseen() -> Iterator[None]:
         main.__dict__.update(saved)
 
 
-def _worker_start(big: Any, max_file_size: int = MAX_FILE_SIZE) -> None:
+def _worker_start(big: Any, max_file_size: int) -> None:
     """Ctrl-C is the parent's to handle: a worker does not print its own traceback. Workers run
     at a lower priority, so that on the CPU decoding fills the time the model leaves idle and
     does not take the cores it needs."""
