@@ -1,10 +1,9 @@
 """The local engine: decode in worker processes while the model embeds full batches, here.
 
-It schedules the mapper and nothing more: what is known already (the cache's rows, or those of
-an earlier `dinoclust embed`) is served without decoding, its thumbnails and previews read CHUNK
-rows at a time just before those rows go out; everything else is decoded, batched and mapped.
-Rows come out in input order, streamed, so thumbnails never pile up in memory. Stopping
-early (an error, Ctrl-C, the consumer closing the generator) cancels every queued decode.
+What the cache (or an earlier `dinoclust embed`) knows is served without decoding (runner.py);
+the rest is decoded, batched and mapped. Rows come out in input order, streamed, so thumbnails
+never pile up in memory. Stopping early (an error, Ctrl-C, the consumer closing the generator)
+cancels every queued decode.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -29,17 +27,8 @@ from generator.engines.decode import skip as _skip
 from generator.engines.decode import try_decode as _try_decode  # tests swap it, here
 from generator.engines.decode import try_hash as _try_hash
 from generator.engines.mapper import Mapper
-from generator.engines.runner import (
-    CHUNK,
-    EmbedOptions,
-    InOrder,
-    Known,
-    Served,
-    Stub,
-    split,
-)
+from generator.engines.runner import CHUNK, EmbedOptions, InOrder, Known, Served, Stub, split
 from generator.ingest.imaging import (
-    MAX_FILE_SIZE,
     Decoded,
     DecodeError,
     limit_file_size,
@@ -83,7 +72,6 @@ class LocalEngine:
         self._fresh: list[Row] = []  # decoded rows for the cache, handed over once a batch
         self._space: CacheSpace | None = None  # the cache's rows for these options
         self._new_hashes: list[tuple[Path, tuple[int, int], str]] = []  # for the files index
-        self.space = namespace(embedder.info, options.decode_side)
         self._images: Sequence[SourceImage] = ()  # this run's, for a row decoded again
         self._served = Served([])
 
@@ -93,11 +81,10 @@ class LocalEngine:
         return self.embedder.info
 
     def run(self, images: Sequence[SourceImage], progress: Progress) -> Iterator[Row]:
-        self.space = namespace(self.embedder.info, self.options.decode_side)  # settled in plan
         self._images = images
         digests = self._digests(images)
         self._served = Served(self._sources())
-        plan = split(images, digests, self._served, bool(self.options.preview_size), _skip)
+        plan = split(images, digests, self._served, bool(self.options.preview_size))
         self.served += plan.served
         prefetch = getattr(self.embedder, "prefetch", None)
         if plan.new and prefetch is not None:
@@ -121,7 +108,7 @@ class LocalEngine:
         order: InOrder,
         advance: Callable[[int], None],
     ) -> Iterator[Row]:
-        batch: list[tuple[int, str, Decoded]] = []
+        batch: list[tuple[int, Row, np.ndarray]] = []
         limit = REORDER_BATCHES * self.options.batch_size
         paths = [images[i].path for i in todo]
         loading = getattr(self.embedder, "loading", None)  # LazyEmbedder: True while it loads
@@ -132,7 +119,8 @@ class LocalEngine:
                     order.put(index, _skip(rel, result.why))
                     advance(1)
                     continue
-                self._remember(images[index].path, result)
+                if self.cache is not None and result.stat is not None:  # for its files index
+                    self._new_hashes.append((images[index].path, result.stat, result.sha256))
                 vector = self._served.vector(result.sha256)  # also one only its decode hashed
                 if vector is not None:
                     row = _row(rel, result, vector)
@@ -140,7 +128,7 @@ class LocalEngine:
                     self._fresh.append(row)
                     advance(1)
                 else:
-                    batch.append((index, rel, result))
+                    batch.append((index, _row(rel, result, None), result.pixels))
                 if len(batch) >= self.options.batch_size or (batch and order.waiting > limit):
                     advance(self._flush(batch, order))
                     batch = []
@@ -165,7 +153,8 @@ class LocalEngine:
         thumbs = thumb_spec(size, self.options.decode_side)
         previews = preview_spec(preview) if preview else None
         metadata = model_metadata(self.embedder.info, size, False, preview)
-        return cache.space(self.space, thumbs, previews, metadata)
+        space = namespace(self.embedder.info, self.options.decode_side)  # as settled in plan
+        return cache.space(space, thumbs, previews, metadata)
 
     def _materialise(self, stubs: Sequence[Stub]) -> list[Row]:
         """The rows of a chunk of stubs; one whose bytes went missing meanwhile (another build
@@ -180,18 +169,18 @@ class LocalEngine:
             return _skip(stub.rel, result.why)
         if vector is None:
             self.embedded += 1
-            row = self.mapper([(stub.rel, result)])[0]
+            row = self.mapper([(_row(stub.rel, result, None), result.pixels)])[0]
         else:
             row = _row(stub.rel, result, vector)
         self._fresh.append(row)  # for the cache, once the run ends
         return row
 
-    def _flush(self, batch: list[tuple[int, str, Decoded]], order: InOrder) -> int:
+    def _flush(self, batch: list[tuple[int, Row, np.ndarray]], order: InOrder) -> int:
         """Embed one batch and hand the decoded rows to the cache; returns the batch size."""
         if self.cache is not None and self._new_hashes:
             self.cache.remember(self._new_hashes)
         self._new_hashes = []
-        rows = self.mapper([(rel, decoded) for _, rel, decoded in batch])
+        rows = self.mapper([(row, pixels) for _, row, pixels in batch])
         for (index, _, _), row in zip(batch, rows, strict=True):
             order.put(index, row)
         self.embedded += len(rows)
@@ -213,11 +202,6 @@ class LocalEngine:
             return [None] * len(paths)
         with _Decoder(self.options, len(paths)) as hasher:
             return list(hasher.hashes(paths))
-
-    def _remember(self, path: Path, decoded: Decoded) -> None:
-        """The hash a worker found, for the cache's (path, size, mtime) index."""
-        if self.cache is not None and decoded.stat is not None:
-            self._new_hashes.append((path, decoded.stat, decoded.sha256))
 
 
 def default_workers() -> int:
@@ -265,12 +249,7 @@ class _Decoder:
     def __enter__(self) -> _Decoder:
         return self
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
         if self.solo is not None:
             self.solo.shutdown(wait=True, cancel_futures=True)
@@ -419,7 +398,7 @@ def _main_unseen() -> Iterator[None]:
         main.__dict__.update(saved)
 
 
-def _worker_start(big: Any, max_file_size: int = MAX_FILE_SIZE) -> None:
+def _worker_start(big: Any, max_file_size: int) -> None:
     """Ctrl-C is the parent's to handle: a worker does not print its own traceback. Workers run
     at a lower priority, so that on the CPU decoding fills the time the model leaves idle and
     does not take the cores it needs."""

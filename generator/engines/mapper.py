@@ -1,19 +1,14 @@
-"""The mapper: a decoded batch in, one row per image out (clip-retrieval's shape).
-
-A row is what every later stage needs from one file: its relative path, content hash, size,
-thumbnail and feature vector, or the reason it was skipped. The local engine feeds the mapper
-batches from its decode processes; the Ray engine's model actors call the same mapper on the
-batches its decode tasks made. `store.table` turns rows into the Parquet schema.
-"""
+"""The mapper: a decoded batch in, one row per image out (clip-retrieval's shape). The local
+engine feeds it batches from its decode processes; the Ray engine's model actors call it on the
+batches its decode tasks made."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
-from generator.engines.decode import row
-from generator.ingest.imaging import Decoded
 from generator.types import Embedder, Row
 
 
@@ -23,9 +18,10 @@ class Mapper:
     def __init__(self, embedder: Embedder) -> None:
         self.embedder = embedder
 
-    def __call__(self, batch: Sequence[tuple[str, Decoded]]) -> list[Row]:
+    def __call__(self, batch: Sequence[tuple[Row, np.ndarray]]) -> list[Row]:
+        """Decoded rows (decode.row, no vector yet) with their model input → rows with vectors."""
         if not batch:
             return []
-        vectors = self.embedder(np.stack([decoded.pixels for _, decoded in batch]))
+        vectors = self.embedder(np.stack([pixels for _, pixels in batch]))
         vectors = np.asarray(vectors, dtype=np.float32)
-        return [row(rel, d, vector) for (rel, d), vector in zip(batch, vectors, strict=True)]
+        return [replace(row, vector=v) for (row, _), v in zip(batch, vectors, strict=True)]

@@ -1,15 +1,12 @@
 """The Ray engine: the same reader, mapper and writer as the local engine, scheduled by Ray Data.
 
-Only who schedules the batches differs (clip-retrieval's distributor). The files still to embed
-become a Ray dataset in two stages: decoding is a CPU stage (`map_batches` tasks, `num_cpus`
-each), so that every core of the cluster decodes, and the model is an actor pool (`num_gpus`
-each) whose actors load it once and run the shared `Mapper` on decoded batches. Many CPUs then
-feed each GPU, and Ray Data's backpressure bounds what waits between the stages. Rows stream
-back to the driver as batches finish; it puts them in input order and hands them to the one
-`StoreWriter`. What an earlier
-run already made is served on the driver (runner.split: path and sha256), so a rerun never
-embeds it again. The store records the model the actors ran (device, precision, backend), not
-the driver's plan: a CPU head with GPU workers writes what the GPUs did.
+The files still to embed become a Ray dataset in two stages: decoding is a CPU stage
+(`map_batches` tasks), so that every core of the cluster decodes, and the model is an actor pool
+(`num_gpus` each) whose actors load it once and run the shared `Mapper`. Many CPUs then feed
+each GPU, and Ray Data's backpressure bounds what waits between the stages. What an earlier run
+already made is served on the driver (runner.split), so a rerun never embeds it again. The
+store records the model the actors ran, not the driver's plan: a CPU head with GPU workers
+writes what the GPUs did.
 
 Rows travel as Arrow tables with plain columns (pixels and vectors as bytes, the skip reason as
 its i18n JSON), never numpy objects: those would become Ray's tensor extension type.
@@ -23,7 +20,7 @@ import os
 import socket
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -58,21 +55,14 @@ class RayError(GeneratorError):
 
 @dataclass(frozen=True)
 class RayOptions:
-    """`--ray-address`, `--workers`, `--gpus-per-worker` (None: Ray's `auto`, or a local one).
-    `decode_cpus`: what one decode task asks of the cluster (no option: the tests give 0.5)."""
+    """`--ray-address` (None: Ray's `auto`, or a local one), `--workers`, `--gpus-per-worker`, as
+    EmbedConfig checked them. `decode_cpus`: what one decode task asks of the cluster (no option:
+    the tests give 0.5)."""
 
     address: str | None = None
     workers: int | None = None  # model actors; None: see check_resources
     gpus_per_worker: float = 0.0
     decode_cpus: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.workers is not None and self.workers < 1:
-            raise ConfigError(f"--workers must be at least 1 (got {self.workers}).")
-        if self.gpus_per_worker < 0:
-            raise ConfigError(
-                f"--gpus-per-worker must be zero or more (got {self.gpus_per_worker})."
-            )
 
 
 @dataclass(frozen=True)
@@ -167,9 +157,9 @@ class RayEngine:
         digests: list[str | OSError | None] = [None] * len(images)
         if self.known is not None:  # hashed here: the earlier run's rows are found by content
             digests = list(hashes([image.path for image in images]))
-        plan = split(images, digests, served, bool(self.options.preview_size), skip)
-        self.served += plan.served
         previews = bool(self.options.preview_size)
+        plan = split(images, digests, served, previews)
+        self.served += plan.served
         self._images = images
         limit_file_size(self.options.max_file_size)  # a row decoded again here (_again)
         order = InOrder(plan.done, lambda stubs: served.materialise(stubs, previews, self._again))
@@ -326,8 +316,9 @@ class EmbedActor:
     def _embed(self, batch: pa.Table, paths: list[str]) -> pa.Table:
         pairs, _ = rows_from_arrow(batch)
         pixels = batch.column("pixels").to_pylist()
+        side = PREPROCESS.size
         good = [
-            (row.rel, _decoded(row, data))
+            (row, np.frombuffer(data, dtype=np.uint8).reshape(side, side, 3))
             for (_, row), data in zip(pairs, pixels, strict=True)
             if row.error is None
         ]
@@ -335,20 +326,6 @@ class EmbedActor:
         rows = [row if row.error is not None else next(mapped) for _, row in pairs]
         indices = [index for index, _ in pairs]
         return rows_to_arrow(indices, rows, self.embedder.info, paths)
-
-
-def _decoded(row: Row, pixels: bytes) -> Decoded:
-    """A decode stage's row back as the mapper's input."""
-    side = PREPROCESS.size
-    return Decoded(  # type: ignore[arg-type]  # a decoded row has every field
-        np.frombuffer(pixels, dtype=np.uint8).reshape(side, side, 3),
-        row.thumb,
-        row.thumb_size,
-        row.size,
-        row.sha256,
-        row.preview,
-        row.preview_size,
-    )
 
 
 class BatchError(RuntimeError):
@@ -384,7 +361,7 @@ def rows_to_arrow(
     def sizes(pick: Callable[[Row], tuple[int, int] | None], i: int) -> pa.Array:
         return pa.array([s[i] if (s := pick(row)) else None for row in rows], pa.int32())
 
-    info_json = None if info is None else json.dumps(_info_to_json(info), sort_keys=True)
+    info_json = None if info is None else _info_to_json(info)
     nothing = [None] * len(rows)
     return pa.table(
         {
@@ -440,28 +417,19 @@ def rows_from_arrow(batch: pa.Table) -> tuple[list[tuple[int, Row]], ModelInfo |
         )
         out.append((index, row))
     said = next((text for text in col["info"] if text is not None), None)
-    info = None if said is None else _info_from_json(json.loads(said))
+    info = None if said is None else _info_from_json(said)
     return out, info
 
 
-def _info_to_json(info: ModelInfo) -> dict[str, Any]:
+def _info_to_json(info: ModelInfo) -> str:
     said = info.weights_i18n.to_json() if info.weights_i18n else None
-    return {
-        "name": info.name,
-        "weights": info.weights,
-        "weights_id": info.weights_id,
-        "random_weights": info.random_weights,
-        "device": info.device,
-        "precision": info.precision,
-        "backend": info.backend,
-        "weights_i18n": said,
-    }
+    return json.dumps({**asdict(info), "weights_i18n": said}, sort_keys=True)
 
 
-def _info_from_json(data: dict[str, Any]) -> ModelInfo:
-    said_json = data.pop("weights_i18n", None)
-    said = Message.from_json(said_json) if said_json else None
-    return ModelInfo(**data, weights_i18n=said)
+def _info_from_json(text: str) -> ModelInfo:
+    data = json.loads(text)
+    said = data.pop("weights_i18n", None)
+    return ModelInfo(**data, weights_i18n=Message.from_json(said) if said else None)
 
 
 # --- the cluster ---------------------------------------------------------------------------

@@ -4,8 +4,7 @@ earlier run already made (served without decoding), and input order.
 clip-retrieval's shape: a reader says which files need the model (`split`), the mapper decodes
 and embeds them (engines/mapper.py, engines/decode.py), the writer takes the rows (the store or
 the site). An engine only decides *where* the batches run: LocalEngine in decode processes and
-this process, RayEngine on a Ray cluster. Neither engine imports the other
-(an import-linter `independence` contract in pyproject.toml).
+this process, RayEngine on a Ray cluster. Neither imports the other (pyproject.toml's contract).
 """
 
 from __future__ import annotations
@@ -15,6 +14,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from generator.config import BATCH_SIZE, FILE_SIZE, PREVIEW_SIZE, THUMB_SIZE, WORKERS
+from generator.engines.decode import skip
+from generator.i18n import Message
 from generator.model.vit import PREPROCESS
 from generator.types import CachedThumb, ModelInfo, Row, SourceImage
 
@@ -103,12 +104,9 @@ def split(
     digests: Sequence[str | OSError | None],
     served: Served,
     previews: bool,
-    skip: Callable[[str, Any], Row],
 ) -> Split:
     """Which images are served whole (vector, thumbnail and, if asked, preview known), which are
     skipped (unreadable while hashing), and which go to the mapper."""
-    from generator.i18n import Message
-
     vectors, thumbs, previews_known = served.has(d for d in digests if isinstance(d, str))
     done: dict[int, Row | Stub] = {}
     todo: list[int] = []
@@ -116,12 +114,7 @@ def split(
         rel = images[index].rel
         if isinstance(digest, OSError):
             done[index] = skip(rel, Message.of("skip_unreadable", error=digest.strerror or digest))
-        elif (
-            digest is not None
-            and digest in vectors
-            and digest in thumbs
-            and (not previews or digest in previews_known)
-        ):
+        elif digest in vectors and digest in thumbs and (not previews or digest in previews_known):
             done[index] = Stub(index, rel, digest)  # its bytes are read when it is next
         else:
             todo.append(index)

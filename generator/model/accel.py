@@ -19,7 +19,6 @@ import shutil
 import tempfile
 import threading
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,12 +48,9 @@ def openvino_installed() -> bool:
 
 
 def check_openvino(device: str, precision: str) -> None:
-    """`--backend openvino` needs the extra, the CPU, and fp32, bf16 or int8 (with NNCF)."""
+    """`--backend openvino` needs the extra, the CPU, and fp32 or bf16 (int8: check_int8)."""
     if not openvino_installed():
         raise ModelError(f"--backend openvino needs OpenVINO, which is not installed: {INSTALL}")
-    if precision == "int8":
-        check_int8(device, "openvino")
-        return
     if device != "cpu":
         raise ModelError(
             f"--backend openvino runs on the CPU (got --device {device}); use --device cpu, "
@@ -99,11 +95,9 @@ class OpenVinoEmbedder:
         self.queue.set_callback(self._done)
         self._out: dict[int, np.ndarray] = {}
         self._lock = threading.Lock()
-        mean = np.asarray(preprocess.mean, dtype=np.float32) * 255.0
-        self._mean = mean.reshape(1, 3, 1, 1)
-        self._scale = (1.0 / (np.asarray(preprocess.std, dtype=np.float32) * 255.0)).reshape(
-            1, 3, 1, 1
-        )
+        std = np.asarray(preprocess.std, dtype=np.float32).reshape(1, 3, 1, 1)
+        self._mean = np.asarray(preprocess.mean, dtype=np.float32).reshape(1, 3, 1, 1) * 255.0
+        self._scale = 1.0 / (std * 255.0)
 
     def _done(self, request: Any, slot: int) -> None:
         with self._lock:
@@ -132,20 +126,11 @@ def load_openvino(
 ) -> OpenVinoEmbedder:
     """The converted model from the cache folder (converted now if it is not there), compiled
     for this CPU with the planned precision."""
-    import openvino as ov
-
-    core = ov.Core()
-    config = {"INFERENCE_PRECISION_HINT": HINTS[info.precision], "PERFORMANCE_HINT": "THROUGHPUT"}
     if info.precision == "int8":
         model = int8_model(weights, info, seed, cache_dir)
     else:
         model = fp32_model(weights, info, seed, cache_dir)
-    if cache_dir is not None:
-        # one compiled-model cache per precision: OpenVINO 2026.4.1's cache key ignores
-        # INFERENCE_PRECISION_HINT, so a bf16 compile found the fp32 blob of an earlier
-        # --precision fp32 build and ran it at 16 instead of 114 img/s (AMX Xeon)
-        config["CACHE_DIR"] = str(cache_dir / CONVERTED / "compiled" / info.precision)
-    compiled = core.compile_model(model, "CPU", config)
+    compiled = _compile(model, info.precision, cache_dir)
     log.info(
         "model %s, weights %s, OpenVINO %s on the CPU", info.name, info.weights, info.precision
     )
@@ -160,7 +145,8 @@ def fp32_model(weights: str, info: ModelInfo, seed: int, cache_dir: Path | None)
         return _converted(weights, seed)
     folder = converted_folder(cache_dir, info)
     if not (folder / "model.xml").is_file():
-        _convert(weights, seed, folder)
+        log.info("converting the model for OpenVINO (once on this machine)…")
+        _keep(folder, _converted(weights, seed), compress_to_fp16=False)
     return ov.Core().read_model(str(folder / "model.xml"))
 
 
@@ -184,7 +170,7 @@ def int8_model(weights: str, info: ModelInfo, seed: int, cache_dir: Path | None)
     log.info("quantising the model to int8 on the bundled images (once on this machine)…")
     quantised = quantise(fp32_model(weights, info, seed, cache_dir), check_pixels())
     if folder is not None:
-        _keep(folder, lambda temporary: ov.save_model(quantised, str(temporary / "model.xml")))
+        _keep(folder, quantised)
     return quantised
 
 
@@ -201,13 +187,11 @@ def int8_verdict(weights: str, info: ModelInfo, seed: int, cache_dir: Path | Non
             pass  # damaged: check again
     log.info("checking int8 against fp32 on the bundled images (once on this machine)…")
     pixels, grouped = check_set()
-    runs = {}
-    for precision, model in (
-        ("fp32", fp32_model(weights, info, seed, cache_dir)),
-        ("int8", int8_model(weights, info, seed, cache_dir)),
-    ):
-        compiled = _compile(model, precision)
-        runs[precision] = OpenVinoEmbedder(compiled, info)(pixels)
+    models = {
+        "fp32": fp32_model(weights, info, seed, cache_dir),
+        "int8": int8_model(weights, info, seed, cache_dir),
+    }
+    runs = {p: OpenVinoEmbedder(_compile(model, p), info)(pixels) for p, model in models.items()}
     verdict = compare(runs["fp32"], runs["int8"], grouped)
     if saved is not None:
         saved.parent.mkdir(parents=True, exist_ok=True)
@@ -217,10 +201,15 @@ def int8_verdict(weights: str, info: ModelInfo, seed: int, cache_dir: Path | Non
     return verdict
 
 
-def _compile(model: Any, precision: str) -> Any:
+def _compile(model: Any, precision: str, cache_dir: Path | None = None) -> Any:
     import openvino as ov
 
     config = {"INFERENCE_PRECISION_HINT": HINTS[precision], "PERFORMANCE_HINT": "THROUGHPUT"}
+    if cache_dir is not None:
+        # one compiled-model cache per precision: OpenVINO 2026.4.1's cache key ignores
+        # INFERENCE_PRECISION_HINT, so a bf16 compile found the fp32 blob of an earlier
+        # --precision fp32 build and ran it at 16 instead of 114 img/s (AMX Xeon)
+        config["CACHE_DIR"] = str(cache_dir / CONVERTED / "compiled" / precision)
     return ov.Core().compile_model(model, "CPU", config)
 
 
@@ -250,28 +239,15 @@ def _converted(weights: str, seed: int) -> Any:
         return ov.convert_model(model, example_input=example, input=[(-1, 3, size, size)])
 
 
-def _convert(weights: str, seed: int, folder: Path) -> None:
-    """Convert once and keep it: written beside `folder` and renamed, so a build that stops
-    half-way never leaves half a model."""
+def _keep(folder: Path, model: Any, compress_to_fp16: bool = True) -> None:
+    """`model` saved into a folder beside `folder`, then renamed: a build that stops half-way
+    never leaves half a model."""
     import openvino as ov
 
-    log.info("converting the model for OpenVINO (once on this machine)…")
-    converted = _converted(weights, seed)
-    _keep(
-        folder,
-        lambda temporary: ov.save_model(
-            converted, str(temporary / "model.xml"), compress_to_fp16=False
-        ),
-    )
-
-
-def _keep(folder: Path, write: Callable[[Path], object]) -> None:
-    """`write` into a folder beside `folder`, then renamed: a build that stops half-way never
-    leaves half a model."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=".convert-", dir=folder.parent))
     try:
-        write(temporary)
+        ov.save_model(model, str(temporary / "model.xml"), compress_to_fp16=compress_to_fp16)
         try:
             os.replace(temporary, folder)
         except OSError:  # another build converted it first

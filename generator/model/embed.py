@@ -76,10 +76,8 @@ def plan_model(
     elif weights == PRETRAINED:
         said = Message.of("weights_hub", repo=HUB_REPO)
     else:
-        digest = identity.removeprefix("sha256:")
-        said = Message.of(
-            "weights_checkpoint", name=Path(weights).expanduser().name, sha=digest[:12]
-        )
+        sha = identity.removeprefix("sha256:")[:12]
+        said = Message.of("weights_checkpoint", name=Path(weights).expanduser().name, sha=sha)
     random = weights == RANDOM
     info = ModelInfo(MODEL_NAME, str(said), identity, random, chosen, resolved, said, "torch")
     if precision == "auto" and chosen == "cpu" and resolved == "fp32":

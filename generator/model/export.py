@@ -18,7 +18,6 @@ import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from generator.errors import ModelError
 from generator.model.vit import MODEL_NAME, PREPROCESS, create_model, weights_id
@@ -103,9 +102,14 @@ def fp16_weights(source: Path, target: Path) -> None:
     the size, the arithmetic still in float32 (which onnxruntime-web's WASM backend runs)."""
     import numpy as np
 
-    onnx = _onnx()
-    from onnx import TensorProto, helper, numpy_helper
-
+    try:
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+    except ImportError as exc:
+        raise ModelError(
+            "--query needs the onnx package to write the page's model: "
+            "pip install 'dinoclust[query]'."
+        ) from exc
     model = onnx.load(str(source))
     graph = model.graph
     casts, kept = [], []
@@ -123,17 +127,6 @@ def fp16_weights(source: Path, target: Path) -> None:
     del graph.node[:]
     graph.node.extend(nodes)
     onnx.save(model, str(target))
-
-
-def _onnx() -> Any:
-    try:
-        import onnx
-    except ImportError as exc:
-        raise ModelError(
-            "--query needs the onnx package to write the page's model: "
-            "pip install 'dinoclust[query]'."
-        ) from exc
-    return onnx
 
 
 def _atomic(path: Path, write: Callable[[Path], object]) -> None:

@@ -15,7 +15,7 @@ import importlib.util
 import json
 import logging
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,6 @@ CHECK_IMAGES = Path(__file__).resolve().parent / "check_images"
 MIN_COSINE = 0.99  # every image's int8 feature against its fp32 one
 MIN_ARI = 0.95  # K-means labels of int8 against fp32, for every k
 K_MAX = 10
-INSTALL = 'pip install "dinoclust[accel]"'
 
 
 def nncf_installed() -> bool:
@@ -134,10 +133,12 @@ def compare(fp32: np.ndarray, int8: np.ndarray, grouped: int = 0, seed: int = 0)
     """Every image's cosine, and ARI for k = 2 … 10 of the labels that PCA (<= 50 dims) and
     K-means (fixed seed), as the analysis runs them, give each set of features (of the rows
     from `grouped` on: see check_set)."""
+    from sklearn.metrics import adjusted_rand_score
+
     cos = (fp32 * int8).sum(1) / np.linalg.norm(fp32, axis=1) / np.linalg.norm(int8, axis=1)
     a, b = fp32[grouped:], int8[grouped:]
     ari = {
-        k: float(_ari(_labels(a, k, seed), _labels(b, k, seed)))
+        k: float(adjusted_rand_score(_labels(a, k, seed), _labels(b, k, seed)))
         for k in range(2, min(K_MAX, len(a)) + 1)
     }
     return Verdict(float(cos.min()), ari)
@@ -152,13 +153,3 @@ def _labels(features: np.ndarray, k: int, seed: int) -> np.ndarray:
         features.astype(np.float64)
     )
     return KMeans(n_clusters=k, n_init=10, random_state=seed).fit(coords).labels_
-
-
-def _ari(a: np.ndarray, b: np.ndarray) -> float:
-    from sklearn.metrics import adjusted_rand_score
-
-    return float(adjusted_rand_score(a, b))
-
-
-def verdict_dict(verdict: Verdict) -> dict[str, Any]:
-    return asdict(verdict)

@@ -3,40 +3,24 @@
 from __future__ import annotations
 
 import difflib
-import logging
 import os
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlparse
 
 from generator.config import PRETRAINED, RANDOM
 from generator.errors import ModelError, first_line
 
-if TYPE_CHECKING:
-    pass
-
-log = logging.getLogger(__name__)
-
-
 MODEL_NAME = "vit_small_patch16_224.dino"
-
-
 HUB_REPO = "timm/vit_small_patch16_224.dino"  # timm's pretrained_cfg hf_hub_id for MODEL_NAME
-
-
 FEATURE_DIM = 384
-
-
 HUB_FILES = ("model.safetensors", "pytorch_model.bin")  # what the hub repo may hold
-
-
 HUB_TIMEOUT_S = 5.0
-
-
 PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")  # what --weights PATH may name
 
 
 @dataclass(frozen=True)
@@ -88,17 +72,18 @@ def download_pretrained() -> Path:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
-    repo = HUB_REPO
     for filename in HUB_FILES:
         try:
-            return Path(hf_hub_download(repo, filename, local_files_only=True))
+            return Path(hf_hub_download(HUB_REPO, filename, local_files_only=True))
         except LocalEntryNotFoundError:
             continue
-    _check_hub_reachable(repo)
+    why = _hub_unreachable()  # fail in seconds, not after a minute of retries
+    if why is not None:
+        raise ModelError(_offline_message(HUB_REPO, why))
     try:
-        return Path(hf_hub_download(repo, "model.safetensors"))
+        return Path(hf_hub_download(HUB_REPO, "model.safetensors"))
     except Exception as exc:
-        raise ModelError(_offline_message(repo, f"the download failed: {exc}")) from exc
+        raise ModelError(_offline_message(HUB_REPO, f"the download failed: {exc}")) from exc
 
 
 def pretrained_unavailable() -> str | None:
@@ -110,13 +95,6 @@ def pretrained_unavailable() -> str | None:
         if isinstance(try_to_load_from_cache(HUB_REPO, filename), str):
             return None
     return _hub_unreachable()
-
-
-def _check_hub_reachable(repo: str) -> None:
-    """Fail in seconds, not after a minute of retries, when the hub cannot be reached."""
-    why = _hub_unreachable()
-    if why is not None:
-        raise ModelError(_offline_message(repo, why))
 
 
 def _hub_unreachable() -> str | None:
@@ -146,8 +124,7 @@ def load_weights(model: Any, path: Path) -> None:
     """Load timm's safetensors/pth or Facebook's original DINO checkpoint into `model`."""
     from timm.models.vision_transformer import checkpoint_filter_fn
 
-    state = _read_state_dict(path)
-    state = _normalise_keys(state)
+    state = _normalise_keys(_read_state_dict(path))
     try:
         state = checkpoint_filter_fn(state, model)
         missing, unexpected = model.load_state_dict(state, strict=False)
@@ -212,6 +189,3 @@ def weights_not_found(weights: str, path: Path) -> str:
         f"{path}: checkpoint file not found. Check the path given to --weights "
         f"(or use '{PRETRAINED}' or '{RANDOM}')."
     )
-
-
-CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")  # what --weights PATH may name
