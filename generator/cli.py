@@ -246,7 +246,7 @@ def build(inputs: tuple[Path, ...], title: str | None, **options: Any) -> None:
 @cli.command(short_help="Embed images into Parquet files, locally or on Ray.")
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
 @click_options(*EMBED_OPTIONS)
-def embed(inputs: tuple[Path, ...], **options: Any) -> None:
+def embed(inputs: tuple[Path, ...], verbose: int, quiet: bool, **options: Any) -> None:
     """Embed INPUTS into a Parquet dataset (part-*.parquet in -o DIR), without a report.
 
     A rerun brings DIR up to date: unchanged files are kept, new and changed ones are embedded,
@@ -262,7 +262,27 @@ def embed(inputs: tuple[Path, ...], **options: Any) -> None:
         ctx = click.get_current_context()
         param = next(p for p in ctx.command.params if p.name == "inputs")
         raise click.MissingParameter(ctx=ctx, param=param, param_hint="'INPUTS...'")
-    _embed(inputs, **options)
+    with _logging(verbose, quiet):
+        from generator.commands.embed import embed_collection
+
+        config = _configured(embed_config, inputs, **options)
+        existed = config.output.exists()
+        with _reported(lambda: _embed_interrupted(config, existed)):
+            result = embed_collection(config, progress=_progress_for(quiet))
+        if quiet:
+            return
+        source = "kept from the last run or the cache" if result.resumed else "from the cache"
+        click.echo(
+            printable(
+                f"Wrote {result.rows:,} rows to {result.output}/ ({result.images:,} images, "
+                f"{len(result.skipped):,} skipped, {result.embedded:,} newly embedded, "
+                f"{result.kept:,} {source}) in {result.seconds:.1f} s. Build the site with: "
+                f"dinoclust build --embeddings {result.output} -o site/"
+            ),
+            err=True,
+        )
+        if config.model.weights == RANDOM:
+            _warn_random("embeddings")
 
 
 @cli.command(short_help="Build a site from the 30 bundled sample images.")
@@ -340,10 +360,7 @@ def sort_command(inputs: tuple[Path, ...], verbose: int, quiet: bool, **options:
             err=True,
         )
         if config.build.random_weights:
-            click.echo(
-                "warning: --weights random: the clusters are meaningless (smoke test only).",
-                err=True,
-            )
+            _warn_random()
 
 
 @cli.command("query", short_help="Find where photos belong in a site built with --query.")
@@ -419,10 +436,7 @@ def _run(
             # a store made with random weights warns too; demo's own fallback has said it already
             fell_back = config.weights == RANDOM and source is click.core.ParameterSource.DEFAULT
             if delivery.result.typed_report.model.random_weights and not fell_back:
-                click.echo(
-                    "warning: --weights random: the clusters are meaningless (smoke test only).",
-                    err=True,
-                )
+                _warn_random()
         if open:
             _open(delivery.result.output, quiet)
 
@@ -469,33 +483,6 @@ def _open(output: Path, quiet: bool) -> None:
         message = f"--open: no browser to open here ({why}); open {url} yourself."
     if not quiet:
         click.echo(message, err=True)
-
-
-def _embed(inputs: tuple[Path, ...], verbose: int, quiet: bool, **options: Any) -> None:
-    with _logging(verbose, quiet):
-        from generator.commands.embed import embed_collection
-
-        config = _configured(embed_config, inputs, **options)
-        existed = config.output.exists()
-        with _reported(lambda: _embed_interrupted(config, existed)):
-            result = embed_collection(config, progress=_progress_for(quiet))
-        if quiet:
-            return
-        source = "kept from the last run or the cache" if result.resumed else "from the cache"
-        click.echo(
-            printable(
-                f"Wrote {result.rows:,} rows to {result.output}/ ({result.images:,} images, "
-                f"{len(result.skipped):,} skipped, {result.embedded:,} newly embedded, "
-                f"{result.kept:,} {source}) in {result.seconds:.1f} s. Build the site with: "
-                f"dinoclust build --embeddings {result.output} -o site/"
-            ),
-            err=True,
-        )
-        if config.model.weights == RANDOM:
-            click.echo(
-                "warning: --weights random: the embeddings are meaningless (smoke test only).",
-                err=True,
-            )
 
 
 def _embed_interrupted(config: EmbedConfig, existed: bool) -> str:
@@ -553,6 +540,12 @@ def _summary(delivery: Delivery) -> None:
             f"at quality {fit.quality} to fit.",
             err=True,
         )
+
+
+def _warn_random(what: str = "clusters") -> None:
+    click.echo(
+        f"warning: --weights random: the {what} are meaningless (smoke test only).", err=True
+    )
 
 
 def _shell(path: Path | str) -> str:
