@@ -71,15 +71,12 @@ def check_regular(path: Path, named: str, advice: str) -> None:
         return
     if stat.S_ISREG(mode):
         return
-    kind = (
-        "a named pipe (FIFO)"
-        if stat.S_ISFIFO(mode)
-        else "a device"
-        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-        else "a folder"
-        if stat.S_ISDIR(mode)
-        else "a socket or other special file"
-    )
+    kind = {
+        stat.S_IFIFO: "a named pipe (FIFO)",
+        stat.S_IFCHR: "a device",
+        stat.S_IFBLK: "a device",
+        stat.S_IFDIR: "a folder",
+    }.get(stat.S_IFMT(mode), "a socket or other special file")
     raise InputError(f"{named}: this is {kind}, not a regular file. {advice}")
 
 

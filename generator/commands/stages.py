@@ -204,7 +204,6 @@ class SiteRows:
         self.vectors.append(row.vector)
 
     def stacked(self) -> np.ndarray:
-        """The vectors as one float32 matrix, in row order."""
         if not self.vectors:
             return np.empty((0, 0), dtype=np.float32)
         return np.stack(self.vectors).astype(np.float32, copy=False)
