@@ -227,7 +227,7 @@ def cli() -> None:
 @cli.command(short_help="Build the site from folders of images, or from --embeddings.")
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
 @click_options(*BUILD_OPTIONS, *STORE_OPTIONS)
-def build(inputs: tuple[Path, ...], title: str | None, **options: Any) -> None:
+def build(inputs: tuple[Path, ...], **options: Any) -> None:
     """Build the site from INPUTS (folders and/or image files), or from --embeddings DIR.
 
     \b
@@ -240,7 +240,7 @@ def build(inputs: tuple[Path, ...], title: str | None, **options: Any) -> None:
         ctx = click.get_current_context()
         param = next(p for p in ctx.command.params if p.name == "inputs")
         raise click.MissingParameter(ctx=ctx, param=param, param_hint="'INPUTS...'")
-    _run(inputs, title, **options)
+    _run(inputs, **options)
 
 
 @cli.command(short_help="Embed images into Parquet files, locally or on Ray.")
@@ -287,7 +287,7 @@ def embed(inputs: tuple[Path, ...], verbose: int, quiet: bool, **options: Any) -
 
 @cli.command(short_help="Build a site from the 30 bundled sample images.")
 @click_options(*BUILD_OPTIONS)
-def demo(title: str | None, **options: Any) -> None:
+def demo(**options: Any) -> None:
     """Build a site from the bundled sample images (animals, food, transportation).
 
     Without --weights it uses the pretrained weights when they are cached or the model hub
@@ -296,7 +296,7 @@ def demo(title: str | None, **options: Any) -> None:
     source = click.get_current_context().get_parameter_source("weights")
     if source is click.core.ParameterSource.DEFAULT:
         options["weights"] = _demo_weights(options["quiet"])
-    _run((DEMO_DIR,), title, title_key="demo_title", **options)
+    _run((DEMO_DIR,), title_key="demo_title", **options)
 
 
 # demo's --help shows the default as it behaves: it falls back to random weights (build does not)
@@ -407,16 +407,7 @@ def schema() -> None:
     click.echo(schema_text(), nl=False)
 
 
-def _run(
-    inputs: tuple[Path, ...],
-    title: str | None,
-    verbose: int,
-    quiet: bool,
-    cache_dir: Path | None,
-    no_cache: bool,
-    open: bool,
-    **options: Any,
-) -> None:
+def _run(inputs: tuple[Path, ...], verbose: int, quiet: bool, open: bool, **options: Any) -> None:
     with _logging(verbose, quiet):
         # heavy: numpy; torch only if something is new
         from generator.commands.deliver import deliver
@@ -424,9 +415,7 @@ def _run(
         source = click.get_current_context().get_parameter_source("output")
         if source is click.core.ParameterSource.DEFAULT:
             options["output"] = None  # site/, or report.html with --single-file
-        config = _configured(
-            build_config, inputs, title=title, cache_dir=cache_dir, no_cache=no_cache, **options
-        )
+        config = _configured(build_config, inputs, **options)
         where = _as_it_was(config.output)
         with _reported(lambda: _interrupted(where, config.cache_dir is not None)):
             delivery = deliver(config, progress=_progress_for(quiet))

@@ -158,12 +158,11 @@ def query_photos(config: QueryConfig, embedder: Embedder | None = None) -> list[
             f"{how_to_name(index.weights_id)}, the site's weights."
         )
     pixels = np.stack([photo_pixels(photo, index.sizes) for photo in config.photos])
-    if embedder is not None:
-        features = embedder(pixels)
-    else:
-        lazy = _site_model(config, index.model)
-        with closing(lazy):
+    if embedder is None:
+        with closing(_site_model(config, index.model)) as lazy:
             features = lazy(pixels)
+    else:
+        features = embedder(pixels)
     features = np.asarray(features, dtype=np.float32)
     return [
         index.answer(str(photo), feature)
