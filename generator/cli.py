@@ -84,9 +84,6 @@ class _Size(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
-SIZE = _Size()
-
-
 class _Points(click.ParamType):
     """`--display-points N|all`: a number, or None for every image (options.parse_points)."""
 
@@ -101,7 +98,7 @@ class _Points(click.ParamType):
             self.fail(f"{value!r} is not a number or 'all'.", param, ctx)
 
 
-POINTS = _Points()
+TYPES = {"int": int, "float": float, "size": _Size(), "points": _Points()}  # by Option.kind
 
 
 @contextmanager
@@ -197,14 +194,13 @@ def _click_kwargs(option: Option) -> dict[str, Any]:
         return {**kwargs, "is_flag": True}
     if option.kind == "count":
         return {**kwargs, "count": True}
-    types = {"int": int, "float": float, "size": SIZE, "points": POINTS}
     if option.kind == "choice":
         kwargs["type"] = click.Choice(option.choices)
     elif option.kind == "path":
         ok = {"file_okay": option.file_okay, "dir_okay": option.dir_okay}
         kwargs["type"] = click.Path(path_type=Path, **ok)
-    elif option.kind in types:
-        kwargs["type"] = types[option.kind]
+    elif option.kind in TYPES:
+        kwargs["type"] = TYPES[option.kind]
     if option.required:
         kwargs["required"] = True
     if option.default is not None:  # as the CLI reads it (2GB), where it reads text
