@@ -130,7 +130,7 @@ def _in_api_words() -> Iterator[None]:
 
 
 FLAGS = {option.name for option in opt.BUILD_OPTIONS if option.kind == "flag"}  # name=True
-API_NAMES = {"zip": "zip_file", "output": "output"}
+API_NAMES = {option.flags[-1][2:]: option.name for option in opt.BUILD_OPTIONS}  # zip: zip_file
 
 
 def api_words(message: str) -> str:
