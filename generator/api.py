@@ -3,9 +3,8 @@
 `build` takes the CLI's options by their Python names, with the CLI's defaults, and goes through
 the same option → BuildConfig mapping (generator.options), so it gives the same site and raises
 the same GeneratorErrors, whose messages name the options as the caller did (`k_max`, not
-`--k-max`). `show` puts the one-file page in an
-`<iframe srcdoc>`: it needs no server and no file:// (Colab has neither) and keeps the page's own
-Content-Security-Policy working inside the frame.
+`--k-max`). `show` puts the one-file page in an `<iframe srcdoc>`: it needs no server and no
+file:// (Colab has neither) and keeps the page's own Content-Security-Policy working inside it.
 """
 
 from __future__ import annotations
@@ -107,11 +106,11 @@ def query(
 
     Raises GeneratorError (ConfigError for a bad option), its message naming these parameters.
     """
+    options = dict(locals())  # every parameter but the photos: what query_config maps
+    del options["photos"]
     from generator.commands.query import query_photos
     from generator.options import query_config
 
-    options = dict(locals())
-    del options["photos"], options["query_photos"], options["query_config"]
     one = isinstance(photos, str | os.PathLike)
     with _in_api_words():
         config = query_config([photos] if one else photos, **options)  # type: ignore[list-item]
@@ -130,8 +129,8 @@ def _in_api_words() -> Iterator[None]:
         raise type(exc)(api_words(str(exc))) from None
 
 
-FLAGS = ("no_cache", "strict", "single_file", "export_embeddings", "query", "open")  # name=True
-API_NAMES = {"zip": "zip_file", "output": "output"}
+FLAGS = {option.name for option in opt.BUILD_OPTIONS if option.kind == "flag"}  # name=True
+API_NAMES = {option.flags[-1][2:]: option.name for option in opt.BUILD_OPTIONS}  # zip: zip_file
 
 
 def api_words(message: str) -> str:

@@ -84,9 +84,6 @@ class _Size(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
-SIZE = _Size()
-
-
 class _Points(click.ParamType):
     """`--display-points N|all`: a number, or None for every image (options.parse_points)."""
 
@@ -101,7 +98,7 @@ class _Points(click.ParamType):
             self.fail(f"{value!r} is not a number or 'all'.", param, ctx)
 
 
-POINTS = _Points()
+TYPES = {"int": int, "float": float, "size": _Size(), "points": _Points()}  # by Option.kind
 
 
 @contextmanager
@@ -197,14 +194,13 @@ def _click_kwargs(option: Option) -> dict[str, Any]:
         return {**kwargs, "is_flag": True}
     if option.kind == "count":
         return {**kwargs, "count": True}
-    types = {"int": int, "float": float, "size": SIZE, "points": POINTS}
     if option.kind == "choice":
         kwargs["type"] = click.Choice(option.choices)
     elif option.kind == "path":
         ok = {"file_okay": option.file_okay, "dir_okay": option.dir_okay}
         kwargs["type"] = click.Path(path_type=Path, **ok)
-    elif option.kind in types:
-        kwargs["type"] = types[option.kind]
+    elif option.kind in TYPES:
+        kwargs["type"] = TYPES[option.kind]
     if option.required:
         kwargs["required"] = True
     if option.default is not None:  # as the CLI reads it (2GB), where it reads text
@@ -227,7 +223,7 @@ def cli() -> None:
 @cli.command(short_help="Build the site from folders of images, or from --embeddings.")
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
 @click_options(*BUILD_OPTIONS, *STORE_OPTIONS)
-def build(inputs: tuple[Path, ...], title: str | None, **options: Any) -> None:
+def build(inputs: tuple[Path, ...], **options: Any) -> None:
     """Build the site from INPUTS (folders and/or image files), or from --embeddings DIR.
 
     \b
@@ -240,13 +236,13 @@ def build(inputs: tuple[Path, ...], title: str | None, **options: Any) -> None:
         ctx = click.get_current_context()
         param = next(p for p in ctx.command.params if p.name == "inputs")
         raise click.MissingParameter(ctx=ctx, param=param, param_hint="'INPUTS...'")
-    _run(inputs, title, **options)
+    _run(inputs, **options)
 
 
 @cli.command(short_help="Embed images into Parquet files, locally or on Ray.")
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
 @click_options(*EMBED_OPTIONS)
-def embed(inputs: tuple[Path, ...], **options: Any) -> None:
+def embed(inputs: tuple[Path, ...], verbose: int, quiet: bool, **options: Any) -> None:
     """Embed INPUTS into a Parquet dataset (part-*.parquet in -o DIR), without a report.
 
     A rerun brings DIR up to date: unchanged files are kept, new and changed ones are embedded,
@@ -262,12 +258,32 @@ def embed(inputs: tuple[Path, ...], **options: Any) -> None:
         ctx = click.get_current_context()
         param = next(p for p in ctx.command.params if p.name == "inputs")
         raise click.MissingParameter(ctx=ctx, param=param, param_hint="'INPUTS...'")
-    _embed(inputs, **options)
+    with _logging(verbose, quiet):
+        from generator.commands.embed import embed_collection
+
+        config = _configured(embed_config, inputs, **options)
+        existed = config.output.exists()
+        with _reported(lambda: _embed_interrupted(config, existed)):
+            result = embed_collection(config, progress=_progress_for(quiet))
+        if quiet:
+            return
+        source = "kept from the last run or the cache" if result.resumed else "from the cache"
+        click.echo(
+            printable(
+                f"Wrote {result.rows:,} rows to {result.output}/ ({result.images:,} images, "
+                f"{len(result.skipped):,} skipped, {result.embedded:,} newly embedded, "
+                f"{result.kept:,} {source}) in {result.seconds:.1f} s. Build the site with: "
+                f"dinoclust build --embeddings {result.output} -o site/"
+            ),
+            err=True,
+        )
+        if config.model.weights == RANDOM:
+            _warn_random("embeddings")
 
 
 @cli.command(short_help="Build a site from the 30 bundled sample images.")
 @click_options(*BUILD_OPTIONS)
-def demo(title: str | None, **options: Any) -> None:
+def demo(**options: Any) -> None:
     """Build a site from the bundled sample images (animals, food, transportation).
 
     Without --weights it uses the pretrained weights when they are cached or the model hub
@@ -276,7 +292,7 @@ def demo(title: str | None, **options: Any) -> None:
     source = click.get_current_context().get_parameter_source("weights")
     if source is click.core.ParameterSource.DEFAULT:
         options["weights"] = _demo_weights(options["quiet"])
-    _run((DEMO_DIR,), title, title_key="demo_title", **options)
+    _run((DEMO_DIR,), title_key="demo_title", **options)
 
 
 # demo's --help shows the default as it behaves: it falls back to random weights (build does not)
@@ -340,10 +356,7 @@ def sort_command(inputs: tuple[Path, ...], verbose: int, quiet: bool, **options:
             err=True,
         )
         if config.build.random_weights:
-            click.echo(
-                "warning: --weights random: the clusters are meaningless (smoke test only).",
-                err=True,
-            )
+            _warn_random()
 
 
 @cli.command("query", short_help="Find where photos belong in a site built with --query.")
@@ -390,16 +403,7 @@ def schema() -> None:
     click.echo(schema_text(), nl=False)
 
 
-def _run(
-    inputs: tuple[Path, ...],
-    title: str | None,
-    verbose: int,
-    quiet: bool,
-    cache_dir: Path | None,
-    no_cache: bool,
-    open: bool,
-    **options: Any,
-) -> None:
+def _run(inputs: tuple[Path, ...], verbose: int, quiet: bool, open: bool, **options: Any) -> None:
     with _logging(verbose, quiet):
         # heavy: numpy; torch only if something is new
         from generator.commands.deliver import deliver
@@ -407,9 +411,7 @@ def _run(
         source = click.get_current_context().get_parameter_source("output")
         if source is click.core.ParameterSource.DEFAULT:
             options["output"] = None  # site/, or report.html with --single-file
-        config = _configured(
-            build_config, inputs, title=title, cache_dir=cache_dir, no_cache=no_cache, **options
-        )
+        config = _configured(build_config, inputs, **options)
         where = _as_it_was(config.output)
         with _reported(lambda: _interrupted(where, config.cache_dir is not None)):
             delivery = deliver(config, progress=_progress_for(quiet))
@@ -419,10 +421,7 @@ def _run(
             # a store made with random weights warns too; demo's own fallback has said it already
             fell_back = config.weights == RANDOM and source is click.core.ParameterSource.DEFAULT
             if delivery.result.typed_report.model.random_weights and not fell_back:
-                click.echo(
-                    "warning: --weights random: the clusters are meaningless (smoke test only).",
-                    err=True,
-                )
+                _warn_random()
         if open:
             _open(delivery.result.output, quiet)
 
@@ -469,33 +468,6 @@ def _open(output: Path, quiet: bool) -> None:
         message = f"--open: no browser to open here ({why}); open {url} yourself."
     if not quiet:
         click.echo(message, err=True)
-
-
-def _embed(inputs: tuple[Path, ...], verbose: int, quiet: bool, **options: Any) -> None:
-    with _logging(verbose, quiet):
-        from generator.commands.embed import embed_collection
-
-        config = _configured(embed_config, inputs, **options)
-        existed = config.output.exists()
-        with _reported(lambda: _embed_interrupted(config, existed)):
-            result = embed_collection(config, progress=_progress_for(quiet))
-        if quiet:
-            return
-        source = "kept from the last run or the cache" if result.resumed else "from the cache"
-        click.echo(
-            printable(
-                f"Wrote {result.rows:,} rows to {result.output}/ ({result.images:,} images, "
-                f"{len(result.skipped):,} skipped, {result.embedded:,} newly embedded, "
-                f"{result.kept:,} {source}) in {result.seconds:.1f} s. Build the site with: "
-                f"dinoclust build --embeddings {result.output} -o site/"
-            ),
-            err=True,
-        )
-        if config.model.weights == RANDOM:
-            click.echo(
-                "warning: --weights random: the embeddings are meaningless (smoke test only).",
-                err=True,
-            )
 
 
 def _embed_interrupted(config: EmbedConfig, existed: bool) -> str:
@@ -553,6 +525,12 @@ def _summary(delivery: Delivery) -> None:
             f"at quality {fit.quality} to fit.",
             err=True,
         )
+
+
+def _warn_random(what: str = "clusters") -> None:
+    click.echo(
+        f"warning: --weights random: the {what} are meaningless (smoke test only).", err=True
+    )
 
 
 def _shell(path: Path | str) -> str:

@@ -571,13 +571,9 @@ class EmbedConfig:
             )
         if self.inputs and self.manifest is not None:
             raise option_error("Give either image {inputs} or {manifest FILE}, not both.")
-        ray_only = {
-            "ray_address": self.ray_address is not None,
-            "gpus_per_worker": self.gpus_per_worker != 0,
-        }
-        given = [name for name, set_ in ray_only.items() if set_]
-        if self.engine != "ray" and given:
-            raise option_error("{" + given[0] + "} only applies with {engine=ray}.")
+        if self.engine != "ray" and (self.ray_address is not None or self.gpus_per_worker != 0):
+            given = "ray_address" if self.ray_address is not None else "gpus_per_worker"
+            raise option_error("{" + given + "} only applies with {engine=ray}.")
         _check_workers(self.workers)
         if self.gpus_per_worker < 0:
             raise option_error(

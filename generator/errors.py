@@ -71,15 +71,12 @@ def check_regular(path: Path, named: str, advice: str) -> None:
         return
     if stat.S_ISREG(mode):
         return
-    kind = (
-        "a named pipe (FIFO)"
-        if stat.S_ISFIFO(mode)
-        else "a device"
-        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-        else "a folder"
-        if stat.S_ISDIR(mode)
-        else "a socket or other special file"
-    )
+    kind = {
+        stat.S_IFIFO: "a named pipe (FIFO)",
+        stat.S_IFCHR: "a device",
+        stat.S_IFBLK: "a device",
+        stat.S_IFDIR: "a folder",
+    }.get(stat.S_IFMT(mode), "a socket or other special file")
     raise InputError(f"{named}: this is {kind}, not a regular file. {advice}")
 
 
@@ -116,7 +113,7 @@ def room_for(target: Path, option: str, kept: str) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        if exc.errno not in NO_ROOM or (exc.errno in DENIED and not _beside(exc, target)):
+        if exc.errno not in NO_ROOM or (exc.errno in DENIED and not _beside(_named(exc), target)):
             raise
         raise OutputError(no_room(exc, target, option, kept)) from exc
 
@@ -124,14 +121,19 @@ def room_for(target: Path, option: str, kept: str) -> Iterator[None]:
 DENIED = (errno.EACCES, errno.EPERM)
 
 
-def _beside(exc: OSError, target: Path) -> bool:
-    """Whether a refused file is where the build writes (beside `target`): a refused read of an
-    input elsewhere is not the output's to explain."""
+def _named(exc: OSError) -> str | None:
+    """The file a failed call names (a failed copy names its destination second: shutil)."""
     named = exc.filename2 if exc.filename2 is not None else exc.filename
-    if not isinstance(named, (str, bytes)):
+    return os.fsdecode(named) if isinstance(named, (str, bytes)) else None
+
+
+def _beside(where: str | None, target: Path) -> bool:
+    """Whether a failing file is where the build writes (beside `target`), or unnamed: a refused
+    read of an input elsewhere is not the output's to explain."""
+    if where is None:
         return True
     parent = Path(os.path.realpath(target)).parent
-    real = Path(os.path.realpath(os.fsdecode(named)))
+    real = Path(os.path.realpath(where))
     return real == parent or parent in real.parents
 
 
@@ -186,22 +188,18 @@ def as_it_was(target: Path, what: str = "site") -> str:
 
 def no_room(exc: OSError, target: Path, option: str, kept: str) -> str:
     """The message. A failing file outside `target`'s folder (a temporary folder, say) is named;
-    a write that names none is `target`'s only if its file system says so (`written_in`). A
-    failed copy names its source first and its destination second (shutil)."""
+    a write that names none is `target`'s only if its file system says so (`written_in`)."""
     code = exc.errno or 0
     reason = os.strerror(code)
-    named = exc.filename2 if exc.filename2 is not None else exc.filename
-    where = os.fsdecode(named) if isinstance(named, (str, bytes)) else None
-    parent = Path(os.path.realpath(target)).parent
-    if where is None and not _says(code, parent):
+    where = _named(exc)
+    if where is None and not _says(code, Path(os.path.realpath(target)).parent):
         fine = "is writable" if code == errno.EROFS else "has room"
         return (
             f"Cannot write a file ({reason}), but not into {target}, whose file system {fine}. "
             "A temporary or system folder may be the one (TMPDIR, or /dev/shm, which Python's "
             f"multiprocessing needs): make room there and try again. {kept}"
         )
-    real = Path(os.path.realpath(where)) if where is not None else None
-    if real is not None and real != parent and parent not in real.parents:
+    if not _beside(where, target):
         remedy = "Make it writable" if code in READ_ONLY else "Make room there"
         return f"Cannot write {where}: {reason}. {remedy} and try again. {kept}"
     return f"Cannot write {target}: {reason}. {NO_ROOM[code].format(option=option)} {kept}"

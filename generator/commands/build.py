@@ -3,7 +3,7 @@
 `build_site` is the library's entry point; the CLI only fills in a BuildConfig and shows progress.
 Each stage is its own module and can be tested alone (e.g. with a fake embedder). The embed
 stage's rows come from the local engine (engines/local.py) or, with `--embeddings`, from a
-Parquet store (store.py); the site stage (`collect_rows`) reads either the same way.
+Parquet store (store.py); the site's sink (`SiteRows`) takes either the same way.
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ import numpy as np
 
 from generator.analysis import streamed
 from generator.analysis.analyse import Analysis
+from generator.analysis.cached import cached_analysis
 from generator.analysis.streamed import assign, fit, logged, project, sample_rows
 from generator.commands.stages import (
     Embedded,
-    analyse_all,
+    SiteRows,
     check_enough,
     check_skipped,
-    collect_rows,
     discover_images,
     embed_images,
     from_store,
@@ -45,15 +45,10 @@ from generator.ingest.labels import (
 )
 from generator.report import Report
 from generator.site.exports import ASSIGNMENTS, write_arrays, write_assignments, write_exports
-from generator.site.payload import ImageRecord, SampledTotals, build_report
+from generator.site.payload import ImageRecord, ReportExtras, SampledTotals, build_report
 from generator.site.query import QueryModel, add_query, check_same_model
 from generator.site.render import render_site
-from generator.site.sitedir import (
-    carry_foreign,
-    check_output,
-    publish,
-    record_written,
-)
+from generator.site.sitedir import carry_foreign, check_output, publish, record_written
 from generator.storage.cache import EmbeddingCache
 from generator.storage.store import Store, _with_thumb, open_store
 from generator.types import (
@@ -102,29 +97,26 @@ def build_site(
     the size budget there), so a failure in it leaves the previous site untouched.
     """
     start = time.perf_counter()
+    store, found, labelling = None, None, None
     if config.embeddings is not None:
         check_output(config.output, (config.embeddings,))
-        store, found = open_store(config.embeddings), None  # checked before anything is written
-        labelling = None  # assigned from the store's paths, once they are read
+        store = open_store(config.embeddings)  # checked before anything is written
         if config.query:  # the store's model must be the one the page gets: said before work
             check_same_model(_query_model(config, store.model_info(store.dim), (0, 0)))
     else:
         found = discover_images(config)
-        store, labelling = (
-            None,
-            assign_labels(read_labels(config.labels), found) if config.labels else None,
-        )
+        if config.labels:
+            labelling = assign_labels(read_labels(config.labels), found)
     with open_run(config, embedder, model=found is not None) as run:
         if store is not None and store.count() > streamed.SAMPLED_ROWS:
             source = read_labels(config.labels) if config.labels else None
             report, images = build_sampled(store, config, run.staging, progress, source)
             report = _publish(config, run.staging, report, finish)
-            seconds = time.perf_counter() - start
-            return BuildResult(config.output, images, (), seconds, report, 0)
+            return BuildResult(config.output, images, (), time.perf_counter() - start, report, 0)
         if store is not None:
             embedded = from_store(store, config, run.staging, progress)
             skipped = embedded.skipped
-            if config.labels:
+            if config.labels:  # assigned from the store's paths, once they are read
                 rels = [r.rel for r in embedded.records]
                 labelling = labels_for_store(read_labels(config.labels), rels, embedded.prefixed)
         else:  # images: discovered above, the model planned by open_run
@@ -134,18 +126,16 @@ def build_site(
             skipped = found.skipped + embedded.skipped
         report = _report(embedded, skipped, config, labelling, run.cache, run.staging, found)
         report = _publish(config, run.staging, report, finish)
-    seconds = time.perf_counter() - start
-    aliases = found.aliases if found is not None else ()
-    unsupported = found.unsupported if found is not None else ()
+    walked = found or Discovery((), ())  # a store: no aliases, no files left unread
     return BuildResult(
         config.output,
         len(embedded.records),
         skipped,
-        seconds,
+        time.perf_counter() - start,
         report,
         embedded.embedded,
-        aliases,
-        unsupported,
+        walked.aliases,
+        walked.unsupported,
     )
 
 
@@ -173,22 +163,12 @@ def _report(
     (None for a store), for the page's aliases and its notes on the files it could not read."""
     check_skipped(config.strict, skipped)
     check_enough(len(embedded.records), skipped)
-    analysis, extras = analyse_all(embedded, config, labelling, cache)
+    analysis = cached_analysis(embedded.features, config, cache)  # PCA and K-means, or the cache's
+    extras = report_extras(embedded.records, embedded.features, analysis, labelling)
     if found is not None:
         notes = (*extras.notes, *unsupported_notes(found.unsupported))
         extras = replace(extras, aliases=found.aliases, notes=notes)
-    title = config.title or Message.of(config.title_key)
-    report = build_report(
-        title,
-        embedded.records,
-        skipped,
-        analysis,
-        embedded.info,
-        config.seed,
-        extras,
-        lang=config.lang,
-        display_points=config.display_points,
-    )
+    report = _build_report(config, embedded.records, skipped, analysis, embedded.info, extras)
     phase.info("writing site…")
     query = _query_model(config, embedded.info, embedded.sizes) if config.query else None
     report = write_site(report, staging, config, embedded.features, analysis, query)
@@ -197,6 +177,31 @@ def _report(
     if config.export_embeddings:
         write_arrays(staging, embedded.features, analysis.coords)
     return report
+
+
+def _build_report(
+    config: BuildConfig,
+    records: Sequence[ImageRecord],
+    skipped: Sequence[SkippedImage],
+    analysis: Analysis,
+    info: ModelInfo,
+    extras: ReportExtras,
+    sampled: SampledTotals | None = None,
+) -> Report:
+    """The report, with what the options decide: the title, the seed, the language, the points."""
+    title = config.title or Message.of(config.title_key)
+    return build_report(
+        title,
+        records,
+        skipped,
+        analysis,
+        info,
+        config.seed,
+        extras,
+        lang=config.lang,
+        display_points=config.display_points,
+        sampled=sampled,
+    )
 
 
 def write_site(
@@ -223,68 +228,37 @@ def _query_model(config: BuildConfig, info: ModelInfo, sizes: tuple[int, int]) -
     return QueryModel(info, config.weights, config.seed, config.cache_dir, sizes)
 
 
-def sampled_note(rows: int, shown: int) -> Message:
-    return Message.of("note_sampled", rows=f"{rows:,}", shown=f"{shown:,}")
-
-
 def build_sampled(
     store: Store, config: BuildConfig, site: Path, progress: Progress, labels: LabelSource | None
 ) -> tuple[Report, int]:
     """The report and site of a store above SAMPLED_ROWS rows: the sample on the page, the
     aggregates over every row. Returns the report and the number of rows with an embedding."""
-
     progress = logged(progress)
     total = store.count()
     with progress("Streaming the PCA", total) as advance:
         projection = project(store, advance=advance)
     log.info("PCA of %d rows; %d sampled rows", projection.rows, len(projection.sample))
     phase.info("reading the sample's %d rows…", len(projection.sample))
-    size, previews = config.thumb_size, config.preview_size > 0
-    rows = [
-        _with_thumb(r, config.images_root, size, previews) for r in sample_rows(store, projection)
-    ]
-    records, features, _ = collect_rows(rows, site)
+    sink = SiteRows(site)
+    for row in sample_rows(store, projection):
+        sink.add(_with_thumb(row, config.images_root, config.thumb_size, config.preview_size > 0))
+    records, features = tuple(sink.records), sink.stacked()
     phase.info("clustering the sample, k = 2…%d…", min(config.k_max, len(records)))
     analysis = fit(projection, features, config.k_max, config.seed)
-    analysis = replace(analysis, notes=(sampled_note(projection.rows, len(records)),))
+    sampled = Message.of("note_sampled", rows=f"{projection.rows:,}", shown=f"{len(records):,}")
+    analysis = replace(analysis, notes=(sampled,))
     with progress("Assigning every row", total) as advance:
         sizes = assign(store, projection, analysis, site / ASSIGNMENTS, advance)
     phase.info("similar images in the sample, report…")
-    totals = SampledTotals(projection.rows, total - projection.rows, sizes)
-    report = _sampled_report(store, config, records, features, analysis, labels, totals)
-    info = store.model_info(int(features.shape[1]) if len(features) else None)
-    sizes = (store.thumb_size or 0, store.preview_size)
-    query = _query_model(config, info, sizes) if config.query else None
-    report = write_site(report, site, config, features, analysis, query)
-    return report, projection.rows
-
-
-def _sampled_report(
-    store: Store,
-    config: BuildConfig,
-    records: Sequence[ImageRecord],
-    features: np.ndarray,
-    analysis: Analysis,
-    labels: LabelSource | None,
-    totals: SampledTotals,
-) -> Report:
-    """The report of the sample, with the totals over every row."""
     labelling = None
     if labels is not None:
         labelling = labels_for_store(labels, [r.rel for r in records], store.prefixed)
     # the N² passes run on the sample only: its near-duplicates and similar images
     extras = report_extras(records, features, analysis, labelling)
-    title = config.title or Message.of(config.title_key)
     info = store.model_info(int(features.shape[1]) if len(features) else None)
-    return build_report(
-        title,
-        records,
-        (),
-        analysis,
-        info,
-        config.seed,
-        extras,
-        lang=config.lang,
-        display_points=config.display_points,
-        sampled=totals,
-    )
+    totals = SampledTotals(projection.rows, total - projection.rows, sizes)
+    report = _build_report(config, records, (), analysis, info, extras, totals)
+    sizes = (store.thumb_size or 0, store.preview_size)
+    query = _query_model(config, info, sizes) if config.query else None
+    report = write_site(report, site, config, features, analysis, query)
+    return report, projection.rows

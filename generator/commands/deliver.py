@@ -89,14 +89,14 @@ def _deliver(config: BuildConfig, progress: Progress, embedder: Embedder | None)
         result = build_site(config, progress, embedder, finish=fitter)
     built = f"The site in {output} is built. {as_it_was(zip_file, 'zip')}"
     with room_for(zip_file, "--zip", built):
-        size = write_zip(output, zip_file)
+        size = _write_atomic(zip_file, lambda f: zip_site(output, top, f))
     return Delivery(result, zip_file, size, fitter.fit if fitter else None)
 
 
 def _deliver_single(config: BuildConfig, progress: Progress, embedder: Embedder | None) -> Delivery:
     """Build the site in a marked work folder beside the target, inline it, write one file."""
     target = config.output
-    check_single_target(target)
+    _check_replaceable(target, is_single_file, "-o")
     work = _open_work(target)
     try:
         site = work / "site"
@@ -152,17 +152,15 @@ def zip_entries(entries: Iterable[tuple[str, bytes]], out: IO[bytes]) -> None:
         archive.comment = ZIP_COMMENT
 
 
+def zip_site(site: Path, top: str, out: IO[bytes]) -> None:
+    """The site's files under the one folder `top`."""
+    zip_entries(((f"{top}/{rel}", path.read_bytes()) for rel, path in site_files(site)), out)
+
+
 def zip_bytes(site: Path, top: str) -> bytes:
     out = io.BytesIO()
-    zip_entries(((f"{top}/{rel}", path.read_bytes()) for rel, path in site_files(site)), out)
+    zip_site(site, top, out)
     return out.getvalue()
-
-
-def write_zip(site: Path, target: Path) -> int:
-    """Zip `site` into `target` (written beside it, then swapped in); returns its size."""
-    top = zip_top(target)
-    entries = ((f"{top}/{rel}", path.read_bytes()) for rel, path in site_files(site))
-    return _write_atomic(target, lambda f: zip_entries(entries, f))
 
 
 def is_our_zip(path: Path) -> bool:
@@ -186,10 +184,6 @@ def check_zip_target(target: Path, output: Path) -> None:
             "Write the zip somewhere else."
         )
     _check_replaceable(target, is_our_zip, "--zip")
-
-
-def check_single_target(target: Path) -> None:
-    _check_replaceable(target, is_single_file, "-o")
 
 
 def _check_replaceable(target: Path, ours: Callable[[Path], bool], option: str) -> None:
@@ -232,11 +226,10 @@ def _open_work(target: Path) -> Path:
         parent.mkdir(parents=True, exist_ok=True)
         for leftover in sorted(parent.glob(f"{prefix}*")):
             discard(leftover)
-        work = open_marked(parent, prefix)
+        return open_marked(parent, prefix)
     except OSError as exc:
         why = f"Cannot write beside {target} ({exc.strerror or exc})."
         raise cannot_write(exc, target, "-o", why) from exc
-    return work
 
 
 def _write_atomic(target: Path, write: Callable[[IO[bytes]], object]) -> int:

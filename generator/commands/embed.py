@@ -16,13 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from generator.analysis.streamed import logged
-from generator.commands.stages import (
-    EngineSource,
-    check_skipped,
-    embed_options,
-    find_images,
-    pour,
-)
+from generator.commands.stages import EngineSource, check_skipped, embed_options, find_images, pour
 from generator.config import EmbedConfig
 from generator.engines.local import LocalEngine
 from generator.engines.runner import EmbedOptions, Engine, Known

@@ -1,12 +1,10 @@
 """`dinoclust query PHOTO... --site SITE`: where each photo belongs in a site built with --query.
 
-The Python side of the page's "Find where a photo belongs", for scripts and for the page's own
-test: each photo is decoded by the build's decoder (ingest/imaging.decode: EXIF orientation,
-RGB, 224×224) and embedded by the model the options name, which must be the site's (the same
-weights id). Then, with the numbers of the site's query/index.js, which the page reads too:
-for every k the nearest centre in PCA space, the distance to it and that cluster's typical
-range (p50, p90 of its members' distances); and the 12 most similar images by cosine over the
-int8 index the page searches.
+The page's "Find where a photo belongs" in Python, for scripts and the page's own test: each
+photo goes through the build's decoder and the model the options name (the site's weights id),
+then through the numbers of the site's query/index.js, which the page reads too: for every k the
+nearest centre in PCA space and that cluster's typical range (p50, p90 of its members'
+distances), and the 12 most similar images by cosine over the int8 index the page searches.
 """
 
 from __future__ import annotations
@@ -24,7 +22,7 @@ from generator.config import QueryConfig
 from generator.errors import ConfigError, InputError, ModelError
 from generator.ingest.imaging import DecodeError, decode
 from generator.model.vit import PREPROCESS
-from generator.report import Report, read_report
+from generator.report import read_report
 from generator.site.query import NEIGHBOURS, how_to_name, read_index, unb64
 from generator.types import Embedder
 
@@ -100,7 +98,12 @@ class SiteIndex:
             raise InputError(
                 f"--site {site}: no such folder. Name the folder a `dinoclust build --query` wrote."
             )
-        report = _report(site)
+        if not (site / "report.json").is_file():
+            raise InputError(
+                f"--site {site}: no report.json, so not a dinoclust site. Name the folder a "
+                "`dinoclust build --query` wrote."
+            )
+        report = read_report(site / "report.json")
         data = read_index(site)
         n, dim = int(data["n"]), int(data["dim"])
         mean = unb64(data["pca"]["mean"], "<f4")
@@ -142,16 +145,6 @@ class SiteIndex:
         return Answer(photo, tuple(float(c) for c in coords), tuple(placements), similar)
 
 
-def _report(site: Path) -> Report:
-    path = site / "report.json"
-    if not path.is_file():
-        raise InputError(
-            f"--site {site}: no report.json, so not a dinoclust site. Name the folder a "
-            "`dinoclust build --query` wrote."
-        )
-    return read_report(path)
-
-
 def query_photos(config: QueryConfig, embedder: Embedder | None = None) -> list[Answer]:
     """Every photo's answer, in the order given; the first unusable photo stops with its error."""
     from generator.model.vit import weights_id
@@ -165,12 +158,11 @@ def query_photos(config: QueryConfig, embedder: Embedder | None = None) -> list[
             f"{how_to_name(index.weights_id)}, the site's weights."
         )
     pixels = np.stack([photo_pixels(photo, index.sizes) for photo in config.photos])
-    if embedder is not None:
-        features = embedder(pixels)
-    else:
-        lazy = _site_model(config, index.model)
-        with closing(lazy):
+    if embedder is None:
+        with closing(_site_model(config, index.model)) as lazy:
             features = lazy(pixels)
+    else:
+        features = embedder(pixels)
     features = np.asarray(features, dtype=np.float32)
     return [
         index.answer(str(photo), feature)

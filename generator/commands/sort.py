@@ -28,22 +28,11 @@ from generator.analysis.cached import cached_analysis
 from generator.analysis.metrics import suggest_k
 from generator.commands.stages import check_skipped, discover_images, embed_images, open_run
 from generator.config import SortConfig
-from generator.errors import (
-    NO_ROOM,
-    InputError,
-    OutputError,
-    as_it_was,
-    room_for,
-)
+from generator.errors import NO_ROOM, InputError, OutputError, as_it_was, room_for
 from generator.ingest.labels import assign_labels, read_labels
 from generator.site.exports import csv_text, spreadsheet_plain
 from generator.site.payload import DECIMALS
-from generator.site.sitedir import (
-    carry_foreign,
-    files_below,
-    output_lock,
-    publish,
-)
+from generator.site.sitedir import carry_foreign, files_below, output_lock, publish
 from generator.types import Embedder, Progress, SkippedImage, SourceImage, no_progress
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,6 @@ from typing import Protocol
 import numpy as np
 
 from generator.analysis.analyse import Analysis, compare_labels, prefetch_analysis
-from generator.analysis.cached import cached_analysis
 from generator.analysis.duplicates import find_similar
 from generator.config import K_MIN, BuildConfig, EmbedConfig
 from generator.engines.local import LocalEngine
@@ -205,10 +204,15 @@ class SiteRows:
         self.vectors.append(row.vector)
 
     def stacked(self) -> np.ndarray:
-        """The vectors as one float32 matrix, in row order."""
         if not self.vectors:
             return np.empty((0, 0), dtype=np.float32)
         return np.stack(self.vectors).astype(np.float32, copy=False)
+
+    def embedded(
+        self, info: ModelInfo, embedded: int, prefixed: bool, sizes: tuple[int, int]
+    ) -> Embedded:
+        records, skipped = tuple(self.records), tuple(self.skipped)
+        return Embedded(records, self.stacked(), skipped, info, embedded, prefixed, sizes)
 
 
 def embed_images(
@@ -225,7 +229,7 @@ def embed_images(
     sink = SiteRows(site)
     pour(EngineSource(engine, images), progress, sink)
     prefixed, sizes = len(config.inputs) > 1, (config.thumb_size, config.preview_size)
-    return _embedded(sink, embedder.info, engine.embedded, prefixed, sizes)
+    return sink.embedded(embedder.info, engine.embedded, prefixed, sizes)
 
 
 def embed_options(config: BuildConfig | EmbedConfig, workers: bool = True) -> EmbedOptions:
@@ -249,14 +253,7 @@ def from_store(
     dim = len(sink.vectors[0]) if sink.vectors else store.dim
     log.info("read %d embeddings (D = %d) from %s", len(sink.records), dim, config.embeddings)
     sizes = (store.thumb_size or 0, store.preview_size)
-    return _embedded(sink, store.model_info(dim), 0, store.prefixed, sizes)
-
-
-def _embedded(
-    sink: SiteRows, info: ModelInfo, embedded: int, prefixed: bool, sizes: tuple[int, int]
-) -> Embedded:
-    records, skipped = tuple(sink.records), tuple(sink.skipped)
-    return Embedded(records, sink.stacked(), skipped, info, embedded, prefixed, sizes)
+    return sink.embedded(store.model_info(dim), 0, store.prefixed, sizes)
 
 
 def counted(rows: Iterable[Row], advance: Callable[[int], None], step: int = 500) -> Iterator[Row]:
@@ -269,16 +266,6 @@ def counted(rows: Iterable[Row], advance: Callable[[int], None], step: int = 500
             n = 0
         yield row
     advance(n)
-
-
-def collect_rows(
-    rows: Iterable[Row], site: Path | None
-) -> tuple[tuple[ImageRecord, ...], np.ndarray, tuple[SkippedImage, ...]]:
-    """Rows already at hand (the sampled build's sample) through the site's sink."""
-    sink = SiteRows(site)
-    for row in rows:
-        sink.add(row)
-    return tuple(sink.records), sink.stacked(), tuple(sink.skipped)
 
 
 def save_thumb(site: Path | None, row: Row) -> ImageRecord:
@@ -321,14 +308,3 @@ def report_extras(
     source = labelling.name if labelling else None
     notes = labelling.notes() if labelling else ()
     return ReportExtras(comparison, source, duplicates, neighbours, notes=notes)
-
-
-def analyse_all(
-    embedded: Embedded,
-    config: BuildConfig,
-    labelling: Labelling | None,
-    cache: EmbeddingCache | None = None,
-) -> tuple[Analysis, ReportExtras]:
-    """PCA and K-means (from the cache when nothing changed), then the report's extras."""
-    analysis = cached_analysis(embedded.features, config, cache)
-    return analysis, report_extras(embedded.records, embedded.features, analysis, labelling)
