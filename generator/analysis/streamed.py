@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from generator.analysis.analyse import MAX_COMPONENTS, Analysis, Clustering, kmeans
+from generator.analysis.analyse import MAX_COMPONENTS, Analysis, distinct_points, sweep
 from generator.config import K_MIN
 from generator.errors import InputError
 from generator.storage.store import (
@@ -428,18 +428,12 @@ def sample_rows(store: Store, projection: Projection) -> list[Row]:
 def fit(projection: Projection, sample: np.ndarray, k_max: int, seed: int) -> Analysis:
     """K-means for each k on the sample's PCA coordinates (ids stable across k)."""
     coords = projection(sample)
-    clusterings: dict[int, Clustering] = {}
-    previous = None
-    for k in range(K_MIN, min(k_max, len(coords)) + 1):
-        clusterings[k] = kmeans(coords, k, seed, previous)
-        previous = clusterings[k].labels
-    distinct = len(np.unique(np.round(coords, 6), axis=0))
     return Analysis(
         coords,
         projection.explained_variance_ratio,
-        clusterings,
+        sweep(coords, k_max, seed),
         len(projection.mean),
-        distinct,
+        distinct_points(coords),
         (),
         projection.mean,
         projection.components,
