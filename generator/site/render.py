@@ -19,6 +19,7 @@ from generator.analysis.experiment import experiment_markdown
 from generator.i18n import LANGS, templates_dir, translate, ui_strings
 from generator.model.vit import MODEL_NAME
 from generator.report import Report
+from generator.site.exports import write_text
 from generator.site.payload import (
     assignments_csv,
     page_data,
@@ -58,22 +59,28 @@ def render_site(report: Report, site: Path, lang: str = "en") -> None:
     ignore = None if query else shutil.ignore_patterns(*QUERY_ASSETS)
     shutil.copytree(templates / "static", site / "static", dirs_exist_ok=True, ignore=ignore)
     shutil.copyfile(plotly_path, site / plotly_name)
-    _write(site / "index.html", render_index(report, plotly_name, lang=lang))
+    write_text(site / "index.html", render_index(report, plotly_name, lang=lang))
     (site / NEIGHBOURS_JS).parent.mkdir(exist_ok=True)
     env = environment(lang)
-    _write(
+    write_text(
         site / NEIGHBOURS_JS,
         env.get_template("neighbours.js").render(neighbours=page_neighbours(report)),
     )
     for k in report.k_values:
-        _write(
+        write_text(
             site / DISTANCES_JS.format(k=k),
             env.get_template("distances.js").render(k=k, distances=page_distances(report, k)),
         )
-    _write(site / "report.json", report_json(report))
-    _write(site / REPORT_MD, experiment_markdown(report, lang))
-    _write(site / "assignments.csv", assignments_csv(report))
-    _write(site / ".nojekyll", "")
+    write_text(site / "report.json", report_json(report))
+    write_text(site / REPORT_MD, experiment_markdown(report, lang))
+    write_text(site / "assignments.csv", assignments_csv(report))
+    write_text(site / ".nojekyll", "")
+
+
+def site_images(report: Report) -> list[str]:
+    """The thumbnails and previews in the site, each once, sorted."""
+    previews = {image.preview for image in report.images if image.preview}
+    return sorted({image.thumb for image in report.images} | previews)
 
 
 def render_index(report: Report, plotly_src: str, single: Any = None, lang: str = "en") -> str:
@@ -133,7 +140,3 @@ def _translatable(lang: str, key: str, args: dict[str, Any]) -> Markup:
     return Markup('<span data-i18n="{}" data-i18n-args="{}">{}</span>').format(
         key, escape(encoded), text
     )
-
-
-def _write(path: Path, text: str) -> None:
-    path.write_text(text, encoding="utf-8", newline="\n")
