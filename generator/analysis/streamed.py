@@ -17,7 +17,6 @@ assignments.parquet (`write_assignments`).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from generator.analysis.analyse import MAX_COMPONENTS, Analysis, distinct_points, sweep
+from generator.analysis.sample import path_rank
 from generator.config import K_MIN
 from generator.errors import InputError
 from generator.storage.store import (
@@ -208,20 +208,6 @@ def _fast_vectors(column: Any) -> tuple[np.ndarray, np.ndarray] | None:
     if not np.isfinite(vectors).all():
         return None  # the general reader names the row
     return vectors, valid
-
-
-def path_rank(paths: Sequence[str] | Any) -> np.ndarray:
-    """A deterministic pseudo-random rank per path (the first 8 bytes of its sha256). Takes a
-    list of str, or an Arrow string array (read as bytes: no str objects made)."""
-    import pyarrow as pa
-
-    if isinstance(paths, (pa.Array, pa.ChunkedArray)):
-        raw = paths.cast(pa.binary()).to_pylist()
-    else:
-        raw = [p.encode() for p in paths]
-    sha = hashlib.sha256
-    digests = b"".join([sha(p).digest()[:8] for p in raw])
-    return np.frombuffer(digests, dtype=">u8").astype(np.uint64)
 
 
 @dataclass
