@@ -168,12 +168,9 @@ def kmeans(
 
 
 def match_ids(previous: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
-    """`mapping[c]`: the stable id of cluster c (0 … k-1) of `labels`.
-
-    Clusters are assigned one-to-one to the ids in `previous` so that the summed overlap is as
-    large as possible (Hungarian algorithm); clusters left over take the next free ids, in the
-    order they have in `labels` (by size).
-    """
+    """`mapping[c]`: the stable id of cluster c (0 … k-1) of `labels`: one-to-one to the ids in
+    `previous` with the largest summed overlap (Hungarian algorithm); clusters left over take
+    the next free ids, in their order in `labels` (by size)."""
     from scipy.optimize import linear_sum_assignment
 
     k_prev = int(previous.max()) + 1

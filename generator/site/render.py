@@ -46,12 +46,9 @@ def plotly_js() -> tuple[Path, str]:
 
 
 def render_site(report: Report, site: Path, lang: str = "en") -> None:
-    """Write index.html, report.json, assignments.csv and the static assets into `site`.
-
-    A report with `query` (build --query, whose files site/query.py wrote) gives the page the
-    "Find where a photo belongs" control with its script and style; without it, not one byte of
-    the site changes.
-    """
+    """Write index.html, report.json, assignments.csv and the static assets into `site`. Only a
+    report with `query` (whose files site/query.py wrote) adds the control's script and style:
+    without it, not one byte of the site changes."""
     templates = templates_dir()
     plotly_path, plotly_version = plotly_js()
     plotly_name = f"static/js/plotly-{plotly_version}.min.js"
@@ -84,12 +81,9 @@ def site_images(report: Report) -> list[str]:
 
 
 def render_index(report: Report, plotly_src: str, single: Any = None, lang: str = "en") -> str:
-    """The page itself; every user string goes through autoescaping or `tojson`.
-
-    `single` (singlefile.Inline) inlines the scripts and styles, for the one-file variant. The page
-    is written in `lang`; it carries every language's strings so that the reader can switch.
-    Only a report with `query` (--query) gives the page the control and its strings.
-    """
+    """The page; every user string goes through autoescaping or `tojson`. `single`
+    (singlefile.Inline): the one-file variant's inlined assets. Written in `lang`, it carries
+    every language's strings so that the reader can switch (the query's only with `query`)."""
     if lang not in LANGS:
         raise ValueError(f"unknown language {lang!r}: use one of {', '.join(LANGS)}")
     query = report.query is not None

@@ -52,13 +52,10 @@ class Inline:
 
 
 def render_single(report: Report, site: Path, lang: str = "en", query: bool = True) -> str:
-    """The one-file page for `report`, whose thumbnails are read from the built `site` folder.
-
-    It inlines exactly the scripts and stylesheets the folder page loads, in the same order, so
-    that a script added to index.html reaches the single file without a second list to keep.
-    A --query report's page carries the query files too, unless `query` is False (the
-    notebook's copy), whose page then says why it has no control.
-    """
+    """The one-file page for `report`, thumbnails read from the built `site`. It inlines exactly
+    the scripts and stylesheets the folder page loads, in order, so that a script added to
+    index.html needs no second list. A --query report's page carries the query files too,
+    unless `query` is False (the notebook's copy, whose page says why it has no control)."""
     assets = _Assets()
     assets.feed(render_index(report, PLOTLY_SRC))
     blocks = query_blocks(report, site) if query else ()
