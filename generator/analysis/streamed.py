@@ -132,7 +132,7 @@ class Projection:
     explained_variance_ratio: np.ndarray  # (C,)
     rows: int  # rows with an embedding
     sample: np.ndarray  # (S,) the sampled rows' numbers (over all parts' rows), ascending
-    sample_vectors: np.ndarray | None = None  # (S, D) float32, kept by pass 1 for pass 2
+    sample_vectors: np.ndarray  # (S, D) float32, kept by pass 1 for pass 2
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return (np.asarray(x, dtype=np.float64) - self.mean) @ self.components.T
@@ -346,8 +346,8 @@ def project(
     if n < K_MIN:
         raise InputError(f"Clustering needs at least {K_MIN} images; only {n} could be used.")
     order = np.argsort(sample.rows)
-    vectors = sample.vectors[order] if sample.vectors is not None else None
-    return _pca(total, outer, n, sample.rows[order], vectors)
+    vectors = sample.vectors if sample.vectors is not None else np.zeros((0, dim or 0), np.float32)
+    return _pca(total, outer, n, sample.rows[order], vectors[order])
 
 
 def _pca(
@@ -355,7 +355,7 @@ def _pca(
     outer: np.ndarray,
     n: int,
     sample: np.ndarray,
-    sample_vectors: np.ndarray | None,
+    sample_vectors: np.ndarray,
 ) -> Projection:
     mean = total / n
     covariance = (outer - n * np.outer(mean, mean)) / max(n - 1, 1)
@@ -391,18 +391,9 @@ def sample_rows(store: Store, projection: Projection) -> list[Row]:
             errors = json.loads(meta.get(META_ERRORS_I18N) or "{}")
             names = [n for n in pq.read_schema(readable(path)).names if n != "embedding"]
             table = pq.read_table(readable(path), columns=names).take(wanted - start)
-            if kept is not None:
-                vectors = kept[picked]
-                embedding = pa.FixedSizeListArray.from_arrays(
-                    pa.array(vectors.ravel()), vectors.shape[1]
-                )
-            else:
-                embedding = (
-                    pq.read_table(readable(path), columns=["embedding"])
-                    .column(0)
-                    .take(wanted - start)
-                    .combine_chunks()
-                )
+            vectors = kept[picked]
+            flat = pa.array(vectors.ravel())
+            embedding = pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1])
             table = table.append_column("embedding", embedding)
             for batch in table.to_batches():
                 found, _ = _batch_rows(batch, path, 0, store.dim or None, errors, {})
