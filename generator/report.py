@@ -11,7 +11,6 @@ it is None (the sampled report's extra keys); any other None is written as null.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import operator
 import types
@@ -216,7 +215,7 @@ class Report:
 
     def to_json(self) -> dict[str, Any]:
         """The report as plain JSON data (dicts and lists), as report.json holds it."""
-        return _write_record(self, _fields(Report))
+        return json.loads(json.dumps(self, default=json_default))
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Report:
@@ -257,8 +256,8 @@ def _parts(hint: Any) -> tuple[Any, tuple[Any, ...]]:
 
 
 def json_default(value: Any) -> Any:
-    """json.dumps's `default` for a Report: each record as a dict of its fields, one level at a
-    time (tuples are written as arrays as they are), so the text needs no to_json() copy."""
+    """json.dumps's `default` for a Report, its one JSON writer: each record as a dict of its
+    fields, one level at a time (tuples are written as arrays as they are)."""
     write = _SHALLOW.get(type(value))  # a dict lookup first: called once per image
     if write is None:
         if isinstance(value, Mapping):
@@ -278,7 +277,7 @@ _SHALLOW: dict[type, Callable[[Any], Any]] = {}
 def _shallow(cls: type) -> Callable[[Any], dict[str, Any]]:
     """A record's fields as a dict, values as they are; `absent()` ones left out when None."""
     names = tuple(f.name for f in dataclasses.fields(cls))
-    absent = {name for name, _, optional in _fields(cls) if optional}
+    absent = {f.name for f in dataclasses.fields(cls) if f.metadata.get(_ABSENT)}
     values = operator.attrgetter(*names)
     if not absent:
         return lambda value: dict(zip(names, values(value), strict=True))
@@ -293,61 +292,8 @@ def _shallow(cls: type) -> Callable[[Any], dict[str, Any]]:
 def json_fields(record: Any, names: Iterable[str]) -> dict[str, Any]:
     """Some of a record's fields as JSON data; an `absent()` one that is None is left out."""
     wanted = set(names)
-    return _write_record(record, [f for f in _fields(type(record)) if f[0] in wanted])
-
-
-_Field = tuple[str, "Callable[[Any], Any] | None", bool]  # name, writer (None: as it is), absent()
-
-
-@cache
-def _fields(cls: type) -> list[_Field]:
-    hints = _hints(cls)
-    return [
-        (f.name, _writer(hints[f.name]), bool(f.metadata.get(_ABSENT)))
-        for f in dataclasses.fields(cls)
-    ]
-
-
-def _write_record(value: Any, fields: list[_Field]) -> dict[str, Any]:
-    out = {}
-    for name, write, optional in fields:
-        item = getattr(value, name)
-        if item is None:
-            if not optional:
-                out[name] = None
-        else:
-            out[name] = item if write is None else write(item)
-    return out
-
-
-@cache
-def _writer(hint: Any) -> Callable[[Any], Any] | None:
-    """How a value of type `hint` becomes JSON data; None where it already is."""
-    origin, args = _parts(hint)
-    if dataclasses.is_dataclass(hint):
-        return functools.partial(_write_record, fields=_fields(hint))
-    if origin is Union:
-        inner = _writer(next(a for a in args if a is not type(None)))
-        if inner is None:
-            return None
-        return lambda value: None if value is None else inner(value)
-    if origin is tuple:
-        each = _writer(args[0]) if len(set(args) - {Ellipsis}) == 1 else _mixed(args)
-        if each is None:
-            return list
-        return lambda value: [each(v) for v in value]
-    if origin is Mapping:
-        each = _writer(args[1])
-        if each is None:
-            return dict
-        return lambda value: {k: each(v) for k, v in value.items()}
-    return None
-
-
-def _mixed(args: tuple[Any, ...]) -> Any:
-    if any(_writer(a) is not None for a in args if a is not Ellipsis):
-        raise TypeError(f"a tuple of records of several kinds: {args}")
-    return None
+    kept = {name: value for name, value in json_default(record).items() if name in wanted}
+    return json.loads(json.dumps(kept, default=json_default))
 
 
 @cache

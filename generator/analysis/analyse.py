@@ -76,19 +76,32 @@ def analyse(features: np.ndarray, k_max: int, seed: int) -> Analysis:
             "Add more images to the input."
         )
     coords, ratio, mean, components = pca(features, seed)
-    distinct = len(np.unique(np.round(coords, 6), axis=0))
+    distinct = distinct_points(coords)
     notes = []
     if coords.shape[1] < min(MAX_COMPONENTS, dim):
         notes.append(Message.of("note_pca_few", n=coords.shape[1]))
     if distinct < min(k_max, n):
         notes.append(Message.of("note_distinct", distinct=distinct, n=n))
+    sample = silhouette_sample(coords, seed)  # the same distances serve every k
+    clusterings = sweep(coords, k_max, seed, sample)
+    return Analysis(coords, ratio, clusterings, dim, distinct, tuple(notes), mean, components)
+
+
+def sweep(
+    coords: np.ndarray, k_max: int, seed: int, sample: SilhouetteSample | None = None
+) -> dict[int, Clustering]:
+    """K-means for k = 2 … min(k_max, N), each k's ids matched to those of k-1."""
     clusterings: dict[int, Clustering] = {}
     previous: np.ndarray | None = None
-    sample = silhouette_sample(coords, seed)  # the same distances serve every k
-    for k in range(K_MIN, min(k_max, n) + 1):
+    for k in range(K_MIN, min(k_max, len(coords)) + 1):
         clusterings[k] = kmeans(coords, k, seed, previous, sample)
         previous = clusterings[k].labels
-    return Analysis(coords, ratio, clusterings, dim, distinct, tuple(notes), mean, components)
+    return clusterings
+
+
+def distinct_points(coords: np.ndarray) -> int:
+    """Points that differ in the 6th decimal: fewer than k leave clusters empty or split ties."""
+    return len(np.unique(np.round(coords, 6), axis=0))
 
 
 def pca(features: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -155,17 +168,13 @@ def kmeans(
 
 
 def match_ids(previous: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
-    """`mapping[c]`: the stable id of cluster c (0 … k-1) of `labels`.
-
-    Clusters are assigned one-to-one to the ids in `previous` so that the summed overlap is as
-    large as possible (Hungarian algorithm); clusters left over take the next free ids, in the
-    order they have in `labels` (by size).
-    """
+    """`mapping[c]`: the stable id of cluster c (0 … k-1) of `labels`: one-to-one to the ids in
+    `previous` with the largest summed overlap (Hungarian algorithm); clusters left over take
+    the next free ids, in their order in `labels` (by size)."""
     from scipy.optimize import linear_sum_assignment
 
     k_prev = int(previous.max()) + 1
-    overlap = np.zeros((k_prev, k), dtype=np.int64)
-    np.add.at(overlap, (previous, labels), 1)
+    overlap = contingency(previous, labels, k_prev, k)
     rows, cols = linear_sum_assignment(overlap, maximize=True)
     mapping = np.full(k, -1, dtype=np.int64)
     mapping[cols] = rows
@@ -178,9 +187,7 @@ def match_ids(previous: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
 
 def flows(before: np.ndarray, after: np.ndarray, k_after: int) -> list[tuple[int, int, int]]:
     """(cluster at k, cluster at k+1, images) for every non-empty pair: the Sankey's links."""
-    k_before = int(before.max()) + 1
-    counts = np.zeros((k_before, k_after), dtype=np.int64)
-    np.add.at(counts, (before, after), 1)
+    counts = contingency(before, after, int(before.max()) + 1, k_after)
     return [(int(i), int(j), int(counts[i, j])) for i, j in zip(*np.nonzero(counts), strict=True)]
 
 

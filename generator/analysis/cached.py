@@ -3,6 +3,7 @@ here and kept in the cache's SQLite table as bytes (the cache knows nothing of a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -20,11 +21,8 @@ from generator.version import package_version
 
 phase = logging.getLogger(PHASE_LOGGER)
 
-
 # A change to the code that computes or packs the results invalidates old ones.
 ANALYSIS_SOURCES = ("analyse.py", "metrics.py", "cached.py")
-
-
 ANALYSIS_PACKAGES = ("numpy", "scikit-learn", "scipy")  # their versions key cached analyses
 
 
@@ -108,21 +106,14 @@ def cached_analysis(
     if cache is None:
         return _analyse(features, config)
     key = analysis_key(features, config.k_max, config.seed)
-    analysis = _unpacked(cache.analysis(key))
-    if analysis is None:
-        analysis = _analyse(features, config)
-        cache.put_analysis(key, pack_analysis(analysis))
+    data = cache.analysis(key)
+    if data is not None:
+        # a damaged entry is computed again, never a crash
+        with contextlib.suppress(ValueError, KeyError, OSError, TypeError):
+            return unpack_analysis(data)
+    analysis = _analyse(features, config)
+    cache.put_analysis(key, pack_analysis(analysis))
     return analysis
-
-
-def _unpacked(data: bytes | None) -> Analysis | None:
-    """The cached analysis; None when absent or damaged (computed again, never a crash)."""
-    if data is None:
-        return None
-    try:
-        return unpack_analysis(data)
-    except (ValueError, KeyError, OSError, TypeError):
-        return None
 
 
 def _analyse(features: np.ndarray, config: BuildConfig) -> Analysis:

@@ -13,7 +13,7 @@ from typing import Any
 
 from generator.i18n import Message, translate
 from generator.ingest.labels import TOP_LEVEL
-from generator.report import I18n, Report, Skipped
+from generator.report import I18n, Report
 
 PURITY_GOOD = 0.8  # the assessment rule's purity threshold (ASSESSMENTS)
 ASSESSMENTS = ("insufficient", "good", "over")  # xr_assess_<word>
@@ -76,11 +76,20 @@ def _num(value: float | None) -> str:
     return f"{value:.1f}" if abs(value) >= 100 else f"{value:.3f}"
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+def md_table(
+    header: Sequence[str], rows: Sequence[Sequence[str]], rule: Sequence[str] = ()
+) -> list[str]:
+    """A GitHub-flavoured table of ready cells; `rule`: each column's `---` (alignment)."""
+
     def line(cells: Sequence[str]) -> str:
         return "| " + " | ".join(cells) + " |"
 
-    return [line(header), "|" + "|".join("---" for _ in header) + "|", *map(line, rows)]
+    return [line(header), "|" + "|".join(rule or ["---"] * len(header)) + "|", *map(line, rows)]
+
+
+def _bullets(items: list[str]) -> list[str]:
+    """Markdown list items; those already indented ("  - …") are sub-items."""
+    return [i if i.startswith("  ") else f"- {i}" for i in items]
 
 
 def _variance(report: Report) -> tuple[str, str]:
@@ -116,7 +125,8 @@ def _method(report: Report, t: _Words) -> list[str]:
     skipped = report.skipped
     three, every = _variance(report)
     items = [t("xr_m_images", n=len(report.images), s=len(skipped))]
-    items += [f"  - {md(s.path)}: {md(_reason(s, t.lang))}" for s in skipped[:SKIPPED_LISTED]]
+    for s in skipped[:SKIPPED_LISTED]:
+        items.append(f"  - {md(s.path)}: {md(_text(s.reason_i18n, t.lang))}")
     if len(skipped) > SKIPPED_LISTED:
         items.append(f"  - {t('xr_m_more', n=len(skipped) - SKIPPED_LISTED)}")
     if report.labels is not None:
@@ -145,11 +155,7 @@ def _method(report: Report, t: _Words) -> list[str]:
             s=prov.silhouette_sample,
         ),
     ]
-    return [f"## {t('xr_h_method')}", "", *(i if i.startswith("  ") else f"- {i}" for i in items)]
-
-
-def _reason(skipped: Skipped, lang: str) -> str:
-    return _text(skipped.reason_i18n, lang)
+    return [f"## {t('xr_h_method')}", "", *_bullets(items)]
 
 
 def _text(message: I18n, lang: str) -> str:
@@ -176,7 +182,7 @@ def _results(report: Report, t: _Words) -> list[str]:
             for k, c in ((k, report.clustering(k)) for k in report.k_values)
         ]
         header = [t("xr_col_k"), t("xr_col_sizes"), t("m_silhouette"), t("m_balance")]
-        lines += [f"### {t('xr_h_table')}", "", *_table(header, rows)]
+        lines += [f"### {t('xr_h_table')}", "", *md_table(header, rows)]
     lines += ["", f"### {t('xr_h_metrics')}", "", *_metrics_table(report, t), ""]
     suggested = report.suggested_k
     lines.append(
@@ -198,7 +204,7 @@ def _label_results(report: Report, t: _Words) -> list[str]:
         rows.append([str(k), *dists, _pct(purity), word])
     header = [t("xr_col_k"), *map(t.label, names), t("xr_col_purity"), t("xr_col_assessment")]
     rule = t("xr_rule", l=len(names), p=f"{100 * PURITY_GOOD:.0f}")
-    return [f"### {t('xr_h_table')}", "", *_table(header, rows), "", rule]
+    return [f"### {t('xr_h_table')}", "", *md_table(header, rows), "", rule]
 
 
 def _distribution(counts: Sequence[int], t: _Words) -> str:
@@ -214,7 +220,7 @@ def _metrics_table(report: Report, t: _Words) -> list[str]:
         [str(k), *(_num(report.clustering(k).metrics[key]) for key in keys)]
         for k in report.k_values
     ]
-    return _table([t("xr_col_k"), *(t(f"m_{key}") for key in keys)], rows)
+    return md_table([t("xr_col_k"), *(t(f"m_{key}") for key in keys)], rows)
 
 
 def _observations(report: Report, t: _Words) -> list[str]:
@@ -230,11 +236,7 @@ def _observations(report: Report, t: _Words) -> list[str]:
     k = report.suggested_k or report.k_values[0]
     items.append(t("xr_o_typical", k=k))
     items += [f"  - {s}" for s in _typical(report, k, t)]
-    return [
-        f"### {t('xr_h_observations')}",
-        "",
-        *(i if i.startswith("  ") else f"- {i}" for i in items),
-    ]
+    return [f"### {t('xr_h_observations')}", "", *_bullets(items)]
 
 
 def _splits(report: Report, t: _Words) -> list[str]:

@@ -58,11 +58,9 @@ def quality_metrics(
     seed: int,
     sample: SilhouetteSample | None = None,
 ) -> dict[str, float | None]:
-    """Inertia, silhouette, Calinski–Harabasz, Davies–Bouldin and size balance for one k.
-
-    The three scikit-learn scores need 2 ≤ clusters in use ≤ N-1; elsewhere they are None.
-    `sample`: silhouette_sample(coords, seed), when several k share it.
-    """
+    """Inertia, silhouette, Calinski–Harabasz, Davies–Bouldin and size balance for one k. The
+    three scikit-learn scores need 2 ≤ clusters in use ≤ N-1; elsewhere they are None.
+    `sample`: silhouette_sample(coords, seed), when several k share it."""
     from sklearn import config_context
     from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
 

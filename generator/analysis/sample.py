@@ -9,20 +9,39 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from generator.config import DISPLAY_POINTS as DEFAULT_DISPLAY_POINTS
 from generator.config import MIN_DISPLAY_POINTS
 
-__all__ = ["DEFAULT_DISPLAY_POINTS", "MIN_DISPLAY_POINTS", "display_sample", "hash_ranks"]
+__all__ = [
+    "DEFAULT_DISPLAY_POINTS",
+    "MIN_DISPLAY_POINTS",
+    "display_sample",
+    "hash_ranks",
+    "path_rank",
+]
+
+
+def path_rank(paths: Sequence[str] | Any) -> np.ndarray:
+    """A deterministic pseudo-random rank per path (the first 8 bytes of its sha256). Takes a
+    list of str, or an Arrow string array (read as bytes: no str objects made)."""
+    import pyarrow as pa
+
+    if isinstance(paths, (pa.Array, pa.ChunkedArray)):
+        raw = paths.cast(pa.binary()).to_pylist()
+    else:
+        raw = [p.encode() for p in paths]
+    sha = hashlib.sha256
+    digests = b"".join([sha(p).digest()[:8] for p in raw])
+    return np.frombuffer(digests, dtype=">u8").astype(np.uint64)
 
 
 def hash_ranks(keys: Sequence[str]) -> np.ndarray:
     """Each key's position when the keys are ordered by SHA-256 (equal keys: by index)."""
-    digests = [hashlib.sha256(key.encode("utf-8")).digest()[:8] for key in keys]
-    values = np.array([int.from_bytes(d, "big") for d in digests], dtype=np.uint64)
-    order = np.lexsort((np.arange(len(keys)), values))
+    order = np.lexsort((np.arange(len(keys)), path_rank(keys)))
     ranks = np.empty(len(keys), dtype=np.int64)
     ranks[order] = np.arange(len(keys))
     return ranks
@@ -31,12 +50,10 @@ def hash_ranks(keys: Sequence[str]) -> np.ndarray:
 def display_sample(
     keys: Sequence[str], labels: Mapping[int, np.ndarray], points: int | None
 ) -> np.ndarray:
-    """The sorted indices of the images to draw: the `points` lowest hash ranks, adjusted so that
-    every cluster of every k in `labels` has a member, with the same size min(N, points).
-
-    `points=None` draws everything. Only when `points` is below the number of clusters that need
-    their own point (never with points ≥ MIN_DISPLAY_POINTS and k ≤ 50) is the sample larger.
-    """
+    """The sorted indices of the images to draw (all when `points` is None): the `points` lowest
+    hash ranks, adjusted so that every cluster of every k in `labels` has a member, with the
+    same size min(N, points); larger only when `points` is below the number of clusters that
+    need their own point (never with points ≥ MIN_DISPLAY_POINTS and k ≤ 50)."""
     n = len(keys)
     if points is None or points >= n:
         return np.arange(n, dtype=np.int64)

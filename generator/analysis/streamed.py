@@ -17,7 +17,6 @@ assignments.parquet (`write_assignments`).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
@@ -31,7 +30,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from generator.analysis.analyse import MAX_COMPONENTS, Analysis, Clustering, kmeans
+from generator.analysis.analyse import MAX_COMPONENTS, Analysis, distinct_points, sweep
+from generator.analysis.sample import path_rank
 from generator.config import K_MIN
 from generator.errors import InputError
 from generator.storage.store import (
@@ -132,7 +132,7 @@ class Projection:
     explained_variance_ratio: np.ndarray  # (C,)
     rows: int  # rows with an embedding
     sample: np.ndarray  # (S,) the sampled rows' numbers (over all parts' rows), ascending
-    sample_vectors: np.ndarray | None = None  # (S, D) float32, kept by pass 1 for pass 2
+    sample_vectors: np.ndarray  # (S, D) float32, kept by pass 1 for pass 2
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return (np.asarray(x, dtype=np.float64) - self.mean) @ self.components.T
@@ -208,20 +208,6 @@ def _fast_vectors(column: Any) -> tuple[np.ndarray, np.ndarray] | None:
     if not np.isfinite(vectors).all():
         return None  # the general reader names the row
     return vectors, valid
-
-
-def path_rank(paths: Sequence[str] | Any) -> np.ndarray:
-    """A deterministic pseudo-random rank per path (the first 8 bytes of its sha256). Takes a
-    list of str, or an Arrow string array (read as bytes: no str objects made)."""
-    import pyarrow as pa
-
-    if isinstance(paths, (pa.Array, pa.ChunkedArray)):
-        raw = paths.cast(pa.binary()).to_pylist()
-    else:
-        raw = [p.encode() for p in paths]
-    sha = hashlib.sha256
-    digests = b"".join([sha(p).digest()[:8] for p in raw])
-    return np.frombuffer(digests, dtype=">u8").astype(np.uint64)
 
 
 @dataclass
@@ -360,8 +346,8 @@ def project(
     if n < K_MIN:
         raise InputError(f"Clustering needs at least {K_MIN} images; only {n} could be used.")
     order = np.argsort(sample.rows)
-    vectors = sample.vectors[order] if sample.vectors is not None else None
-    return _pca(total, outer, n, sample.rows[order], vectors)
+    vectors = sample.vectors if sample.vectors is not None else np.zeros((0, dim or 0), np.float32)
+    return _pca(total, outer, n, sample.rows[order], vectors[order])
 
 
 def _pca(
@@ -369,7 +355,7 @@ def _pca(
     outer: np.ndarray,
     n: int,
     sample: np.ndarray,
-    sample_vectors: np.ndarray | None,
+    sample_vectors: np.ndarray,
 ) -> Projection:
     mean = total / n
     covariance = (outer - n * np.outer(mean, mean)) / max(n - 1, 1)
@@ -405,18 +391,9 @@ def sample_rows(store: Store, projection: Projection) -> list[Row]:
             errors = json.loads(meta.get(META_ERRORS_I18N) or "{}")
             names = [n for n in pq.read_schema(readable(path)).names if n != "embedding"]
             table = pq.read_table(readable(path), columns=names).take(wanted - start)
-            if kept is not None:
-                vectors = kept[picked]
-                embedding = pa.FixedSizeListArray.from_arrays(
-                    pa.array(vectors.ravel()), vectors.shape[1]
-                )
-            else:
-                embedding = (
-                    pq.read_table(readable(path), columns=["embedding"])
-                    .column(0)
-                    .take(wanted - start)
-                    .combine_chunks()
-                )
+            vectors = kept[picked]
+            flat = pa.array(vectors.ravel())
+            embedding = pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1])
             table = table.append_column("embedding", embedding)
             for batch in table.to_batches():
                 found, _ = _batch_rows(batch, path, 0, store.dim or None, errors, {})
@@ -428,18 +405,12 @@ def sample_rows(store: Store, projection: Projection) -> list[Row]:
 def fit(projection: Projection, sample: np.ndarray, k_max: int, seed: int) -> Analysis:
     """K-means for each k on the sample's PCA coordinates (ids stable across k)."""
     coords = projection(sample)
-    clusterings: dict[int, Clustering] = {}
-    previous = None
-    for k in range(K_MIN, min(k_max, len(coords)) + 1):
-        clusterings[k] = kmeans(coords, k, seed, previous)
-        previous = clusterings[k].labels
-    distinct = len(np.unique(np.round(coords, 6), axis=0))
     return Analysis(
         coords,
         projection.explained_variance_ratio,
-        clusterings,
+        sweep(coords, k_max, seed),
         len(projection.mean),
-        distinct,
+        distinct_points(coords),
         (),
         projection.mean,
         projection.components,

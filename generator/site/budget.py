@@ -15,13 +15,13 @@ import logging
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from generator.errors import BudgetError
 from generator.ingest.imaging import PREVIEW_METHOD, THUMB_METHOD, THUMB_QUALITY, encode_thumb
 from generator.report import Image, Report
-from generator.site.render import render_site
+from generator.site.render import render_site, site_images
 from generator.sizes import format_size, round_up
 
 log = logging.getLogger(__name__)
@@ -62,21 +62,17 @@ def ladder(thumb_size: int, preview_size: int = 0) -> list[Rung]:
     return rungs + [(0, px, quality) for px, quality in thumb_ladder(thumb_size)]
 
 
+@dataclass
 class Fitter:
     """The pipeline's `finish` step: makes the staged site fit `budget` as `measure` counts it."""
 
-    def __init__(
-        self,
-        budget: int,
-        thumb_size: int,
-        measure: Measure,
-        what: str,
-        lang: str = "en",
-        preview_size: int = 0,
-    ) -> None:
-        self.budget, self.thumb_size, self.measure, self.what = budget, thumb_size, measure, what
-        self.lang, self.preview_size = lang, preview_size
-        self.fit: Fit | None = None
+    budget: int
+    thumb_size: int
+    measure: Measure
+    what: str
+    lang: str = "en"
+    preview_size: int = 0
+    fit: Fit | None = field(default=None, init=False)  # what the last call chose
 
     def __call__(self, report: Report, site: Path) -> Report:
         size = self.measure(report, site)
@@ -85,7 +81,7 @@ class Fitter:
         if size <= self.budget:
             self.fit = Fit(self.thumb_size, THUMB_QUALITY, size, self.budget, False, previews)
             return report
-        originals = {rel: (site / rel).read_bytes() for rel in _images(report)}
+        originals = {rel: (site / rel).read_bytes() for rel in site_images(report)}
         rungs = ladder(self.thumb_size, previews)[1:]
         low, high, best, last = 0, len(rungs) - 1, None, None
         while low <= high:
@@ -187,9 +183,3 @@ def reencode(
         image = image.convert("RGB")
     image.thumbnail((px, px), Image.Resampling.LANCZOS)
     return image.size, encode_thumb(image, quality, method)
-
-
-def _images(report: Report) -> list[str]:
-    """The thumbnails and previews in the site."""
-    previews = {image.preview for image in report.images if image.preview}
-    return sorted({image.thumb for image in report.images} | previews)

@@ -21,14 +21,14 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet may run 
 
 def write_exports(site: Path, report: Report) -> None:
     """metrics.csv always; tables/labels_k<k>.csv and .md when the build had known labels."""
-    _write(site / "metrics.csv", metrics_csv(report))
+    write_text(site / "metrics.csv", metrics_csv(report))
     if report.labels is None:
         return
     (site / TABLES_DIR).mkdir(exist_ok=True)
     for k in report.k_values:
         rows = label_table_rows(report, k)
-        _write(site / TABLES_DIR / f"labels_k{k}.csv", csv_text(rows))
-        _write(site / TABLES_DIR / f"labels_k{k}.md", _markdown(rows))
+        write_text(site / TABLES_DIR / f"labels_k{k}.csv", csv_text(rows))
+        write_text(site / TABLES_DIR / f"labels_k{k}.md", _markdown(rows))
 
 
 def write_arrays(site: Path, features: np.ndarray, coords: np.ndarray) -> None:
@@ -89,16 +89,15 @@ def csv_text(rows: list[list[Any]]) -> str:
 
 def _markdown(rows: list[list[Any]]) -> str:
     """A GitHub-flavoured table; labels are literal Markdown (experiment.md: no HTML runs)."""
-    from generator.analysis.experiment import md as cell
+    from generator.analysis.experiment import md, md_table
 
-    header, *body = rows
-    lines = ["| " + " | ".join(cell(v) for v in header) + " |"]
-    lines.append("|" + "|".join([":---", *("---:" for _ in header[1:])]) + "|")
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in body]
-    return "\n".join(lines) + "\n"
+    header, *body = [[md(value) for value in row] for row in rows]
+    rule = [":---", *("---:" for _ in header[1:])]
+    return "\n".join(md_table(header, body, rule)) + "\n"
 
 
-def _write(path: Path, text: str) -> None:
+def write_text(path: Path, text: str) -> None:
+    """Every text file of a site: UTF-8 with LF line ends on every OS (byte-identical sites)."""
     path.write_text(text, encoding="utf-8", newline="\n")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -44,7 +45,7 @@ from generator.report import Duplicates as ReportDuplicates
 from generator.site.exports import csv_text
 from generator.types import Alias as AliasPath
 from generator.types import ModelInfo, SkippedImage
-from generator.version import __version__
+from generator.version import __version__, package_version
 
 SCHEMA_VERSION = 1
 DECIMALS = 6
@@ -276,9 +277,8 @@ def page_distances(report: Report, k: int | str) -> dict[str, str]:
     where a distance is too large for that."""
     values = np.asarray(report.clustering(k).distances, dtype=np.float64)
     if values.size and float(values.max()) * MICRO >= 2**32 - 1:
-        return {"dtype": "f8", "data": _b64(values.astype("<f8"))}
-    micro = np.rint(values * MICRO).astype("<u4")
-    return {"dtype": "micro", "data": _b64(micro)}
+        return {"dtype": "f8", "data": b64(values, "<f8")}
+    return {"dtype": "micro", "data": b64(np.rint(values * MICRO), "<u4")}
 
 
 def _front_coded(paths: list[str]) -> tuple[np.ndarray, list[str]]:
@@ -288,18 +288,18 @@ def _front_coded(paths: list[str]) -> tuple[np.ndarray, list[str]]:
     rest: list[str] = []
     previous = ""
     for i, path in enumerate(paths):
-        same = 0
-        for a, b in zip(previous, path, strict=False):
-            if a != b or same >= 255:
-                break
-            same += 1
-        while same and len(path[:same].encode("utf-16-le")) // 2 > 255:
+        same = min(len(os.path.commonprefix([previous, path])), 255)
+        while _utf16_units(path[:same]) > 255:
             same -= 1
-        units = len(path[:same].encode("utf-16-le")) // 2
-        shared[i] = units
+        shared[i] = _utf16_units(path[:same])
         rest.append(path[same:])
         previous = path
     return shared, rest
+
+
+def _utf16_units(text: str) -> int:
+    """The text's length in JavaScript: UTF-16 code units."""
+    return len(text.encode("utf-16-le")) // 2
 
 
 def _names(names: list[str]) -> tuple[dict[str, Any], np.ndarray | None]:
@@ -352,11 +352,12 @@ def _packed(values: np.ndarray) -> tuple[str, str]:
     """(dtype, base64) of non-negative integers in the smallest unsigned type that holds them."""
     top = int(values.max()) if values.size else 0
     dtype = "u1" if top < 1 << 8 else "u2" if top < 1 << 16 else "u4"
-    return dtype, _b64(values.astype("<" + dtype))
+    return dtype, b64(values, "<" + dtype)
 
 
-def _b64(values: np.ndarray) -> str:
-    return base64.b64encode(np.ascontiguousarray(values).tobytes()).decode("ascii")
+def b64(array: np.ndarray, dtype: str) -> str:
+    """An array's bytes (little-endian `dtype`, row-major) as base64 text."""
+    return base64.b64encode(np.ascontiguousarray(array, dtype=dtype).tobytes()).decode("ascii")
 
 
 def page_neighbours(report: Report) -> dict[str, Any]:
@@ -382,7 +383,7 @@ def page_neighbours(report: Report) -> dict[str, Any]:
         "sim_bits": sim_bits,
         "lo": round(lo, DECIMALS),
         "hi": round(hi, DECIMALS),
-        "data": base64.b64encode(raw.tobytes()).decode("ascii"),
+        "data": b64(raw, "u1"),
     }
 
 
@@ -410,17 +411,10 @@ def provenance(
         silhouette_sample=SILHOUETTE_SAMPLE,
         near_duplicate_cosine=duplicates.near_threshold,
         labels=label_source,
-        packages=MappingProxyType({"dinoclust": __version__, **{p: _version(p) for p in PACKAGES}}),
+        packages=MappingProxyType(
+            {"dinoclust": __version__, **{p: package_version(p) for p in PACKAGES}}
+        ),
     )
-
-
-def _version(package: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return None
 
 
 def report_json(report: Report) -> str:

@@ -33,6 +33,8 @@ from generator.errors import GeneratorError, ModelError
 from generator.model.export import QUERY_PRECISION, onnx_model
 from generator.model.vit import MODEL_NAME, weights_id
 from generator.report import Query, Report
+from generator.site.exports import write_text
+from generator.site.payload import b64
 from generator.types import ModelInfo
 
 QUERY_DIR = "query"
@@ -52,22 +54,6 @@ RUNTIME = {  # the site's file → (a vendored file copied as it is, the raw one
     "query/ort-wasm.js": ("ort-wasm.js", WASM),
     "query/ort-glue.js": ("ort-glue.js", GLUE),
 }
-
-
-@dataclass(frozen=True)
-class QueryFiles:
-    """What `write_query` wrote: each file's path in the site and its size."""
-
-    files: Mapping[str, int]
-
-    @property
-    def size(self) -> int:
-        return sum(self.files.values())
-
-
-def b64(array: np.ndarray, dtype: str) -> str:
-    """An array's bytes (little-endian `dtype`, row-major) as base64 text."""
-    return base64.b64encode(np.ascontiguousarray(array, dtype=dtype).tobytes()).decode("ascii")
 
 
 def unb64(text: str, dtype: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
@@ -102,7 +88,7 @@ def query_index(
         for cluster in range(k):
             member = c.distances[c.labels == cluster]
             p50, p90 = np.percentile(member, [50, 90]) if len(member) else (0.0, 0.0)
-            typical.append([_round(p50), _round(p90)])
+            typical.append([round(float(p50), 6), round(float(p90), 6)])
         clusterings[str(k)] = {"centres": b64(c.centers, "<f4"), "typical": typical}
     return {
         "version": INDEX_VERSION,
@@ -120,19 +106,17 @@ def query_index(
     }
 
 
-def _round(value: float) -> float:
-    return round(float(value), 6)
-
-
-def write_query(site: Path, model: bytes, index: Mapping[str, Any]) -> QueryFiles:
-    """query/model.js, query/index.js and the runtime into `site` (a staging folder)."""
+def write_query(site: Path, model: bytes, index: Mapping[str, Any]) -> dict[str, int]:
+    """query/model.js, query/index.js and the runtime into `site` (a staging folder); returns
+    each file's path in the site and its size."""
     folder = site / QUERY_DIR
     folder.mkdir(exist_ok=True)
     model_text = base64.b64encode(model).decode("ascii")
-    _write(site / MODEL_JS, f'window.{MODEL_GLOBAL} = "{model_text}";\n')
-    _write(site / INDEX_JS, index_script(index))
+    write_text(site / MODEL_JS, f'window.{MODEL_GLOBAL} = "{model_text}";\n')
+    write_text(site / INDEX_JS, index_script(index))
     write_runtime(site)
-    return QueryFiles({rel: (site / rel).stat().st_size for rel in _written(site)})
+    written = sorted(p.relative_to(site).as_posix() for p in folder.iterdir())
+    return {rel: (site / rel).stat().st_size for rel in written}
 
 
 def index_script(index: Mapping[str, Any]) -> str:
@@ -150,24 +134,16 @@ def write_runtime(site: Path, vendor: Path | None = None) -> None:
             shutil.copyfile(vendor / wrapped, site / rel)
         elif raw == WASM and (vendor / raw).is_file():
             wasm = base64.b64encode((vendor / raw).read_bytes()).decode("ascii")
-            _write(site / rel, f'window.DINOCLUST_ORT_WASM = "{wasm}";\n')
+            write_text(site / rel, f'window.DINOCLUST_ORT_WASM = "{wasm}";\n')
         elif raw == GLUE and (vendor / raw).is_file():
             glue = json.dumps((vendor / raw).read_text(encoding="utf-8"), ensure_ascii=True)
-            _write(site / rel, f"window.DINOCLUST_ORT_GLUE = {glue};\n")
+            write_text(site / rel, f"window.DINOCLUST_ORT_GLUE = {glue};\n")
         else:
             raise GeneratorError(
                 f"--query: this installation lacks onnxruntime-web's runtime "
                 f"({vendor / wrapped}). Reinstall dinoclust (or, in a source checkout, run "
                 "scripts/update-ort-web.sh), or build without --query."
             )
-
-
-def _written(site: Path) -> list[str]:
-    return sorted(p.relative_to(site).as_posix() for p in (site / QUERY_DIR).iterdir())
-
-
-def _write(path: Path, text: str) -> None:
-    path.write_text(text, encoding="utf-8", newline="\n")
 
 
 def block_id(rel: str) -> str:
@@ -234,8 +210,9 @@ def add_query(
     onnx = onnx_model(model.weights, model.seed, model.cache_dir, model.precision)
     index = query_index(features, analysis, model.info, model.sizes)
     files = write_query(site, onnx, index)
-    runtime = tuple(rel for rel in RUNTIME if rel in files.files)
-    return replace(report, query=Query(MODEL_JS, INDEX_JS, runtime, model.precision, files.size))
+    runtime = tuple(rel for rel in RUNTIME if rel in files)
+    size = sum(files.values())
+    return replace(report, query=Query(MODEL_JS, INDEX_JS, runtime, model.precision, size))
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from generator.analysis.experiment import experiment_markdown
 from generator.i18n import LANGS, templates_dir, translate, ui_strings
 from generator.model.vit import MODEL_NAME
 from generator.report import Report
+from generator.site.exports import write_text
 from generator.site.payload import (
     assignments_csv,
     page_data,
@@ -45,12 +46,9 @@ def plotly_js() -> tuple[Path, str]:
 
 
 def render_site(report: Report, site: Path, lang: str = "en") -> None:
-    """Write index.html, report.json, assignments.csv and the static assets into `site`.
-
-    A report with `query` (build --query, whose files site/query.py wrote) gives the page the
-    "Find where a photo belongs" control with its script and style; without it, not one byte of
-    the site changes.
-    """
+    """Write index.html, report.json, assignments.csv and the static assets into `site`. Only a
+    report with `query` (whose files site/query.py wrote) adds the control's script and style:
+    without it, not one byte of the site changes."""
     templates = templates_dir()
     plotly_path, plotly_version = plotly_js()
     plotly_name = f"static/js/plotly-{plotly_version}.min.js"
@@ -58,31 +56,34 @@ def render_site(report: Report, site: Path, lang: str = "en") -> None:
     ignore = None if query else shutil.ignore_patterns(*QUERY_ASSETS)
     shutil.copytree(templates / "static", site / "static", dirs_exist_ok=True, ignore=ignore)
     shutil.copyfile(plotly_path, site / plotly_name)
-    _write(site / "index.html", render_index(report, plotly_name, lang=lang))
+    write_text(site / "index.html", render_index(report, plotly_name, lang=lang))
     (site / NEIGHBOURS_JS).parent.mkdir(exist_ok=True)
     env = environment(lang)
-    _write(
+    write_text(
         site / NEIGHBOURS_JS,
         env.get_template("neighbours.js").render(neighbours=page_neighbours(report)),
     )
     for k in report.k_values:
-        _write(
+        write_text(
             site / DISTANCES_JS.format(k=k),
             env.get_template("distances.js").render(k=k, distances=page_distances(report, k)),
         )
-    _write(site / "report.json", report_json(report))
-    _write(site / REPORT_MD, experiment_markdown(report, lang))
-    _write(site / "assignments.csv", assignments_csv(report))
-    _write(site / ".nojekyll", "")
+    write_text(site / "report.json", report_json(report))
+    write_text(site / REPORT_MD, experiment_markdown(report, lang))
+    write_text(site / "assignments.csv", assignments_csv(report))
+    write_text(site / ".nojekyll", "")
+
+
+def site_images(report: Report) -> list[str]:
+    """The thumbnails and previews in the site, each once, sorted."""
+    previews = {image.preview for image in report.images if image.preview}
+    return sorted({image.thumb for image in report.images} | previews)
 
 
 def render_index(report: Report, plotly_src: str, single: Any = None, lang: str = "en") -> str:
-    """The page itself; every user string goes through autoescaping or `tojson`.
-
-    `single` (singlefile.Inline) inlines the scripts and styles, for the one-file variant. The page
-    is written in `lang`; it carries every language's strings so that the reader can switch.
-    Only a report with `query` (--query) gives the page the control and its strings.
-    """
+    """The page; every user string goes through autoescaping or `tojson`. `single`
+    (singlefile.Inline): the one-file variant's inlined assets. Written in `lang`, it carries
+    every language's strings so that the reader can switch (the query's only with `query`)."""
     if lang not in LANGS:
         raise ValueError(f"unknown language {lang!r}: use one of {', '.join(LANGS)}")
     query = report.query is not None
@@ -133,7 +134,3 @@ def _translatable(lang: str, key: str, args: dict[str, Any]) -> Markup:
     return Markup('<span data-i18n="{}" data-i18n-args="{}">{}</span>').format(
         key, escape(encoded), text
     )
-
-
-def _write(path: Path, text: str) -> None:
-    path.write_text(text, encoding="utf-8", newline="\n")

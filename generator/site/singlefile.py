@@ -24,7 +24,7 @@ from generator.errors import GeneratorError
 from generator.i18n import templates_dir
 from generator.report import Report
 from generator.site.query import query_blocks
-from generator.site.render import plotly_js, render_index
+from generator.site.render import plotly_js, render_index, site_images
 
 GENERATOR_TAG = b'<meta name="generator" content="dinoclust '  # how we recognise our own files
 MIME = {"webp": "image/webp", "png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg"}
@@ -52,13 +52,10 @@ class Inline:
 
 
 def render_single(report: Report, site: Path, lang: str = "en", query: bool = True) -> str:
-    """The one-file page for `report`, whose thumbnails are read from the built `site` folder.
-
-    It inlines exactly the scripts and stylesheets the folder page loads, in the same order, so
-    that a script added to index.html reaches the single file without a second list to keep.
-    A --query report's page carries the query files too, unless `query` is False (the
-    notebook's copy), whose page then says why it has no control.
-    """
+    """The one-file page for `report`, thumbnails read from the built `site`. It inlines exactly
+    the scripts and stylesheets the folder page loads, in order, so that a script added to
+    index.html needs no second list. A --query report's page carries the query files too,
+    unless `query` is False (the notebook's copy, whose page says why it has no control)."""
     assets = _Assets()
     assets.feed(render_index(report, PLOTLY_SRC))
     blocks = query_blocks(report, site) if query else ()
@@ -75,8 +72,7 @@ def inline_thumbs(report: Report, site: Path) -> Report:
     """The report with each thumbnail's and preview's path replaced by a data: URI (duplicates
     encoded once)."""
     uris: dict[str, str] = {}
-    previews = {image.preview for image in report.images if image.preview}
-    for rel in sorted({image.thumb for image in report.images} | previews):
+    for rel in site_images(report):
         mime = MIME.get(rel.rsplit(".", 1)[-1].lower(), "application/octet-stream")
         data = base64.b64encode((site / rel).read_bytes()).decode("ascii")
         uris[rel] = f"data:{mime};base64,{data}"

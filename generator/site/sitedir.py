@@ -96,8 +96,7 @@ def is_ours(folder: Path) -> bool:
 def staging_exclusions(output: Path) -> list[Path]:
     """Folders discovery must skip: the output itself and its staging/retired siblings."""
     parent = output.resolve().parent
-    siblings = [p for p in _siblings(parent, output.name)] if parent.is_dir() else []
-    return [output, *siblings]
+    return [output, *(_siblings(parent, output.name) if parent.is_dir() else [])]
 
 
 def open_staging(output: Path) -> Path:
@@ -116,14 +115,13 @@ def open_staging(output: Path) -> Path:
         staging = open_marked(parent, f".{output.name}{STAGING_TAG}")
         staging.chmod(0o777 & ~umask())  # mkdtemp makes it private; a site is for publishing
     except OSError as exc:
-        raise cannot_write(
-            exc,
-            output,
-            "-o",
-            f"Cannot write beside {output} ({exc.strerror or exc}); "
-            "choose a writable output folder with -o.",
-        ) from exc
+        raise _cannot_write_beside(exc, output, "-o", "output folder") from exc
     return staging
+
+
+def _cannot_write_beside(exc: OSError, target: Path, option: str, place: str) -> OutputError:
+    message = f"Cannot write beside {target} ({exc.strerror or exc}); "
+    return cannot_write(exc, target, option, f"{message}choose a writable {place} with {option}.")
 
 
 def open_marked(parent: Path, prefix: str) -> Path:
@@ -335,23 +333,14 @@ def _siblings(parent: Path, name: str) -> list[Path]:
 def output_lock(target: Path, option: str = "-o") -> Iterator[None]:
     """Hold `.<name>.dinoclust-lock` beside `target` (a site folder, zip or HTML file) for the
     whole build, so that a second build cannot remove this one's staging folder as a leftover.
-
-    The lock is the operating system's (flock), held by the open file: a killed build's lock
-    dies with it, and the file it leaves is simply taken over. The file holds the owner's pid,
-    which a refused build names.
-    """
+    The lock is the OS's (flock) on the open file: a killed build's lock dies with it, and its
+    file is taken over. The file holds the owner's pid, which a refused build names."""
     path = lock_path(target)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = _acquire(path)
     except OSError as exc:
-        raise cannot_write(
-            exc,
-            target,
-            option,
-            f"Cannot write beside {target} ({exc.strerror or exc}); "
-            f"choose a writable place with {option}.",
-        ) from exc
+        raise _cannot_write_beside(exc, target, option, "place") from exc
     if fd is None:
         raise OutputError(
             f"{target} is being written by another dinoclust run (process {_owner(path)}). "
