@@ -11,7 +11,7 @@
   the vendored copy in generator/vendor/onnxruntime-web/.
 
 Both the page and `dinoclust query` read index.js, so they compare against the same numbers.
-The contract is /work/briefs/query-contract.md (docs/query.md for readers). Little-endian
+docs/query.md describes them for readers. Little-endian
 everywhere; floats are float32.
 """
 
