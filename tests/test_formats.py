@@ -16,7 +16,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageCms
 
@@ -430,6 +430,7 @@ VALID_DNG = dng(bright_corner_mosaic((32, 32)), 6, jpeg(marked((300, 200))))
     edits=st.lists(st.tuples(st.integers(0, len(VALID_DNG) - 1), st.integers(0, 255)), max_size=6),
     keep=st.integers(0, len(VALID_DNG)),
 )
+@example(edits=[(194, 0)], keep=2588)  # LibRaw demosaiced it to one channel: (32, 32, 1)
 def test_corrupted_raw_decodes_or_raises_decode_error(tmp_path, edits, keep) -> None:
     data = bytearray(VALID_DNG)
     for offset, value in edits:

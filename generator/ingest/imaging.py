@@ -316,7 +316,13 @@ def _open_raw(data: bytes, model_size: int, thumb_size: int) -> tuple[Image.Imag
                     pixels = raw.postprocess(
                         half_size=True, use_camera_wb=True, output_bps=8, user_flip=0
                     )
-                preview = Image.fromarray(pixels)
+                if pixels.shape[2:] == (1,):  # one channel (a monochrome or damaged file)
+                    pixels = pixels[:, :, 0]
+                try:
+                    preview = Image.fromarray(pixels)
+                except TypeError as exc:  # damaged: a pixel layout no image has
+                    shape = "×".join(map(str, pixels.shape))
+                    raise DecodeError("skip_raw_corrupt", error=f"pixels {shape}") from exc
             image, turned = _load_rgb(preview, model_size, thumb_size, orientation)
     except rawpy.LibRawFileUnsupportedError as exc:
         raise DecodeError("skip_raw_unreadable") from exc
