@@ -96,8 +96,8 @@ PRECISION = Option(
     "precision",
     ("--precision",),
     "Model precision; auto picks bf16 where the hardware does it natively (CUDA, CPUs with AMX "
-    "or AVX512-BF16); on other CPUs int8 (OpenVINO + NNCF, the accel extra) if it holds the "
-    "accuracy floors on a bundled check set, else fp32.",
+    "or AVX512-BF16); on CPUs with int8 (VNNI) units int8 (OpenVINO + NNCF, the accel extra) "
+    "if it holds the accuracy floors on a bundled check set; else fp32.",
     "auto",
     "choice",
     PRECISIONS,

@@ -97,12 +97,16 @@ AUTO_REASONS = {
 def choose_int8(
     weights: str, info: ModelInfo, seed: int, backend: str, cache_dir: Path | None
 ) -> str:
-    """`--precision auto` on a CPU without bf16 units: int8 where OpenVINO and NNCF are
-    installed and int8 holds the floors (cosine, ARI) on the bundled check set, else fp32 (and
-    then it says once that `--precision int8` is faster). The choice and why go to the log (-v)."""
+    """`--precision auto` on a CPU without bf16 units: int8 where the CPU has int8 (VNNI) units,
+    OpenVINO and NNCF are installed and int8 holds the floors (cosine, ARI) on the bundled check
+    set, else fp32 (and where only the floors failed it says once that `--precision int8` is
+    faster). The choice and why go to the log (-v)."""
     from generator.model import accel
     from generator.model.int8 import nncf_installed
 
+    if not cpu_has_vnni():
+        log.info("precision auto: fp32 (no bf16 or VNNI units: int8 runs no faster on this CPU)")
+        return "fp32"
     if backend not in ("auto", "openvino") or not accel.openvino_installed():
         why = f"--backend {backend}" if backend not in ("auto", "openvino") else "no OpenVINO"
         log.info("precision auto: fp32 (no bf16 units on this CPU; int8 needs OpenVINO: %s)", why)
@@ -215,11 +219,20 @@ def resolve_precision(requested: str, device: str) -> str:
 
 
 def cpu_has_bf16() -> bool:
+    return not _cpu_flags().isdisjoint(("amx_bf16", "avx512_bf16"))
+
+
+def cpu_has_vnni() -> bool:
+    """int8 dot-product units (AVX512-VNNI, AVX-VNNI, AMX): without them OpenVINO's int8 ran no
+    faster than its fp32 (0.91x on an AVX2-only EPYC, docs/performance.md)."""
+    return not _cpu_flags().isdisjoint(("avx512_vnni", "avx_vnni", "amx_int8"))
+
+
+def _cpu_flags() -> set[str]:
     try:
-        flags = CPUINFO.read_text(errors="replace")
+        return set(CPUINFO.read_text(errors="replace").split())
     except OSError:
-        return False
-    return any(flag in flags.split() for flag in ("amx_bf16", "avx512_bf16"))
+        return set()
 
 
 def resolve_backend(requested: str, device: str, precision: str) -> str:
