@@ -248,7 +248,7 @@ def build_sampled(
     sampled = Message.of("note_sampled", rows=f"{projection.rows:,}", shown=f"{len(records):,}")
     analysis = replace(analysis, notes=(sampled,))
     with progress("Assigning every row", total) as advance:
-        sizes = assign(store, projection, analysis, site / ASSIGNMENTS, advance)
+        cluster_sizes = assign(store, projection, analysis, site / ASSIGNMENTS, advance)
     phase.info("similar images in the sample, report…")
     labelling = None
     if labels is not None:
@@ -256,9 +256,9 @@ def build_sampled(
     # the N² passes run on the sample only: its near-duplicates and similar images
     extras = report_extras(records, features, analysis, labelling)
     info = store.model_info(int(features.shape[1]) if len(features) else None)
-    totals = SampledTotals(projection.rows, total - projection.rows, sizes)
+    totals = SampledTotals(projection.rows, total - projection.rows, cluster_sizes)
     report = _build_report(config, records, (), analysis, info, extras, totals)
-    sizes = (store.thumb_size or 0, store.preview_size)
-    query = _query_model(config, info, sizes) if config.query else None
+    decoded = (store.thumb_size or 0, store.preview_size)  # the store's thumbnail, preview
+    query = _query_model(config, info, decoded) if config.query else None
     report = write_site(report, site, config, features, analysis, query)
     return report, projection.rows
