@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
-from generator.api import DEMO_IMAGES, build, query, show  # noqa: E402  (light: heavy modules load on first call)
-from generator.errors import GeneratorError  # noqa: E402
+from generator.api import DEMO_IMAGES, build, query, show  # light: heavy modules load on first call
+from generator.errors import GeneratorError
+from generator.version import __version__
 
 if TYPE_CHECKING:
     from generator.commands.build import BuildResult
