@@ -144,16 +144,9 @@ def written_in(folder: Path) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        locate(exc, folder)
+        if exc.errno in NO_ROOM and exc.filename is None and _says(exc.errno, folder):
+            exc.filename = str(folder)
         raise
-
-
-def locate(exc: BaseException, folder: Path) -> None:
-    """`written_in`'s work, for an `except` that removes unfinished files next."""
-    if not isinstance(exc, OSError) or exc.errno not in NO_ROOM or exc.filename is not None:
-        return
-    if _says(exc.errno, folder):
-        exc.filename = str(folder)
 
 
 def _says(code: int, path: Path) -> bool:
