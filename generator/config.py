@@ -28,7 +28,7 @@ RANDOM = "random"
 K_MIN = 2
 K_LIMIT = 50  # the most clusters --k-max and sort's --k allow
 MAX_SEED = 2**32 - 1  # NumPy's and scikit-learn's seeds are 32-bit
-MAX_FILE_SIZE = 2 * 10**9  # --max-file-size's default (imaging.MAX_FILE_SIZE says why)
+MAX_FILE_SIZE = 2 * 10**9  # --max-file-size's default (imaging._MAX_FILE_BYTES says why)
 DISPLAY_POINTS = 5_000  # --display-points: chosen with benchmarks/bench_page.py (README)
 MIN_DISPLAY_POINTS = 1_000  # so that each cluster of each k (≤ 50) can keep its own point
 
@@ -437,7 +437,7 @@ class BuildConfig:
     strict: bool = STRICT.default
     precision: str = PRECISION.default
     cache_dir: Path | None = None  # None: no embedding cache (--no-cache)
-    extra_excludes: tuple[Path, ...] = field(default=())
+    extra_excludes: tuple[Path, ...] = ()
     zip_file: Path | None = ZIP.default  # also write the site as one deterministic zip
     single_file: bool = SINGLE_FILE.default  # write one self-contained HTML file at `output`
     max_size: int | None = MAX_SIZE.default  # bytes the zip or single file must fit in
@@ -551,7 +551,7 @@ class EmbedConfig:
     thumb_size: int = THUMB_SIZE.default
     preview_size: int = PREVIEW_SIZE.default  # stored in the `preview` column; 0: none
     strict: bool = STRICT.default
-    extra_excludes: tuple[Path, ...] = field(default=())
+    extra_excludes: tuple[Path, ...] = ()
     overwrite: bool = OVERWRITE.default  # start the store again, not keeping unchanged rows
     manifest: Path | None = MANIFEST.default  # a text file of paths, or Parquet with `path`
     engine: str = ENGINE.default  # who schedules the batches: "local" or "ray"
@@ -640,7 +640,7 @@ def _check_model(batch_size: int, thumb_size: int, seed: int) -> None:
         raise option_error("{thumb_size} must be between 32 and 1024 (got {got}).", got=thumb_size)
     if seed < 0:
         raise option_error("{seed} must be zero or positive (got {got}).", got=seed)
-    if seed > MAX_SEED:  # NumPy's and scikit-learn's seeds are 32-bit
+    if seed > MAX_SEED:
         raise option_error("{seed} must be at most {most} (got {got}).", most=MAX_SEED, got=seed)
 
 
