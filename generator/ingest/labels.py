@@ -144,7 +144,7 @@ def labels_for_store(source: LabelSource, rels: list[str], prefixed: bool) -> La
     return assign_labels(source, Discovery(images, ()))
 
 
-def _label(source: LabelSource, rel: str, folder: str, top: str = TOP_LEVEL) -> str | None:
+def _label(source: LabelSource, rel: str, folder: str, top: str) -> str | None:
     if source.kind == FOLDERS:
         return folder or top
     key = _key(source, rel)
