@@ -24,7 +24,6 @@ def templates_dir() -> Path:
 
 @cache
 def ui_strings() -> dict[str, dict[str, str]]:
-    """All UI strings, per language."""
     strings = json.loads((templates_dir() / "i18n.json").read_text(encoding="utf-8"))
     return {lang: strings[lang] for lang in LANGS}
 
