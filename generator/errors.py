@@ -98,7 +98,8 @@ NO_ROOM = {
     errno.EACCES: "Make it writable, or choose another place with {option}.",
     errno.EPERM: "Make it writable, or choose another place with {option}.",
 }
-READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
+DENIED = (errno.EACCES, errno.EPERM)
+READ_ONLY = (errno.EROFS, *DENIED)
 
 
 FULL_BELOW = 16 << 20  # bytes free under which a file system that said ENOSPC is taken as full
@@ -116,9 +117,6 @@ def room_for(target: Path, option: str, kept: str) -> Iterator[None]:
         if exc.errno not in NO_ROOM or (exc.errno in DENIED and not _beside(_named(exc), target)):
             raise
         raise OutputError(no_room(exc, target, option, kept)) from exc
-
-
-DENIED = (errno.EACCES, errno.EPERM)
 
 
 def _named(exc: OSError) -> str | None:
