@@ -237,8 +237,6 @@ class StoreWriter:
     def _write(self, last: bool) -> None:
         import pyarrow.parquet as pq
 
-        if not self.buffer and not last:
-            return
         index = len(self.pending)
         name = f"part-g{self.generation:04d}-{index:05d}.parquet"
         meta = {**self.metadata, META_GENERATION: str(self.generation)}
