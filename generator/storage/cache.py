@@ -217,7 +217,7 @@ class EmbeddingCache:
         metadata, store.model_metadata)."""
         folder = space_folder(self.folder, space, thumbs, previews)
         if folder not in self.spaces:
-            self.spaces[folder] = CacheSpace(folder, metadata, previews is not None)
+            self.spaces[folder] = CacheSpace(folder, metadata)
         return self.spaces[folder]
 
     # --- PCA / K-means results ----------------------------------------------------------------

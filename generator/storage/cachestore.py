@@ -62,8 +62,8 @@ def space_folder(cache: Path, namespace: str, thumbs: str, previews: str | None)
 class CacheSpace:
     """Rows of one space, served through the engine's `Known` protocol and appended to."""
 
-    def __init__(self, folder: Path, metadata: dict[str, str], previews: bool) -> None:
-        self.folder, self.metadata, self.previews = folder, metadata, previews
+    def __init__(self, folder: Path, metadata: dict[str, str]) -> None:
+        self.folder, self.metadata = folder, metadata
         self.rows: StoredRows | None = None  # indexed on first use
         self.sound: set[Path] = set()  # parts that passed the index's checks: compacted
         self.siblings: list[CacheSpace] | None = None  # for vectors only, indexed on a miss
@@ -119,7 +119,7 @@ class CacheSpace:
         if self.siblings is None:
             parent = self.folder.parent
             others = sorted(p for p in _listing(parent) if p.is_dir() and p != self.folder)
-            self.siblings = [CacheSpace(p, self.metadata, False) for p in others]
+            self.siblings = [CacheSpace(p, self.metadata) for p in others]
         for sibling in self.siblings:
             found = sibling._read([digest])[0].get(digest)
             if found is not None:
