@@ -269,7 +269,8 @@ def _generation_of(path: Path) -> int:
 
 @dataclass(frozen=True)
 class Store:
-    """A validated dataset: its part files (in order), metadata and vector dimension."""
+    """A validated dataset: its part files (in order), metadata and vector dimension. Made only by
+    `open_store`, whose `_metadata` has checked the sizes below are whole numbers."""
 
     files: tuple[Path, ...]
     metadata: dict[str, str]
@@ -277,8 +278,8 @@ class Store:
 
     @property
     def thumb_size(self) -> int | None:
-        value = self.metadata.get(META_THUMB_SIZE, "")
-        return int(value) if value.isdigit() else None
+        value = self.metadata.get(META_THUMB_SIZE)
+        return None if value is None else int(value)
 
     def count(self) -> int:
         """Rows in all parts, from the footers alone."""
@@ -289,8 +290,7 @@ class Store:
     @property
     def preview_size(self) -> int:
         """The previews' longest side (0: the store has none)."""
-        value = self.metadata.get(META_PREVIEW_SIZE, "")
-        return int(value) if value.isdigit() else 0
+        return int(self.metadata.get(META_PREVIEW_SIZE, 0))
 
     @property
     def prefixed(self) -> bool:
