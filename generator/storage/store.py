@@ -857,15 +857,12 @@ class StoredRows:
     def fetch(self, digests: Sequence[str]) -> Served:
         """Vectors, thumbnails and previews of a chunk of digests, read part by part in row
         order: consecutive rows of a part cost one sequential read."""
-        locations = [self.where[d] for d in digests if d in self.where]
-        read = self._read({at for where in locations for at in where if at != NOWHERE})
+        found = {d: self.where[d] for d in digests if d in self.where}
+        read = self._read({at for where in found.values() for at in where if at != NOWHERE})
         vectors: dict[str, np.ndarray] = {}
         thumbs: dict[str, CachedThumb] = {}
         previews: dict[str, CachedThumb] = {}
-        for digest in digests:
-            if digest not in self.where:
-                continue
-            at_vector, at_thumb, at_preview = self.where[digest]
+        for digest, (at_vector, at_thumb, at_preview) in found.items():
             vectors[digest] = read[at_vector][0]
             if at_thumb != NOWHERE:
                 _, size, thumb, _ = read[at_thumb]
