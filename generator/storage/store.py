@@ -654,15 +654,13 @@ def _batch_rows(
         size = (int(width), int(height)) if width is not None and height is not None else None
         sha256 = _digest(get("sha256"), where)
         if not valid[i]:
-            why = errors.get(rel)
-            message = Message.from_json(why) if why else None
-            if message is None:
-                text = get("error")
-                message = (
-                    Message.of("skip_from_store", error=text)
-                    if text
-                    else Message.of("skip_no_embedding")
-                )
+            why, text = errors.get(rel), get("error")
+            if why:
+                message = Message.from_json(why)
+            elif text:
+                message = Message.of("skip_from_store", error=text)
+            else:
+                message = Message.of("skip_no_embedding")
             out.append(Row.skipped(rel, message, sha256))
             continue
         thumb = _image(get("thumb"), where, "thumb")
