@@ -122,8 +122,7 @@ class EmbeddingCache:
         return db
 
     def _verified_damaged(self) -> bool:
-        """`PRAGMA quick_check` on a fresh connection: damaged if it fails (not merely locked)
-        or reports a problem."""
+        """Damaged if quick_check fails (not merely locked) or reports a problem."""
         try:
             db = sqlite3.connect(self.path, timeout=LOCK_TIMEOUT_S)
         except sqlite3.Error:

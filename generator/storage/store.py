@@ -617,9 +617,7 @@ def _bad_meta(path: Path, key: str, value: str, expected: str) -> NoReturn:
 def read_rows(
     store: Store, images_root: Path | None, thumb_size: int, previews: bool
 ) -> Iterator[Row]:
-    """Every row of the store, validated, in order. Missing thumbnails are made from
-    `images_root / path` when given, else a tile with the file name (imaging.name_tile).
-    `previews=False` (--preview-size 0) leaves the stored previews out."""
+    """Every row of the store, validated, in order, as the site stage takes it (`_with_thumb`)."""
     for row in read_rows_raw(store):
         yield _with_thumb(row, images_root, thumb_size, previews)
 
@@ -766,7 +764,8 @@ def _relative(rel: Any, where: str) -> str:
 
 def _with_thumb(row: Row, images_root: Path | None, thumb_size: int, previews: bool = True) -> Row:
     """The row as the site stage takes it: sizes of its stored images, a thumbnail made when the
-    store has none, and its preview left out when `previews` is False (--preview-size 0)."""
+    store has none (from `images_root / path` when given, else a tile with the file name), and
+    its preview left out when `previews` is False (--preview-size 0)."""
     from generator.ingest.imaging import DecodeError, decode, name_tile
 
     if not previews and row.preview is not None:
