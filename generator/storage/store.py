@@ -296,7 +296,7 @@ class Store:
     def prefixed(self) -> bool:
         return self.metadata.get(META_PREFIXED) == "true"
 
-    def model_info(self, dim: int | None = None) -> ModelInfo:
+    def model_info(self, dim: int | None) -> ModelInfo:
         """What made the vectors, as the report shows it; another tool's file is an "unknown
         model" with its dimension (`dim`, known once variable-length lists are read) in the
         weights."""
@@ -762,7 +762,7 @@ def _relative(rel: Any, where: str) -> str:
     return posix
 
 
-def _with_thumb(row: Row, images_root: Path | None, thumb_size: int, previews: bool = True) -> Row:
+def _with_thumb(row: Row, images_root: Path | None, thumb_size: int, previews: bool) -> Row:
     """The row as the site stage takes it: sizes of its stored images, a thumbnail made when the
     store has none (from `images_root / path` when given, else a tile with the file name), and
     its preview left out when `previews` is False (--preview-size 0)."""
