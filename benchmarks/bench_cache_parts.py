@@ -45,7 +45,7 @@ def fill(folder: Path, n: int, parts: int) -> list[str]:
     meta = model_metadata(FakeEmbedder.info, 192, False)
     digests = [f"{i:064x}" for i in range(n)]
     for chunk in np.array_split(np.arange(n), parts):
-        space = CacheSpace(folder, meta, previews=False)
+        space = CacheSpace(folder, meta)
         thumb = noise_webp(rng)
         vectors = rng.normal(size=(len(chunk), 384)).astype(np.float32)
         space.add(
@@ -59,7 +59,7 @@ def fill(folder: Path, n: int, parts: int) -> list[str]:
 def serve(folder: Path, digests: list[str]) -> tuple[float, float]:
     meta = model_metadata(FakeEmbedder.info, 192, False)
     start = time.perf_counter()
-    space = CacheSpace(folder, meta, previews=False)
+    space = CacheSpace(folder, meta)
     assert len(space.has(digests)[1]) == len(digests)
     indexed = time.perf_counter() - start
     for at in range(0, len(digests), CHUNK):

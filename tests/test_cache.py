@@ -487,20 +487,20 @@ def test_rows_with_non_finite_vectors_are_not_kept_nor_served(tmp_path, caplog) 
     from generator.types import Row
 
     meta = store.model_metadata(FakeEmbedder.info, 192, False)
-    space = cachestore.CacheSpace(tmp_path / "space", meta, previews=False)
+    space = cachestore.CacheSpace(tmp_path / "space", meta)
     thumb = make_thumb()
     good = Row("a", "a" * 64, (4, 3), thumb, (4, 3), np.ones(4, np.float32))
     bad = replace(good, sha256="b" * 64, vector=np.array([np.nan, 1, 1, 1], np.float32))
     space.add([good, bad, replace(good, sha256="c" * 64, thumb=None)])
     space.finish()
-    again = cachestore.CacheSpace(tmp_path / "space", meta, previews=False)
+    again = cachestore.CacheSpace(tmp_path / "space", meta)
     assert again.has(["a" * 64, "b" * 64, "c" * 64]) == ({"a" * 64},) * 2 + (set(),)
     np.testing.assert_array_equal(again.vector("a" * 64), np.ones(4))
     # a part someone else wrote with NaN in it: left out as a whole, with a warning, and kept
     foreign = tmp_path / "space" / "part-9.parquet"
     rows = [replace(good, sha256="d" * 64), replace(bad, sha256="e" * 64)]
     pq.write_table(store.table(rows, 4, meta), foreign)
-    third = cachestore.CacheSpace(tmp_path / "space", meta, previews=False)
+    third = cachestore.CacheSpace(tmp_path / "space", meta)
     assert third.has(["a" * 64, "d" * 64, "e" * 64])[0] == {"a" * 64}
     assert f"cannot read the cached rows {foreign}" in caplog.text and foreign.exists()
     (ours,) = [p for p in (tmp_path / "space").glob("part-*") if p != foreign]

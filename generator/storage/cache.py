@@ -97,7 +97,7 @@ def preview_spec(preview_size: int) -> str:
 class EmbeddingCache:
     """The SQLite index and memo plus the Parquet rows, never costing the build: when the file
     cannot be used (locked by another build, read-only, failing disk) the build goes on without
-    it (`usable` is False); the rows' parts are used apart from it."""
+    it (`db` is None); the rows' parts are used apart from it."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -110,10 +110,6 @@ class EmbeddingCache:
         except sqlite3.DatabaseError as exc:
             self._trouble(exc)
 
-    @property
-    def usable(self) -> bool:
-        return self.db is not None
-
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=LOCK_TIMEOUT_S)
         try:
@@ -125,23 +121,8 @@ class EmbeddingCache:
             raise
         return db
 
-    def _replace_if_damaged(self, exc: sqlite3.DatabaseError) -> sqlite3.Connection | None:
-        """Discard the file only when SQLite verifies it is not a sound database."""
-        if not self._verified_damaged():
-            self._give_up(exc)
-            return None
-        log.warning("embedding cache %s is damaged (%s); starting a new one", self.path, exc)
-        for suffix in ("", "-journal", "-wal", "-shm"):
-            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
-        try:
-            return self._connect()
-        except sqlite3.DatabaseError as again:
-            self._give_up(again)
-            return None
-
     def _verified_damaged(self) -> bool:
-        """`PRAGMA quick_check` on a fresh connection: damaged if it fails (not merely locked)
-        or reports a problem."""
+        """Damaged if quick_check fails (not merely locked) or reports a problem."""
         try:
             db = sqlite3.connect(self.path, timeout=LOCK_TIMEOUT_S)
         except sqlite3.Error:
@@ -156,7 +137,6 @@ class EmbeddingCache:
             db.close()
 
     def _give_up(self, exc: Exception) -> None:
-        """Build without the cache from here on; the file is left as it is."""
         log.warning(
             "cannot use the embedding cache %s (%s); building without it this time (it is kept "
             "as it is). If another build is using it, let it finish; else check the folder's "
@@ -164,15 +144,23 @@ class EmbeddingCache:
             self.path,
             exc,
         )
-        self.close()
 
     def _trouble(self, exc: sqlite3.Error) -> None:
-        """Give up, or start afresh if verified damaged (at the start or mid-build)."""
+        """Give up, or start afresh (at the start or mid-build): the file is discarded only when
+        SQLite verifies it is not a sound database."""
         self.close()
-        if isinstance(exc, sqlite3.OperationalError):  # locked, read-only, I/O: keep the file
-            self._give_up(exc)
-        elif isinstance(exc, sqlite3.DatabaseError):
-            self.db = self._replace_if_damaged(exc)
+        if not isinstance(exc, sqlite3.DatabaseError):
+            return
+        if isinstance(exc, sqlite3.OperationalError) or not self._verified_damaged():
+            self._give_up(exc)  # locked, read-only, I/O, or not verified damaged: keep it
+            return
+        log.warning("embedding cache %s is damaged (%s); starting a new one", self.path, exc)
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        try:
+            self.db = self._connect()
+        except sqlite3.DatabaseError as again:
+            self._give_up(again)
 
     def close(self) -> None:
         """Also completes the parts being written (what was added is kept)."""
@@ -217,7 +205,7 @@ class EmbeddingCache:
         metadata, store.model_metadata)."""
         folder = space_folder(self.folder, space, thumbs, previews)
         if folder not in self.spaces:
-            self.spaces[folder] = CacheSpace(folder, metadata, previews is not None)
+            self.spaces[folder] = CacheSpace(folder, metadata)
         return self.spaces[folder]
 
     # --- PCA / K-means results ----------------------------------------------------------------

@@ -62,8 +62,8 @@ def space_folder(cache: Path, namespace: str, thumbs: str, previews: str | None)
 class CacheSpace:
     """Rows of one space, served through the engine's `Known` protocol and appended to."""
 
-    def __init__(self, folder: Path, metadata: dict[str, str], previews: bool) -> None:
-        self.folder, self.metadata, self.previews = folder, metadata, previews
+    def __init__(self, folder: Path, metadata: dict[str, str]) -> None:
+        self.folder, self.metadata = folder, metadata
         self.rows: StoredRows | None = None  # indexed on first use
         self.sound: set[Path] = set()  # parts that passed the index's checks: compacted
         self.siblings: list[CacheSpace] | None = None  # for vectors only, indexed on a miss
@@ -119,7 +119,7 @@ class CacheSpace:
         if self.siblings is None:
             parent = self.folder.parent
             others = sorted(p for p in _listing(parent) if p.is_dir() and p != self.folder)
-            self.siblings = [CacheSpace(p, self.metadata, False) for p in others]
+            self.siblings = [CacheSpace(p, self.metadata) for p in others]
         for sibling in self.siblings:
             found = sibling._read([digest])[0].get(digest)
             if found is not None:
@@ -253,7 +253,7 @@ class _PartWriter:
         self.rows, self.bytes = 0, 0
         self.written: list[Path] = []  # the parts renamed into place
 
-    def write(self, data: pa.Table | pa.RecordBatch, size: int) -> None:
+    def write(self, data: pa.Table, size: int) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -267,8 +267,6 @@ class _PartWriter:
                 self.open = pq.ParquetWriter(
                     self.tmp, data.schema, compression="zstd", write_batch_size=PAGE_ROWS
                 )
-            if isinstance(data, pa.RecordBatch):
-                data = pa.Table.from_batches([data])
             self.open.write_table(data)
         except (OSError, pa.ArrowException) as exc:
             self._give_up(exc)
@@ -322,7 +320,7 @@ class _PartWriter:
                 continue
 
 
-def _unseen(batch: pa.RecordBatch, seen: set[str]) -> tuple[pa.RecordBatch, int]:
+def _unseen(batch: pa.RecordBatch, seen: set[str]) -> tuple[pa.Table, int]:
     """The batch's rows whose digest is not in `seen` (now added), and their bytes."""
     import pyarrow as pa
 
@@ -331,7 +329,7 @@ def _unseen(batch: pa.RecordBatch, seen: set[str]) -> tuple[pa.RecordBatch, int]
         if digest not in seen:
             seen.add(digest)
             keep.append(i)
-    kept = batch.take(pa.array(keep, pa.int64()))
+    kept = pa.Table.from_batches([batch.take(pa.array(keep, pa.int64()))])
     size = sum(kept.column(name).nbytes for name in ("thumb", "preview"))
     return kept, size
 

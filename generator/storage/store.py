@@ -237,8 +237,6 @@ class StoreWriter:
     def _write(self, last: bool) -> None:
         import pyarrow.parquet as pq
 
-        if not self.buffer and not last:
-            return
         index = len(self.pending)
         name = f"part-g{self.generation:04d}-{index:05d}.parquet"
         meta = {**self.metadata, META_GENERATION: str(self.generation)}
@@ -271,7 +269,8 @@ def _generation_of(path: Path) -> int:
 
 @dataclass(frozen=True)
 class Store:
-    """A validated dataset: its part files (in order), metadata and vector dimension."""
+    """A validated dataset: its part files (in order), metadata and vector dimension. Made only by
+    `open_store`, whose `_metadata` has checked the sizes below are whole numbers."""
 
     files: tuple[Path, ...]
     metadata: dict[str, str]
@@ -279,8 +278,8 @@ class Store:
 
     @property
     def thumb_size(self) -> int | None:
-        value = self.metadata.get(META_THUMB_SIZE, "")
-        return int(value) if value.isdigit() else None
+        value = self.metadata.get(META_THUMB_SIZE)
+        return None if value is None else int(value)
 
     def count(self) -> int:
         """Rows in all parts, from the footers alone."""
@@ -291,14 +290,13 @@ class Store:
     @property
     def preview_size(self) -> int:
         """The previews' longest side (0: the store has none)."""
-        value = self.metadata.get(META_PREVIEW_SIZE, "")
-        return int(value) if value.isdigit() else 0
+        return int(self.metadata.get(META_PREVIEW_SIZE, 0))
 
     @property
     def prefixed(self) -> bool:
         return self.metadata.get(META_PREFIXED) == "true"
 
-    def model_info(self, dim: int | None = None) -> ModelInfo:
+    def model_info(self, dim: int | None) -> ModelInfo:
         """What made the vectors, as the report shows it; another tool's file is an "unknown
         model" with its dimension (`dim`, known once variable-length lists are read) in the
         weights."""
@@ -619,9 +617,7 @@ def _bad_meta(path: Path, key: str, value: str, expected: str) -> NoReturn:
 def read_rows(
     store: Store, images_root: Path | None, thumb_size: int, previews: bool
 ) -> Iterator[Row]:
-    """Every row of the store, validated, in order. Missing thumbnails are made from
-    `images_root / path` when given, else a tile with the file name (imaging.name_tile).
-    `previews=False` (--preview-size 0) leaves the stored previews out."""
+    """Every row of the store, validated, in order, as the site stage takes it (`_with_thumb`)."""
     for row in read_rows_raw(store):
         yield _with_thumb(row, images_root, thumb_size, previews)
 
@@ -656,15 +652,13 @@ def _batch_rows(
         size = (int(width), int(height)) if width is not None and height is not None else None
         sha256 = _digest(get("sha256"), where)
         if not valid[i]:
-            why = errors.get(rel)
-            message = Message.from_json(why) if why else None
-            if message is None:
-                text = get("error")
-                message = (
-                    Message.of("skip_from_store", error=text)
-                    if text
-                    else Message.of("skip_no_embedding")
-                )
+            why, text = errors.get(rel), get("error")
+            if why:
+                message = Message.from_json(why)
+            elif text:
+                message = Message.of("skip_from_store", error=text)
+            else:
+                message = Message.of("skip_no_embedding")
             out.append(Row.skipped(rel, message, sha256))
             continue
         thumb = _image(get("thumb"), where, "thumb")
@@ -768,9 +762,10 @@ def _relative(rel: Any, where: str) -> str:
     return posix
 
 
-def _with_thumb(row: Row, images_root: Path | None, thumb_size: int, previews: bool = True) -> Row:
+def _with_thumb(row: Row, images_root: Path | None, thumb_size: int, previews: bool) -> Row:
     """The row as the site stage takes it: sizes of its stored images, a thumbnail made when the
-    store has none, and its preview left out when `previews` is False (--preview-size 0)."""
+    store has none (from `images_root / path` when given, else a tile with the file name), and
+    its preview left out when `previews` is False (--preview-size 0)."""
     from generator.ingest.imaging import DecodeError, decode, name_tile
 
     if not previews and row.preview is not None:
@@ -859,15 +854,12 @@ class StoredRows:
     def fetch(self, digests: Sequence[str]) -> Served:
         """Vectors, thumbnails and previews of a chunk of digests, read part by part in row
         order: consecutive rows of a part cost one sequential read."""
-        locations = [self.where[d] for d in digests if d in self.where]
-        read = self._read({at for where in locations for at in where if at != NOWHERE})
+        found = {d: self.where[d] for d in digests if d in self.where}
+        read = self._read({at for where in found.values() for at in where if at != NOWHERE})
         vectors: dict[str, np.ndarray] = {}
         thumbs: dict[str, CachedThumb] = {}
         previews: dict[str, CachedThumb] = {}
-        for digest in digests:
-            if digest not in self.where:
-                continue
-            at_vector, at_thumb, at_preview = self.where[digest]
+        for digest, (at_vector, at_thumb, at_preview) in found.items():
             vectors[digest] = read[at_vector][0]
             if at_thumb != NOWHERE:
                 _, size, thumb, _ = read[at_thumb]
