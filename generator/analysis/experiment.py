@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from generator.analysis.metrics import LABEL_KEYS, QUALITY_KEYS
 from generator.i18n import Message, translate
 from generator.ingest.labels import TOP_LEVEL
 from generator.report import I18n, Report
@@ -213,9 +214,7 @@ def _distribution(counts: Sequence[int], t: _Words) -> str:
 
 
 def _metrics_table(report: Report, t: _Words) -> list[str]:
-    keys = ["inertia", "silhouette", "calinski_harabasz", "davies_bouldin", "balance"]
-    if report.labels is not None:
-        keys += ["purity", "ari", "nmi"]
+    keys = [*QUALITY_KEYS, *(LABEL_KEYS if report.labels is not None else ())]
     rows = [
         [str(k), *(_num(report.clustering(k).metrics[key]) for key in keys)]
         for k in report.k_values
