@@ -211,8 +211,8 @@ def compare_labels(analysis: Analysis, names: Sequence[str]) -> LabelComparison:
     distinct, truth = encode(names)
     metrics, tables = {}, {}
     for k, c in analysis.clusterings.items():
-        metrics[k] = label_metrics(truth, c.labels)
         tables[k] = contingency(truth, c.labels, len(distinct), k)
+        metrics[k] = label_metrics(truth, c.labels, tables[k])
     return LabelComparison(tuple(names), tuple(distinct), metrics, tables)
 
 
