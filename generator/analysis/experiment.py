@@ -16,8 +16,7 @@ from generator.i18n import Message, translate
 from generator.ingest.labels import TOP_LEVEL
 from generator.report import I18n, Report
 
-PURITY_GOOD = 0.8  # the assessment rule's purity threshold (ASSESSMENTS)
-ASSESSMENTS = ("insufficient", "good", "over")  # xr_assess_<word>
+PURITY_GOOD = 0.8  # the assessment rule's purity threshold (assessment: xr_assess_<word>)
 PROMPT = "✎"  # marks what the student writes
 MD_SPECIAL = "\\`*_[]|#"
 # `<`, `>` and `&` as entities, not backslash escapes: Markdown renderers that pass HTML through
