@@ -130,7 +130,7 @@ def _method(report: Report, t: _Words) -> list[str]:
     if len(skipped) > SKIPPED_LISTED:
         items.append(f"  - {t('xr_m_more', n=len(skipped) - SKIPPED_LISTED)}")
     if report.labels is not None:
-        counts = _label_counts(report)
+        counts = [sum(row) for row in report.clustering(report.k_values[0]).label_table or ()]
         names = report.label_names
         listed = ", ".join(f"{t.label(name)} ({counts[i]})" for i, name in enumerate(names))
         items.append(t("xr_m_labels", l=len(counts), src=t.source(prov.labels), names=listed))
@@ -160,11 +160,6 @@ def _method(report: Report, t: _Words) -> list[str]:
 
 def _text(message: I18n, lang: str) -> str:
     return Message.of(message.key, **message.args).text(lang)
-
-
-def _label_counts(report: Report) -> list[int]:
-    table = report.clustering(report.k_values[0]).label_table or ()
-    return [sum(row) for row in table]
 
 
 def _results(report: Report, t: _Words) -> list[str]:
