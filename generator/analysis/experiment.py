@@ -167,15 +167,11 @@ def _results(report: Report, t: _Words) -> list[str]:
     if report.labels is not None:
         lines += _label_results(report, t)
     else:
-        rows = [
-            [
-                str(k),
-                " + ".join(map(str, c.sizes)),
-                _num(c.metrics["silhouette"]),
-                _num(c.metrics["balance"]),
-            ]
-            for k, c in ((k, report.clustering(k)) for k in report.k_values)
-        ]
+        rows = []
+        for k in report.k_values:
+            c = report.clustering(k)
+            sizes = " + ".join(map(str, c.sizes))
+            rows.append([str(k), sizes, _num(c.metrics["silhouette"]), _num(c.metrics["balance"])])
         header = [t("xr_col_k"), t("xr_col_sizes"), t("m_silhouette"), t("m_balance")]
         lines += [f"### {t('xr_h_table')}", "", *md_table(header, rows)]
     lines += ["", f"### {t('xr_h_metrics')}", "", *_metrics_table(report, t), ""]
