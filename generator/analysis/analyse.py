@@ -82,15 +82,13 @@ def analyse(features: np.ndarray, k_max: int, seed: int) -> Analysis:
         notes.append(Message.of("note_pca_few", n=coords.shape[1]))
     if distinct < min(k_max, n):
         notes.append(Message.of("note_distinct", distinct=distinct, n=n))
-    sample = silhouette_sample(coords, seed)  # the same distances serve every k
-    clusterings = sweep(coords, k_max, seed, sample)
+    clusterings = sweep(coords, k_max, seed)
     return Analysis(coords, ratio, clusterings, dim, distinct, tuple(notes), mean, components)
 
 
-def sweep(
-    coords: np.ndarray, k_max: int, seed: int, sample: SilhouetteSample | None = None
-) -> dict[int, Clustering]:
+def sweep(coords: np.ndarray, k_max: int, seed: int) -> dict[int, Clustering]:
     """K-means for k = 2 … min(k_max, N), each k's ids matched to those of k-1."""
+    sample = silhouette_sample(coords, seed)  # the same distances serve every k
     clusterings: dict[int, Clustering] = {}
     previous: np.ndarray | None = None
     for k in range(K_MIN, min(k_max, len(coords)) + 1):
@@ -127,8 +125,8 @@ def kmeans(
     coords: np.ndarray,
     k: int,
     seed: int,
-    previous: np.ndarray | None = None,
-    sample: SilhouetteSample | None = None,
+    previous: np.ndarray | None,
+    sample: SilhouetteSample,
 ) -> Clustering:
     """K-means for one k; ids by size when `previous` is None, else matched to `previous`.
     `sample`: the silhouette's distances, computed once for every k (metrics.silhouette_sample)."""
@@ -155,7 +153,7 @@ def kmeans(
         [coords[labels == c].mean(axis=0) if counts[c] else raw_centers[c] for c in range(k)]
     )
     distances = np.linalg.norm(coords - centers[labels], axis=1)
-    metrics = quality_metrics(coords, labels, counts, distances, seed, sample)
+    metrics = quality_metrics(coords, labels, counts, distances, sample)
     return Clustering(
         k=k,
         labels=labels,
@@ -213,8 +211,8 @@ def compare_labels(analysis: Analysis, names: Sequence[str]) -> LabelComparison:
     distinct, truth = encode(names)
     metrics, tables = {}, {}
     for k, c in analysis.clusterings.items():
-        metrics[k] = label_metrics(truth, c.labels)
         tables[k] = contingency(truth, c.labels, len(distinct), k)
+        metrics[k] = label_metrics(truth, c.labels, tables[k])
     return LabelComparison(tuple(names), tuple(distinct), metrics, tables)
 
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from generator.analysis.metrics import LABEL_KEYS, QUALITY_KEYS
 from generator.i18n import Message, translate
 from generator.ingest.labels import TOP_LEVEL
 from generator.report import I18n, Report
 
-PURITY_GOOD = 0.8  # the assessment rule's purity threshold (ASSESSMENTS)
-ASSESSMENTS = ("insufficient", "good", "over")  # xr_assess_<word>
+PURITY_GOOD = 0.8  # the assessment rule's purity threshold (assessment: xr_assess_<word>)
 PROMPT = "✎"  # marks what the student writes
 MD_SPECIAL = "\\`*_[]|#"
 # `<`, `>` and `&` as entities, not backslash escapes: Markdown renderers that pass HTML through
@@ -130,7 +130,7 @@ def _method(report: Report, t: _Words) -> list[str]:
     if len(skipped) > SKIPPED_LISTED:
         items.append(f"  - {t('xr_m_more', n=len(skipped) - SKIPPED_LISTED)}")
     if report.labels is not None:
-        counts = _label_counts(report)
+        counts = [sum(row) for row in report.clustering(report.k_values[0]).label_table or ()]
         names = report.label_names
         listed = ", ".join(f"{t.label(name)} ({counts[i]})" for i, name in enumerate(names))
         items.append(t("xr_m_labels", l=len(counts), src=t.source(prov.labels), names=listed))
@@ -162,25 +162,16 @@ def _text(message: I18n, lang: str) -> str:
     return Message.of(message.key, **message.args).text(lang)
 
 
-def _label_counts(report: Report) -> list[int]:
-    table = report.clustering(report.k_values[0]).label_table or ()
-    return [sum(row) for row in table]
-
-
 def _results(report: Report, t: _Words) -> list[str]:
     lines = [f"## {t('xr_h_results')}", ""]
     if report.labels is not None:
         lines += _label_results(report, t)
     else:
-        rows = [
-            [
-                str(k),
-                " + ".join(map(str, c.sizes)),
-                _num(c.metrics["silhouette"]),
-                _num(c.metrics["balance"]),
-            ]
-            for k, c in ((k, report.clustering(k)) for k in report.k_values)
-        ]
+        rows = []
+        for k in report.k_values:
+            c = report.clustering(k)
+            sizes = " + ".join(map(str, c.sizes))
+            rows.append([str(k), sizes, _num(c.metrics["silhouette"]), _num(c.metrics["balance"])])
         header = [t("xr_col_k"), t("xr_col_sizes"), t("m_silhouette"), t("m_balance")]
         lines += [f"### {t('xr_h_table')}", "", *md_table(header, rows)]
     lines += ["", f"### {t('xr_h_metrics')}", "", *_metrics_table(report, t), ""]
@@ -213,9 +204,7 @@ def _distribution(counts: Sequence[int], t: _Words) -> str:
 
 
 def _metrics_table(report: Report, t: _Words) -> list[str]:
-    keys = ["inertia", "silhouette", "calinski_harabasz", "davies_bouldin", "balance"]
-    if report.labels is not None:
-        keys += ["purity", "ari", "nmi"]
+    keys = [*QUALITY_KEYS, *(LABEL_KEYS if report.labels is not None else ())]
     rows = [
         [str(k), *(_num(report.clustering(k).metrics[key]) for key in keys)]
         for k in report.k_values

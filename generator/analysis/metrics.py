@@ -55,12 +55,11 @@ def quality_metrics(
     labels: np.ndarray,
     sizes: np.ndarray,
     distances: np.ndarray,
-    seed: int,
-    sample: SilhouetteSample | None = None,
+    sample: SilhouetteSample,
 ) -> dict[str, float | None]:
     """Inertia, silhouette, Calinski–Harabasz, Davies–Bouldin and size balance for one k. The
     three scikit-learn scores need 2 ≤ clusters in use ≤ N-1; elsewhere they are None.
-    `sample`: silhouette_sample(coords, seed), when several k share it."""
+    `sample`: silhouette_sample(coords, seed), which every k shares."""
     from sklearn import config_context
     from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
 
@@ -74,15 +73,11 @@ def quality_metrics(
     }
     if not 2 <= int((sizes > 0).sum()) <= n - 1:
         return out
-    size = SILHOUETTE_SAMPLE if n > SILHOUETTE_SAMPLE else None
+    chosen = labels if sample.indices is None else labels[sample.indices]
     # silhouette's distances in chunks of WORKING_MB, not scikit-learn's default of 1 GB
     with warnings.catch_warnings(), config_context(working_memory=WORKING_MB):
         warnings.simplefilter("ignore", RuntimeWarning)  # coincident centres: division by zero
-        if sample is None:
-            score = silhouette_score(coords, labels, sample_size=size, random_state=seed)
-        else:
-            chosen = labels if sample.indices is None else labels[sample.indices]
-            score = silhouette_score(sample.distances, chosen, metric="precomputed")
+        score = silhouette_score(sample.distances, chosen, metric="precomputed")
         out["silhouette"] = _finite(score)
         out["calinski_harabasz"] = _finite(calinski_harabasz_score(coords, labels))
         out["davies_bouldin"] = _finite(davies_bouldin_score(coords, labels))
@@ -97,11 +92,10 @@ def size_balance(counts: np.ndarray) -> float:
     return float(-(p * np.log(p)).sum() / math.log(k)) if k > 1 else 1.0
 
 
-def label_metrics(truth: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Purity, adjusted Rand index and normalised mutual information against known labels."""
+def label_metrics(truth: np.ndarray, labels: np.ndarray, table: np.ndarray) -> dict[str, float]:
+    """Purity (from their contingency `table`), adjusted Rand index and normalised MI."""
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-    table = contingency(truth, labels, int(truth.max()) + 1, int(labels.max()) + 1)
     return {
         "purity": float(table.max(axis=0).sum() / len(labels)),
         "ari": float(adjusted_rand_score(truth, labels)),

@@ -14,15 +14,8 @@ from typing import Any
 import numpy as np
 
 from generator.config import DISPLAY_POINTS as DEFAULT_DISPLAY_POINTS
-from generator.config import MIN_DISPLAY_POINTS
 
-__all__ = [
-    "DEFAULT_DISPLAY_POINTS",
-    "MIN_DISPLAY_POINTS",
-    "display_sample",
-    "hash_ranks",
-    "path_rank",
-]
+__all__ = ["DEFAULT_DISPLAY_POINTS", "display_sample", "hash_ranks", "path_rank"]
 
 
 def path_rank(paths: Sequence[str] | Any) -> np.ndarray:
@@ -62,14 +55,14 @@ def display_sample(
     chosen = np.zeros(n, dtype=bool)
     chosen[order[:points]] = True
     forced = np.zeros(n, dtype=bool)
-    for k in sorted(labels):
-        ids = np.asarray(labels[k])
-        for cluster in np.unique(ids):
-            members = np.flatnonzero(ids == cluster)
+    ids = {k: np.asarray(labels[k]) for k in sorted(labels)}
+    for clusters in ids.values():
+        for cluster in np.unique(clusters):
+            members = np.flatnonzero(clusters == cluster)
             if not chosen[members].any():  # its lowest-ranked member joins the sample
                 best = members[np.argmin(ranks[members])]
                 chosen[best] = forced[best] = True
-    _trim(chosen, forced, order, labels, points)
+    _trim(chosen, forced, order, ids, points)
     return np.flatnonzero(chosen).astype(np.int64)
 
 
@@ -77,21 +70,19 @@ def _trim(
     chosen: np.ndarray,
     forced: np.ndarray,
     order: np.ndarray,
-    labels: Mapping[int, np.ndarray],
+    ids: Mapping[int, np.ndarray],
     points: int,
 ) -> None:
     """Drop the highest-ranked points whose clusters keep another member until `points` are left."""
-    ks = sorted(labels)
-    ids = {k: np.asarray(labels[k]) for k in ks}
-    counts = {k: np.bincount(ids[k][chosen], minlength=int(ids[k].max()) + 1) for k in ks}
+    counts = {k: np.bincount(ids[k][chosen], minlength=int(ids[k].max()) + 1) for k in ids}
     excess = int(chosen.sum()) - points
     for index in order[points - 1 :: -1]:  # the hash-ranked part of the sample, highest first
         if excess <= 0:
             break
         if forced[index]:
             continue
-        if all(counts[k][ids[k][index]] > 1 for k in ks):
+        if all(counts[k][ids[k][index]] > 1 for k in ids):
             chosen[index] = False
-            for k in ks:
+            for k in ids:
                 counts[k][ids[k][index]] -= 1
             excess -= 1

@@ -303,10 +303,9 @@ def _in_order(func: Callable[[Chunk], _T], work: Sequence[Chunk]) -> Iterator[tu
     from threadpoolctl import threadpool_limits
 
     pending: deque[tuple[Chunk, Future[_T]]] = deque()
-    todo = iter(work)
     with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(WORKERS) as pool:
         try:
-            for chunk in todo:
+            for chunk in work:
                 pending.append((chunk, pool.submit(func, chunk)))
                 if len(pending) >= 2 * WORKERS:
                     done, future = pending.popleft()
@@ -480,9 +479,8 @@ def assign(
 
 
 def _nearest(
-    coords: np.ndarray, centers: np.ndarray, squares: np.ndarray | None = None
+    coords: np.ndarray, centers: np.ndarray, squares: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    squares = (coords**2).sum(axis=1) if squares is None else squares
     squared = squares[:, None] - 2 * coords @ centers.T + (centers**2).sum(axis=1)[None]
     labels = np.argmin(squared, axis=1)
     distances = np.sqrt(np.clip(squared[np.arange(len(coords)), labels], 0, None))
