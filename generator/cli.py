@@ -12,7 +12,7 @@ import os
 import shlex
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -337,8 +337,7 @@ def sort_command(inputs: tuple[Path, ...], verbose: int, quiet: bool, **options:
         from generator.commands.sort import sort_collection
 
         config = _configured(sort_config, inputs, **options)
-        where = _as_it_was(config.build.output)
-        with _reported(lambda: _interrupted(where, config.build.cache_dir is not None)):
+        with _replacing(config.build.output, config.build.cache_dir is not None):
             result = sort_collection(config, progress=_progress_for(quiet))
         if quiet:
             return
@@ -412,8 +411,7 @@ def _run(inputs: tuple[Path, ...], verbose: int, quiet: bool, open: bool, **opti
         if source is click.core.ParameterSource.DEFAULT:
             options["output"] = None  # site/, or report.html with --single-file
         config = _configured(build_config, inputs, **options)
-        where = _as_it_was(config.output)
-        with _reported(lambda: _interrupted(where, config.cache_dir is not None)):
+        with _replacing(config.output, config.cache_dir is not None):
             delivery = deliver(config, progress=_progress_for(quiet))
         if not quiet:
             _summary(delivery)
@@ -426,10 +424,11 @@ def _run(inputs: tuple[Path, ...], verbose: int, quiet: bool, open: bool, **opti
             _open(delivery.result.output, quiet)
 
 
-def _as_it_was(output: Path) -> str:
-    """What an interrupted command left at `output`, which it replaces only when complete
-    (checked before it starts)."""
-    return f"{output} is as it was" if output.exists() else f"nothing was written to {output}"
+def _replacing(output: Path, cached: bool) -> AbstractContextManager[None]:
+    """_reported for a command that replaces `output` only when complete: Ctrl-C says what it
+    left there (whether it existed is checked before the command starts)."""
+    where = f"{output} is as it was" if output.exists() else f"nothing was written to {output}"
+    return _reported(lambda: _interrupted(where, cached))
 
 
 def _interrupted(where: str, cached: bool, kept: bool = False) -> str:
