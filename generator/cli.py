@@ -435,21 +435,15 @@ def _interrupted(where: str, cached: bool, kept: bool = False) -> str:
     """Ctrl-C: what was kept (the old output, `kept` finished parts, the embeddings) and how
     to go on."""
     done = PROGRESS.get(EMBEDDING, 0)
+    said = f"Interrupted: {where}."
+    go_on = "run the same command again to go on from there"
     if not done:
-        again = " Run the same command again to go on from there." if kept else ""
-        return f"Interrupted: {where}.{again}"
+        return f"{said} Run the same command again to go on from there." if kept else said
     images = f"{done:,} image{'' if done == 1 else 's'}"
     if cached:
-        return (
-            f"Interrupted: {where}. {images} had been embedded and are cached: run the same "
-            "command again to go on from there."
-        )
-    again = (
-        "run the same command again to go on from there" if kept else "a new run embeds them again"
-    )
-    return (
-        f"Interrupted: {where}. {images} had been embedded, but not cached (--no-cache): {again}."
-    )
+        return f"{said} {images} had been embedded and are cached: {go_on}."
+    again = go_on if kept else "a new run embeds them again"
+    return f"{said} {images} had been embedded, but not cached (--no-cache): {again}."
 
 
 def _open(output: Path, quiet: bool) -> None:
