@@ -48,7 +48,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("generator")
 
-DEMO_DIR = DEMO_IMAGES
 _Config = TypeVar("_Config")
 
 
@@ -292,7 +291,7 @@ def demo(**options: Any) -> None:
     source = click.get_current_context().get_parameter_source("weights")
     if source is click.core.ParameterSource.DEFAULT:
         options["weights"] = _demo_weights(options["quiet"])
-    _run((DEMO_DIR,), title_key="demo_title", **options)
+    _run((DEMO_IMAGES,), title_key="demo_title", **options)
 
 
 # demo's --help shows the default as it behaves: it falls back to random weights (build does not)
