@@ -84,9 +84,7 @@ def _deliver(config: BuildConfig, progress: Progress, embedder: Embedder | None)
         with left:
             return Delivery(build_site(config, progress, embedder))
     top = zip_top(zip_file)
-    fitter = _fitter(
-        config, lambda report, site: len(zip_bytes(site_entries(site, top))), "the zip"
-    )
+    fitter = _fitter(config, lambda _, site: len(zip_bytes(site_entries(site, top))), "the zip")
     with left:
         result = build_site(config, progress, embedder, finish=fitter)
     built = f"The site in {output} is built. {as_it_was(zip_file, 'zip')}"
