@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from generator import config as opt
 from generator.config import RANDOM
 from generator.errors import ConfigError, GeneratorError
-from generator.options import StrPath, build_config, log_level
+from generator.options import StrPath, build_config, log_level, query_config
 
 if TYPE_CHECKING:
     from generator.commands.build import BuildResult
@@ -109,7 +109,6 @@ def query(
     options = dict(locals())  # every parameter but the photos: what query_config maps
     del options["photos"]
     from generator.commands.query import query_photos
-    from generator.options import query_config
 
     one = isinstance(photos, str | os.PathLike)
     with _in_api_words():

@@ -12,7 +12,7 @@ import os
 import shlex
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -48,7 +48,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("generator")
 
-DEMO_DIR = DEMO_IMAGES
 _Config = TypeVar("_Config")
 
 
@@ -292,7 +291,7 @@ def demo(**options: Any) -> None:
     source = click.get_current_context().get_parameter_source("weights")
     if source is click.core.ParameterSource.DEFAULT:
         options["weights"] = _demo_weights(options["quiet"])
-    _run((DEMO_DIR,), title_key="demo_title", **options)
+    _run((DEMO_IMAGES,), title_key="demo_title", **options)
 
 
 # demo's --help shows the default as it behaves: it falls back to random weights (build does not)
@@ -337,8 +336,7 @@ def sort_command(inputs: tuple[Path, ...], verbose: int, quiet: bool, **options:
         from generator.commands.sort import sort_collection
 
         config = _configured(sort_config, inputs, **options)
-        where = _as_it_was(config.build.output)
-        with _reported(lambda: _interrupted(where, config.build.cache_dir is not None)):
+        with _replacing(config.build.output, config.build.cache_dir is not None):
             result = sort_collection(config, progress=_progress_for(quiet))
         if quiet:
             return
@@ -412,8 +410,7 @@ def _run(inputs: tuple[Path, ...], verbose: int, quiet: bool, open: bool, **opti
         if source is click.core.ParameterSource.DEFAULT:
             options["output"] = None  # site/, or report.html with --single-file
         config = _configured(build_config, inputs, **options)
-        where = _as_it_was(config.output)
-        with _reported(lambda: _interrupted(where, config.cache_dir is not None)):
+        with _replacing(config.output, config.cache_dir is not None):
             delivery = deliver(config, progress=_progress_for(quiet))
         if not quiet:
             _summary(delivery)
@@ -426,31 +423,26 @@ def _run(inputs: tuple[Path, ...], verbose: int, quiet: bool, open: bool, **opti
             _open(delivery.result.output, quiet)
 
 
-def _as_it_was(output: Path) -> str:
-    """What an interrupted command left at `output`, which it replaces only when complete
-    (checked before it starts)."""
-    return f"{output} is as it was" if output.exists() else f"nothing was written to {output}"
+def _replacing(output: Path, cached: bool) -> AbstractContextManager[None]:
+    """_reported for a command that replaces `output` only when complete: Ctrl-C says what it
+    left there (whether it existed is checked before the command starts)."""
+    where = f"{output} is as it was" if output.exists() else f"nothing was written to {output}"
+    return _reported(lambda: _interrupted(where, cached))
 
 
 def _interrupted(where: str, cached: bool, kept: bool = False) -> str:
     """Ctrl-C: what was kept (the old output, `kept` finished parts, the embeddings) and how
     to go on."""
     done = PROGRESS.get(EMBEDDING, 0)
+    said = f"Interrupted: {where}."
+    go_on = "run the same command again to go on from there"
     if not done:
-        again = " Run the same command again to go on from there." if kept else ""
-        return f"Interrupted: {where}.{again}"
+        return f"{said} Run the same command again to go on from there." if kept else said
     images = f"{done:,} image{'' if done == 1 else 's'}"
     if cached:
-        return (
-            f"Interrupted: {where}. {images} had been embedded and are cached: run the same "
-            "command again to go on from there."
-        )
-    again = (
-        "run the same command again to go on from there" if kept else "a new run embeds them again"
-    )
-    return (
-        f"Interrupted: {where}. {images} had been embedded, but not cached (--no-cache): {again}."
-    )
+        return f"{said} {images} had been embedded and are cached: {go_on}."
+    again = go_on if kept else "a new run embeds them again"
+    return f"{said} {images} had been embedded, but not cached (--no-cache): {again}."
 
 
 def _open(output: Path, quiet: bool) -> None:

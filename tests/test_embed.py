@@ -128,10 +128,10 @@ def test_unavailable_device_is_an_error() -> None:
 
 
 def test_bf16_features_match_fp32_on_real_images() -> None:
-    from generator.cli import DEMO_DIR
+    from generator.api import DEMO_IMAGES
     from generator.ingest.imaging import decode
 
-    files = sorted(DEMO_DIR.rglob("*.png"))[::3]
+    files = sorted(DEMO_IMAGES.rglob("*.png"))[::3]
     pixels = np.stack([decode(f, 224, 64).pixels for f in files])
     fp32 = load_embedder("random", plan_model("random", "cpu", "fp32"))(pixels)
     bf16_embedder = load_embedder("random", plan_model("random", "cpu", "bf16"))

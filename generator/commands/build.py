@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from generator.analysis import streamed
 from generator.analysis.analyse import Analysis
@@ -45,7 +43,7 @@ from generator.ingest.labels import (
 )
 from generator.report import Report
 from generator.site.exports import ASSIGNMENTS, write_arrays, write_assignments, write_exports
-from generator.site.payload import ImageRecord, ReportExtras, SampledTotals, build_report
+from generator.site.payload import ReportExtras, SampledTotals, build_report
 from generator.site.query import QueryModel, add_query, check_same_model
 from generator.site.render import render_site
 from generator.site.sitedir import carry_foreign, check_output, publish, record_written
@@ -115,7 +113,6 @@ def build_site(
             return BuildResult(config.output, images, (), time.perf_counter() - start, report, 0)
         if store is not None:
             embedded = from_store(store, config, run.staging, progress)
-            skipped = embedded.skipped
             if config.labels:  # assigned from the store's paths, once they are read
                 rels = [r.rel for r in embedded.records]
                 labelling = labels_for_store(read_labels(config.labels), rels, embedded.prefixed)
@@ -123,14 +120,14 @@ def build_site(
             embedded = embed_images(
                 found.images, run.embedder, run.cache, run.staging, config, progress
             )
-            skipped = found.skipped + embedded.skipped
-        report = _report(embedded, skipped, config, labelling, run.cache, run.staging, found)
+            embedded = replace(embedded, skipped=found.skipped + embedded.skipped)
+        report = _report(embedded, config, labelling, run.cache, run.staging, found)
         report = _publish(config, run.staging, report, finish)
     walked = found or Discovery((), ())  # a store: no aliases, no files left unread
     return BuildResult(
         config.output,
         len(embedded.records),
-        skipped,
+        embedded.skipped,
         time.perf_counter() - start,
         report,
         embedded.embedded,
@@ -152,7 +149,6 @@ def _publish(config: BuildConfig, staging: Path, report: Any, finish: Finish | N
 
 def _report(
     embedded: Embedded,
-    skipped: tuple[SkippedImage, ...],
     config: BuildConfig,
     labelling: Labelling | None,
     cache: EmbeddingCache | None,
@@ -161,17 +157,15 @@ def _report(
 ) -> Report:
     """Analyse, then write the report and the site into `staging`. `found`: what the walk met
     (None for a store), for the page's aliases and its notes on the files it could not read."""
-    check_skipped(config.strict, skipped)
-    check_enough(len(embedded.records), skipped)
+    check_skipped(config.strict, embedded.skipped)
+    check_enough(len(embedded.records), embedded.skipped)
     analysis = cached_analysis(embedded.features, config, cache)  # PCA and K-means, or the cache's
     extras = report_extras(embedded.records, embedded.features, analysis, labelling)
     if found is not None:
         notes = (*extras.notes, *unsupported_notes(found.unsupported))
         extras = replace(extras, aliases=found.aliases, notes=notes)
-    report = _build_report(config, embedded.records, skipped, analysis, embedded.info, extras)
     phase.info("writing site…")
-    query = _query_model(config, embedded.info, embedded.sizes) if config.query else None
-    report = write_site(report, staging, config, embedded.features, analysis, query)
+    report = write_site(config, staging, embedded, analysis, extras)
     paths = [record.rel for record in embedded.records]
     write_assignments(staging / ASSIGNMENTS, paths, analysis)
     if config.export_embeddings:
@@ -179,44 +173,34 @@ def _report(
     return report
 
 
-def _build_report(
+def write_site(
     config: BuildConfig,
-    records: Sequence[ImageRecord],
-    skipped: Sequence[SkippedImage],
+    site: Path,
+    embedded: Embedded,
     analysis: Analysis,
-    info: ModelInfo,
     extras: ReportExtras,
     sampled: SampledTotals | None = None,
 ) -> Report:
-    """The report, with what the options decide: the title, the seed, the language, the points."""
+    """The one place a build writes its site: the report, with what the options decide (the
+    title, the seed, the language, the points), the page and its data, the exports and, with
+    --query, the query files, which report.json names."""
     title = config.title or Message.of(config.title_key)
-    return build_report(
+    report = build_report(
         title,
-        records,
-        skipped,
+        embedded.records,
+        embedded.skipped,
         analysis,
-        info,
+        embedded.info,
         config.seed,
         extras,
         lang=config.lang,
         display_points=config.display_points,
         sampled=sampled,
     )
-
-
-def write_site(
-    report: Report,
-    site: Path,
-    config: BuildConfig,
-    features: np.ndarray,
-    analysis: Analysis,
-    query: QueryModel | None,
-) -> Report:
-    """The one place a build writes its site: the page and its data, the exports and, with
-    --query (`query`: the model the page gets), the query files, which report.json names."""
-    if query is not None:
+    if config.query:
         phase.info("writing the model and the vectors for --query…")
-        report = add_query(report, site, features, analysis, query)
+        query = _query_model(config, embedded.info, embedded.sizes)
+        report = add_query(report, site, embedded.features, analysis, query)
     render_site(report, site, lang=config.lang)
     write_exports(site, report)
     return report
@@ -257,8 +241,7 @@ def build_sampled(
     extras = report_extras(records, features, analysis, labelling)
     info = store.model_info(int(features.shape[1]) if len(features) else None)
     totals = SampledTotals(projection.rows, total - projection.rows, cluster_sizes)
-    report = _build_report(config, records, (), analysis, info, extras, totals)
     decoded = (store.thumb_size or 0, store.preview_size)  # the store's thumbnail, preview
-    query = _query_model(config, info, decoded) if config.query else None
-    report = write_site(report, site, config, features, analysis, query)
+    sample = Embedded(records, features, (), info, 0, store.prefixed, decoded)
+    report = write_site(config, site, sample, analysis, extras, totals)
     return report, projection.rows

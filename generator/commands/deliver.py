@@ -13,7 +13,7 @@ import io
 import os
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
@@ -84,12 +84,12 @@ def _deliver(config: BuildConfig, progress: Progress, embedder: Embedder | None)
         with left:
             return Delivery(build_site(config, progress, embedder))
     top = zip_top(zip_file)
-    fitter = _fitter(config, lambda report, site: len(zip_bytes(site, top)), "the zip")
+    fitter = _fitter(config, lambda _, site: len(zip_bytes(site_entries(site, top))), "the zip")
     with left:
         result = build_site(config, progress, embedder, finish=fitter)
     built = f"The site in {output} is built. {as_it_was(zip_file, 'zip')}"
     with room_for(zip_file, "--zip", built):
-        size = _write_atomic(zip_file, lambda f: zip_site(output, top, f))
+        size = _write_atomic(zip_file, lambda f: zip_entries(site_entries(output, top), f))
     return Delivery(result, zip_file, size, fitter.fit if fitter else None)
 
 
@@ -152,14 +152,14 @@ def zip_entries(entries: Iterable[tuple[str, bytes]], out: IO[bytes]) -> None:
         archive.comment = ZIP_COMMENT
 
 
-def zip_site(site: Path, top: str, out: IO[bytes]) -> None:
+def site_entries(site: Path, top: str) -> Iterator[tuple[str, bytes]]:
     """The site's files under the one folder `top`."""
-    zip_entries(((f"{top}/{rel}", path.read_bytes()) for rel, path in site_files(site)), out)
+    return ((f"{top}/{rel}", path.read_bytes()) for rel, path in site_files(site))
 
 
-def zip_bytes(site: Path, top: str) -> bytes:
+def zip_bytes(entries: Iterable[tuple[str, bytes]]) -> bytes:
     out = io.BytesIO()
-    zip_site(site, top, out)
+    zip_entries(entries, out)
     return out.getvalue()
 
 
@@ -203,9 +203,7 @@ def check_floor(budget: int, single: bool) -> None:
     if single:
         floor, what = sum(p.stat().st_size for p in assets), "the single file"
     else:
-        out = io.BytesIO()
-        zip_entries(((p.name, p.read_bytes()) for p in assets), out)
-        floor, what = len(out.getvalue()), "the zip"
+        floor, what = len(zip_bytes((p.name, p.read_bytes()) for p in assets)), "the zip"
     if budget <= floor:
         raise BudgetError(
             f"--max-size {format_size(budget)} is too small: Plotly and the page's own scripts "

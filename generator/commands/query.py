@@ -24,7 +24,6 @@ from generator.ingest.imaging import DecodeError, decode
 from generator.model.vit import PREPROCESS
 from generator.report import read_report
 from generator.site.query import NEIGHBOURS, how_to_name, read_index, unb64
-from generator.types import Embedder
 
 if TYPE_CHECKING:
     from generator.model.embed import LazyEmbedder
@@ -145,7 +144,7 @@ class SiteIndex:
         return Answer(photo, tuple(float(c) for c in coords), tuple(placements), similar)
 
 
-def query_photos(config: QueryConfig, embedder: Embedder | None = None) -> list[Answer]:
+def query_photos(config: QueryConfig) -> list[Answer]:
     """Every photo's answer, in the order given; the first unusable photo stops with its error."""
     from generator.model.vit import weights_id
 
@@ -158,12 +157,8 @@ def query_photos(config: QueryConfig, embedder: Embedder | None = None) -> list[
             f"{how_to_name(index.weights_id)}, the site's weights."
         )
     pixels = np.stack([photo_pixels(photo, index.sizes) for photo in config.photos])
-    if embedder is None:
-        with closing(_site_model(config, index.model)) as lazy:
-            features = lazy(pixels)
-    else:
-        features = embedder(pixels)
-    features = np.asarray(features, dtype=np.float32)
+    with closing(_site_model(config, index.model)) as lazy:
+        features = np.asarray(lazy(pixels), dtype=np.float32)
     return [
         index.answer(str(photo), feature)
         for photo, feature in zip(config.photos, features, strict=True)

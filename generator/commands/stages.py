@@ -38,7 +38,6 @@ from generator.types import (
     Row,
     SkippedImage,
     SourceImage,
-    no_progress,
 )
 
 log = logging.getLogger(__name__)
@@ -243,9 +242,7 @@ def embed_options(config: BuildConfig | EmbedConfig, workers: bool = True) -> Em
     )
 
 
-def from_store(
-    store: Store, config: BuildConfig, site: Path, progress: Progress = no_progress
-) -> Embedded:
+def from_store(store: Store, config: BuildConfig, site: Path, progress: Progress) -> Embedded:
     """The rows of a Parquet store, into the site as the engine's would go."""
     sink = SiteRows(site)
     source = StoreSource(store, config.images_root, config.thumb_size, config.preview_size > 0)
