@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from generator.errors import ModelError
-from generator.model.vit import MODEL_NAME, PREPROCESS, Preprocess, create_model
+from generator.model.vit import MODEL_NAME, PREPROCESS, create_model
 from generator.types import ModelInfo
 
 if TYPE_CHECKING:
@@ -86,17 +86,16 @@ class OpenVinoEmbedder:
     """A compiled model and an asynchronous request queue: a batch is split into CHUNK-image
     requests that run concurrently, each on its own cores (OpenVINO's THROUGHPUT hint)."""
 
-    def __init__(self, compiled: Any, info: ModelInfo, preprocess: Preprocess = PREPROCESS):
+    def __init__(self, compiled: Any, info: ModelInfo):
         import openvino as ov
 
         self.info = info
-        self.preprocess = preprocess
         self.queue = ov.AsyncInferQueue(compiled, _requests(compiled))
         self.queue.set_callback(self._done)
         self._out: dict[int, np.ndarray] = {}
         self._lock = threading.Lock()
-        std = np.asarray(preprocess.std, dtype=np.float32).reshape(1, 3, 1, 1)
-        self._mean = np.asarray(preprocess.mean, dtype=np.float32).reshape(1, 3, 1, 1) * 255.0
+        std = np.asarray(PREPROCESS.std, dtype=np.float32).reshape(1, 3, 1, 1)
+        self._mean = np.asarray(PREPROCESS.mean, dtype=np.float32).reshape(1, 3, 1, 1) * 255.0
         self._scale = 1.0 / (std * 255.0)
 
     def _done(self, request: Any, slot: int) -> None:
