@@ -10,9 +10,7 @@ timm. Features stay within cosine 0.999 of torch fp32 (tested).
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import json
 import logging
 import os
 import shutil
@@ -25,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from generator.errors import ModelError
-from generator.model.vit import MODEL_NAME, PREPROCESS, create_model
+from generator.model.vit import PREPROCESS, create_model, made_key
 from generator.types import ModelInfo
 
 if TYPE_CHECKING:
@@ -214,15 +212,7 @@ def _compile(model: Any, precision: str, cache_dir: Path | None = None) -> Any:
 
 def converted_folder(cache_dir: Path, info: ModelInfo) -> Path:
     """Where this model's conversion is kept: one folder per weights and library versions."""
-    from generator.version import package_version
-
-    key = {
-        "model": MODEL_NAME,
-        "weights": info.weights_id,
-        "packages": {p: package_version(p) for p in ("openvino", "timm", "torch")},
-    }
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
-    return cache_dir / CONVERTED / digest
+    return cache_dir / CONVERTED / made_key(info.weights_id, ("openvino", "timm", "torch"))
 
 
 def _converted(weights: str, seed: int) -> Any:
