@@ -88,7 +88,8 @@ class OpenVinoEmbedder:
         import openvino as ov
 
         self.info = info
-        self.queue = ov.AsyncInferQueue(compiled, _requests(compiled))
+        requests = compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")  # OpenVINO >= 2022.1
+        self.queue = ov.AsyncInferQueue(compiled, requests)
         self.queue.set_callback(self._done)
         self._out: dict[int, np.ndarray] = {}
         self._lock = threading.Lock()
@@ -109,13 +110,6 @@ class OpenVinoEmbedder:
         self.queue.wait_all()
         out = np.concatenate([self._out.pop(slot) for slot in range(len(starts))])
         return out.astype(np.float32, copy=False)
-
-
-def _requests(compiled: Any) -> int:
-    try:
-        return max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
-    except Exception:  # an older OpenVINO without the property
-        return 2
 
 
 def load_openvino(
