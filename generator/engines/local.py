@@ -84,12 +84,15 @@ class LocalEngine:
         self._images = images
         digests = self._digests(images)
         self._served = Served(self._sources())
-        plan = split(images, digests, self._served, bool(self.options.preview_size))
+        previews = bool(self.options.preview_size)
+        plan = split(images, digests, self._served, previews)
         self.served += plan.served
         prefetch = getattr(self.embedder, "prefetch", None)
         if plan.new and prefetch is not None:
             prefetch()
-        order = InOrder(plan.done, self._materialise, CHUNK)
+        order = InOrder(
+            plan.done, lambda stubs: self._served.materialise(stubs, previews, self._again), CHUNK
+        )
         yield from order.ready()
         if plan.todo:
             with progress("Embedding images", len(plan.todo)) as advance:
@@ -155,11 +158,6 @@ class LocalEngine:
         metadata = model_metadata(self.embedder.info, size, False, preview)
         space = namespace(self.embedder.info, self.options.decode_side)  # as settled in plan
         return cache.space(space, thumbs, previews, metadata)
-
-    def _materialise(self, stubs: Sequence[Stub]) -> list[Row]:
-        """The rows of a chunk of stubs; one whose bytes went missing meanwhile (another build
-        replaced a damaged cache) is decoded again here."""
-        return self._served.materialise(stubs, bool(self.options.preview_size), self._again)
 
     def _again(self, stub: Stub, vector: np.ndarray | None) -> Row:
         log.warning("%s: its cached thumbnail went missing; decoding it again", stub.rel)
