@@ -35,9 +35,9 @@ def try_hash(path: Path) -> str | OSError:
         return exc
 
 
-def hashes(paths: Sequence[Path], threads: int = HASH_THREADS) -> Iterator[str | OSError]:
+def hashes(paths: Sequence[Path]) -> Iterator[str | OSError]:
     """Content hashes in input order, read by a few threads of this process."""
-    with ThreadPoolExecutor(threads, thread_name_prefix="hash") as pool:
+    with ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="hash") as pool:
         yield from pool.map(try_hash, paths)
 
 
