@@ -143,7 +143,6 @@ class LocalEngine:
         sources: list[Known] = []
         if self.known is not None:
             sources.append(self.known)
-        self._space = None
         if self.cache is not None:
             self._space = self._cache_space(self.cache)
             sources.append(self._space)
