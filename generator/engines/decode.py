@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 HASH_THREADS = 8  # hashlib releases the GIL: threads read and hash files in parallel
 
 
-def try_decode(path: Path, thumb_size: int, preview_size: int = 0) -> Decoded | DecodeError:
+def try_decode(path: Path, thumb_size: int, preview_size: int) -> Decoded | DecodeError:
     try:
         return decode(path, PREPROCESS.size, thumb_size, preview_size)
     except DecodeError as exc:
