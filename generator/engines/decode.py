@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 HASH_THREADS = 8  # hashlib releases the GIL: threads read and hash files in parallel
 
 
-def try_decode(path: Path, thumb_size: int, preview_size: int = 0) -> Decoded | DecodeError:
+def try_decode(path: Path, thumb_size: int, preview_size: int) -> Decoded | DecodeError:
     try:
         return decode(path, PREPROCESS.size, thumb_size, preview_size)
     except DecodeError as exc:
@@ -35,9 +35,9 @@ def try_hash(path: Path) -> str | OSError:
         return exc
 
 
-def hashes(paths: Sequence[Path], threads: int = HASH_THREADS) -> Iterator[str | OSError]:
+def hashes(paths: Sequence[Path]) -> Iterator[str | OSError]:
     """Content hashes in input order, read by a few threads of this process."""
-    with ThreadPoolExecutor(threads, thread_name_prefix="hash") as pool:
+    with ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="hash") as pool:
         yield from pool.map(try_hash, paths)
 
 

@@ -351,7 +351,7 @@ def rows_to_arrow(
     indices: Sequence[int],
     rows: Sequence[Row],
     info: ModelInfo | None,
-    paths: Sequence[str] | None = None,
+    paths: Sequence[str],
     pixels: Sequence[bytes | None] | None = None,
 ) -> pa.Table:
     """Rows → the transport table (one schema whatever the batch holds): after the decode stage
@@ -366,7 +366,7 @@ def rows_to_arrow(
     return pa.table(
         {
             "index": pa.array(indices, pa.int64()),
-            "path": pa.array(nothing if paths is None else paths, pa.string()),
+            "path": pa.array(paths, pa.string()),
             "rel": pa.array([row.rel for row in rows], pa.string()),
             "sha256": pa.array([row.sha256 for row in rows], pa.string()),
             "width": sizes(lambda r: r.size, 0),

@@ -118,7 +118,7 @@ def split(
             done[index] = Stub(index, rel, digest)  # its bytes are read when it is next
         else:
             todo.append(index)
-    new = any(not isinstance(digests[i], str) or digests[i] not in vectors for i in todo)
+    new = any(digests[i] not in vectors for i in todo)  # None (not hashed yet) is in none
     count = sum(isinstance(item, Stub) for item in done.values())
     return Split(done, todo, count, new)
 

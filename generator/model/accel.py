@@ -10,9 +10,7 @@ timm. Features stay within cosine 0.999 of torch fp32 (tested).
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import json
 import logging
 import os
 import shutil
@@ -25,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from generator.errors import ModelError
-from generator.model.vit import MODEL_NAME, PREPROCESS, Preprocess, create_model
+from generator.model.vit import PREPROCESS, create_model, made_key
 from generator.types import ModelInfo
 
 if TYPE_CHECKING:
@@ -86,17 +84,17 @@ class OpenVinoEmbedder:
     """A compiled model and an asynchronous request queue: a batch is split into CHUNK-image
     requests that run concurrently, each on its own cores (OpenVINO's THROUGHPUT hint)."""
 
-    def __init__(self, compiled: Any, info: ModelInfo, preprocess: Preprocess = PREPROCESS):
+    def __init__(self, compiled: Any, info: ModelInfo):
         import openvino as ov
 
         self.info = info
-        self.preprocess = preprocess
-        self.queue = ov.AsyncInferQueue(compiled, _requests(compiled))
+        requests = compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")  # OpenVINO >= 2022.1
+        self.queue = ov.AsyncInferQueue(compiled, requests)
         self.queue.set_callback(self._done)
         self._out: dict[int, np.ndarray] = {}
         self._lock = threading.Lock()
-        std = np.asarray(preprocess.std, dtype=np.float32).reshape(1, 3, 1, 1)
-        self._mean = np.asarray(preprocess.mean, dtype=np.float32).reshape(1, 3, 1, 1) * 255.0
+        std = np.asarray(PREPROCESS.std, dtype=np.float32).reshape(1, 3, 1, 1)
+        self._mean = np.asarray(PREPROCESS.mean, dtype=np.float32).reshape(1, 3, 1, 1) * 255.0
         self._scale = 1.0 / (std * 255.0)
 
     def _done(self, request: Any, slot: int) -> None:
@@ -112,13 +110,6 @@ class OpenVinoEmbedder:
         self.queue.wait_all()
         out = np.concatenate([self._out.pop(slot) for slot in range(len(starts))])
         return out.astype(np.float32, copy=False)
-
-
-def _requests(compiled: Any) -> int:
-    try:
-        return max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
-    except Exception:  # an older OpenVINO without the property
-        return 2
 
 
 def load_openvino(
@@ -215,15 +206,7 @@ def _compile(model: Any, precision: str, cache_dir: Path | None = None) -> Any:
 
 def converted_folder(cache_dir: Path, info: ModelInfo) -> Path:
     """Where this model's conversion is kept: one folder per weights and library versions."""
-    from generator.version import package_version
-
-    key = {
-        "model": MODEL_NAME,
-        "weights": info.weights_id,
-        "packages": {p: package_version(p) for p in ("openvino", "timm", "torch")},
-    }
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
-    return cache_dir / CONVERTED / digest
+    return cache_dir / CONVERTED / made_key(info.weights_id, ("openvino", "timm", "torch"))
 
 
 def _converted(weights: str, seed: int) -> Any:

@@ -23,14 +23,7 @@ import numpy as np
 from generator.config import BACKENDS, PRETRAINED, RANDOM, ModelConfig
 from generator.errors import ModelError
 from generator.i18n import Message
-from generator.model.vit import (
-    HUB_REPO,
-    MODEL_NAME,
-    PREPROCESS,
-    Preprocess,
-    create_model,
-    weights_id,
-)
+from generator.model.vit import HUB_REPO, MODEL_NAME, PREPROCESS, create_model, weights_id
 from generator.types import PHASE_LOGGER, Embedder, ModelInfo
 
 if TYPE_CHECKING:
@@ -44,15 +37,14 @@ CPUINFO = Path("/proc/cpuinfo")  # the CPU's flags (Linux); elsewhere no bf16 un
 
 
 class VitEmbedder:
-    """A loaded ViT, its device and preprocessing, ready to embed batches."""
+    """A loaded ViT on its device (info.device), ready to embed batches."""
 
-    def __init__(self, model: Any, info: ModelInfo, preprocess: Preprocess = PREPROCESS) -> None:
+    def __init__(self, model: Any, info: ModelInfo) -> None:
         self.model = model
         self.info = info
-        self.preprocess = preprocess
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
-        return embed_pixels(self.model, pixels, self.preprocess, self.info.device)
+        return embed_pixels(self.model, pixels, self.info.device)
 
 
 def plan_model(
@@ -270,7 +262,7 @@ def pick_device(requested: str) -> str:
     return requested
 
 
-def embed_pixels(model: Any, pixels: np.ndarray, preprocess: Preprocess, device: str) -> np.ndarray:
+def embed_pixels(model: Any, pixels: np.ndarray, device: str) -> np.ndarray:
     """uint8 (B, H, W, 3) → float32 (B, 384), normalised as in training, in the model's dtype."""
     import torch
 
@@ -282,7 +274,7 @@ def embed_pixels(model: Any, pixels: np.ndarray, preprocess: Preprocess, device:
         batch = batch.to(device)
     with torch.inference_mode():
         x = batch.permute(0, 3, 1, 2).float().div_(255.0)
-        x = (x - _channel(preprocess.mean, x)) / _channel(preprocess.std, x)
+        x = (x - _channel(PREPROCESS.mean, x)) / _channel(PREPROCESS.std, x)
         return model(x.to(dtype)).float().cpu().numpy()
 
 

@@ -10,8 +10,6 @@ weights and the library versions, so a rebuild does not export again.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import tempfile
@@ -20,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from generator.errors import ModelError
-from generator.model.vit import MODEL_NAME, PREPROCESS, create_model, weights_id
+from generator.model.vit import PREPROCESS, create_model, made_key, weights_id
 
 log = logging.getLogger(__name__)
 
@@ -53,15 +51,7 @@ def onnx_model(
 def export_path(cache_dir: Path, weights: str, precision: str) -> Path:
     """Where the export of `weights` (a weights id) is kept: one file per weights, precision
     and library versions."""
-    from generator.version import package_version
-
-    key = {
-        "model": MODEL_NAME,
-        "weights": weights,
-        "opset": OPSET,
-        "packages": {p: package_version(p) for p in EXPORT_PACKAGES},
-    }
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+    digest = made_key(weights, EXPORT_PACKAGES, opset=OPSET)
     return cache_dir / EXPORTS / digest / f"{precision}.onnx"
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from generator.model.vit import PREPROCESS, Preprocess
+from generator.model.vit import PREPROCESS
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +70,11 @@ def check_set() -> tuple[np.ndarray, int]:
     return np.concatenate([clipart, grouped_pixels()]), len(clipart)
 
 
-def normalised(pixels: np.ndarray, preprocess: Preprocess = PREPROCESS) -> np.ndarray:
+def normalised(pixels: np.ndarray) -> np.ndarray:
     """uint8 (B, H, W, 3) → float32 (B, 3, H, W), ImageNet mean and std, the model's input."""
     x = pixels.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
-    mean = np.asarray(preprocess.mean, dtype=np.float32).reshape(1, 3, 1, 1)
-    std = np.asarray(preprocess.std, dtype=np.float32).reshape(1, 3, 1, 1)
+    mean = np.asarray(PREPROCESS.mean, dtype=np.float32).reshape(1, 3, 1, 1)
+    std = np.asarray(PREPROCESS.std, dtype=np.float32).reshape(1, 3, 1, 1)
     return (x - mean) / std
 
 

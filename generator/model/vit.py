@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +67,17 @@ def weights_id(weights: str, seed: int = 0) -> str:
     if not path.is_file():
         raise ModelError(weights_not_found(weights, path))
     return f"sha256:{file_sha256(path)}"
+
+
+def made_key(weights: str, packages: Sequence[str], **more: object) -> str:
+    """The folder name of what is made from the model (an OpenVINO conversion, an ONNX export):
+    a digest of everything that changes it, `weights` (a weights id) and the `packages`' versions
+    among them."""
+    from generator.version import package_version
+
+    versions = {p: package_version(p) for p in packages}
+    key = {"model": MODEL_NAME, "weights": weights, "packages": versions, **more}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
 
 
 def download_pretrained() -> Path:
