@@ -173,6 +173,35 @@ def test_two_inputs_keep_their_prefixes_and_folder_labels(tmp_path) -> None:
     assert tree(tmp_path / "one") == tree(tmp_path / "two")
 
 
+def test_inputs_of_one_name_keep_their_folder_labels_through_a_store(tmp_path) -> None:
+    """trip1/photos and trip2/photos are prefixed with two parts each, and a loose file with
+    none: the store records the folders' prefixes, so `--labels folders` reads its paths as the
+    walk did (with the folder count alone, every image was labelled 'photos')."""
+    one = make_colour_folder(tmp_path / "trip1" / "photos", per_colour=2)
+    make_image(one / "top.png", (250, 250, 250), noise=12, seed=9)
+    two = tmp_path / "trip2" / "photos"
+    for i in range(3):
+        make_image(two / f"beach_{i}.png", (230, 200, 120), noise=12, seed=i)
+    loose = make_image(tmp_path / "loose.png", (10, 10, 10), noise=12, seed=3)
+    inputs, options = (one, two, loose), {"labels": "folders", "k_max": 3}
+    build_site(
+        BuildConfig(inputs=inputs, output=tmp_path / "one", **options), embedder=FakeEmbedder()
+    )
+    embed(inputs, tmp_path / "emb")
+    metadata = read(tmp_path / "emb").schema.metadata
+    assert metadata[b"dinoclust.prefixes"].decode() == '["trip1/photos", "trip2/photos"]'
+    result = build_from(tmp_path / "emb", tmp_path / "two", **options)
+    report = result.report
+    labels = {i["path"]: label for i, label in zip(report["images"], report["labels"], strict=True)}
+    assert labels == {
+        **{f"trip1/photos/{c}/{c}_{i}.png": c for c in ("blue", "green", "red") for i in (0, 1)},
+        "trip1/photos/top.png": "trip1/photos",
+        **{f"trip2/photos/beach_{i}.png": "trip2/photos" for i in range(3)},
+        "loose.png": "(top level)",
+    }
+    assert tree(tmp_path / "one") == tree(tmp_path / "two")
+
+
 def foreign(path: Path, n: int = 12, dim: int = 512, **columns) -> Path:
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(3, dim))

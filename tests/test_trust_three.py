@@ -153,6 +153,10 @@ def meta_case(key: str, value: bytes) -> tuple[dict[bytes, bytes | None], str]:
         ("dinoclust.weights_i18n", b'"text"', '"text"', '{"key": a known key, "args": {…}}'),
         ("dinoclust.parts", b"one", "one", "a whole number"),
         ("dinoclust.thumb_size", b"-3", "-3", "a whole number"),
+        ("dinoclust.prefixes", b"[trip1", "[trip1", "JSON"),
+        ("dinoclust.prefixes", b'{"a": 1}', '{"a": 1}', "a list of folder names"),
+        ("dinoclust.prefixes", b'["a", 2]', '["a", 2]', "a list of folder names"),
+        ("dinoclust.prefixes", b'[""]', '[""]', "a list of folder names"),
     ],
 )
 def test_item_7_malformed_metadata_is_one_error_line(emb, tmp_path, key, value, shown, expected):
@@ -751,6 +755,7 @@ META_KEYS = [
     "dinoclust.thumb_size",
     "dinoclust.preview_size",
     "dinoclust.prefixed",
+    "dinoclust.prefixes",
     "dinoclust.random_weights",
     "other.key",
 ]

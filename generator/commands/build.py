@@ -115,7 +115,9 @@ def build_site(
             embedded = from_store(store, config, run.staging, progress)
             if config.labels:  # assigned from the store's paths, once they are read
                 rels = [r.rel for r in embedded.records]
-                labelling = labels_for_store(read_labels(config.labels), rels, embedded.prefixed)
+                labelling = labels_for_store(
+                    read_labels(config.labels), rels, store.prefixed, store.prefixes
+                )
         else:  # images: discovered above, the model planned by open_run
             embedded = embed_images(
                 found.images, run.embedder, run.cache, run.staging, config, progress
@@ -236,12 +238,13 @@ def build_sampled(
     phase.info("similar images in the sample, report…")
     labelling = None
     if labels is not None:
-        labelling = labels_for_store(labels, [r.rel for r in records], store.prefixed)
+        rels = [r.rel for r in records]
+        labelling = labels_for_store(labels, rels, store.prefixed, store.prefixes)
     # the N² passes run on the sample only: its near-duplicates and similar images
     extras = report_extras(records, features, analysis, labelling)
     info = store.model_info(int(features.shape[1]) if len(features) else None)
     totals = SampledTotals(projection.rows, total - projection.rows, cluster_sizes)
     decoded = (store.thumb_size or 0, store.preview_size)  # the store's thumbnail, preview
-    sample = Embedded(records, features, (), info, 0, store.prefixed, decoded)
+    sample = Embedded(records, features, (), info, 0, decoded)
     report = write_site(config, site, sample, analysis, extras, totals)
     return report, projection.rows

@@ -21,7 +21,7 @@ from generator.config import EmbedConfig
 from generator.engines.local import LocalEngine
 from generator.engines.runner import EmbedOptions, Engine, Known
 from generator.errors import GeneratorError, InputError, OutputError, room_for
-from generator.ingest.discover import Discovery
+from generator.ingest.discover import Discovery, folder_prefixes
 from generator.ingest.manifest import read_manifest
 from generator.model.embed import plan_embedder
 from generator.site.sitedir import output_lock
@@ -93,7 +93,7 @@ def _embed(config: EmbedConfig, progress: Progress, embedder: Embedder | None) -
         if embedder is None:
             embedder = plan_embedder(config.model, config.cache_dir)
             stack.callback(embedder.close)
-        prefixed = len(config.inputs) > 1
+        prefixes = folder_prefixes(config.inputs)  # several inputs: --labels folders needs them
         cache = None
         if config.cache_dir:
             cache = stack.enter_context(closing(EmbeddingCache(config.cache_dir)))
@@ -105,7 +105,7 @@ def _embed(config: EmbedConfig, progress: Progress, embedder: Embedder | None) -
         else:
             engine = LocalEngine(embedder, cache, options)
         # the model that will run (a Ray actor's own device and precision) decides what is kept
-        metadata = model_metadata(engine.info, config.thumb_size, prefixed, config.preview_size)
+        metadata = model_metadata(engine.info, config.thumb_size, prefixes, config.preview_size)
         engine.known = _previous(config, metadata)
         writer = StoreWriter(config.output, metadata)
         stack.push(_on_exit(writer))
@@ -115,7 +115,7 @@ def _embed(config: EmbedConfig, progress: Progress, embedder: Embedder | None) -
             config.strict, tuple(sink.skipped), "embed", f" {config.output} was left as it was."
         )
         writer.metadata = model_metadata(  # what ran: a model that loads lazily says so then
-            engine.info, config.thumb_size, prefixed, config.preview_size
+            engine.info, config.thumb_size, prefixes, config.preview_size
         )
         rows = writer.commit()
     kept = engine.served  # from the previous run or the cache: neither decoded nor embedded

@@ -52,7 +52,6 @@ class Embedded:
     skipped: tuple[SkippedImage, ...]
     info: ModelInfo
     embedded: int  # how many images went through the model (the rest came from the cache)
-    prefixed: bool = False  # paths start with their input folder's name (several inputs)
     sizes: tuple[int, int] = (0, 0)  # the thumbnail and preview sizes the images were decoded for
 
 
@@ -207,11 +206,9 @@ class SiteRows:
             return np.empty((0, 0), dtype=np.float32)
         return np.stack(self.vectors).astype(np.float32, copy=False)
 
-    def embedded(
-        self, info: ModelInfo, embedded: int, prefixed: bool, sizes: tuple[int, int]
-    ) -> Embedded:
+    def embedded(self, info: ModelInfo, embedded: int, sizes: tuple[int, int]) -> Embedded:
         records, skipped = tuple(self.records), tuple(self.skipped)
-        return Embedded(records, self.stacked(), skipped, info, embedded, prefixed, sizes)
+        return Embedded(records, self.stacked(), skipped, info, embedded, sizes)
 
 
 def embed_images(
@@ -227,8 +224,8 @@ def embed_images(
     engine = LocalEngine(embedder, cache, embed_options(config))
     sink = SiteRows(site)
     pour(EngineSource(engine, images), progress, sink)
-    prefixed, sizes = len(config.inputs) > 1, (config.thumb_size, config.preview_size)
-    return sink.embedded(embedder.info, engine.embedded, prefixed, sizes)
+    sizes = (config.thumb_size, config.preview_size)
+    return sink.embedded(embedder.info, engine.embedded, sizes)
 
 
 def embed_options(config: BuildConfig | EmbedConfig, workers: bool = True) -> EmbedOptions:
@@ -250,7 +247,7 @@ def from_store(store: Store, config: BuildConfig, site: Path, progress: Progress
     dim = len(sink.vectors[0]) if sink.vectors else store.dim
     log.info("read %d embeddings (D = %d) from %s", len(sink.records), dim, config.embeddings)
     sizes = (store.thumb_size or 0, store.preview_size)
-    return sink.embedded(store.model_info(dim), 0, store.prefixed, sizes)
+    return sink.embedded(store.model_info(dim), 0, sizes)
 
 
 def counted(rows: Iterable[Row], advance: Callable[[int], None], step: int = 500) -> Iterator[Row]:

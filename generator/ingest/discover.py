@@ -172,6 +172,14 @@ def input_prefixes(inputs: Sequence[Path]) -> list[PurePosixPath]:
     return out
 
 
+def folder_prefixes(inputs: Sequence[Path]) -> list[str]:
+    """The folder inputs' prefixes as their paths show them (several inputs; else none)."""
+    prefixes = zip(inputs, input_prefixes(inputs), strict=True)
+    return [
+        nfc(readable(str(prefix))) for root, prefix in prefixes if prefix.parts and root.is_dir()
+    ]
+
+
 def _named_parts(root: Path) -> tuple[str, ...]:
     """The input's path without its anchor: a folder by its real path, a file as given."""
     full = root.resolve() if root.is_dir() else Path(os.path.abspath(root))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,13 +130,25 @@ def assign_labels(source: LabelSource, found: Discovery) -> Labelling:
     return Labelling(source.name, by_rel, mixed)
 
 
-def labels_for_store(source: LabelSource, rels: list[str], prefixed: bool) -> Labelling:
+def labels_for_store(
+    source: LabelSource, rels: list[str], prefixed: bool, prefixes: Sequence[str] = ()
+) -> Labelling:
     """Labels for the paths of a Parquet store (`build --embeddings`), by the rule discovery
     follows: a path's first folder below its input, or, with several inputs (`prefixed`: each
-    path starts with its input's name), the input's name for an image directly in it."""
+    path starts with its input's name), the input's name for an image directly in it. The input
+    folders' `prefixes`, where the store records them, tell an image directly in the input
+    trip1/photos from one in the folder photos of the input trip1 (the same path); a path under
+    none of them came from a file given as an input."""
+    longest_first = sorted(prefixes, key=len, reverse=True)
 
     def folder(rel: str) -> str:
         parts = rel.split("/")
+        if longest_first:
+            prefix = next((p for p in longest_first if rel.startswith(p + "/")), None)
+            if prefix is None:
+                return ""
+            below = rel[len(prefix) + 1 :].split("/")
+            return below[0] if len(below) > 1 else prefix
         if prefixed:
             return parts[1] if len(parts) > 2 else parts[0]
         return parts[0] if len(parts) > 1 else ""

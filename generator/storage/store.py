@@ -78,6 +78,7 @@ META_WEIGHTS = "dinoclust.weights"
 META_WEIGHTS_I18N = "dinoclust.weights_i18n"
 META_RANDOM = "dinoclust.random_weights"
 META_PREFIXED = "dinoclust.prefixed"
+META_PREFIXES = "dinoclust.prefixes"  # several inputs: the folders' prefixes (--labels folders)
 META_ERRORS_I18N = "dinoclust.errors_i18n"
 META_GENERATION = "dinoclust.generation"
 META_PARTS = "dinoclust.parts"  # only in a generation's last part: how many it has
@@ -106,14 +107,14 @@ def schema(dim: int, metadata: dict[str, str] | None = None) -> pa.Schema:
 
 
 def model_metadata(
-    info: ModelInfo, thumb_size: int, prefixed: bool, preview_size: int = 0
+    info: ModelInfo, thumb_size: int, prefixes: Sequence[str], preview_size: int = 0
 ) -> dict[str, str]:
     """The file metadata that says which model made the vectors (and how the images were
     decoded: the thumbnail and preview sizes, and the decoder itself)."""
     from generator.ingest.imaging import decode_version
 
     i18n = info.weights_i18n.to_json() if info.weights_i18n else None
-    return {
+    meta = {
         META_MODEL: info.name,
         META_WEIGHTS_ID: info.weights_id,
         META_PRECISION: info.precision,
@@ -127,8 +128,11 @@ def model_metadata(
         META_WEIGHTS: info.weights,
         META_WEIGHTS_I18N: json.dumps(i18n, sort_keys=True, ensure_ascii=False),
         META_RANDOM: json.dumps(info.random_weights),
-        META_PREFIXED: json.dumps(prefixed),
+        META_PREFIXED: json.dumps(bool(prefixes)),
     }
+    if prefixes:
+        meta[META_PREFIXES] = json.dumps(list(prefixes), ensure_ascii=False)
+    return meta
 
 
 def table(rows: Sequence[Row], dim: int, metadata: dict[str, str]) -> pa.Table:
@@ -295,6 +299,11 @@ class Store:
     @property
     def prefixed(self) -> bool:
         return self.metadata.get(META_PREFIXED) == "true"
+
+    @property
+    def prefixes(self) -> tuple[str, ...]:
+        """The input folders' path prefixes; none recorded by older stores or other tools."""
+        return tuple(json.loads(self.metadata.get(META_PREFIXES, "[]")))
 
     def model_info(self, dim: int | None) -> ModelInfo:
         """What made the vectors, as the report shows it; another tool's file is an "unknown
@@ -586,6 +595,9 @@ def _metadata(raw: dict[bytes, bytes], path: Path) -> dict[str, str]:
     weights = _json_meta(meta, META_WEIGHTS_I18N, path, "null")
     if weights is not None:
         check_message(weights, path, META_WEIGHTS_I18N)
+    prefixes = _json_meta(meta, META_PREFIXES, path, "[]")
+    if not (isinstance(prefixes, list) and all(isinstance(p, str) and p for p in prefixes)):
+        _bad_meta(path, META_PREFIXES, meta[META_PREFIXES], "a list of folder names")
     return meta
 
 
