@@ -225,3 +225,21 @@ def test_auto_checks_int8_once_and_keeps_the_verdict(tmp_path, monkeypatch) -> N
     if info.precision == "int8":
         loaded = embed.load_embedder("random", info, cache_dir=cache)
         assert loaded(int8.check_pixels()[:3]).shape == (3, 384)
+
+
+def test_two_writers_of_one_verdict_each_write_their_own_temporary_file(tmp_path) -> None:
+    """Two builds checking int8 at once: the second finishes while the first is still writing.
+    Both succeed, the last swap wins, and no temporary file is left (a fixed name, as check.json
+    had, made the first build's swap fail with FileNotFoundError)."""
+    from generator.model.export import write_atomic
+
+    saved = tmp_path / "int8" / "check.json"
+
+    def first(tmp: Path) -> None:
+        tmp.write_text("first", encoding="utf-8")
+        write_atomic(saved, lambda other: other.write_text("second", encoding="utf-8"))
+        assert saved.read_text(encoding="utf-8") == "second"
+
+    write_atomic(saved, first)
+    assert saved.read_text(encoding="utf-8") == "first"
+    assert [p.name for p in saved.parent.iterdir()] == ["check.json"]

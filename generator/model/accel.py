@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from generator.errors import ModelError
+from generator.model.export import write_atomic
 from generator.model.vit import PREPROCESS, create_model, made_key
 from generator.types import ModelInfo
 
@@ -184,11 +185,8 @@ def int8_verdict(weights: str, info: ModelInfo, seed: int, cache_dir: Path | Non
     }
     runs = {p: OpenVinoEmbedder(_compile(model, p), info)(pixels) for p, model in models.items()}
     verdict = compare(runs["fp32"], runs["int8"], grouped)
-    if saved is not None:
-        saved.parent.mkdir(parents=True, exist_ok=True)
-        partial = saved.with_suffix(".partial")
-        partial.write_text(verdict.to_json(), encoding="utf-8")
-        os.replace(partial, saved)
+    if saved is not None:  # two builds checking at once each write their own temporary file
+        write_atomic(saved, lambda tmp: tmp.write_text(verdict.to_json(), encoding="utf-8"))
     return verdict
 
 

@@ -61,9 +61,9 @@ def _made(weights: str, seed: int, path: Path, precision: str) -> bytes:
     fp32 = path.with_name("fp32.onnx")
     if not fp32.is_file():
         log.info("exporting the model to ONNX for --query (once on this machine)…")
-        _atomic(fp32, lambda tmp: export_onnx(create_model(weights, seed).eval(), tmp))
+        write_atomic(fp32, lambda tmp: export_onnx(create_model(weights, seed).eval(), tmp))
     if precision == "fp16":
-        _atomic(path, lambda tmp: fp16_weights(fp32, tmp))
+        write_atomic(path, lambda tmp: fp16_weights(fp32, tmp))
     return path.read_bytes()
 
 
@@ -119,7 +119,9 @@ def fp16_weights(source: Path, target: Path) -> None:
     onnx.save(model, str(target))
 
 
-def _atomic(path: Path, write: Callable[[Path], object]) -> None:
+def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
+    """`write(tmp)` to a temporary name of its own beside `path`, then swap it in: a reader sees
+    the old file or the new, and two processes writing at once do not collide."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
