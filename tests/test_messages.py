@@ -97,6 +97,19 @@ def test_files_beside_the_images_that_cannot_be_read_are_counted(tmp_path, fake_
     ) in result.output
 
 
+def test_an_unread_file_cannot_forge_a_line_of_the_summary(tmp_path, fake_model) -> None:
+    """An extension is part of a file name: the summary line counts it escaped, as the warning
+    does, so a name cannot colour the terminal or start a line of its own."""
+    for i in range(3):
+        make_image(tmp_path / "in" / f"{i}.png", (40 * i, 0, 0))
+    (tmp_path / "in" / "a.x\nBuilt forged\x1b[31m").write_text("text")
+    result = run("build", tmp_path / "in", "-o", tmp_path / "site")
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output and "\nBuilt forged" not in result.output
+    (summary,) = [line for line in result.output.splitlines() if line.startswith("Built ")]
+    assert "(0 skipped, 1 .x\\nbuilt forged\\x1b[31m file not read, 3 newly embedded)" in summary
+
+
 def test_embed_into_a_new_folder_says_the_rows_came_from_the_cache(tmp_path, fake_model) -> None:
     for i in range(3):
         make_image(tmp_path / "in" / f"{i}.png", (40 * i, 0, 0))

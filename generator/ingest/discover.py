@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from generator.errors import InputError
+from generator.errors import InputError, printable
 from generator.i18n import Message
 from generator.types import Alias, SkippedImage, SourceImage
 
@@ -108,8 +108,9 @@ def discover(inputs: Sequence[Path], exclude: Iterable[Path] = ()) -> Discovery:
 
 
 def file_counts(counts: Sequence[tuple[str, int]]) -> str:
-    """("53 .svg files and 2 .pdf files"): what the walk saw but cannot read, for a message."""
-    words = [f"{n:,} {ext} file{'' if n == 1 else 's'}" for ext, n in counts]
+    """("53 .svg files and 2 .pdf files"): what the walk saw but cannot read, for a message (an
+    extension is part of a name: escaped, as the summary line is printed as it is)."""
+    words = [f"{n:,} {printable(ext)} file{'' if n == 1 else 's'}" for ext, n in counts]
     return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
 
 
