@@ -164,3 +164,26 @@ def test_each_stage_logs_its_rate_and_the_time_left(caplog) -> None:
         "Assigning every row: 2,000,000 of 10,000,000 (50,000/s, about 3 min left)",
         "Assigning every row: 10,000,000 of 10,000,000 (50,000/s, done in 3 min)",
     ]
+
+
+def test_above_the_threshold_export_embeddings_is_refused_before_any_work(
+    tmp_path, monkeypatch
+) -> None:
+    """A sampled build cannot write N x 384 for every row (it once ignored the option without a
+    word): refused before anything is written, in the CLI's words and in the API's."""
+    from generator.errors import ConfigError
+
+    monkeypatch.setattr(streamed, "SAMPLED_ROWS", 50)
+    store = write_store(tmp_path / "emb", blobs())
+    site = tmp_path / "site"
+    with pytest.raises(ConfigError) as caught:
+        build_site(BuildConfig(embeddings=store, output=site, export_embeddings=True))
+    said = (
+        "{}: {} holds 90 rows, more than the 50 a build holds in memory, so the page shows a "
+        "sample. Their vectors are in its Parquet files already (the embedding column), and each "
+        "row's clusters go to assignments.parquet: build without {}."
+    )
+    assert str(caught.value) == said.format("--export-embeddings", store, "--export-embeddings")
+    api = "export_embeddings=True"
+    assert caught.value.api == said.format(api, store, api)
+    assert not site.exists()

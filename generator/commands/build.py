@@ -31,7 +31,7 @@ from generator.commands.stages import (
     open_run,
     report_extras,
 )
-from generator.config import BuildConfig
+from generator.config import BuildConfig, option_error
 from generator.i18n import Message
 from generator.ingest.discover import Discovery, unsupported_notes
 from generator.ingest.labels import (
@@ -99,6 +99,16 @@ def build_site(
     if config.embeddings is not None:
         check_output(config.output, (config.embeddings,))
         store = open_store(config.embeddings)  # checked before anything is written
+        if config.export_embeddings and store.count() > streamed.SAMPLED_ROWS:
+            raise option_error(
+                "{export_embeddings}: {store} holds {rows} rows, more than the {most} a build "
+                "holds in memory, so the page shows a sample. Their vectors are in its Parquet "
+                "files already (the embedding column), and each row's clusters go to "
+                "assignments.parquet: build without {export_embeddings}.",
+                store=config.embeddings,
+                rows=f"{store.count():,}",
+                most=f"{streamed.SAMPLED_ROWS:,}",
+            )
         if config.query:  # the store's model must be the one the page gets: said before work
             check_same_model(_query_model(config, store.model_info(store.dim), (0, 0)))
     else:
