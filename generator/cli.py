@@ -342,12 +342,12 @@ def sort_command(inputs: tuple[Path, ...], verbose: int, quiet: bool, **options:
             return
         how = {"link": "hard links, no extra space", "copy": "copies", "symlink": "symbolic links"}
         which = "the suggested k" if result.suggested else "as asked"
-        copied = f"; {result.copied} copied instead of linked" if result.copied else ""
+        copied = f"; {result.copied:,} copied instead of linked" if result.copied else ""
         click.echo(
             printable(
                 f"Sorted {result.images:,} images into {len(result.sizes)} folders in "
                 f"{result.output}/ (k = {result.k}, {which}; {how[result.mode]}{copied}; "
-                f"{len(result.skipped)} skipped, {result.embedded:,} newly embedded) in "
+                f"{len(result.skipped):,} skipped, {result.embedded:,} newly embedded) in "
                 f"{result.seconds:.1f} s. {result.output / 'clusters.csv'} lists "
                 "path,cluster,distance_to_centre."
             ),

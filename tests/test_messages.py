@@ -41,10 +41,11 @@ def test_one_image_file_does_not_mention_skipped_files(tmp_path, fake_model) -> 
     )
 
 
-def test_one_image_and_a_broken_file_names_the_skipped_file(tmp_path, fake_model) -> None:
+@pytest.mark.parametrize("command", ["build", "sort"])  # sort said analyse's words, not these
+def test_one_image_and_a_broken_file_names_the_skipped_file(tmp_path, fake_model, command) -> None:
     make_image(tmp_path / "in" / "a.png")
     (tmp_path / "in" / "b.png").write_bytes(b"not a png")
-    result = run("build", tmp_path / "in", "-o", tmp_path / "site")
+    result = run(command, tmp_path / "in", "-o", tmp_path / "site")
     assert result.exit_code == 1
     assert last_line(result) == (
         "Error: Clustering needs at least 2 images; only 1 could be used. Add more images, or "

@@ -26,7 +26,13 @@ from typing import Any
 from generator.analysis.analyse import Analysis
 from generator.analysis.cached import cached_analysis
 from generator.analysis.metrics import suggest_k
-from generator.commands.stages import check_skipped, discover_images, embed_images, open_run
+from generator.commands.stages import (
+    check_enough,
+    check_skipped,
+    discover_images,
+    embed_images,
+    open_run,
+)
 from generator.config import SortConfig
 from generator.errors import NO_ROOM, InputError, OutputError, as_it_was, room_for
 from generator.ingest.labels import assign_labels, read_labels
@@ -77,6 +83,7 @@ def _sort(config: SortConfig, progress: Progress, embedder: Embedder | None) -> 
     with open_run(build, embedder) as run:
         embedded = embed_images(found.images, run.embedder, run.cache, None, build, progress)
         skipped = check_skipped(build.strict, found.skipped + embedded.skipped, "sort")
+        check_enough(len(embedded.records), skipped)  # as build says it
         analysis = cached_analysis(embedded.features, build, run.cache)
         k, suggested = _choose_k(analysis, config.k)
         clustering = analysis.clusterings[k]
