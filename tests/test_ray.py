@@ -195,6 +195,23 @@ def test_a_request_the_cluster_can_never_meet_fails_at_once(
     assert list((tmp_path / "emb").glob("part-*")) == []
 
 
+@pytest.mark.parametrize("cpus", [1, 0])
+def test_a_cluster_without_a_cpu_to_spare_is_told_to_grow(monkeypatch, cpus) -> None:
+    """With one CPU (or none) no --workers can fit: the advice is to add nodes, not "Use
+    --workers 1 or fewer", which asks for what was just refused."""
+    import ray
+
+    from generator.engines.ray import RayOptions, check_resources
+
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": float(cpus)})
+    with pytest.raises(RayError) as raised:
+        check_resources(RayOptions())
+    assert str(raised.value) == (
+        f"--workers 1 asks for 1 CPUs, but the Ray cluster has {cpus}, and Ray Data needs at "
+        "least one more for reading and writing blocks. Add nodes to the cluster."
+    )
+
+
 class Timed:
     """Appends `kind pid start end` per call to a log file: the calls run on the cluster's
     workers, so the test hears of them through the file system."""

@@ -506,11 +506,12 @@ def check_resources(options: RayOptions) -> int:
     workers = options.workers or max(1, cpus - 1 if options.gpus_per_worker > 0 else cpus // 2)
     if options.gpus_per_worker > 0 and options.workers is None:
         workers = max(1, min(workers, int(gpus // options.gpus_per_worker)))
-    if workers >= cpus:
+    if workers >= cpus:  # a cluster of one CPU has none to spare for an actor: only more help
+        fewer = f"Use --workers {cpus - 1} or fewer, or add" if cpus > 1 else "Add"
         raise RayError(
             f"--workers {workers} asks for {workers} CPUs, but the Ray cluster has {cpus}, and "
-            "Ray Data needs at least one more for reading and writing blocks. Use --workers "
-            f"{max(1, cpus - 1)} or fewer, or add nodes to the cluster."
+            f"Ray Data needs at least one more for reading and writing blocks. {fewer} nodes to "
+            "the cluster."
         )
     wanted = workers * options.gpus_per_worker
     if wanted > gpus:
