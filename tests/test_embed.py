@@ -127,6 +127,21 @@ def test_unavailable_device_is_an_error() -> None:
     assert pick_device("auto") in ("cpu", "mps")
 
 
+def test_mps_off_apple_silicon_is_refused_when_planned(monkeypatch) -> None:
+    """Before any image is decoded (pick_device, at load time, said it after decoding began)."""
+    import generator.model.embed as embed
+
+    monkeypatch.setattr(embed, "_apple_silicon", lambda: False)
+    with pytest.raises(ModelError) as raised:
+        plan_model("random", "mps", "fp32")
+    assert str(raised.value) == (
+        "--device mps was requested but is not available here (MPS is Apple silicon's); use "
+        "--device auto or --device cpu."
+    )
+    monkeypatch.setattr(embed, "_apple_silicon", lambda: True)
+    assert plan_model("random", "mps", "fp32").device == "mps"
+
+
 def test_bf16_features_match_fp32_on_real_images() -> None:
     from generator.api import DEMO_IMAGES
     from generator.ingest.imaging import decode

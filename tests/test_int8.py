@@ -140,6 +140,7 @@ def test_int8_names_what_it_needs(monkeypatch) -> None:
     accel_extra(monkeypatch, HOLDS)
     with pytest.raises(ModelError, match=r"--precision int8 runs on OpenVINO, not --backend torch"):
         plan_model("random", "cpu", "int8", backend="torch")
+    monkeypatch.setattr(embed, "_apple_silicon", lambda: True)  # where --device mps can be
     with pytest.raises(ModelError, match=r"--precision int8 runs on the CPU \(got --device mps\)"):
         plan_model("random", "mps", "int8")
     assert plan_model("random", "cpu", "int8").backend == "openvino"

@@ -155,6 +155,11 @@ def probe_device(requested: str) -> str:
                 "device); use --device auto or --device cpu."
             )
         return requested
+    if requested == "mps" and not _apple_silicon():
+        raise ModelError(
+            "--device mps was requested but is not available here (MPS is Apple silicon's); "
+            "use --device auto or --device cpu."
+        )
     if requested != "auto":
         return requested
     if _driver_present():
@@ -164,9 +169,11 @@ def probe_device(requested: str) -> str:
             "an NVIDIA driver is installed but torch sees no CUDA device (a CPU-only torch "
             "build, or CUDA_VISIBLE_DEVICES hides them): the model runs on the CPU"
         )
-    if sys.platform == "darwin" and platform.machine() == "arm64":
-        return "mps"
-    return "cpu"
+    return "mps" if _apple_silicon() else "cpu"
+
+
+def _apple_silicon() -> bool:
+    return sys.platform == "darwin" and platform.machine() == "arm64"
 
 
 def _driver_present() -> bool:
@@ -201,6 +208,11 @@ def settle_precision(precision: str, device: str, requested: str) -> str:
 def resolve_precision(requested: str, device: str) -> str:
     """`auto`: bf16 where matrix units do it natively (CUDA; CPUs with AMX or AVX512-BF16),
     fp16 on Apple's GPU, fp32 elsewhere (plan_model may then choose int8, see choose_int8)."""
+    if requested == "mps" and not _apple_silicon():
+        raise ModelError(
+            "--device mps was requested but is not available here (MPS is Apple silicon's); "
+            "use --device auto or --device cpu."
+        )
     if requested != "auto":
         return requested
     if device == "cuda":
