@@ -6,6 +6,7 @@ distributor test). Kept few and small: each Ray dataset takes a few seconds to s
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import time
@@ -77,9 +78,13 @@ class DiesOnce(FakeEmbedder):
         return super().__call__(pixels)
 
 
-def test_the_ray_store_equals_the_local_one_with_an_error_row(photos, tmp_path) -> None:
-    ray_result = embed(photos, tmp_path / "ray")
-    local_result = embed(photos, tmp_path / "local", engine="local")
+def test_the_ray_store_equals_the_local_one_with_an_error_row(photos, tmp_path, caplog) -> None:
+    with caplog.at_level(logging.WARNING, logger="generator"):
+        ray_result = embed(photos, tmp_path / "ray")
+        local_result = embed(photos, tmp_path / "local", engine="local")
+    skips = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipped ")]
+    # both engines name the file by its path in the store, never the machine's absolute path
+    assert skips == ["skipped broken.png: not an image that Pillow can read"] * 2
     by_ray, by_local = pq.read_table(tmp_path / "ray"), pq.read_table(tmp_path / "local")
     assert by_ray.equals(by_local)  # features, thumbnails, sizes, hashes, order
     assert by_ray.schema.metadata == by_local.schema.metadata

@@ -197,7 +197,7 @@ class RayEngine:
                 rows, info = rows_from_arrow(batch)
                 for index, row in rows:
                     if row.error is not None:
-                        log.warning("skipped %s: %s", images[index].path, row.error)
+                        log.warning("skipped %s: %s", images[index].rel, row.error)  # as local says
                     else:
                         self.embedded += 1
                     order.put(index, row)
