@@ -222,6 +222,21 @@ def test_the_cache_is_in_wal_mode(colour_folder, tmp_path) -> None:
     db.close()
 
 
+def test_a_cache_error_that_is_not_about_the_file_is_said_too(tmp_path, caplog) -> None:
+    """sqlite3.InterfaceError (a call SQLite refuses) closed the cache without a word: the build
+    went on without it and nobody knew why the next one decoded everything again."""
+    from generator.storage.cache import EmbeddingCache
+
+    cache = EmbeddingCache(tmp_path / "cache")
+    cache._trouble(sqlite3.InterfaceError("bad parameter"))
+    assert cache.db is None and (tmp_path / "cache" / DB_NAME).is_file()  # closed, kept
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning.startswith(
+        f"cannot use the embedding cache {tmp_path / 'cache' / DB_NAME} (bad parameter); "
+        "building without it this time (it is kept as it is)."
+    )
+
+
 @pytest.mark.parametrize("journal", ["wal", "delete"])
 def test_a_locked_cache_is_kept_and_the_build_goes_on_without_it(
     colour_folder, tmp_path, monkeypatch, caplog, journal
