@@ -187,3 +187,19 @@ def test_above_the_threshold_export_embeddings_is_refused_before_any_work(
     api = "export_embeddings=True"
     assert caught.value.api == said.format(api, store, api)
     assert not site.exists()
+
+
+def test_a_sampled_site_says_when_its_sample_has_fewer_distinct_points_than_clusters(
+    tmp_path, monkeypatch
+) -> None:
+    """The in-memory analysis says so; the sampled one said only that it was a sample."""
+    monkeypatch.setattr(streamed, "SAMPLED_ROWS", 50)
+    monkeypatch.setattr(streamed, "SAMPLE_SIZE", 30)
+    two = np.repeat(blobs(2), 45, axis=0)  # 90 rows, two distinct vectors
+    store = write_store(tmp_path / "emb", two)
+    build_site(BuildConfig(embeddings=store, output=tmp_path / "site", k_max=4))
+    report = json.loads((tmp_path / "site" / "report.json").read_text())
+    assert report["notes_i18n"] == [
+        {"key": "note_sampled", "args": {"rows": "90", "shown": "30"}},
+        {"key": "note_distinct", "args": {"distinct": "2", "n": "30"}},
+    ]

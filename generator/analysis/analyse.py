@@ -77,13 +77,21 @@ def analyse(features: np.ndarray, k_max: int, seed: int) -> Analysis:
         )
     coords, ratio, mean, components = pca(features, seed)
     distinct = distinct_points(coords)
-    notes = []
+    said = notes(coords, dim, distinct, k_max)
+    return Analysis(
+        coords, ratio, sweep(coords, k_max, seed), dim, distinct, said, mean, components
+    )
+
+
+def notes(coords: np.ndarray, dim: int, distinct: int, k_max: int) -> tuple[Message, ...]:
+    """What the page says of the clustering: fewer components than usual, or fewer distinct
+    points than clusters (the in-memory and the sampled analysis alike)."""
+    said = []
     if coords.shape[1] < min(MAX_COMPONENTS, dim):
-        notes.append(Message.of("note_pca_few", n=coords.shape[1]))
-    if distinct < min(k_max, n):
-        notes.append(Message.of("note_distinct", distinct=distinct, n=n))
-    clusterings = sweep(coords, k_max, seed)
-    return Analysis(coords, ratio, clusterings, dim, distinct, tuple(notes), mean, components)
+        said.append(Message.of("note_pca_few", n=coords.shape[1]))
+    if distinct < min(k_max, len(coords)):
+        said.append(Message.of("note_distinct", distinct=distinct, n=len(coords)))
+    return tuple(said)
 
 
 def sweep(coords: np.ndarray, k_max: int, seed: int) -> dict[int, Clustering]:

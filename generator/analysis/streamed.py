@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from generator.analysis.analyse import MAX_COMPONENTS, Analysis, distinct_points, sweep
+from generator.analysis.analyse import MAX_COMPONENTS, Analysis, distinct_points, notes, sweep
 from generator.analysis.sample import path_rank
 from generator.config import K_MIN
 from generator.errors import InputError
@@ -404,13 +404,14 @@ def sample_rows(store: Store, projection: Projection) -> list[Row]:
 def fit(projection: Projection, sample: np.ndarray, k_max: int, seed: int) -> Analysis:
     """K-means for each k on the sample's PCA coordinates (ids stable across k)."""
     coords = projection(sample)
+    dim, distinct = len(projection.mean), distinct_points(coords)
     return Analysis(
         coords,
         projection.explained_variance_ratio,
         sweep(coords, k_max, seed),
-        len(projection.mean),
-        distinct_points(coords),
-        (),
+        dim,
+        distinct,
+        notes(coords, dim, distinct, k_max),
         projection.mean,
         projection.components,
     )

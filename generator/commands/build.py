@@ -242,7 +242,7 @@ def build_sampled(
     phase.info("clustering the sample, k = 2…%d…", min(config.k_max, len(records)))
     analysis = fit(projection, features, config.k_max, config.seed)
     sampled = Message.of("note_sampled", rows=f"{projection.rows:,}", shown=f"{len(records):,}")
-    analysis = replace(analysis, notes=(sampled,))
+    analysis = replace(analysis, notes=(sampled, *analysis.notes))
     with progress("Assigning every row", total) as advance:
         cluster_sizes = assign(store, projection, analysis, site / ASSIGNMENTS, advance)
     phase.info("similar images in the sample, report…")
