@@ -159,9 +159,7 @@ def shrink_images(
 
 def _resized(image: Image, sizes: dict[str, tuple[int, int]], previews: bool) -> Image:
     width, height = sizes[image.thumb]
-    if not image.preview:
-        return replace(image, thumb_width=width, thumb_height=height)
-    preview = sizes.get(image.preview) if previews else None
+    preview = sizes.get(image.preview) if previews and image.preview else None
     return replace(
         image,
         thumb_width=width,
@@ -172,9 +170,7 @@ def _resized(image: Image, sizes: dict[str, tuple[int, int]], previews: bool) ->
     )
 
 
-def reencode(
-    data: bytes, px: int, quality: int, method: int = THUMB_METHOD
-) -> tuple[tuple[int, int], bytes]:
+def reencode(data: bytes, px: int, quality: int, method: int) -> tuple[tuple[int, int], bytes]:
     """A thumbnail at most `px` on its longest side (never enlarged), encoded from bare pixels
     by imaging.encode_thumb: no metadata can reach the site."""
     from PIL import Image
