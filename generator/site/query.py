@@ -106,17 +106,16 @@ def query_index(
     }
 
 
-def write_query(site: Path, model: bytes, index: Mapping[str, Any]) -> dict[str, int]:
+def write_query(site: Path, model: bytes, index: Mapping[str, Any]) -> int:
     """query/model.js, query/index.js and the runtime into `site` (a staging folder); returns
-    each file's path in the site and its size."""
+    their size together."""
     folder = site / QUERY_DIR
     folder.mkdir(exist_ok=True)
     model_text = base64.b64encode(model).decode("ascii")
     write_text(site / MODEL_JS, f'window.{MODEL_GLOBAL} = "{model_text}";\n')
     write_text(site / INDEX_JS, index_script(index))
     write_runtime(site)
-    written = sorted(p.relative_to(site).as_posix() for p in folder.iterdir())
-    return {rel: (site / rel).stat().st_size for rel in written}
+    return sum(path.stat().st_size for path in folder.iterdir())
 
 
 def index_script(index: Mapping[str, Any]) -> str:
@@ -125,23 +124,22 @@ def index_script(index: Mapping[str, Any]) -> str:
     return f"window.{INDEX_GLOBAL} = {data};\n"
 
 
-def write_runtime(site: Path, vendor: Path | None = None) -> None:
+def write_runtime(site: Path) -> None:
     """onnxruntime-web's runtime into query/: its script copied; its .wasm as a base64 global
     and its glue module's text as a string global (a file:// page can fetch neither)."""
-    vendor = vendor or VENDOR
     for rel, (wrapped, raw) in RUNTIME.items():
-        if (vendor / wrapped).is_file():
-            shutil.copyfile(vendor / wrapped, site / rel)
-        elif raw == WASM and (vendor / raw).is_file():
-            wasm = base64.b64encode((vendor / raw).read_bytes()).decode("ascii")
+        if (VENDOR / wrapped).is_file():
+            shutil.copyfile(VENDOR / wrapped, site / rel)
+        elif raw == WASM and (VENDOR / raw).is_file():
+            wasm = base64.b64encode((VENDOR / raw).read_bytes()).decode("ascii")
             write_text(site / rel, f'window.DINOCLUST_ORT_WASM = "{wasm}";\n')
-        elif raw == GLUE and (vendor / raw).is_file():
-            glue = json.dumps((vendor / raw).read_text(encoding="utf-8"), ensure_ascii=True)
+        elif raw == GLUE and (VENDOR / raw).is_file():
+            glue = json.dumps((VENDOR / raw).read_text(encoding="utf-8"), ensure_ascii=True)
             write_text(site / rel, f"window.DINOCLUST_ORT_GLUE = {glue};\n")
         else:
             raise GeneratorError(
                 f"--query: this installation lacks onnxruntime-web's runtime "
-                f"({vendor / wrapped}). Reinstall dinoclust (or, in a source checkout, run "
+                f"({VENDOR / wrapped}). Reinstall dinoclust (or, in a source checkout, run "
                 "scripts/update-ort-web.sh), or build without --query."
             )
 
@@ -209,10 +207,8 @@ def add_query(
     check_same_model(model)
     onnx = onnx_model(model.weights, model.seed, model.cache_dir, model.precision)
     index = query_index(features, analysis, model.info, model.sizes)
-    files = write_query(site, onnx, index)
-    runtime = tuple(rel for rel in RUNTIME if rel in files)
-    size = sum(files.values())
-    return replace(report, query=Query(MODEL_JS, INDEX_JS, runtime, model.precision, size))
+    size = write_query(site, onnx, index)  # write_runtime wrote every RUNTIME file, or raised
+    return replace(report, query=Query(MODEL_JS, INDEX_JS, tuple(RUNTIME), model.precision, size))
 
 
 @dataclass(frozen=True)
