@@ -273,7 +273,6 @@ def json_default(value: Any) -> Any:
 _SHALLOW: dict[type, Callable[[Any], Any]] = {}
 
 
-@cache
 def _shallow(cls: type) -> Callable[[Any], dict[str, Any]]:
     """A record's fields as a dict, values as they are; `absent()` ones left out when None."""
     names = tuple(f.name for f in dataclasses.fields(cls))
@@ -301,10 +300,9 @@ def _reader(hint: Any) -> Callable[[Any], Any]:
     origin, args = _parts(hint)
     if dataclasses.is_dataclass(hint):
         fields = [(f.name, _reader(_hints(hint)[f.name])) for f in dataclasses.fields(hint)]
-        cls = hint
 
         def record(data: Mapping[str, Any]) -> Any:
-            return cls(**{name: read(data[name]) for name, read in fields if name in data})
+            return hint(**{name: read(data[name]) for name, read in fields if name in data})
 
         return record
     if origin is Union:
