@@ -1,18 +1,10 @@
-"""The files of "Find where a photo belongs" (`build --query`), in the site's query/ folder.
-
-- query/model.js: `window.DINOCLUST_QUERY_MODEL = "<base64 of the .onnx bytes>";`
-- query/index.js: `window.DINOCLUST_QUERY_INDEX = {...};` what a query is compared with: every
-  image's L2-normalised feature in int8 with a per-row scale (cosine(q, row) ≈ q̂ · int8_row ×
-  scale), the PCA's mean and components (coords = (x - mean) @ components.T, x the raw feature)
-  and each k's centres and typical distances (p50, p90 of the members' distances to the centre);
-  and "decode": the build's thumbnail and preview sizes, which decide how far imaging.decode
-  reduces a large image (a whole factor keeping max(thumb, preview) px) before the model's resize.
-- query/ort.wasm.min.js, ort-wasm.js, ort-glue.js: onnxruntime-web's WASM runtime, copied from
-  the vendored copy in generator/vendor/onnxruntime-web/.
-
-Both the page and `dinoclust query` read index.js, so they compare against the same numbers.
-docs/query.md describes them for readers. Little-endian
-everywhere; floats are float32.
+"""The files of "Find where a photo belongs" (`build --query`), in the site's query/ folder:
+model.js (the ONNX model, base64), index.js (every image's feature as an int8 row, the PCA's mean
+and components, each k's centres and typical distances, the build's decode sizes: query_index)
+and onnxruntime-web's WASM runtime, from the vendored copy in generator/vendor/onnxruntime-web/.
+A query's coordinates are (x - mean) @ components.T, x the raw feature (not the normalised
+row). The page and `dinoclust query` read the same index.js, so they compare against the same
+numbers. docs/query.md describes the files for readers; little-endian, floats float32.
 """
 
 from __future__ import annotations
