@@ -137,12 +137,12 @@ def shrink_images(
     """Rewrite every thumbnail and preview at `rung` from `originals` (previews removed when the
     rung has none); re-render the page; the new report."""
     preview_px, px, quality = rung
-    thumbs = {rel: (px, quality, THUMB_METHOD) for rel in {i.thumb for i in report.images}}
-    previews = {i.preview for i in report.images if i.preview}
-    for rel in previews if not preview_px else ():
-        (site / rel).unlink(missing_ok=True)  # written by this build, in its staging folder
-    smaller_previews = {rel: (preview_px, THUMB_QUALITY, PREVIEW_METHOD) for rel in previews}
-    jobs = {**thumbs, **(smaller_previews if preview_px else {})}
+    jobs = {image.thumb: (px, quality, THUMB_METHOD) for image in report.images}
+    for rel in {image.preview for image in report.images if image.preview}:
+        if preview_px:
+            jobs[rel] = (preview_px, THUMB_QUALITY, PREVIEW_METHOD)
+        else:
+            (site / rel).unlink(missing_ok=True)  # written by this build, in its staging folder
 
     def one(rel: str) -> tuple[str, tuple[int, int]]:
         size, encoded = reencode(originals[rel], *jobs[rel])
