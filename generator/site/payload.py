@@ -441,5 +441,4 @@ def _floats(values: np.ndarray) -> tuple[float, ...]:
 
 
 def _rows(values: np.ndarray) -> tuple[tuple[float, ...], ...]:
-    """A matrix's rows, rounded."""
     return tuple(map(tuple, np.round(np.asarray(values, dtype=np.float64), DECIMALS).tolist()))
