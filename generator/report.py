@@ -380,5 +380,4 @@ def _present(hint: Any, f: dataclasses.Field[Any]) -> Any:
     """An `absent()` field's type when it is there: `X | None` without the None."""
     if not f.metadata.get(_ABSENT):
         return hint
-    kept = [a for a in typing.get_args(hint) if a is not type(None)]
-    return kept[0] if len(kept) == 1 else Union[tuple(kept)]  # noqa: UP007
+    return next(a for a in typing.get_args(hint) if a is not type(None))  # as _reader reads it
