@@ -273,7 +273,6 @@ def json_default(value: Any) -> Any:
 _SHALLOW: dict[type, Callable[[Any], Any]] = {}
 
 
-@cache
 def _shallow(cls: type) -> Callable[[Any], dict[str, Any]]:
     """A record's fields as a dict, values as they are; `absent()` ones left out when None."""
     names = tuple(f.name for f in dataclasses.fields(cls))
@@ -301,10 +300,9 @@ def _reader(hint: Any) -> Callable[[Any], Any]:
     origin, args = _parts(hint)
     if dataclasses.is_dataclass(hint):
         fields = [(f.name, _reader(_hints(hint)[f.name])) for f in dataclasses.fields(hint)]
-        cls = hint
 
         def record(data: Mapping[str, Any]) -> Any:
-            return cls(**{name: read(data[name]) for name, read in fields if name in data})
+            return hint(**{name: read(data[name]) for name, read in fields if name in data})
 
         return record
     if origin is Union:
@@ -382,5 +380,4 @@ def _present(hint: Any, f: dataclasses.Field[Any]) -> Any:
     """An `absent()` field's type when it is there: `X | None` without the None."""
     if not f.metadata.get(_ABSENT):
         return hint
-    kept = [a for a in typing.get_args(hint) if a is not type(None)]
-    return kept[0] if len(kept) == 1 else Union[tuple(kept)]  # noqa: UP007
+    return next(a for a in typing.get_args(hint) if a is not type(None))  # as _reader reads it

@@ -137,12 +137,12 @@ def shrink_images(
     """Rewrite every thumbnail and preview at `rung` from `originals` (previews removed when the
     rung has none); re-render the page; the new report."""
     preview_px, px, quality = rung
-    thumbs = {rel: (px, quality, THUMB_METHOD) for rel in {i.thumb for i in report.images}}
-    previews = {i.preview for i in report.images if i.preview}
-    for rel in previews if not preview_px else ():
-        (site / rel).unlink(missing_ok=True)  # written by this build, in its staging folder
-    smaller_previews = {rel: (preview_px, THUMB_QUALITY, PREVIEW_METHOD) for rel in previews}
-    jobs = {**thumbs, **(smaller_previews if preview_px else {})}
+    jobs = {image.thumb: (px, quality, THUMB_METHOD) for image in report.images}
+    for rel in {image.preview for image in report.images if image.preview}:
+        if preview_px:
+            jobs[rel] = (preview_px, THUMB_QUALITY, PREVIEW_METHOD)
+        else:
+            (site / rel).unlink(missing_ok=True)  # written by this build, in its staging folder
 
     def one(rel: str) -> tuple[str, tuple[int, int]]:
         size, encoded = reencode(originals[rel], *jobs[rel])
@@ -159,9 +159,7 @@ def shrink_images(
 
 def _resized(image: Image, sizes: dict[str, tuple[int, int]], previews: bool) -> Image:
     width, height = sizes[image.thumb]
-    if not image.preview:
-        return replace(image, thumb_width=width, thumb_height=height)
-    preview = sizes.get(image.preview) if previews else None
+    preview = sizes.get(image.preview) if previews and image.preview else None
     return replace(
         image,
         thumb_width=width,
@@ -172,9 +170,7 @@ def _resized(image: Image, sizes: dict[str, tuple[int, int]], previews: bool) ->
     )
 
 
-def reencode(
-    data: bytes, px: int, quality: int, method: int = THUMB_METHOD
-) -> tuple[tuple[int, int], bytes]:
+def reencode(data: bytes, px: int, quality: int, method: int) -> tuple[tuple[int, int], bytes]:
     """A thumbnail at most `px` on its longest side (never enlarged), encoded from bare pixels
     by imaging.encode_thumb: no metadata can reach the site."""
     from PIL import Image

@@ -246,10 +246,8 @@ def page_data(report: Report) -> PageData:
         for k, c in report.clusterings.items()
     }
     arrays: dict[str, np.ndarray] = {}
-    shared, rest = _front_coded([image.path for image in images])
-    arrays["path_shared"], meta["path_rest"] = shared, rest
-    thumbs = [image.thumb for image in images]
-    meta["thumbs"], stems = _names(thumbs)
+    arrays["path_shared"], meta["path_rest"] = _front_coded([image.path for image in images])
+    meta["thumbs"], stems = _names([image.thumb for image in images])
     if stems is not None:
         arrays["thumb_hex"] = stems
     meta["previews"] = _previews(images, meta["thumbs"])
@@ -326,11 +324,10 @@ def _previews(images: Sequence[Image], thumbs: dict[str, Any]) -> dict[str, Any]
             continue
         mine, theirs = HASHED.match(preview), HASHED.match(image.thumb)
         if not (mine and theirs and mine.group(2) == theirs.group(2)):
-            forms.add(None)
-            break
+            return {"list": previews}
         forms.add((mine.group(1), mine.group(3)))
-    if "prefix" in thumbs and len(forms) == 1 and None not in forms:
-        prefix, suffix = forms.pop()  # type: ignore[misc]
+    if "prefix" in thumbs and len(forms) == 1:
+        prefix, suffix = forms.pop()
         return {"prefix": prefix, "suffix": suffix}
     return {"list": previews}
 
@@ -444,5 +441,4 @@ def _floats(values: np.ndarray) -> tuple[float, ...]:
 
 
 def _rows(values: np.ndarray) -> tuple[tuple[float, ...], ...]:
-    """A matrix's rows, rounded."""
     return tuple(map(tuple, np.round(np.asarray(values, dtype=np.float64), DECIMALS).tolist()))

@@ -1,18 +1,10 @@
-"""The files of "Find where a photo belongs" (`build --query`), in the site's query/ folder.
-
-- query/model.js: `window.DINOCLUST_QUERY_MODEL = "<base64 of the .onnx bytes>";`
-- query/index.js: `window.DINOCLUST_QUERY_INDEX = {...};` what a query is compared with: every
-  image's L2-normalised feature in int8 with a per-row scale (cosine(q, row) ≈ q̂ · int8_row ×
-  scale), the PCA's mean and components (coords = (x - mean) @ components.T, x the raw feature)
-  and each k's centres and typical distances (p50, p90 of the members' distances to the centre);
-  and "decode": the build's thumbnail and preview sizes, which decide how far imaging.decode
-  reduces a large image (a whole factor keeping max(thumb, preview) px) before the model's resize.
-- query/ort.wasm.min.js, ort-wasm.js, ort-glue.js: onnxruntime-web's WASM runtime, copied from
-  the vendored copy in generator/vendor/onnxruntime-web/.
-
-Both the page and `dinoclust query` read index.js, so they compare against the same numbers.
-docs/query.md describes them for readers. Little-endian
-everywhere; floats are float32.
+"""The files of "Find where a photo belongs" (`build --query`), in the site's query/ folder:
+model.js (the ONNX model, base64), index.js (every image's feature as an int8 row, the PCA's mean
+and components, each k's centres and typical distances, the build's decode sizes: query_index)
+and onnxruntime-web's WASM runtime, from the vendored copy in generator/vendor/onnxruntime-web/.
+A query's coordinates are (x - mean) @ components.T, x the raw feature (not the normalised
+row). The page and `dinoclust query` read the same index.js, so they compare against the same
+numbers. docs/query.md describes the files for readers; little-endian, floats float32.
 """
 
 from __future__ import annotations
@@ -106,17 +98,16 @@ def query_index(
     }
 
 
-def write_query(site: Path, model: bytes, index: Mapping[str, Any]) -> dict[str, int]:
+def write_query(site: Path, model: bytes, index: Mapping[str, Any]) -> int:
     """query/model.js, query/index.js and the runtime into `site` (a staging folder); returns
-    each file's path in the site and its size."""
+    their size together."""
     folder = site / QUERY_DIR
     folder.mkdir(exist_ok=True)
     model_text = base64.b64encode(model).decode("ascii")
     write_text(site / MODEL_JS, f'window.{MODEL_GLOBAL} = "{model_text}";\n')
     write_text(site / INDEX_JS, index_script(index))
     write_runtime(site)
-    written = sorted(p.relative_to(site).as_posix() for p in folder.iterdir())
-    return {rel: (site / rel).stat().st_size for rel in written}
+    return sum(path.stat().st_size for path in folder.iterdir())
 
 
 def index_script(index: Mapping[str, Any]) -> str:
@@ -125,23 +116,22 @@ def index_script(index: Mapping[str, Any]) -> str:
     return f"window.{INDEX_GLOBAL} = {data};\n"
 
 
-def write_runtime(site: Path, vendor: Path | None = None) -> None:
+def write_runtime(site: Path) -> None:
     """onnxruntime-web's runtime into query/: its script copied; its .wasm as a base64 global
     and its glue module's text as a string global (a file:// page can fetch neither)."""
-    vendor = vendor or VENDOR
     for rel, (wrapped, raw) in RUNTIME.items():
-        if (vendor / wrapped).is_file():
-            shutil.copyfile(vendor / wrapped, site / rel)
-        elif raw == WASM and (vendor / raw).is_file():
-            wasm = base64.b64encode((vendor / raw).read_bytes()).decode("ascii")
+        if (VENDOR / wrapped).is_file():
+            shutil.copyfile(VENDOR / wrapped, site / rel)
+        elif raw == WASM and (VENDOR / raw).is_file():
+            wasm = base64.b64encode((VENDOR / raw).read_bytes()).decode("ascii")
             write_text(site / rel, f'window.DINOCLUST_ORT_WASM = "{wasm}";\n')
-        elif raw == GLUE and (vendor / raw).is_file():
-            glue = json.dumps((vendor / raw).read_text(encoding="utf-8"), ensure_ascii=True)
+        elif raw == GLUE and (VENDOR / raw).is_file():
+            glue = json.dumps((VENDOR / raw).read_text(encoding="utf-8"), ensure_ascii=True)
             write_text(site / rel, f"window.DINOCLUST_ORT_GLUE = {glue};\n")
         else:
             raise GeneratorError(
                 f"--query: this installation lacks onnxruntime-web's runtime "
-                f"({vendor / wrapped}). Reinstall dinoclust (or, in a source checkout, run "
+                f"({VENDOR / wrapped}). Reinstall dinoclust (or, in a source checkout, run "
                 "scripts/update-ort-web.sh), or build without --query."
             )
 
@@ -209,10 +199,8 @@ def add_query(
     check_same_model(model)
     onnx = onnx_model(model.weights, model.seed, model.cache_dir, model.precision)
     index = query_index(features, analysis, model.info, model.sizes)
-    files = write_query(site, onnx, index)
-    runtime = tuple(rel for rel in RUNTIME if rel in files)
-    size = sum(files.values())
-    return replace(report, query=Query(MODEL_JS, INDEX_JS, runtime, model.precision, size))
+    size = write_query(site, onnx, index)  # write_runtime wrote every RUNTIME file, or raised
+    return replace(report, query=Query(MODEL_JS, INDEX_JS, tuple(RUNTIME), model.precision, size))
 
 
 @dataclass(frozen=True)

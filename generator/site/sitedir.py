@@ -75,7 +75,7 @@ def check_output(output: Path, inputs: Sequence[Path]) -> None:
             f"{output} already exists, is not empty and was not made by dinoclust (no {MARKER} "
             "file), so it will not be replaced. Choose a new or empty folder with -o."
         )
-    written = written_before(output) if output.is_dir() else None
+    written = written_before(output)  # None too where there is no output folder yet
     if written is not None:  # a file someone put at one of our names: the build would replace it
         for entry in sorted(output.iterdir()):
             ours = entry.name in SITE_NAMES and entry.name != MARKER
@@ -203,12 +203,12 @@ def foreign_files(output: Path, entry: Path, written: set[str]) -> list[str]:
     return [rel for rel in rels if rel not in written and not HASHED.fullmatch(rel)]
 
 
-def record_written(staging: Path, carried: Sequence[str] = (), output: Path | None = None) -> None:
+def record_written(staging: Path, carried: Sequence[str], output: Path) -> None:
     """List in the marker what this build wrote (not what `carry_foreign` brought along), so
     that the next build can tell what someone added below the site's own folders; with the
     sha256 of each, so that it can tell a file someone edited (`keep_edits`, run here first:
     the last step before the site is published)."""
-    kept = set(keep_edits(output, staging)) if output is not None else set()
+    kept = set(keep_edits(output, staging))
     skip = set(carried)
     written = [
         rel
