@@ -551,7 +551,6 @@ class EmbedConfig:
     thumb_size: int = THUMB_SIZE.default
     preview_size: int = PREVIEW_SIZE.default  # stored in the `preview` column; 0: none
     strict: bool = STRICT.default
-    extra_excludes: tuple[Path, ...] = ()
     overwrite: bool = OVERWRITE.default  # start the store again, not keeping unchanged rows
     manifest: Path | None = MANIFEST.default  # a text file of paths, or Parquet with `path`
     engine: str = ENGINE.default  # who schedules the batches: "local" or "ray"

@@ -144,7 +144,7 @@ def _find(config: EmbedConfig) -> Discovery:
         check_store_dir(config.output, [image.path for image in found.images[:1]])
         return found
     check_store_dir(config.output, config.inputs)
-    return find_images(config.inputs, [config.output, *config.extra_excludes])
+    return find_images(config.inputs, [config.output])
 
 
 def _ray_engine(

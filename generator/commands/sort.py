@@ -17,7 +17,6 @@ import os
 import re
 import shutil
 import time
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
@@ -35,6 +34,7 @@ from generator.commands.stages import (
 )
 from generator.config import SortConfig
 from generator.errors import NO_ROOM, InputError, OutputError, as_it_was, room_for
+from generator.ingest.discover import nfc
 from generator.ingest.labels import assign_labels, read_labels
 from generator.site.exports import csv_text, spreadsheet_plain
 from generator.site.payload import DECIMALS
@@ -134,7 +134,7 @@ def check_placed(output: Path) -> None:
     for name in folders:
         if name not in foreign:
             below = files_below(output / name, name)  # symlinked folders listed, not followed
-            foreign += [rel for rel in below if unicodedata.normalize("NFC", rel) not in placed]
+            foreign += [rel for rel in below if nfc(rel) not in placed]
     if foreign:
         more = f" and {len(foreign) - 1:,} more files were" if len(foreign) > 1 else " was"
         raise OutputError(
@@ -158,11 +158,7 @@ def _placed(output: Path) -> set[str] | None:
         return None
     if not rows or rows[0][:2] != ["path", "cluster"]:
         return None
-    return {
-        unicodedata.normalize("NFC", f"cluster_{row[1]}/{spreadsheet_plain(row[0])}")
-        for row in rows[1:]
-        if row[1:]
-    }
+    return {nfc(f"cluster_{row[1]}/{spreadsheet_plain(row[0])}") for row in rows[1:] if row[1:]}
 
 
 def _choose_k(analysis: Analysis, k: int | None) -> tuple[int, bool]:
