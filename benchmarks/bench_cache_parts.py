@@ -42,7 +42,7 @@ def noise_webp(rng: np.random.Generator) -> bytes:
 
 def fill(folder: Path, n: int, parts: int) -> list[str]:
     rng = np.random.default_rng(0)
-    meta = model_metadata(FakeEmbedder.info, 192, ())
+    meta = model_metadata(FakeEmbedder.info, 192, None)
     digests = [f"{i:064x}" for i in range(n)]
     for chunk in np.array_split(np.arange(n), parts):
         space = CacheSpace(folder, meta)
@@ -57,7 +57,7 @@ def fill(folder: Path, n: int, parts: int) -> list[str]:
 
 
 def serve(folder: Path, digests: list[str]) -> tuple[float, float]:
-    meta = model_metadata(FakeEmbedder.info, 192, ())
+    meta = model_metadata(FakeEmbedder.info, 192, None)
     start = time.perf_counter()
     space = CacheSpace(folder, meta)
     assert len(space.has(digests)[1]) == len(digests)

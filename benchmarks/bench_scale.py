@@ -97,7 +97,7 @@ def write_store(folder: Path, n: int) -> float:
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(CENTRES, DIM)).astype(np.float32)
     info = ModelInfo("bench-model", "none", "bench:1", False, "cpu", "fp32")
-    writer = StoreWriter(folder, model_metadata(info, 48, ()))
+    writer = StoreWriter(folder, model_metadata(info, 48, None))
     for i in range(n):
         group = i % CENTRES
         vector = centres[group] + 0.6 * rng.normal(size=DIM).astype(np.float32)
@@ -181,7 +181,7 @@ def write_synthetic(folder: Path, n: int) -> float:
         groups = rows % CENTRES
         noise = rng.standard_normal((len(rows), DIM), dtype=np.float32)
         vectors = centres[groups] + np.float32(0.6) * noise
-        meta = {**model_metadata(info, 48, ()), META_GENERATION: "1"}
+        meta = {**model_metadata(info, 48, None), META_GENERATION: "1"}
         if part == parts - 1:
             meta[META_PARTS] = str(parts)
         columns = [

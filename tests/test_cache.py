@@ -501,7 +501,7 @@ def test_a_part_failing_while_served_is_decoded_again(colour_folder, tmp_path, c
 def test_rows_with_non_finite_vectors_are_not_kept_nor_served(tmp_path, caplog) -> None:
     from generator.types import Row
 
-    meta = store.model_metadata(FakeEmbedder.info, 192, ())
+    meta = store.model_metadata(FakeEmbedder.info, 192, None)
     space = cachestore.CacheSpace(tmp_path / "space", meta)
     thumb = make_thumb()
     good = Row("a", "a" * 64, (4, 3), thumb, (4, 3), np.ones(4, np.float32))

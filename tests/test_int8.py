@@ -151,7 +151,7 @@ def test_the_cache_never_mixes_precisions(colour_folder, tmp_path, monkeypatch) 
     and reads back only its own vectors; the store metadata and the page name the precision."""
     infos = {p: replace(FakeEmbedder.info, precision=p) for p in ("fp32", "bf16", "int8")}
     assert len({namespace(i) for i in infos.values()}) == 3
-    assert model_metadata(infos["int8"], 128, ())[META_PRECISION] == "int8"
+    assert model_metadata(infos["int8"], 128, None)[META_PRECISION] == "int8"
     scale = {"fp32": 1.0, "bf16": 1.01, "int8": 1.02}  # each precision's vectors differ a little
 
     class Scaled(Planned):

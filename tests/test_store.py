@@ -202,6 +202,34 @@ def test_inputs_of_one_name_keep_their_folder_labels_through_a_store(tmp_path) -
     assert tree(tmp_path / "one") == tree(tmp_path / "two")
 
 
+def test_file_inputs_of_one_name_are_top_level_through_a_store(tmp_path) -> None:
+    """Files given as inputs have no folder: trip1/x.png and trip2/x.png (told apart by their
+    parents) are "(top level)", as the walk labels them; the store says it has no folder inputs
+    (an empty list), where a missing key would send it back to the rule for older stores."""
+    inputs = tuple(
+        make_image(tmp_path / trip / "x.png", colour, noise=12, seed=i)
+        for i, (trip, colour) in enumerate([("trip1", (200, 40, 40)), ("trip2", (40, 40, 200))])
+    ) + (make_image(tmp_path / "third.png", (40, 200, 40), noise=12, seed=5),)
+    options = {"labels": "folders", "k_max": 2}
+    build_site(
+        BuildConfig(inputs=inputs, output=tmp_path / "one", **options), embedder=FakeEmbedder()
+    )
+    embed(inputs, tmp_path / "emb")
+    metadata = read(tmp_path / "emb").schema.metadata
+    assert (metadata[b"dinoclust.prefixed"], metadata[b"dinoclust.prefixes"]) == (b"true", b"[]")
+    result = build_from(tmp_path / "emb", tmp_path / "two", **options)
+    report = result.report
+    labels = {i["path"]: label for i, label in zip(report["images"], report["labels"], strict=True)}
+    assert labels == dict.fromkeys(["third.png", "trip1/x.png", "trip2/x.png"], "(top level)")
+    assert tree(tmp_path / "one") == tree(tmp_path / "two")
+
+
+def test_one_input_records_no_prefixes(photos, tmp_path) -> None:
+    embed(photos, tmp_path / "emb")
+    metadata = read(tmp_path / "emb").schema.metadata
+    assert metadata[b"dinoclust.prefixed"] == b"false" and b"dinoclust.prefixes" not in metadata
+
+
 def foreign(path: Path, n: int = 12, dim: int = 512, **columns) -> Path:
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(3, dim))

@@ -157,6 +157,7 @@ def meta_case(key: str, value: bytes) -> tuple[dict[bytes, bytes | None], str]:
         ("dinoclust.prefixes", b'{"a": 1}', '{"a": 1}', "a list of folder names"),
         ("dinoclust.prefixes", b'["a", 2]', '["a", 2]', "a list of folder names"),
         ("dinoclust.prefixes", b'[""]', '[""]', "a list of folder names"),
+        ("dinoclust.prefixes", b"null", "null", "a list of folder names"),
     ],
 )
 def test_item_7_malformed_metadata_is_one_error_line(emb, tmp_path, key, value, shown, expected):

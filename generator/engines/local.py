@@ -154,7 +154,7 @@ class LocalEngine:
         size, preview = self.options.thumb_size, self.options.preview_size
         thumbs = thumb_spec(size, self.options.decode_side)
         previews = preview_spec(preview) if preview else None
-        metadata = model_metadata(self.embedder.info, size, (), preview)
+        metadata = model_metadata(self.embedder.info, size, None, preview)
         space = namespace(self.embedder.info, self.options.decode_side)  # as settled in plan
         return cache.space(space, thumbs, previews, metadata)
 

@@ -173,12 +173,12 @@ def input_prefixes(inputs: Sequence[Path]) -> list[PurePosixPath]:
     return out
 
 
-def folder_prefixes(inputs: Sequence[Path]) -> list[str]:
-    """The folder inputs' prefixes as their paths show them (several inputs; else none)."""
+def folder_prefixes(inputs: Sequence[Path]) -> list[str] | None:
+    """The folder inputs' prefixes as their paths show them; None for one input (no prefixes)."""
+    if len(inputs) < 2:
+        return None
     prefixes = zip(inputs, input_prefixes(inputs), strict=True)
-    return [
-        nfc(readable(str(prefix))) for root, prefix in prefixes if prefix.parts and root.is_dir()
-    ]
+    return [nfc(readable(str(prefix))) for root, prefix in prefixes if root.is_dir()]
 
 
 def _named_parts(root: Path) -> tuple[str, ...]:

@@ -131,19 +131,19 @@ def assign_labels(source: LabelSource, found: Discovery) -> Labelling:
 
 
 def labels_for_store(
-    source: LabelSource, rels: list[str], prefixed: bool, prefixes: Sequence[str] = ()
+    source: LabelSource, rels: list[str], prefixed: bool, prefixes: Sequence[str] | None
 ) -> Labelling:
     """Labels for the paths of a Parquet store (`build --embeddings`), by the rule discovery
     follows: a path's first folder below its input, or, with several inputs (`prefixed`: each
-    path starts with its input's name), the input's name for an image directly in it. The input
-    folders' `prefixes`, where the store records them, tell an image directly in the input
-    trip1/photos from one in the folder photos of the input trip1 (the same path); a path under
-    none of them came from a file given as an input."""
-    longest_first = sorted(prefixes, key=len, reverse=True)
+    path starts with its input's name), the input's name for an image directly in it. The folder
+    inputs' `prefixes`, where the store records them (None: an older store), tell an image
+    directly in the input trip1/photos from one in the folder photos of the input trip1 (the same
+    path); a path under none of them came from a file given as an input."""
+    longest_first = sorted(prefixes, key=len, reverse=True) if prefixes is not None else None
 
     def folder(rel: str) -> str:
         parts = rel.split("/")
-        if longest_first:
+        if longest_first is not None:
             prefix = next((p for p in longest_first if rel.startswith(p + "/")), None)
             if prefix is None:
                 return ""

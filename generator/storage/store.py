@@ -78,7 +78,7 @@ META_WEIGHTS = "dinoclust.weights"
 META_WEIGHTS_I18N = "dinoclust.weights_i18n"
 META_RANDOM = "dinoclust.random_weights"
 META_PREFIXED = "dinoclust.prefixed"
-META_PREFIXES = "dinoclust.prefixes"  # several inputs: the folders' prefixes (--labels folders)
+META_PREFIXES = "dinoclust.prefixes"  # several inputs: the folder inputs' prefixes (may be none)
 META_ERRORS_I18N = "dinoclust.errors_i18n"
 META_GENERATION = "dinoclust.generation"
 META_PARTS = "dinoclust.parts"  # only in a generation's last part: how many it has
@@ -107,10 +107,11 @@ def schema(dim: int, metadata: dict[str, str] | None = None) -> pa.Schema:
 
 
 def model_metadata(
-    info: ModelInfo, thumb_size: int, prefixes: Sequence[str], preview_size: int = 0
+    info: ModelInfo, thumb_size: int, prefixes: Sequence[str] | None, preview_size: int = 0
 ) -> dict[str, str]:
     """The file metadata that says which model made the vectors (and how the images were
-    decoded: the thumbnail and preview sizes, and the decoder itself)."""
+    decoded: the thumbnail and preview sizes, and the decoder itself). `prefixes`: None for one
+    input, else the folder inputs' prefixes (discover.folder_prefixes), for --labels folders."""
     from generator.ingest.imaging import decode_version
 
     i18n = info.weights_i18n.to_json() if info.weights_i18n else None
@@ -128,9 +129,9 @@ def model_metadata(
         META_WEIGHTS: info.weights,
         META_WEIGHTS_I18N: json.dumps(i18n, sort_keys=True, ensure_ascii=False),
         META_RANDOM: json.dumps(info.random_weights),
-        META_PREFIXED: json.dumps(bool(prefixes)),
+        META_PREFIXED: json.dumps(prefixes is not None),
     }
-    if prefixes:
+    if prefixes is not None:
         meta[META_PREFIXES] = json.dumps(list(prefixes), ensure_ascii=False)
     return meta
 
@@ -301,9 +302,11 @@ class Store:
         return self.metadata.get(META_PREFIXED) == "true"
 
     @property
-    def prefixes(self) -> tuple[str, ...]:
-        """The input folders' path prefixes; none recorded by older stores or other tools."""
-        return tuple(json.loads(self.metadata.get(META_PREFIXES, "[]")))
+    def prefixes(self) -> tuple[str, ...] | None:
+        """The folder inputs' path prefixes; None where not recorded (one input, older stores,
+        other tools)."""
+        recorded = json.loads(self.metadata.get(META_PREFIXES, "null"))
+        return None if recorded is None else tuple(recorded)
 
     def model_info(self, dim: int | None) -> ModelInfo:
         """What made the vectors, as the report shows it; another tool's file is an "unknown
@@ -595,7 +598,7 @@ def _metadata(raw: dict[bytes, bytes], path: Path) -> dict[str, str]:
     weights = _json_meta(meta, META_WEIGHTS_I18N, path, "null")
     if weights is not None:
         check_message(weights, path, META_WEIGHTS_I18N)
-    prefixes = _json_meta(meta, META_PREFIXES, path, "[]")
+    prefixes = _json_meta(meta, META_PREFIXES, path, "[]")  # null is refused: only [] says none
     if not (isinstance(prefixes, list) and all(isinstance(p, str) and p for p in prefixes)):
         _bad_meta(path, META_PREFIXES, meta[META_PREFIXES], "a list of folder names")
     return meta
