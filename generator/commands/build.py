@@ -95,18 +95,20 @@ def build_site(
     the size budget there), so a failure in it leaves the previous site untouched.
     """
     start = time.perf_counter()
-    store, found, labelling = None, None, None
+    store, found, labelling, sampled = None, None, None, False
     if config.embeddings is not None:
         check_output(config.output, (config.embeddings,))
         store = open_store(config.embeddings)  # checked before anything is written
-        if config.export_embeddings and store.count() > streamed.SAMPLED_ROWS:
+        rows = store.count()  # every part's footer read: once
+        sampled = rows > streamed.SAMPLED_ROWS
+        if config.export_embeddings and sampled:
             raise option_error(
                 "{export_embeddings}: {store} holds {rows} rows, more than the {most} a build "
                 "holds in memory, so the page shows a sample. Their vectors are in its Parquet "
                 "files already (the embedding column), and each row's clusters go to "
                 "assignments.parquet: build without {export_embeddings}.",
                 store=config.embeddings,
-                rows=f"{store.count():,}",
+                rows=f"{rows:,}",
                 most=f"{streamed.SAMPLED_ROWS:,}",
             )
         if config.query:  # the store's model must be the one the page gets: said before work
@@ -116,7 +118,7 @@ def build_site(
         if config.labels:
             labelling = assign_labels(read_labels(config.labels), found)
     with open_run(config, embedder, model=found is not None) as run:
-        if store is not None and store.count() > streamed.SAMPLED_ROWS:
+        if store is not None and sampled:
             source = read_labels(config.labels) if config.labels else None
             report, images = build_sampled(store, config, run.staging, progress, source)
             report = _publish(config, run.staging, report, finish)
