@@ -208,11 +208,6 @@ def settle_precision(precision: str, device: str, requested: str) -> str:
 def resolve_precision(requested: str, device: str) -> str:
     """`auto`: bf16 where matrix units do it natively (CUDA; CPUs with AMX or AVX512-BF16),
     fp16 on Apple's GPU, fp32 elsewhere (plan_model may then choose int8, see choose_int8)."""
-    if requested == "mps" and not _apple_silicon():
-        raise ModelError(
-            "--device mps was requested but is not available here (MPS is Apple silicon's); "
-            "use --device auto or --device cpu."
-        )
     if requested != "auto":
         return requested
     if device == "cuda":
