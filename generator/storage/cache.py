@@ -149,11 +149,12 @@ class EmbeddingCache:
         """Give up, or start afresh (at the start or mid-build): the file is discarded only when
         SQLite verifies it is not a sound database."""
         self.close()
-        sound = not isinstance(exc, sqlite3.DatabaseError) or isinstance(
+        # misused (InterfaceError), locked, read-only, I/O, or not verified damaged: keep it
+        suspect = isinstance(exc, sqlite3.DatabaseError) and not isinstance(
             exc, sqlite3.OperationalError
         )
-        if sound or not self._verified_damaged():
-            self._give_up(exc)  # misused, locked, read-only, I/O, or not verified damaged: keep it
+        if not suspect or not self._verified_damaged():
+            self._give_up(exc)
             return
         log.warning("embedding cache %s is damaged (%s); starting a new one", self.path, exc)
         for suffix in ("", "-journal", "-wal", "-shm"):
